@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# uniaudio's two commands, each installing what it needs first (a no-op when set up):
+#   ./run.sh demo [DIR]     demo corpora -> pipeline -> benchmark, on local Ray
+#   ./run.sh test [ARGS]    the test suite (ARGS go to pytest, e.g. -m "not slow")
+#   ./run.sh setup          only install
+# Environment: UNIAUDIO_VENV (default .venv), UNIAUDIO_TORCH_INDEX (a PyTorch wheel index
+# URL for a CUDA or CPU build), UNIAUDIO_SKIP_APT=1 (system packages handled by you).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${UNIAUDIO_VENV:-.venv}
+APT_PKGS=(espeak-ng sox libsox-fmt-all fluidsynth fluid-soundfont-gm libsndfile1 codec2)
+
+log() { printf '\033[1m[uniaudio]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*"; exit 1; fi
+}
+
+setup_system() {
+  [ "${UNIAUDIO_SKIP_APT:-0}" = 1 ] && return
+  local missing=()
+  for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  command -v python3 >/dev/null || missing+=(python3 python3-venv python3-pip)
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  [ ${#missing[@]} -eq 0 ] && return
+  if ! command -v apt-get >/dev/null; then
+    log "not a Debian/Ubuntu system: install ${missing[*]} with your package manager, then set UNIAUDIO_SKIP_APT=1"; exit 1
+  fi
+  log "installing system packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+setup_python() {
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { log "uniaudio needs Python >= 3.11"; exit 1; }
+  [ -x "$VENV/bin/python" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
+  local py="$VENV/bin/python"
+  if ! "$py" -c 'import torch' 2>/dev/null; then
+    # torch==2.13.0 takes a local CPU wheel where a find-links folder has one; elsewhere set
+    # UNIAUDIO_TORCH_INDEX to the wheel index PyTorch's install page gives (CPU or CUDA).
+    log "installing torch 2.13.0"
+    if [ -n "${UNIAUDIO_TORCH_INDEX:-}" ]; then
+      "$py" -m pip install -q "torch==2.13.0" --index-url "$UNIAUDIO_TORCH_INDEX"
+    else
+      "$py" -m pip install -q "torch==2.13.0"
+    fi
+  fi
+  local stamp="$VENV/.uniaudio-install" want
+  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing uniaudio and its dependencies into $VENV"
+    "$py" -m pip install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+cmd=${1:-help}; shift || true
+case "$cmd" in
+  setup) setup_system; setup_python ;;
+  demo)
+    setup_system; setup_python
+    dir=${1:-demo-data}
+    "$VENV/bin/uniaudio" data demo "$dir/corpora"
+    log "demo corpora in $dir/corpora (see $dir/corpora/demo.json)"
+    ;;
+  test)
+    setup_system; setup_python
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("UNIAUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
+LJSPEECH_MINI = SHARED_DATA / "ljspeech-mini"
+
+
+@pytest.fixture(scope="session")
+def ljspeech_mini() -> Path:
+    if not (LJSPEECH_MINI / "metadata.csv").exists():
+        pytest.skip(f"shared data not present at {LJSPEECH_MINI}")
+    return LJSPEECH_MINI
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """Small demo corpora, built once per test session (about 3 s)."""
+    from uniaudio.demo import build_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    build_demo(root, seed=7, scale=0.67, progress=False)
+    return root

@@ -1,0 +1,233 @@
+"""The one place audio is read and written.
+
+Everything in uniaudio that touches an audio file goes through `load`, `info` or `save`:
+soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3, ...) for I/O, soxr for
+resampling, float32 mono numpy arrays in memory. Every failure is an `AudioError`
+whose `reason` is one short machine-readable word (used as the reject reason by the
+pipeline and the failure reason by the benchmark) and whose message names the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+# Reasons are a closed set so that reject tables and benchmark failures can be grouped.
+MISSING = "missing"
+PERMISSION = "permission"
+EMPTY = "empty"
+UNREADABLE = "unreadable"
+TRUNCATED = "truncated"
+NON_FINITE = "non_finite"
+UNSUPPORTED = "unsupported"
+BAD_WINDOW = "bad_window"
+REASONS = (MISSING, PERMISSION, EMPTY, UNREADABLE, TRUNCATED, NON_FINITE, UNSUPPORTED, BAD_WINDOW)
+
+SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+
+
+class AudioError(Exception):
+    """Any failure to read or write audio. `reason` is one of `REASONS`."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, detail: str = ""):
+        assert reason in REASONS, reason
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):  # keep the fields when the error crosses a process (Ray, multiprocessing)
+        return (AudioError, (self.path, self.reason, self.detail))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _check_path(path: Path) -> None:
+    """Distinguish missing, unreadable-permission and zero-byte before libsndfile does
+    (it reports all three as 'System error' or 'Format not recognised')."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError(path, MISSING, "no such file") from None
+    except PermissionError:
+        raise AudioError(path, PERMISSION, "cannot stat file") from None
+    if not path.is_file():
+        raise AudioError(path, UNSUPPORTED, "not a regular file")
+    if st.st_size == 0:
+        raise AudioError(path, EMPTY, "zero-byte file")
+    # A file with no read bit for anyone is refused even when root could read it: workers
+    # on a cluster rarely run as root, and a run must not depend on who launched it.
+    if not os.access(path, os.R_OK) or not st.st_mode & 0o444:
+        raise AudioError(path, PERMISSION, "file is not readable (permission bits)")
+
+
+def _wav_declared_data_bytes(path: Path) -> tuple[int, int] | None:
+    """For RIFF/WAVE files: (declared size of the data chunk, bytes actually present).
+
+    libsndfile silently clamps the frame count of a cut WAV to what is on disk, so a
+    truncated WAV would otherwise load as a shorter, valid-looking file."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                # 0 and 0xFFFFFFFF are used by streaming writers for "unknown length".
+                if csize in (0, 0xFFFFFFFF):
+                    return None
+                return csize, size - pos - 8
+            pos += 8 + csize + (csize & 1)
+    return None
+
+
+def _open_error(path: Path, err: Exception) -> AudioError:
+    msg = str(err)
+    if "Format not recognised" in msg or "not recognised" in msg.lower():
+        return AudioError(path, UNREADABLE, "not a recognised audio format")
+    if "unsupported" in msg.lower():
+        return AudioError(path, UNSUPPORTED, msg)
+    return AudioError(path, UNREADABLE, msg)
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Header information without decoding samples. Raises `AudioError`."""
+    p = Path(path)
+    _check_path(p)
+    try:
+        i = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise _open_error(p, e) from None
+    if i.frames <= 0 or i.samplerate <= 0:
+        raise AudioError(p, EMPTY, "no audio frames")
+    return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames), i.format, i.subtype)
+
+
+def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Resample with soxr (HQ). Works on [frames] or [frames, channels] arrays."""
+    if sr == target_sr:
+        return wav
+    if sr <= 0 or target_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr} -> {target_sr}")
+    return soxr.resample(wav, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def to_mono(wav: np.ndarray) -> np.ndarray:
+    """Average the channels of a [frames, channels] array (identity on 1-D)."""
+    if wav.ndim == 1:
+        return wav
+    return wav.mean(axis=1, dtype=np.float32)
+
+
+def load(
+    path: str | os.PathLike,
+    sr: int | None = None,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    mono: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Read audio as float32 in [-1, 1].
+
+    Returns (wav, sample_rate): wav is [frames] when `mono`, else [frames, channels].
+    `offset`/`duration` (seconds) select a window, read without decoding the rest where
+    the format allows seeking. `sr` resamples to that rate (soxr HQ); None keeps the
+    file's rate. Raises `AudioError` for every failure, never returns partial audio.
+    """
+    p = Path(path)
+    _check_path(p)
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise AudioError(p, BAD_WINDOW, f"offset={offset} duration={duration}")
+    try:
+        declared = _wav_declared_data_bytes(p)
+    except OSError as e:
+        raise AudioError(p, UNREADABLE, str(e)) from None
+    if declared is not None and declared[1] < declared[0]:
+        raise AudioError(p, TRUNCATED, f"data chunk declares {declared[0]} bytes, {declared[1]} present")
+    try:
+        with sf.SoundFile(str(p)) as f:
+            file_sr = int(f.samplerate)
+            total = int(f.frames)
+            start = int(round(offset * file_sr))
+            if total > 0 and start >= total:
+                raise AudioError(p, BAD_WINDOW, f"offset {offset}s is past the end ({total / file_sr:.3f}s)")
+            want = -1 if duration is None else int(round(duration * file_sr))
+            if start:
+                f.seek(start)
+            data = f.read(frames=want, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        msg = str(e)
+        if "lost sync" in msg or "truncated" in msg.lower() or "unexpected end" in msg.lower():
+            raise AudioError(p, TRUNCATED, msg) from None
+        raise _open_error(p, e) from None
+    except MemoryError:
+        raise AudioError(p, UNREADABLE, "header declares more samples than fit in memory") from None
+    if data.shape[0] == 0:
+        raise AudioError(p, EMPTY, "no audio frames")
+    if want > 0 and data.shape[0] < want and start + data.shape[0] < total:
+        raise AudioError(p, TRUNCATED, f"read {data.shape[0]} of {want} frames")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioError(p, NON_FINITE, f"{bad} NaN/Inf samples")
+    wav = to_mono(data) if mono else data
+    if sr is not None and sr != file_sr:
+        wav = resample(wav, file_sr, sr)
+        file_sr = sr
+    return np.ascontiguousarray(wav, dtype=np.float32), file_sr
+
+
+def save(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str = "PCM_16") -> Path:
+    """Write WAV or FLAC (chosen by suffix), creating parent folders.
+
+    Written to a temporary name and renamed, so a crash never leaves a half file under
+    the final name. Values outside [-1, 1] are clipped by the PCM encoder; NaN/Inf are
+    refused because they would encode as silence or noise without a trace."""
+    p = Path(path)
+    fmt = SAVE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise AudioError(p, UNSUPPORTED, f"can only save {sorted(SAVE_FORMATS)}")
+    arr = np.asarray(wav, dtype=np.float32)
+    if arr.size == 0:
+        raise AudioError(p, EMPTY, "refusing to write zero samples")
+    if not np.isfinite(arr).all():
+        raise AudioError(p, NON_FINITE, "refusing to write NaN/Inf samples")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    try:
+        sf.write(str(tmp), arr, int(sr), format=fmt, subtype=subtype)
+        os.replace(tmp, p)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        code = PERMISSION if e.errno in (errno.EACCES, errno.EPERM) else UNREADABLE
+        raise AudioError(p, code, str(e)) from None
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise AudioError(p, UNSUPPORTED, str(e)) from None
+    return p

@@ -1,0 +1,91 @@
+"""`uniaudio ...` command line. `benchmark ...` is the same CLI's benchmark group.
+
+Heavy imports (Ray, torch) happen inside commands so that `--help` stays instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="uniaudio")
+def main() -> None:
+    """uniaudio: audio foundation model toolkit.
+
+    \b
+    data       build demo corpora, inspect audio and manifests
+    pipeline   Ray data engine: corpora -> manifests -> WebDataset token shards
+    train      codecs and UniAudio-style language models
+    benchmark  score systems on tasks (WER, SIM, PESQ, STOI, MOS, ...) and publish leaderboards
+    """
+
+
+@main.group()
+def data() -> None:
+    """Demo corpora and data inspection."""
+
+
+@data.command("demo")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="Same seed and scale give the same files.")
+@click.option("--scale", default=1.0, show_default=True, type=float,
+              help="Multiplies utterance/clip counts (e.g. 10 for scale benchmarks, 0.34 for tiny tests).")
+@click.option("--workers", default=None, type=int, help="Parallel synthesis jobs (default: CPU count).")
+def data_demo(root: Path, seed: int, scale: float, workers: int | None) -> None:
+    """Write deterministic demo corpora under ROOT: LibriSpeech-layout speech (espeak-ng),
+    AudioCaps-layout sound events, MusicCaps-layout music (fluidsynth)."""
+    from .demo import build_demo
+    from .demo.tools import MissingTool
+
+    if scale <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--scale")
+    try:
+        summary = build_demo(root, seed=seed, scale=scale, workers=workers)
+    except MissingTool as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(summary["corpora"], indent=2))
+
+
+@data.command("info")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def data_info(paths: tuple[Path, ...]) -> None:
+    """Print header info of audio files (or the reason they cannot be read)."""
+    from . import audio
+
+    bad = 0
+    for p in paths:
+        try:
+            i = audio.info(p)
+            click.echo(f"{p}\t{i.format}/{i.subtype}\t{i.sample_rate} Hz\t{i.channels} ch\t{i.duration:.3f} s")
+        except audio.AudioError as e:
+            bad += 1
+            click.echo(f"{p}\tERROR {e.reason}: {e.detail}", err=True)
+    sys.exit(1 if bad else 0)
+
+
+@main.group()
+def pipeline() -> None:
+    """Ray data engine: recipes -> manifests -> streaming stages -> WebDataset shards."""
+
+
+@main.group()
+def train() -> None:
+    """Train codecs and UniAudio-style models."""
+
+
+@main.group(context_settings=CONTEXT)  # also the entry point of the `benchmark` script
+def benchmark() -> None:
+    """Score systems on tasks and publish leaderboards (`benchmark run --task all`)."""
+
+
+if __name__ == "__main__":
+    main()

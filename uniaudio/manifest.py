@@ -1,0 +1,243 @@
+"""The record schema shared by pipeline, trainer and benchmark.
+
+A manifest is a Parquet file of `Record` rows (one utterance or clip each). It is
+written and read in row batches so that a 165k-hour corpus never has to fit in memory.
+`problems(record)` lists what is wrong with one row without raising (the pipeline turns
+those into rejects); `validate` raises a `ManifestError` naming the field and the row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DOMAINS = ("speech", "sound", "music", "singing")
+
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("corpus", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("offset", pa.float64(), nullable=False),
+        # Unknown until the header is read (null): recipes that cannot read it cheaply leave it.
+        pa.field("duration", pa.float64()),
+        pa.field("sample_rate", pa.int32()),
+        pa.field("channels", pa.int16()),
+        pa.field("text", pa.string()),
+        pa.field("caption", pa.string()),
+        pa.field("speaker", pa.string()),
+        pa.field("language", pa.string()),
+        # Corpus-specific fields (extra captions, chapter, gender, labels) as a JSON object.
+        pa.field("extra", pa.string()),
+    ],
+    metadata={b"uniaudio.schema": b"manifest/1"},
+)
+COLUMNS = tuple(SCHEMA.names)
+
+
+class ManifestError(ValueError):
+    """A manifest row or file that breaks the schema; names the row and the field."""
+
+    def __init__(self, message: str, *, row: int | str | None = None, field: str | None = None):
+        self.row = row
+        self.field = field
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__((", ".join(where) + ": " if where else "") + message)
+
+
+@dataclass
+class Record:
+    id: str
+    corpus: str
+    split: str
+    domain: str
+    path: str
+    offset: float = 0.0
+    duration: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    text: str | None = None
+    caption: str | None = None
+    speaker: str | None = None
+    language: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["extra"] = json.dumps(self.extra, ensure_ascii=False, sort_keys=True) if self.extra else None
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Record":
+        kw = {f.name: row.get(f.name) for f in fields(cls)}
+        extra = kw.get("extra")
+        kw["extra"] = json.loads(extra) if isinstance(extra, str) and extra else (extra or {})
+        if kw.get("offset") is None:
+            kw["offset"] = 0.0
+        return cls(**kw)
+
+    @property
+    def end(self) -> float | None:
+        return None if self.duration is None else self.offset + self.duration
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def problems(rec: Record | dict[str, Any]) -> list[tuple[str, str]]:
+    """Everything wrong with one row, as (field, message) pairs; empty when valid."""
+    row = rec.to_row() if isinstance(rec, Record) else rec
+    out: list[tuple[str, str]] = []
+    for name in ("id", "corpus", "split", "path"):
+        v = row.get(name)
+        if not isinstance(v, str) or not v.strip():
+            out.append((name, f"must be a non-empty string, got {v!r}"))
+    if row.get("domain") not in DOMAINS:
+        out.append(("domain", f"must be one of {DOMAINS}, got {row.get('domain')!r}"))
+    off = row.get("offset", 0.0)
+    if not _is_number(off) or not math.isfinite(off) or off < 0:
+        out.append(("offset", f"must be a finite number >= 0, got {off!r}"))
+    dur = row.get("duration")
+    if dur is not None and (not _is_number(dur) or not math.isfinite(dur) or dur <= 0):
+        out.append(("duration", f"must be a finite number > 0 or null, got {dur!r}"))
+    for name in ("sample_rate", "channels"):
+        v = row.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+            out.append((name, f"must be a positive integer or null, got {v!r}"))
+    for name in ("text", "caption", "speaker", "language"):
+        v = row.get(name)
+        if v is not None and not isinstance(v, str):
+            out.append((name, f"must be a string or null, got {type(v).__name__}"))
+    extra = row.get("extra")
+    if extra is not None:
+        try:
+            obj = json.loads(extra) if isinstance(extra, str) else extra
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            out.append(("extra", f"must be a JSON object: {e}"))
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        out.append((sorted(unknown)[0], f"unknown field(s) {sorted(unknown)}; the schema has {list(COLUMNS)}"))
+    return out
+
+
+def validate(rec: Record | dict[str, Any], row: int | str | None = None) -> None:
+    """Raise `ManifestError` for the first problem of a row."""
+    bad = problems(rec)
+    if bad:
+        name, msg = bad[0]
+        rid = rec.id if isinstance(rec, Record) else rec.get("id")
+        raise ManifestError(f"{msg} (id={rid!r})", row=row, field=name)
+
+
+class ManifestWriter:
+    """Append records to a Parquet manifest in row groups of `batch_size`.
+
+    Writes to `path.tmp` and renames on a clean close, so a crashed writer never leaves
+    a manifest that looks complete. With `strict`, an invalid row raises ManifestError."""
+
+    def __init__(self, path: str | os.PathLike, *, batch_size: int = 10_000, strict: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._writer = pq.ParquetWriter(str(self._tmp), SCHEMA, compression="zstd")
+        self._buf: list[dict[str, Any]] = []
+        self.batch_size = batch_size
+        self.strict = strict
+        self.count = 0
+
+    def write(self, rec: Record | dict[str, Any]) -> None:
+        row = rec.to_row() if isinstance(rec, Record) else dict(rec)
+        if self.strict:
+            validate(row, row=self.count)
+        self._buf.append(row)
+        self.count += 1
+        if len(self._buf) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._writer.write_table(pa.Table.from_pylist(self._buf, schema=SCHEMA))
+            self._buf = []
+
+    def close(self) -> Path:
+        self._flush()
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "ManifestWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_manifest(path: str | os.PathLike, records: Iterable[Record | dict[str, Any]], **kw: Any) -> int:
+    """Stream records into a Parquet manifest; returns the row count."""
+    with ManifestWriter(path, **kw) as w:
+        for r in records:
+            w.write(r)
+    return w.count
+
+
+def _check_schema(path: Path, schema: pa.Schema) -> None:
+    missing = [n for n in ("id", "corpus", "split", "domain", "path") if n not in schema.names]
+    if missing:
+        raise ManifestError(f"{path} is not a uniaudio manifest: missing column(s) {missing}", field=missing[0])
+
+
+def iter_batches(path: str | os.PathLike, batch_size: int = 10_000, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Arrow record batches of a manifest, conformed to SCHEMA column order."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"manifest not found: {p}")
+    pf = pq.ParquetFile(str(p))
+    _check_schema(p, pf.schema_arrow)
+    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+        yield batch
+
+
+def iter_records(path: str | os.PathLike, batch_size: int = 10_000, *, validate_rows: bool = True) -> Iterator[Record]:
+    """Records of a manifest, one batch in memory at a time."""
+    n = 0
+    for batch in iter_batches(path, batch_size):
+        for row in batch.to_pylist():
+            if validate_rows:
+                validate(row, row=n)
+            yield Record.from_row(row)
+            n += 1
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Whole manifest as an Arrow table: for small manifests and id/size-only columns."""
+    p = Path(path)
+    table = pq.read_table(str(p), columns=columns)
+    _check_schema(p, table.schema) if columns is None else None
+    return table
+
+
+def count(path: str | os.PathLike) -> int:
+    return pq.ParquetFile(str(path)).metadata.num_rows
