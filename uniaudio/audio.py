@@ -231,3 +231,30 @@ def save(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str = "P
         tmp.unlink(missing_ok=True)
         raise AudioError(p, UNSUPPORTED, str(e)) from None
     return p
+
+
+def encode_flac(wav: np.ndarray, sr: int) -> bytes:
+    """FLAC bytes in memory (16-bit), for shard members."""
+    import io
+
+    arr = np.asarray(wav, dtype=np.float32)
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise AudioError("<memory>", EMPTY if arr.size == 0 else NON_FINITE, "cannot encode")
+    buf = io.BytesIO()
+    sf.write(buf, arr, int(sr), format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_bytes(data: bytes, name: str = "<memory>") -> tuple[np.ndarray, int]:
+    """Decode an in-memory file (a shard member) to float32 mono."""
+    import io
+
+    if not data:
+        raise AudioError(name, EMPTY, "zero bytes")
+    try:
+        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(name, UNREADABLE, str(e)) from None
+    if wav.shape[0] == 0:
+        raise AudioError(name, EMPTY, "no audio frames")
+    return np.ascontiguousarray(to_mono(wav)), int(sr)

@@ -1,0 +1,1 @@
+"""Ray data engine: recipes -> manifests -> plan -> streaming stages -> WebDataset shards."""

@@ -1,0 +1,109 @@
+"""Pipeline configuration (YAML). See configs/demo-pipeline.yaml."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ConfigError, to_dict
+from .recipes import RECIPES
+
+
+@dataclass
+class InputSpec:
+    """One corpus: a recipe over a root folder, or an existing manifest Parquet."""
+    recipe: str | None = None
+    root: str | None = None
+    manifest: str | None = None
+    split: str | None = None
+    name: str | None = None  # shard prefix and report key; default: recipe name
+    options: dict[str, Any] = field(default_factory=dict)  # extra recipe arguments
+
+    def validate(self) -> None:
+        if (self.recipe is None) == (self.manifest is None):
+            raise ConfigError("inputs[].recipe", "give exactly one of 'recipe' (with 'root') or 'manifest'")
+        if self.recipe is not None:
+            if self.recipe not in RECIPES:
+                raise ConfigError("inputs[].recipe", f"unknown recipe {self.recipe!r}; known: {', '.join(sorted(RECIPES))}")
+            if not self.root:
+                raise ConfigError("inputs[].root", f"recipe {self.recipe!r} needs a root folder")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
+            raise ConfigError("inputs[].name", f"{self.name!r} must be letters, digits, '-' or '_'")
+
+    @property
+    def prefix(self) -> str:
+        if self.name:
+            return self.name
+        if self.recipe:
+            return self.recipe + (f"-{self.split}" if self.split else "")
+        return re.sub(r"[^A-Za-z0-9_-]", "_", self.manifest.rsplit("/", 1)[-1].removesuffix(".parquet"))
+
+
+@dataclass
+class Filters:
+    min_duration: float = 0.3  # seconds
+    max_duration: float = 60.0
+    silence_dbfs: float = -60.0  # whole-file RMS below this is "silent"
+    max_clipped_fraction: float = 0.01  # share of samples at full scale
+
+    def validate(self) -> None:
+        if not 0 <= self.min_duration < self.max_duration:
+            raise ConfigError("filters.min_duration", "need 0 <= min_duration < max_duration")
+        if not 0 <= self.max_clipped_fraction <= 1:
+            raise ConfigError("filters.max_clipped_fraction", "must be in [0, 1]")
+
+
+@dataclass
+class ShardSpec:
+    max_samples: int = 500
+    max_bytes: int = 256 * 2**20  # planning target, from manifest durations
+
+    def validate(self) -> None:
+        if self.max_samples < 1:
+            raise ConfigError("shard.max_samples", "must be >= 1")
+        if self.max_bytes < 2**16:
+            raise ConfigError("shard.max_bytes", "must be >= 65536")
+
+
+@dataclass
+class RaySpec:
+    address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray started here
+    num_cpus: int | None = None  # for the local Ray only
+    object_store_memory: int | None = None  # bytes, local Ray only
+    tokenizer_actors: int | None = None  # actor pool size; default: GPUs, else CPUs // 2 (>= 1)
+
+
+@dataclass
+class PipelineConfig:
+    inputs: list[InputSpec]
+    output: str
+    tokenizer: str = "none"  # "none" stores FLAC audio; else a registry name (uniaudio.tokenize)
+    tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int = 16000  # decode target; a tokenizer's own rate wins
+    filters: Filters = field(default_factory=Filters)
+    shard: ShardSpec = field(default_factory=ShardSpec)
+    ray: RaySpec = field(default_factory=RaySpec)
+
+    def validate(self) -> None:
+        if not self.inputs:
+            raise ConfigError("inputs", "at least one input is required")
+        prefixes = [i.prefix for i in self.inputs]
+        dup = {p for p in prefixes if prefixes.count(p) > 1}
+        if dup:
+            raise ConfigError("inputs[].name", f"two inputs share the shard prefix {sorted(dup)}; set distinct names")
+        if self.sample_rate <= 0:
+            raise ConfigError("sample_rate", "must be > 0")
+        if self.tokenizer != "none":
+            from ..tokenize import REGISTRY
+            if self.tokenizer not in REGISTRY:
+                raise ConfigError("tokenizer", f"unknown tokenizer {self.tokenizer!r}; known: none, {', '.join(sorted(REGISTRY))}")
+
+    def fingerprint(self) -> str:
+        """What must not change between a run and its resume (outputs would differ)."""
+        d = to_dict(self)
+        d.pop("ray")
+        d.pop("output")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,71 @@
+"""WebDataset shard files: `{prefix}-{index:06d}.tar`, one sample per utterance.
+
+Members per sample key: `codes.npy` (int16 [n_codebooks, frames]) or `flac` (audio mode),
+`json` (the manifest row + tokenizer), `txt` when there is text. Tars are written
+deterministically (sorted members, fixed mtime/owner) to a temporary name and renamed, so
+a shard is on disk whole or not at all, and rewriting it gives the same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def sample_key(uid: str) -> str:
+    """A webdataset-safe key (webdataset splits keys at the first dot). When sanitising
+    changes the id, a short hash of the original keeps distinct ids distinct."""
+    key = _KEY_BAD.sub("_", uid)
+    if key != uid:
+        key = f"{key}_{hashlib.blake2b(uid.encode(), digest_size=4).hexdigest()}"
+    return key
+
+
+def write_tar(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[str, int]:
+    """Write samples [(key, {ext: bytes})] atomically; returns (sha256, size)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for key, members in samples:
+                for ext in sorted(members):
+                    data = members[ext]
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+        sha = file_sha256(tmp)
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return sha, size
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_tar(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Samples of a shard in order, grouped by key as webdataset groups them."""
+    current, members = None, {}
+    with tarfile.open(path, "r") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            key, _, ext = info.name.partition(".")
+            if key != current and current is not None:
+                yield current, members
+                members = {}
+            current = key
+            members[ext] = tar.extractfile(info).read()
+    if current is not None:
+        yield current, members
