@@ -23,3 +23,14 @@ def demo_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     build_demo(root, seed=7, scale=0.67, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (each start costs seconds)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

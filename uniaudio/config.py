@@ -41,7 +41,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(where, f"expected a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, where)
+        return from_dict(tp, value, where + ".")
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(where, f"expected a list, got {type(value).__name__}")

@@ -98,6 +98,15 @@ class TokenizeStage:
         return row
 
 
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # provenance only; never fail a shard over it
+        return None
+
+
 def write_shard(row: dict) -> dict:
     """Write the shard tar (if it has samples) and then its done record; return the record."""
     data = pickle.loads(row["payload"])
@@ -129,7 +138,7 @@ def write_shard(row: dict) -> dict:
         index.append({"key": key, "id": r["id"], "corpus": r["corpus"], "domain": r["domain"],
                       "frames": frames, "seconds": seconds})
     record = {"shard": row["shard"], "name": row["name"], "prefix": row["prefix"], "tar": None, "sha256": None,
-              "bytes": 0, "samples": index, "rejects": data["rejects"], "finished": time.time()}
+              "bytes": 0, "samples": index, "rejects": data["rejects"], "finished": time.time(), "node": _node_id()}
     if samples:
         tar = out / "shards" / f"{row['name']}.tar"
         sha, size = write_tar(tar, samples)
