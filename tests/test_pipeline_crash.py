@@ -1,0 +1,117 @@
+"""Crash, resume and cluster runs of the real CLI in separate processes."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline_helpers import shard_ids, tar_state
+from uniaudio import manifest
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from uniaudio.demo import build_demo
+
+    root = tmp_path_factory.mktemp("crash-demo")
+    build_demo(root, seed=11, scale=1.5, progress=False)  # 72 utterances
+    return root / "LibriSpeech"
+
+
+def cli(out: Path, corpus: Path, env=None) -> list[str]:
+    return [str(BIN / "uniaudio"), "pipeline", "run", "--input", f"librispeech:{corpus}", "--out", str(out),
+            "--shard-samples", "2", "--num-cpus", "2"]
+
+
+def wait_for_tars(out: Path, n: int, proc: subprocess.Popen, timeout=120) -> None:
+    t0 = time.time()
+    while len(list((out / "shards").glob("*.tar"))) < n:
+        assert proc.poll() is None, "run finished before the crash point"
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def finished_state(out: Path) -> dict:
+    """Tars that have a done record: the shards a resume must leave untouched."""
+    state = tar_state(out)
+    done = {json.loads(p.read_text())["tar"] for p in (out / "done").glob("*.json")}
+    return {k: v for k, v in state.items() if k in done}
+
+
+def assert_exactly_once(out: Path) -> None:
+    ids = shard_ids(out)
+    planned = [r.id for r in manifest.iter_records(out / "manifests" / "librispeech.parquet")]
+    assert len(ids) == len(set(ids)), "an utterance is in two shards"
+    assert sorted(ids) == sorted(planned), "an utterance is missing"
+    res = subprocess.run([str(BIN / "uniaudio"), "pipeline", "verify", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_kill_driver_and_resume(tmp_path, corpus):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(out, corpus), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_tars(out, random.Random().randint(2, 8), proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = finished_state(out)
+    assert before, "nothing was finished before the kill"
+    res = subprocess.run(cli(out, corpus), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = tar_state(out)
+    for name, state in before.items():
+        assert after[name] == state, f"{name} was rewritten"
+    assert json.loads((out / "report.json").read_text())["shards"]["skipped_done"] >= len(before)
+    assert_exactly_once(out)
+
+
+def _busy_ray_workers() -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()[1:]
+            if "ray::" in line and "IDLE" not in line and ("Map" in line or "decode" in line or "write" in line)]
+
+
+def test_kill_worker_mid_run(tmp_path, corpus):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli(out, corpus), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_tars(out, 2, proc)
+    killed = 0
+    t0 = time.time()
+    while not killed and time.time() - t0 < 60 and proc.poll() is None:
+        for pid in _busy_ray_workers():
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+            break
+        time.sleep(0.02)
+    assert killed, "no busy Ray worker found to kill"
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]  # Ray retried the lost task
+    assert_exactly_once(out)
+
+
+def test_two_node_cluster(tmp_path, corpus):
+    holder = subprocess.Popen([sys.executable, str(HERE / "ray_cluster_holder.py")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        address = holder.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:"), address
+        env = dict(os.environ, RAY_ADDRESS=address, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+        out = tmp_path / "out"
+        cmd = cli(out, corpus)[:-2]  # --num-cpus is for a local Ray only
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert res.returncode == 0, res.stderr[-2000:]
+        nodes = {json.loads(p.read_text()).get("node") for p in (out / "done").glob("*.json")} - {None}
+        assert len(nodes) == 2, f"shards were written on {len(nodes)} node(s)"
+        assert_exactly_once(out)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
