@@ -61,8 +61,13 @@ case "$cmd" in
   demo)
     setup_system; setup_python
     dir=${1:-demo-data}
-    "$VENV/bin/uniaudio" data demo "$dir/corpora"
+    [ -f "$dir/corpora/demo.json" ] || "$VENV/bin/uniaudio" data demo "$dir/corpora"
     log "demo corpora in $dir/corpora (see $dir/corpora/demo.json)"
+    "$VENV/bin/uniaudio" pipeline run configs/demo-pipeline.yaml --out "$dir/shards" \
+      --input "librispeech:$dir/corpora/LibriSpeech" --input "audiocaps:$dir/corpora/audiocaps" \
+      --input "musiccaps:$dir/corpora/musiccaps"
+    "$VENV/bin/uniaudio" pipeline verify "$dir/shards"
+    log "shards in $dir/shards (report.json, index.parquet, rejects.parquet)"
     ;;
   test)
     setup_system; setup_python

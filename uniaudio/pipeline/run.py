@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .config import PipelineConfig, RaySpec
 from .plan import REJECT_SCHEMA, InputPlan, plan_input
-from .stages import TokenizeStage, decode_shard, is_done, write_shard
+from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
 
 INDEX_SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("id", pa.string()), ("corpus", pa.string()),
@@ -81,7 +81,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
             else:
                 tasks.append({"prefix": plan.prefix, "shard": shard, "name": name, "out": str(out),
                               "plan_path": plan.plan_path, "row_group": plan.row_group[shard],
-                              "sample_rate": sample_rate, "filters": filters})
+                              "sample_rate": sample_rate, "filters": filters, "tokenizer": cfg.tokenizer,
+                              "tokenizer_options": cfg.tokenizer_options})
 
     done_seconds = 0.0
     if tasks:
@@ -93,15 +94,15 @@ def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
-        ds = ds.map(decode_shard, num_cpus=1)
-        if cfg.tokenizer != "none":
-            gpus = int(ray.cluster_resources().get("GPU", 0))
-            cpus = int(ray.cluster_resources().get("CPU", 1))
-            actors = cfg.ray.tokenizer_actors or (gpus if gpus else max(1, cpus // 2))
-            ds = ds.map(TokenizeStage, fn_constructor_args=(cfg.tokenizer, cfg.tokenizer_options,
-                                                            "cuda" if gpus else None),
-                        concurrency=actors, num_gpus=1 if gpus else 0, num_cpus=1)
-        ds = ds.map(write_shard, num_cpus=1)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if cfg.tokenizer != "none" and gpus:
+            # decode on CPUs -> tokenize in a GPU actor pool (one model load per actor) -> write on CPUs
+            ds = ds.map(decode_shard, num_cpus=1)
+            ds = ds.map(TokenizeStage, fn_constructor_args=(cfg.tokenizer, cfg.tokenizer_options, "cuda"),
+                        concurrency=cfg.ray.tokenizer_actors or gpus, num_gpus=1, num_cpus=1)
+            ds = ds.map(write_shard, num_cpus=1)
+        else:
+            ds = ds.map(process_shard, num_cpus=1)
         bar = tqdm(total=len(tasks), desc="shards", unit="shard", disable=not progress)
         for r in ds.iter_rows():
             done_seconds += r["seconds"]

@@ -41,8 +41,8 @@ def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | 
     return None
 
 
-def decode_shard(task: dict) -> dict:
-    """Read one shard's plan rows, decode and filter their audio."""
+def _decode(task: dict) -> tuple[list[dict], list[dict]]:
+    """Read one shard's plan rows, decode and filter their audio: (items, rejects)."""
     rows = pq.ParquetFile(task["plan_path"]).read_row_group(task["row_group"]).to_pylist()
     items, rejects = [], []
     sr = task["sample_rate"]
@@ -57,45 +57,76 @@ def decode_shard(task: dict) -> dict:
             rejects.append(_reject(row, bad[0], bad[1], len(wav) / sr, "filter"))
             continue
         items.append({"row": row, "wav": wav})
-    return {"prefix": task["prefix"], "shard": task["shard"], "name": task["name"], "out": task["out"],
-            "sample_rate": sr, "payload": pickle.dumps({"items": items, "rejects": rejects}, protocol=5)}
+    return items, rejects
 
 
-class TokenizeStage:
-    """Actor: loads the tokenizer once, encodes every item of a shard (batched)."""
+def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict]:
+    """Replace each item's audio by its codes; a tokenizer error rejects that item only."""
+    from ..tokenize import TokenizerError
 
-    def __init__(self, name: str, options: dict, device: str | None = None):
-        from ..tokenize import get
+    wavs = [it["wav"] for it in items]
+    try:
+        codes = tok.encode_batch(wavs, sr)
+    except TokenizerError:  # isolate the bad item instead of failing the shard
+        codes = []
+        for w in wavs:
+            try:
+                codes.append(tok.encode(w, sr))
+            except TokenizerError as e:
+                codes.append(e)
+    out = []
+    for it, c in zip(items, codes):
+        if isinstance(c, Exception):
+            rejects.append(_reject(it["row"], "tokenizer_error", str(c), len(it["wav"]) / sr, "tokenize"))
+            continue
+        out.append({"row": it["row"], "codes": np.asarray(c, dtype=np.int16), "seconds": len(it["wav"]) / sr})
+    return out
 
+
+_TOKENIZERS: dict[str, object] = {}
+
+
+def _cached_tokenizer(name: str, options: dict, device: str | None = None):
+    """One tokenizer per worker process: Ray reuses workers, so a model loads once."""
+    from ..tokenize import get
+
+    key = json.dumps([name, options, device], sort_keys=True)
+    if key not in _TOKENIZERS:
         opts = dict(options)
         if device is not None:
             opts.setdefault("device", device)
-        self.tok = get(name, **opts)
+        _TOKENIZERS[key] = get(name, **opts)
+    return _TOKENIZERS[key]
+
+
+def process_shard(task: dict) -> dict:
+    """CPU clusters: decode, tokenize and write a shard in one task (no audio crosses the
+    object store; an actor pool would only pin CPUs away from decoding)."""
+    items, rejects = _decode(task)
+    desc = None
+    if task["tokenizer"] != "none":
+        tok = _cached_tokenizer(task["tokenizer"], task["tokenizer_options"])
+        items, desc = _tokenize(tok, items, rejects, task["sample_rate"]), tok.describe()
+    return _write(task, items, rejects, desc)
+
+
+def decode_shard(task: dict) -> dict:
+    """GPU clusters, stage 1 (CPU task): decode + filter, audio passed on in the row."""
+    items, rejects = _decode(task)
+    return dict(task, payload=pickle.dumps({"items": items, "rejects": rejects}, protocol=5))
+
+
+class TokenizeStage:
+    """GPU clusters, stage 2 (actor pool): the tokenizer loads once per actor."""
+
+    def __init__(self, name: str, options: dict, device: str | None = None):
+        self.tok = _cached_tokenizer(name, options, device)
 
     def __call__(self, row: dict) -> dict:
-        from ..tokenize import TokenizerError
-
         data = pickle.loads(row["payload"])
-        items, rejects = [], data["rejects"]
-        wavs = [it["wav"] for it in data["items"]]
-        try:
-            codes = self.tok.encode_batch(wavs, row["sample_rate"])
-        except TokenizerError:  # isolate the bad item instead of failing the shard
-            codes = []
-            for w in wavs:
-                try:
-                    codes.append(self.tok.encode(w, row["sample_rate"]))
-                except TokenizerError as e:
-                    codes.append(e)
-        for it, c in zip(data["items"], codes):
-            if isinstance(c, Exception):
-                rejects.append(_reject(it["row"], "tokenizer_error", str(c), len(it["wav"]) / row["sample_rate"], "tokenize"))
-                continue
-            items.append({"row": it["row"], "codes": np.asarray(c, dtype=np.int16),
-                          "seconds": len(it["wav"]) / row["sample_rate"]})
-        row = dict(row)
-        row["payload"] = pickle.dumps({"items": items, "rejects": rejects, "tokenizer": self.tok.describe()}, protocol=5)
-        return row
+        items = _tokenize(self.tok, data["items"], data["rejects"], row["sample_rate"])
+        payload = {"items": items, "rejects": data["rejects"], "tokenizer": self.tok.describe()}
+        return dict(row, payload=pickle.dumps(payload, protocol=5))
 
 
 def _node_id() -> str | None:
@@ -108,12 +139,16 @@ def _node_id() -> str | None:
 
 
 def write_shard(row: dict) -> dict:
-    """Write the shard tar (if it has samples) and then its done record; return the record."""
+    """GPU clusters, stage 3 (CPU task): write what the actor produced."""
     data = pickle.loads(row["payload"])
+    return _write(row, data["items"], data["rejects"], data.get("tokenizer"))
+
+
+def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | None) -> dict:
+    """Write the shard tar (if it has samples) and then its done record; return a summary."""
     out = Path(row["out"])
-    tokenizer = data.get("tokenizer")
     samples, index = [], []
-    for it in data["items"]:
+    for it in items:
         r = it["row"]
         key = sample_key(r["id"])
         meta = {k: v for k, v in r.items() if k != "shard"}
@@ -138,7 +173,7 @@ def write_shard(row: dict) -> dict:
         index.append({"key": key, "id": r["id"], "corpus": r["corpus"], "domain": r["domain"],
                       "frames": frames, "seconds": seconds})
     record = {"shard": row["shard"], "name": row["name"], "prefix": row["prefix"], "tar": None, "sha256": None,
-              "bytes": 0, "samples": index, "rejects": data["rejects"], "finished": time.time(), "node": _node_id()}
+              "bytes": 0, "samples": index, "rejects": rejects, "finished": time.time(), "node": _node_id()}
     if samples:
         tar = out / "shards" / f"{row['name']}.tar"
         sha, size = write_tar(tar, samples)
@@ -147,7 +182,7 @@ def write_shard(row: dict) -> dict:
     tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, done)
-    return {"name": row["name"], "samples": len(index), "rejects": len(data["rejects"]),
+    return {"name": row["name"], "samples": len(index), "rejects": len(rejects),
             "seconds": float(sum(i["seconds"] for i in index)), "bytes": record["bytes"]}
 
 

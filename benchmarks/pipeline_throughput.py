@@ -1,0 +1,101 @@
+"""Pipeline throughput vs its limit, side by side, in one run.
+
+ours (cold): `uniaudio pipeline run` as a user runs it (Ray start-up, worker start-up,
+         plan, decode, filter, tokenize, write tars, report), audio s out per wall s;
+ours (warm): the same run again in a process whose Ray is up and workers warm: the steady
+         state that a 165k-hour job runs in, where start-up is amortised;
+limit A: the tokenizer alone on the same (already decoded) audio, in one process;
+limit B: decode + resample + tokenize in one process, no Ray and no writing.
+Goal of the issue: ours / limit >= 0.9 when the tokenizer dominates (a neural codec).
+
+    python benchmarks/pipeline_throughput.py [--scale 4] [--tokenizer mulaw] [--num-cpus 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import demo_corpora  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=4.0)
+    ap.add_argument("--tokenizer", default="mulaw")
+    ap.add_argument("--num-cpus", type=int, default=2)
+    ap.add_argument("--shard-samples", type=int, default=32)
+    ap.add_argument("--work", default=None, help="folder for corpora and output (default: temp)")
+    args = ap.parse_args()
+
+    from uniaudio import audio
+    from uniaudio.pipeline.recipes import records
+    from uniaudio.tokenize import get
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="uniaudio-bench-"))
+    corpora = demo_corpora(work / f"corpora-x{args.scale:g}", args.scale)
+    inputs = [("librispeech", corpora / "LibriSpeech"), ("audiocaps", corpora / "audiocaps"),
+              ("musiccaps", corpora / "musiccaps")]
+    recs = [r for name, root in inputs for r in records(name, root)]
+    tok = get(args.tokenizer)
+
+    t0 = time.perf_counter()
+    wavs = [audio.load(r.path, tok.sample_rate)[0] for r in recs]
+    t_decode = time.perf_counter() - t0
+    seconds = sum(len(w) for w in wavs) / tok.sample_rate
+    t0 = time.perf_counter()
+    for w in wavs:
+        tok.encode(w, tok.sample_rate)
+    t_tok = time.perf_counter() - t0
+
+    out = work / f"out-{time.time_ns()}"
+    cmd = [str(Path(sys.executable).parent / "uniaudio"), "pipeline", "run", "--out", str(out),
+           "--tokenizer", args.tokenizer, "--shard-samples", str(args.shard_samples), "--num-cpus", str(args.num_cpus)]
+    for name, root in inputs:
+        cmd += ["--input", f"{name}:{root}"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t_pipe = time.perf_counter() - t0
+    report = json.loads((out / "report.json").read_text())
+
+    # warm: Ray already running in this process, workers warmed by one small run
+    import shutil
+
+    from uniaudio.config import from_dict
+    from uniaudio.pipeline.config import PipelineConfig
+    from uniaudio.pipeline.run import init_ray, run
+
+    spec = [{"recipe": n, "root": str(r)} for n, r in inputs]
+    mk = lambda o: from_dict(PipelineConfig, {"inputs": spec, "output": str(o), "tokenizer": args.tokenizer,
+                                             "shard": {"max_samples": args.shard_samples},
+                                             "ray": {"num_cpus": args.num_cpus}})
+    init_ray(mk(out).ray)
+    run(mk(work / "warmup"), progress=False)
+    shutil.rmtree(work / "warmup")
+    warm_out = work / f"warm-{time.time_ns()}"
+    t0 = time.perf_counter()
+    warm_report = run(mk(warm_out), progress=False)
+    t_warm = time.perf_counter() - t0
+
+    ours = report["hours_out"] * 3600 / t_pipe
+    warm = warm_report["hours_out"] * 3600 / t_warm
+    lim_a, lim_b = seconds / t_tok, seconds / (t_decode + t_tok)
+    print(f"audio: {seconds / 3600:.3f} h in {len(recs)} files, tokenizer {args.tokenizer}, "
+          f"{args.num_cpus} CPUs for the pipeline")
+    print(f"{'':34}{'audio s / wall s':>18}{'ratio ours/limit':>18}")
+    print(f"{'ours cold: CLI end to end':34}{ours:18.1f}")
+    print(f"{'ours warm: steady state':34}{warm:18.1f}")
+    print(f"{'limit A: tokenizer alone':34}{lim_a:18.1f}{ours / lim_a:12.3f} cold{warm / lim_a:8.3f} warm")
+    print(f"{'limit B: decode+tokenize, 1 proc':34}{lim_b:18.1f}{ours / lim_b:12.3f} cold{warm / lim_b:8.3f} warm")
+    print(f"pipeline wall {t_pipe:.1f}s (includes Ray start-up and planning); report says "
+          f"{report['throughput_audio_s_per_s']} audio s/s")
+
+
+if __name__ == "__main__":
+    main()
