@@ -1,7 +1,10 @@
-"""The per-shard stages that Ray runs. One Ray Data row = one planned shard, so a stage
-always sees a whole shard: decode+filter (CPU task) -> tokenize (actor pool, GPU when
-present) -> write tar + done record. Audio travels between stages inside the row as a
-pickled payload; the driver only ever receives the small done record."""
+"""The per-shard work that Ray runs. One Ray Data row = one planned shard, so every step
+sees a whole shard and a shard is written whole or not at all.
+
+CPU clusters: `process_shard` decodes, filters, tokenizes and writes in one task.
+GPU clusters: `decode_shard` (CPU task) -> `TokenizeStage` (GPU actor pool) -> `write_shard`
+(CPU task), the audio travelling inside the row as a pickled payload.
+Either way the driver only receives a small summary per shard."""
 
 from __future__ import annotations
 
