@@ -47,9 +47,11 @@ def test_demo_to_audio_shards_exactly_once(tmp_path, demo_root, ray_local):
     assert again["shards"]["written_this_run"] == 0 and tar_state(out) == before
 
 
-def test_tokenized_shards(tmp_path, demo_root, ray_local):
+@pytest.mark.parametrize("actors", [None, 1], ids=["fused-task", "actor-pool"])
+def test_tokenized_shards(tmp_path, demo_root, ray_local, actors):
     out = tmp_path / "tok"
-    report = run(config(out, demo_inputs(demo_root)[:1], tokenizer="mulaw"), progress=False)
+    cfg = config(out, demo_inputs(demo_root)[:1], tokenizer="mulaw", ray={"tokenizer_actors": actors})
+    report = run(cfg, progress=False)
     assert report["samples"] == 32 and report["tokens"] > 0
     import webdataset as wds
 

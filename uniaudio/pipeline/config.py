@@ -73,7 +73,7 @@ class RaySpec:
     address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray started here
     num_cpus: int | None = None  # for the local Ray only
     object_store_memory: int | None = None  # bytes, local Ray only
-    tokenizer_actors: int | None = None  # GPU actor pool size; default: one per GPU
+    tokenizer_actors: int | None = None  # actor pool size; default: one per GPU, none on CPU-only clusters
 
 
 @dataclass

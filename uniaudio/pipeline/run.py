@@ -95,11 +95,14 @@ def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
         ctx.print_on_execution_start = False
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        if cfg.tokenizer != "none" and gpus:
-            # decode on CPUs -> tokenize in a GPU actor pool (one model load per actor) -> write on CPUs
+        if cfg.tokenizer != "none" and (gpus or cfg.ray.tokenizer_actors):
+            # decode on CPUs -> tokenize in an actor pool (one model load per actor, a GPU each
+            # when the cluster has them) -> write on CPUs
             ds = ds.map(decode_shard, num_cpus=1)
-            ds = ds.map(TokenizeStage, fn_constructor_args=(cfg.tokenizer, cfg.tokenizer_options, "cuda"),
-                        concurrency=cfg.ray.tokenizer_actors or gpus, num_gpus=1, num_cpus=1)
+            ds = ds.map(TokenizeStage, fn_constructor_args=(cfg.tokenizer, cfg.tokenizer_options,
+                                                            "cuda" if gpus else None),
+                        concurrency=cfg.ray.tokenizer_actors or gpus, num_gpus=1 if gpus else 0,
+                        num_cpus=1 if gpus else 0.5)
             ds = ds.map(write_shard, num_cpus=1)
         else:
             ds = ds.map(process_shard, num_cpus=1)
