@@ -105,6 +105,7 @@ def _cached_tokenizer(name: str, options: dict, device: str | None = None):
 def process_shard(task: dict) -> dict:
     """CPU clusters: decode, tokenize and write a shard in one task (no audio crosses the
     object store; an actor pool would only pin CPUs away from decoding)."""
+    task = dict(task, started=time.time())
     items, rejects = _decode(task)
     desc = None
     if task["tokenizer"] != "none":
@@ -115,6 +116,7 @@ def process_shard(task: dict) -> dict:
 
 def decode_shard(task: dict) -> dict:
     """GPU clusters, stage 1 (CPU task): decode + filter, audio passed on in the row."""
+    task = dict(task, started=time.time())
     items, rejects = _decode(task)
     return dict(task, payload=pickle.dumps({"items": items, "rejects": rejects}, protocol=5))
 
@@ -176,7 +178,8 @@ def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | 
         index.append({"key": key, "id": r["id"], "corpus": r["corpus"], "domain": r["domain"],
                       "frames": frames, "seconds": seconds})
     record = {"shard": row["shard"], "name": row["name"], "prefix": row["prefix"], "tar": None, "sha256": None,
-              "bytes": 0, "samples": index, "rejects": rejects, "finished": time.time(), "node": _node_id()}
+              "bytes": 0, "samples": index, "rejects": rejects, "started": row.get("started"), "finished": time.time(),
+              "node": _node_id(), "pid": os.getpid()}
     if samples:
         tar = out / "shards" / f"{row['name']}.tar"
         sha, size = write_tar(tar, samples)
