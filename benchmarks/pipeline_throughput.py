@@ -25,6 +25,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import demo_corpora  # noqa: E402
 
 
+def random_codec(kind: str, work: Path) -> str:
+    """Default (full-size) config of a transformers codec with random weights, saved once."""
+    import transformers
+
+    path = work / f"random-{kind}"
+    if not path.exists():
+        cfg_cls, model_cls = {"encodec": ("EncodecConfig", "EncodecModel"), "dac": ("DacConfig", "DacModel"),
+                              "mimi": ("MimiConfig", "MimiModel")}[kind]
+        getattr(transformers, model_cls)(getattr(transformers, cfg_cls)()).save_pretrained(path)
+    return str(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=4.0)
@@ -32,6 +44,9 @@ def main() -> None:
     ap.add_argument("--num-cpus", type=int, default=2)
     ap.add_argument("--shard-samples", type=int, default=32)
     ap.add_argument("--work", default=None, help="folder for corpora and output (default: temp)")
+    ap.add_argument("--random-codec", action="store_true",
+                    help="with --tokenizer encodec/dac/mimi: build the full-size default architecture with random "
+                         "weights (same compute as the released model) when no weights are at hand")
     args = ap.parse_args()
 
     from uniaudio import audio
@@ -51,7 +66,10 @@ def main() -> None:
                 return audio.encode_flac(w, sr)
         tok = _Flac()
     else:
-        tok = get(args.tokenizer)
+        tok_opts = {}
+        if args.random_codec:
+            tok_opts = {"model": random_codec(args.tokenizer, work)}
+        tok = get(args.tokenizer, **tok_opts)
 
     t0 = time.perf_counter()
     wavs = [audio.load(r.path, tok.sample_rate)[0] for r in recs]
@@ -67,6 +85,8 @@ def main() -> None:
            "--tokenizer", args.tokenizer, "--shard-samples", str(args.shard_samples), "--num-cpus", str(args.num_cpus)]
     for name, root in inputs:
         cmd += ["--input", f"{name}:{root}"]
+    if args.tokenizer != "none" and args.random_codec:
+        cmd += ["--tokenizer-option", f"model={tok_opts['model']}"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t_pipe = time.perf_counter() - t0
@@ -80,7 +100,8 @@ def main() -> None:
     from uniaudio.pipeline.run import init_ray, run
 
     spec = [{"recipe": n, "root": str(r)} for n, r in inputs]
-    mk = lambda o: from_dict(PipelineConfig, {"inputs": spec, "output": str(o), "tokenizer": args.tokenizer,
+    extra = {"tokenizer_options": tok_opts} if args.tokenizer != "none" and args.random_codec else {}
+    mk = lambda o: from_dict(PipelineConfig, {**extra, "inputs": spec, "output": str(o), "tokenizer": args.tokenizer,
                                              "shard": {"max_samples": args.shard_samples},
                                              "ray": {"num_cpus": args.num_cpus}})
     init_ray(mk(out).ray)
@@ -94,7 +115,8 @@ def main() -> None:
     ours = report["hours_out"] * 3600 / t_pipe
     warm = warm_report["hours_out"] * 3600 / t_warm
     lim_a, lim_b = seconds / t_tok, seconds / (t_decode + t_tok)
-    print(f"audio: {seconds / 3600:.3f} h in {len(recs)} files, tokenizer {args.tokenizer}, "
+    print(f"audio: {seconds / 3600:.3f} h in {len(recs)} files, tokenizer {args.tokenizer}"
+          f"{' (full-size architecture, random weights)' if args.random_codec else ''}, "
           f"{args.num_cpus} CPUs for the pipeline")
     print(f"{'':34}{'audio s / wall s':>18}{'ratio ours/limit':>18}")
     print(f"{'ours cold: CLI end to end':34}{ours:18.1f}")

@@ -117,12 +117,14 @@ def _input_spec(text: str) -> dict:
               "replaces the config's inputs.")
 @click.option("--out", default=None, help="Output folder (shards/, index.parquet, rejects.parquet, report.json).")
 @click.option("--tokenizer", default=None, help="Registry name, or 'none' to store FLAC audio.")
+@click.option("--tokenizer-option", "tok_opts", multiple=True, metavar="KEY=VALUE",
+              help="Tokenizer argument, e.g. model=/models/encodec_24khz or n_codebooks=8 (repeatable).")
 @click.option("--sample-rate", default=None, type=int)
 @click.option("--shard-samples", default=None, type=int, help="Max utterances per shard.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster (default: RAY_ADDRESS, else local Ray).")
 @click.option("--num-cpus", default=None, type=int, help="CPUs of the local Ray.")
 def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, tokenizer: str | None,
-                 sample_rate: int | None, shard_samples: int | None, ray_address: str | None,
+                 tok_opts: tuple[str, ...], sample_rate: int | None, shard_samples: int | None, ray_address: str | None,
                  num_cpus: int | None) -> None:
     """Corpora -> WebDataset shards. Rerun the same command to resume after a crash."""
     import yaml
@@ -141,6 +143,11 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
             data[key] = val
     if shard_samples is not None:
         data.setdefault("shard", {})["max_samples"] = shard_samples
+    for opt in tok_opts:
+        key, sep, val = opt.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{opt!r}: expected KEY=VALUE", param_hint="--tokenizer-option")
+        data.setdefault("tokenizer_options", {})[key] = yaml.safe_load(val)
     for key, val in (("address", ray_address), ("num_cpus", num_cpus)):
         if val is not None:
             data.setdefault("ray", {})[key] = val

@@ -1,6 +1,6 @@
 """Tokenizers behind one interface, found by registry name (`get("mulaw")`)."""
 
 from .base import REGISTRY, Tokenizer, TokenizerError, get, register
-from . import mulaw  # noqa: F401  (registers itself)
+from . import hf_codec, mulaw  # noqa: F401  (register themselves)
 
 __all__ = ["REGISTRY", "Tokenizer", "TokenizerError", "get", "register"]

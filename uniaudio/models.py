@@ -1,0 +1,47 @@
+"""Model store: resolve pretrained weights by name, offline-first.
+
+Order: an existing local directory given as the name; `$UNIAUDIO_MODELS/<name>`
+(default `~/.cache/uniaudio/models`); the Hugging Face cache / hub through
+`from_pretrained` (which downloads only when the network allows). When nothing works the
+error names the model and the exact command that provides it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("UNIAUDIO_MODELS", Path.home() / ".cache" / "uniaudio" / "models"))
+
+
+def resolve(name: str) -> str:
+    """A local directory for `name` if one exists, else `name` itself (a hub id)."""
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return str(p)
+    local = models_dir() / name
+    if local.is_dir():
+        return str(local)
+    return name
+
+
+def how_to_get(name: str) -> str:
+    return (f"model {name!r} is not available offline. Fetch it on a machine with network access:\n"
+            f"  huggingface-cli download {name} --local-dir {models_dir() / name}\n"
+            f"and copy that folder here (or set UNIAUDIO_MODELS to where it lives).")
+
+
+def from_pretrained(cls, name: str, **kw):
+    """`cls.from_pretrained` with local resolution and an actionable error."""
+    where = resolve(name)
+    try:
+        return cls.from_pretrained(where, **kw)
+    except (OSError, ValueError) as e:
+        if Path(where).is_dir():
+            raise ModelNotFound(f"{where}: not a loadable {cls.__name__} checkpoint: {e}") from None
+        raise ModelNotFound(how_to_get(name) + f"\n(underlying error: {str(e).splitlines()[0]})") from None
