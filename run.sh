@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # uniaudio's two commands, each installing what it needs first (a no-op when set up):
-#   ./run.sh demo [DIR]     demo corpora -> pipeline -> benchmark, on local Ray
+#   ./run.sh demo [DIR]     demo corpora -> pipeline -> verify -> benchmark run --task all (local Ray)
 #   ./run.sh test [ARGS]    the test suite (ARGS go to pytest, e.g. -m "not slow")
 #   ./run.sh setup          only install
 # Environment: UNIAUDIO_VENV (default .venv), UNIAUDIO_TORCH_INDEX (a PyTorch wheel index
@@ -68,6 +68,8 @@ case "$cmd" in
       --input "musiccaps:$dir/corpora/musiccaps"
     "$VENV/bin/uniaudio" pipeline verify "$dir/shards"
     log "shards in $dir/shards (report.json, index.parquet, rejects.parquet)"
+    UNIAUDIO_BENCHMARK_DATA="$dir/benchmark-data" "$VENV/bin/benchmark" run --task all --out "$dir/benchmark-results"
+    log "benchmark results in $dir/benchmark-results/results/{task}/{system}/"
     ;;
   test)
     setup_system; setup_python

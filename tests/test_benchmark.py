@@ -176,3 +176,27 @@ def test_whisper_tiny_on_ljspeech_mini(tmp_path, ljspeech_mini):
     wer = res["metrics"]["wer"]["value"]["wer"]
     print(f"Whisper tiny.en corpus WER on ljspeech-mini: {wer:.4f}")
     assert 0.0 < wer < 0.12 and res["metrics"]["wer"]["items_failed"] == 0
+
+
+def test_wavlm_sim_backend_on_a_tiny_saved_model(tmp_path, small_suite):
+    """The transformers WavLM x-vector path, on a tiny random model saved locally."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    model_dir = tmp_path / "tiny-wavlm-sv"
+    cfg = WavLMConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                      conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), tdnn_dim=(8, 8), tdnn_kernel=(3, 1),
+                      tdnn_dilation=(1, 1), xvector_output_dim=8, num_conv_pos_embeddings=16,
+                      num_conv_pos_embedding_groups=2, num_buckets=8, max_bucket_distance=16)
+    WavLMForXVector(cfg).save_pretrained(model_dir)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(model_dir)
+    ref, deg = noisy_pair()
+    sim = M.get("sim", backend="wavlm", model=str(model_dir))
+    (same,) = sim.score([M.Sample("a", hyp_audio=ref, prompt_audio=ref)])
+    assert same["sim"] == pytest.approx(1.0, abs=1e-5)
+    assert sim.card()["model"] == str(model_dir) and len(sim.card()["checksum"]) == 64
+
+    suite, _, _ = small_suite
+    (res,) = run(["tts"], "ground-truth", str(suite), None, tmp_path / "out", progress=False,
+                 metric_options={"sim": {"backend": "wavlm", "model": str(model_dir)}})
+    assert res["metrics"]["sim"]["card"]["backend"] == "wavlm"
+    assert -1.0 <= res["metrics"]["sim"]["value"]["sim"] <= 1.0

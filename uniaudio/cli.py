@@ -196,7 +196,10 @@ def benchmark() -> None:
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
 @click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="Skip items already scored in OUT.")
-def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool) -> None:
+@click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
+              help="e.g. wer.asr_backend=openai-whisper wer.asr_model=large-v3, sim.backend=wavlm (repeatable).")
+def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool,
+                  metric_opts: tuple[str, ...]) -> None:
     """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards."""
     import math
 
@@ -207,9 +210,18 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     bad = [n for n in names if n not in TASKS]
     if bad:
         raise click.BadParameter(f"unknown task(s) {bad}; known: {', '.join(TASKS)}, all", param_hint="--task")
+    import yaml
+
+    options: dict[str, dict] = {}
+    for opt in metric_opts:
+        lhs, sep, val = opt.partition("=")
+        metric, dot, key = lhs.partition(".")
+        if not sep or not dot:
+            raise click.BadParameter(f"{opt!r}: expected METRIC.KEY=VALUE", param_hint="--metric-option")
+        options.setdefault(metric, {})[key] = yaml.safe_load(val)
     try:
-        results = run(names, system, suite, data_root, out, resume=resume)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        results = run(names, system, suite, data_root, out, resume=resume, metric_options=options)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{'task':8}{'system':18}{'metric':22}{'value':>10}{'failed':>8}")
     for r in results:

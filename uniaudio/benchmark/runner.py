@@ -72,12 +72,20 @@ def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
 
 
 class MetricPool:
-    """One instance per (metric, options) for the whole run: models load once."""
+    """One instance per (metric, options) for the whole run: models load once.
+    `overrides` ({"wer": {"asr_backend": "openai-whisper"}}) apply to every task's metric;
+    keyed by the metric's registry name or its result name (e.g. "estoi")."""
 
-    def __init__(self):
+    def __init__(self, overrides: dict[str, dict] | None = None):
         self._m: dict[tuple, M.Metric] = {}
+        self.overrides = overrides or {}
 
     def get(self, name: str, kw: tuple) -> M.Metric:
+        merged = dict(kw)
+        merged.update(self.overrides.get(name, {}))
+        if name == "stoi" and merged.get("extended"):
+            merged.update(self.overrides.get("estoi", {}))
+        kw = tuple(sorted(merged.items()))
         key = (name, kw)
         if key not in self._m:
             self._m[key] = M.get(name, **dict(kw))
@@ -182,11 +190,11 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
 
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
-        resume: bool = False, progress: bool = True) -> list[dict]:
+        resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None) -> list[dict]:
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root)
-    pool = MetricPool()
+    pool = MetricPool(metric_options)
     results = []
     for name in task_names:
         task = TASKS[name]
