@@ -1,7 +1,12 @@
 import os
 from pathlib import Path
 
-import pytest
+# Tests never reach a model hub: local tiny models and packaged weights only. Set before
+# anything imports huggingface_hub, which reads it once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UNIAUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
