@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
 
 import numpy as np
 
 from .. import audio
+from ..registry import Registry
 
 
 class TokenizerError(ValueError):
@@ -59,17 +59,5 @@ class Tokenizer(ABC):
                 "frame_rate": self.frame_rate, "n_codebooks": self.n_codebooks, "codebook_size": self.codebook_size}
 
 
-REGISTRY: dict[str, Callable[..., Tokenizer]] = {}
-
-
-def register(name: str):
-    def deco(factory):
-        REGISTRY[name] = factory
-        return factory
-    return deco
-
-
-def get(name: str, **kwargs) -> Tokenizer:
-    if name not in REGISTRY:
-        raise KeyError(f"unknown tokenizer {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name](**kwargs)
+REGISTRY: Registry[Tokenizer] = Registry("tokenizer")
+register, get = REGISTRY.register, REGISTRY.get

@@ -12,9 +12,10 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from ...registry import Registry
 
 SR = 16000  # every audio metric here works at 16 kHz unless its card says otherwise
 
@@ -55,20 +56,8 @@ class Metric:
         return out
 
 
-REGISTRY: dict[str, Callable[..., Metric]] = {}
-
-
-def register(name: str):
-    def deco(factory):
-        REGISTRY[name] = factory
-        return factory
-    return deco
-
-
-def get(name: str, **kw) -> Metric:
-    if name not in REGISTRY:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name](**kw)
+REGISTRY: Registry[Metric] = Registry("metric")
+register, get = REGISTRY.register, REGISTRY.get
 
 
 @lru_cache(maxsize=None)
