@@ -200,3 +200,45 @@ def test_wavlm_sim_backend_on_a_tiny_saved_model(tmp_path, small_suite):
                  metric_options={"sim": {"backend": "wavlm", "model": str(model_dir)}})
     assert res["metrics"]["sim"]["card"]["backend"] == "wavlm"
     assert -1.0 <= res["metrics"]["sim"]["value"]["sim"] <= 1.0
+
+
+def test_si_sdr_planted():
+    ref, _ = noisy_pair()
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(len(ref)).astype(np.float64)
+    r0 = ref.astype(np.float64) - ref.mean()
+    noise -= noise.mean()
+    noise -= (noise @ r0) / (r0 @ r0) * r0  # orthogonal to the reference: SI-SDR is exactly the SNR
+    noise *= np.sqrt((r0 @ r0) / (noise @ noise) / 10 ** (7.5 / 10))
+    m = M.get("si_sdr")
+    (r,) = m.score([M.Sample("a", ref_audio=ref, hyp_audio=(0.5 * r0 + 0.5 * noise).astype(np.float64))])
+    assert r["si_sdr"] == pytest.approx(7.5, abs=1e-3)  # and the 0.5 gain does not matter
+    (bad,) = m.score([M.Sample("b", ref_audio=np.zeros(16000), hyp_audio=ref[:16000])])
+    assert isinstance(bad, M.MetricError)
+
+
+def test_vc_and_tse_demo_sets(tmp_path, demo_root, monkeypatch):
+    """The demo suite's vc/tse sets: prompts from another speaker, enrollment from the same one,
+    and the passthrough floor scores as a floor should."""
+    from uniaudio.benchmark import suites
+
+    monkeypatch.setattr(suites, "find_ljspeech_mini", lambda: None)
+    root = tmp_path / "bench"
+    (root / "demo").mkdir(parents=True)
+    (root / "demo" / "corpora").symlink_to(demo_root)
+    suite = suites.build_demo(root)
+    vc = manifest.read_table(suite / "vc.parquet").to_pylist()
+    tse = manifest.read_table(suite / "tse.parquet").to_pylist()
+    for r in vc:
+        assert json.loads(r["extra"])["prompt_id"].split("-")[0] != r["speaker"]
+    for r in tse:
+        e = json.loads(r["extra"])
+        assert e["enroll_path"] != r["path"] and f"/{r['speaker']}/" in e["enroll_path"]
+    small = tmp_path / "small"
+    small.mkdir()
+    import pyarrow.parquet as pq
+
+    pq.write_table(manifest.read_table(suite / "tse.parquet").slice(0, 2), small / "tse.parquet")
+    (res,) = run(["tse"], "passthrough", str(small), None, tmp_path / "out", progress=False)
+    sdr = res["metrics"]["si_sdr"]["value"]["si_sdr"]
+    assert -3.0 < sdr < 3.0  # a 0 dB mixture scores about 0 dB against its target

@@ -188,9 +188,9 @@ def benchmark() -> None:
 
 
 @benchmark.command("run")
-@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, codec, or all.")
+@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, vc, tse, codec (comma-separated), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
-              "whisper-tiny, espeak, noisy, codec:TOKENIZER) or pkg.module:Class. Default: each task's baseline.")
+              "whisper-tiny, espeak, passthrough, codec:TOKENIZER) or pkg.module:Class. Default: each task's baseline.")
 @click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")

@@ -17,18 +17,9 @@ from tqdm import tqdm
 from .. import __version__, audio, manifest
 from . import metrics as M
 from . import systems as S
-from .tasks import TASKS, Task
+from .tasks import TASKS, Task, row_value
 
 NAN = float("nan")
-
-
-def _input(row: dict, how: str) -> str | None:
-    if how == "text":
-        return row["text"]
-    if how == "path":
-        return row["path"]
-    extra = json.loads(row["extra"]) if row.get("extra") else {}
-    return extra.get(how.split(":", 1)[1])
 
 
 def _load_audio(path: str | None, what: str, sample) -> object:
@@ -56,7 +47,7 @@ def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
     """Decode everything one item needs, once, for all metrics."""
     s = M.Sample(id=row["id"])
     for field, how in task.refs.items():
-        value = _input(row, how)
+        value = row_value(row, how)
         if field.endswith("audio"):
             setattr(s, field, _load_audio(value, field, s))
         else:

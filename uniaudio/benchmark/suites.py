@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-1"
+SUITE_VERSION = "demo-2"
 
 
 def default_root() -> Path:
@@ -23,6 +23,14 @@ def find_ljspeech_mini() -> Path | None:
         if cand and (Path(cand) / "ljspeech-mini" / "metadata.csv").is_file():
             return Path(cand) / "ljspeech-mini"
     return None
+
+
+def mix(target: np.ndarray, interferer: np.ndarray, sir_db: float) -> np.ndarray:
+    """Target + interfering speech at an exact signal-to-interference ratio (target length)."""
+    other = np.resize(interferer, len(target)).astype(np.float64)
+    other *= np.sqrt(np.mean(target**2) / (np.mean(other**2) * 10 ** (sir_db / 10)))
+    out = target + other
+    return (out / max(1.0, np.abs(out).max() / 0.99)).astype(np.float32)
 
 
 def add_noise(clean: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
@@ -73,6 +81,23 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
         se.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(noisy), "snr_db": 5.0}}))
     manifest.write_manifest(suite / "se.parquet", se)
     manifest.write_manifest(suite / "codec.parquet", speech)
+
+    # vc: speak utterance of speaker A in the voice of speaker B (prompt = a B utterance)
+    # tse: A's utterance mixed with B's at 0 dB, enrollment = another utterance of A
+    speakers = sorted(by_spk)
+    vc, tse = [], []
+    for k, r in enumerate(speech):
+        own = by_spk[r.speaker]
+        other = by_spk[speakers[(speakers.index(r.speaker) + 1) % len(speakers)]]
+        prompt = other[k % len(other)]
+        vc.append(Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}}))
+        enroll = own[(own.index(r) + 1) % len(own)]
+        target, sr = audio.load(r.path, 16000)
+        mixture = audio.save(suite / "tse_mix" / f"{r.id}.wav", mix(target, audio.load(prompt.path, 16000)[0], 0.0), sr)
+        tse.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(mixture), "enroll_path": enroll.path,
+                                                    "interferer_id": prompt.id, "sir_db": 0.0}}))
+    manifest.write_manifest(suite / "vc.parquet", vc)
+    manifest.write_manifest(suite / "tse.parquet", tse)
     marker.touch()
     return suite
 

@@ -6,13 +6,12 @@ outputs. Built-ins write that folder; `--system DIR` points at an existing one;
 from __future__ import annotations
 
 import importlib
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from .. import audio
-from .tasks import Task
+from .tasks import Task, row_value
 
 
 class System:
@@ -36,8 +35,9 @@ class Folder(System):
 
 
 class GroundTruth(System):
-    """The references themselves: metric ceilings (WER of the ASR on real speech, etc.)."""
-    name, tasks = "ground-truth", ("asr", "tts", "se", "codec")
+    """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
+    VC has no reference output (no parallel data), so it is not offered there."""
+    name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec")
 
     def produce(self, task, rows, outdir):
         for r in rows:
@@ -79,16 +79,15 @@ class Espeak(System):
                 audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
 
-class Noisy(System):
-    """SE floor: returns the noisy input unchanged."""
-    name, tasks = "noisy", ("se",)
+class Passthrough(System):
+    """The floor of transformation tasks: returns the task's input audio unchanged (the
+    noisy speech for se, the mixture for tse, the source speaker for vc)."""
+    name, tasks = "passthrough", ("se", "tse", "vc", "codec")
 
     def produce(self, task, rows, outdir):
-        import json
-
         for r in rows:
-            extra = json.loads(r["extra"]) if isinstance(r["extra"], str) else r["extra"]
-            shutil.copyfile(extra["input_path"], outdir / f"{r['id']}.wav")
+            wav, sr = audio.load(row_value(r, task.input), 16000)
+            audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
 
 class CodecResynthesis(System):
@@ -108,8 +107,9 @@ class CodecResynthesis(System):
             audio.save(outdir / f"{r['id']}.wav", out, self.tok.sample_rate)
 
 
-BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "noisy": Noisy}
-BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "noisy", "codec": "codec:mulaw"}
+BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough}
+BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "passthrough", "tse": "passthrough",
+            "codec": "codec:mulaw"}
 
 
 def load(spec: str) -> System:

@@ -3,7 +3,17 @@ Test sets are ordinary manifests (uniaudio.manifest); task-specific inputs live 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+
+
+def row_value(row: dict, how: str):
+    """A test row's field: "text", "path", or "extra:<key>" (extra is a JSON object)."""
+    if how in ("text", "path"):
+        return row[how]
+    extra = row.get("extra")
+    extra = json.loads(extra) if isinstance(extra, str) and extra else (extra or {})
+    return extra.get(how.split(":", 1)[1])
 
 
 @dataclass(frozen=True)
@@ -14,6 +24,8 @@ class Task:
     description: str
     # how a test row fills a Sample: sample field -> "text" | "path" | "extra:<key>"
     refs: dict = field(default_factory=dict)
+    # what a system reads: "path" (the row's audio), "text", or "extra:<key>"
+    input: str = "path"
 
 
 def _m(name: str, **kw) -> tuple[str, tuple]:
@@ -25,9 +37,16 @@ TASKS = {
                 {"ref_text": "text"}),
     "tts": Task("tts", "audio", (_m("wer"), _m("sim"), _m("dnsmos")),
                 "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, DNSMOS)",
-                {"ref_text": "text", "prompt_audio": "extra:prompt_path"}),
-    "se": Task("se", "audio", (_m("pesq"), _m("stoi"), _m("stoi", extended=True), _m("dnsmos")),
-               "noisy speech -> clean speech", {"ref_audio": "path"}),
+                {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text"),
+    "se": Task("se", "audio", (_m("pesq"), _m("stoi"), _m("stoi", extended=True), _m("si_sdr"), _m("dnsmos")),
+               "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path"),
+    "vc": Task("vc", "audio", (_m("wer"), _m("sim"), _m("dnsmos")),
+               "source speech + target-speaker prompt -> the source words in the target voice "
+               "(WER vs the source transcript, SIM vs the prompt)",
+               {"ref_text": "text", "prompt_audio": "extra:prompt_path"}),
+    "tse": Task("tse", "audio", (_m("pesq"), _m("stoi"), _m("si_sdr"), _m("sim")),
+                "mixture + enrollment of the target speaker -> the target speech",
+                {"ref_audio": "path", "prompt_audio": "extra:enroll_path"}, input="extra:input_path"),
     "codec": Task("codec", "audio", (_m("pesq"), _m("stoi"), _m("mel_distance")),
                   "speech -> tokens -> speech (resynthesis)", {"ref_audio": "path"}),
 }

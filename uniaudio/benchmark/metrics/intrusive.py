@@ -1,4 +1,4 @@
-"""Reference-based signal metrics: PESQ (wb 16 kHz, nb 8 kHz), STOI, ESTOI, mel distance.
+"""Reference-based signal metrics: PESQ (wb 16 kHz, nb 8 kHz), STOI, ESTOI, SI-SDR, mel distance.
 
 All compare the hypothesis with the reference after the same steps: decode to 16 kHz mono
 (the runner), truncate both to the shorter length. PESQ-nb resamples both to 8 kHz."""
@@ -114,3 +114,25 @@ class MelDistance(_Pairwise):
     def card(self):
         return dict(super().card(), definition="mean |log10 mel(ref) - log10 mel(hyp)|, 80 mels, n_fft 1024, "
                                                "hop 256, floor 1e-10", lower_is_better=True)
+
+
+@register("si_sdr")
+class SISDR(_Pairwise):
+    """Scale-invariant SDR (Le Roux et al., 2019), both signals made zero-mean, in dB."""
+    name = "si_sdr"
+
+    def pair(self, ref, hyp):
+        ref = ref.astype(np.float64) - ref.mean()
+        hyp = hyp.astype(np.float64) - hyp.mean()
+        energy = ref @ ref
+        if energy <= 0:
+            raise MetricError("SI-SDR is undefined for a silent reference")
+        target = (hyp @ ref) / energy * ref
+        noise = hyp - target
+        if noise @ noise == 0:
+            raise MetricError("SI-SDR is infinite: the output equals the scaled reference exactly")
+        return {"si_sdr": float(10 * np.log10((target @ target) / (noise @ noise)))}
+
+    def card(self):
+        return dict(super().card(), definition="10 log10 |a s|^2 / |a s - y|^2, a = <y,s>/|s|^2, zero-mean signals",
+                    unit="dB")
