@@ -45,3 +45,17 @@ def test_data_demo_command(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "d" / "demo.json").exists()
     assert '"librispeech"' in out.stdout
+
+
+def test_train_bpe_command(tmp_path, demo_root):
+    from uniaudio import manifest
+    from uniaudio.pipeline.recipes import records
+
+    m = tmp_path / "ls.parquet"
+    manifest.write_manifest(m, records("librispeech", demo_root / "LibriSpeech"))
+    out = run("uniaudio", "train", "bpe", "--manifest", str(m), "--vocab-size", "300", "--out", str(tmp_path / "t.json"))
+    assert out.returncode == 0, out.stderr
+    from uniaudio.tokenize.text import BPETokenizer
+
+    bpe = BPETokenizer.load(tmp_path / "t.json")
+    assert bpe.decode(bpe.encode("THE QUIET RIVER")) == "THE QUIET RIVER" and bpe.vocab_size <= 300

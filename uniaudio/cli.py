@@ -182,6 +182,20 @@ def train() -> None:
     """Train codecs and UniAudio-style models."""
 
 
+@train.command("bpe")
+@click.option("--manifest", "manifests", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Parquet manifest(s) (repeatable).")
+@click.option("--vocab-size", default=8000, show_default=True)
+@click.option("--min-frequency", default=2, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="tokenizer.json to write.")
+def train_bpe(manifests: tuple[Path, ...], vocab_size: int, min_frequency: int, out: Path) -> None:
+    """Train a byte-level BPE on the text and captions of manifests."""
+    from .tokenize.text import BPETokenizer, manifest_texts
+
+    bpe = BPETokenizer.train(manifest_texts(manifests), vocab_size=vocab_size, min_frequency=min_frequency)
+    click.echo(f"vocab {bpe.vocab_size} -> {bpe.save(out)}")
+
+
 @main.group(context_settings=CONTEXT)  # also the entry point of the `benchmark` script
 def benchmark() -> None:
     """Score systems on tasks and publish leaderboards (`benchmark run --task all`)."""

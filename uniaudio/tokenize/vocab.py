@@ -1,0 +1,154 @@
+"""The unified vocabulary: special tokens first, then one id range per tokenizer.
+
+Special tokens: <pad> <start> <end> <unk>, one <task:NAME> per task, and <NAME_start> /
+<NAME_end> per modality. Audio codecs get n_codebooks * codebook_size ids (codebook q, code
+c -> offset + q * codebook_size + c, as UniAudio flattens RVQ codes); text and phonemes
+get their vocab size. A sequence follows UniAudio's layout
+    <start> <task:T> <m1_start> tokens <m1_end> <m2_start> tokens <m2_end> ... <end>
+and the loss mask covers the target segment (its tokens and end marker) and <end> only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TASKS = ("tts", "vc", "se", "tse", "asr", "tta", "ttm", "svs", "caption", "speech_edit", "sound_edit",
+         "instruct_tts", "codec", "text")
+MODALITIES = ("text", "phone", "audio", "semantic", "caption", "prompt")
+BASE = ("<pad>", "<start>", "<end>", "<unk>")
+
+
+@dataclass(frozen=True)
+class Range:
+    name: str
+    offset: int
+    size: int
+    codebooks: int = 1  # >1: an audio codec, codes flattened per codebook
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size * self.codebooks
+
+
+class Vocabulary:
+    def __init__(self, tasks: tuple[str, ...] = TASKS, modalities: tuple[str, ...] = MODALITIES):
+        self.specials = list(BASE) + [f"<task:{t}>" for t in tasks]
+        for m in modalities:
+            self.specials += [f"<{m}_start>", f"<{m}_end>"]
+        self.special_id = {t: i for i, t in enumerate(self.specials)}
+        if len(self.special_id) != len(self.specials):
+            raise ValueError("duplicate special tokens")
+        self.ranges: dict[str, Range] = {}
+
+    # --- building --------------------------------------------------------------------
+    def add(self, name: str, size: int, codebooks: int = 1) -> Range:
+        if name in self.ranges:
+            raise ValueError(f"tokenizer range {name!r} already added")
+        if size <= 0 or codebooks <= 0:
+            raise ValueError(f"{name}: size and codebooks must be positive")
+        r = Range(name, self.size, size, codebooks)
+        self.ranges[name] = r
+        return r
+
+    @property
+    def size(self) -> int:
+        return max([len(self.specials)] + [r.end for r in self.ranges.values()])
+
+    def id(self, token: str) -> int:
+        if token not in self.special_id:
+            raise KeyError(f"unknown special token {token!r}")
+        return self.special_id[token]
+
+    # --- tokens <-> ids ----------------------------------------------------------------
+    def encode_tokens(self, name: str, tokens) -> np.ndarray:
+        """Tokenizer-local tokens -> global ids. Audio codes [n_codebooks, frames] are
+        flattened frame by frame (q0 q1 .. q0 q1 ..), as UniAudio does."""
+        r = self.ranges[name]
+        a = np.asarray(tokens, dtype=np.int64)
+        if r.codebooks > 1:
+            if a.ndim != 2 or a.shape[0] != r.codebooks:
+                raise ValueError(f"{name}: expected codes [{r.codebooks}, frames], got {a.shape}")
+            a = a + (np.arange(r.codebooks)[:, None] * r.size)
+            a = a.T.reshape(-1)
+        if a.size and (a.min() < 0 or a.max() >= r.size * r.codebooks):
+            raise ValueError(f"{name}: token out of range [0, {r.size})")
+        return a + r.offset
+
+    def decode_tokens(self, name: str, ids) -> np.ndarray:
+        r = self.ranges[name]
+        a = np.asarray(ids, dtype=np.int64) - r.offset
+        if a.size and (a.min() < 0 or a.max() >= r.size * r.codebooks):
+            raise ValueError(f"{name}: id outside its range [{r.offset}, {r.end})")
+        if r.codebooks > 1:
+            if a.size % r.codebooks:
+                raise ValueError(f"{name}: {a.size} ids is not a whole number of frames")
+            a = a.reshape(-1, r.codebooks).T - (np.arange(r.codebooks)[:, None] * r.size)
+        return a
+
+    def owner(self, token_id: int) -> str:
+        if 0 <= token_id < len(self.specials):
+            return "special"
+        for r in self.ranges.values():
+            if r.offset <= token_id < r.end:
+                return r.name
+        raise ValueError(f"id {token_id} is outside the vocabulary (size {self.size})")
+
+    # --- sequences -------------------------------------------------------------------
+    def sequence(self, task: str, segments: list[tuple[str, str, object]], target: int) -> tuple[np.ndarray, np.ndarray]:
+        """segments: (modality, tokenizer range, tokens); target: index of the segment the
+        model must produce. Returns (ids, loss_mask)."""
+        ids = [self.id("<start>"), self.id(f"<task:{task}>")]
+        mask = [0, 0]
+        if not 0 <= target < len(segments):
+            raise ValueError(f"target {target} is not a segment index (0..{len(segments) - 1})")
+        for k, (modality, name, tokens) in enumerate(segments):
+            body = self.encode_tokens(name, tokens).tolist()
+            is_t = int(k == target)
+            ids += [self.id(f"<{modality}_start>")] + body + [self.id(f"<{modality}_end>")]
+            mask += [0] + [is_t] * len(body) + [is_t]
+        ids.append(self.id("<end>"))
+        mask.append(1)
+        return np.array(ids, np.int64), np.array(mask, np.int8)
+
+    def parse(self, ids) -> tuple[str, list[tuple[str, str, np.ndarray]]]:
+        """Inverse of `sequence`: (task, [(modality, range name, local tokens)])."""
+        ids = list(np.asarray(ids).tolist())
+        if len(ids) < 3 or ids[0] != self.id("<start>") or ids[-1] != self.id("<end>"):
+            raise ValueError("sequence must start with <start> and end with <end>")
+        task_tok = self.specials[ids[1]] if ids[1] < len(self.specials) else ""
+        if not task_tok.startswith("<task:"):
+            raise ValueError("second token must be a task token")
+        segs, i = [], 2
+        while i < len(ids) - 1:
+            tok = self.specials[ids[i]] if ids[i] < len(self.specials) else ""
+            if not tok.endswith("_start>"):
+                raise ValueError(f"expected a segment start at position {i}, got id {ids[i]}")
+            modality = tok[1:-len("_start>")]
+            j = ids.index(self.id(f"<{modality}_end>"), i + 1)
+            body = ids[i + 1:j]
+            name = self.owner(body[0]) if body else "special"
+            segs.append((modality, name, self.decode_tokens(name, body) if body else np.array([], np.int64)))
+            i = j + 1
+        return task_tok[len("<task:"):-1], segs
+
+    # --- persistence -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"specials": self.specials, "ranges": [r.__dict__ for r in self.ranges.values()]}
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(json.dumps(self.to_dict(), indent=2))
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        d = json.loads(Path(path).read_text())
+        v = cls(tasks=(), modalities=())
+        v.specials = d["specials"]
+        v.special_id = {t: i for i, t in enumerate(v.specials)}
+        for r in d["ranges"]:
+            v.ranges[r["name"]] = Range(**r)
+        return v
