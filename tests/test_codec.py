@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from uniaudio import manifest
+from uniaudio.config import from_dict
+from uniaudio.pipeline.recipes import records
+from uniaudio.tokenize import TokenizerError, get
+from uniaudio.tokenize.codec_model import Codec, CodecConfig, VectorQuantizer
+from uniaudio.train.codec import CodecTrainConfig, train
+
+TINY = {"channels": 4, "latent_dim": 16, "n_codebooks": 4, "codebook_size": 32}
+
+
+@pytest.fixture(scope="module")
+def train_manifest(demo_root, tmp_path_factory):
+    m = tmp_path_factory.mktemp("codec") / "train.parquet"
+    manifest.write_manifest(m, list(records("librispeech", demo_root / "LibriSpeech", split="train-clean-100")))
+    return m
+
+
+def cfg(out, m, steps, **kw):
+    return from_dict(CodecTrainConfig, {"manifests": [str(m)], "out": str(out), "model": TINY, "steps": steps,
+                                        "batch_size": 2, "segment_seconds": 0.5, "log_every": 1,
+                                        "checkpoint_every": 1, "threads": 1, **kw})
+
+
+def test_resume_is_bit_exact(tmp_path, train_manifest):
+    train(cfg(tmp_path / "straight", train_manifest, 4), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 2), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 4), progress=False)  # same folder: resumes at step 2
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(l) for l in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in log)
+
+
+def test_resume_with_another_model_is_refused(tmp_path, train_manifest):
+    train(cfg(tmp_path / "o", train_manifest, 1), progress=False)
+    bad = cfg(tmp_path / "o", train_manifest, 2)
+    bad.model.channels = 8
+    with pytest.raises(RuntimeError, match="use a new out folder"):
+        train(bad, progress=False)
+
+
+def test_quantizer_init_ema_and_dead_code_restart():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=4, size=8, decay=0.9, dead_threshold=1.0).train()
+    x = torch.randn(256, 4) + 10.0  # data far from zero
+    vq(x)
+    assert bool(vq.initialized) and vq.codebook.mean().item() > 5  # k-means on the data
+    vq.ema_count[3] = 0.0  # code 3 unused
+    vq.codebook[3] = -100.0
+    vq(x)
+    assert vq.codebook[3].mean().item() > 5  # restarted on a current vector
+
+
+def test_tokenizer_round_trip_lengths_and_errors(tmp_path, train_manifest):
+    train(cfg(tmp_path / "t", train_manifest, 1), progress=False)
+    tok = get("uniaudio-codec", checkpoint=str(tmp_path / "t/codec.pt"), n_codebooks=3)
+    assert (tok.sample_rate, tok.frame_rate, tok.n_codebooks) == (16000, 50.0, 3)
+    rng = np.random.default_rng(0)
+    for sr in (16000, 22050, 24000):
+        for n in (sr, int(1.37 * sr)):
+            codes = tok.encode(rng.uniform(-0.3, 0.3, n).astype(np.float32), sr)
+            native = round(n * 16000 / sr)
+            assert codes.shape == (3, -(-native // 320)) and 0 <= codes.min() and codes.max() < 32
+            assert abs(len(tok.decode(codes)) - native) <= 320  # within one frame
+    with pytest.raises(TokenizerError, match="at least"):
+        tok.encode(np.zeros(100, np.float32), 16000)
+    with pytest.raises(TokenizerError, match="NaN"):
+        tok.encode(np.full(16000, np.nan, np.float32), 16000)
+    with pytest.raises(TokenizerError, match="out of range"):
+        tok.decode(np.full((3, 5), 32))
+    with pytest.raises(FileNotFoundError, match="uniaudio train codec"):
+        get("uniaudio-codec", checkpoint=str(tmp_path / "none.pt"))
+
+
+def test_model_shapes_at_default_size():
+    m = Codec(CodecConfig())
+    assert m.config.hop == 320 and sum(p.numel() for p in m.parameters()) * 4 < 20 * 2**20  # fits the 20 MB budget
+    y, codes, _ = m(torch.zeros(2, 16000 + 17), n_q=3)
+    assert y.shape == (2, 16017) and codes.shape == (2, 3, 51)

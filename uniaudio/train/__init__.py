@@ -1,0 +1,1 @@
+"""Training: the codec trainer (codec.py) and, later, the UniAudio language models."""

@@ -1,0 +1,181 @@
+"""`uniaudio train codec CONFIG`: train the UniAudio-style codec on audio from manifests.
+
+Data order and crops are a pure function of (seed, step), and the checkpoint holds model,
+optimizer, step and torch RNG, so a resumed run is bit-identical to an uninterrupted one.
+Losses (multi-resolution STFT + log-mel L1 + commitment) go to OUT/log.jsonl."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import audio, manifest
+from ..config import ConfigError
+from ..dsp import mel_filterbank
+from ..tokenize.codec_model import Codec, CodecConfig
+
+
+@dataclass
+class ModelSpec:
+    channels: int = 16
+    latent_dim: int = 128
+    n_codebooks: int = 8
+    codebook_size: int = 1024
+
+
+@dataclass
+class CodecTrainConfig:
+    manifests: list[str]
+    out: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    steps: int = 2000
+    batch_size: int = 8
+    segment_seconds: float = 1.0
+    lr: float = 3e-4
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    commit_weight: float = 0.25
+    threads: int | None = None  # torch intra-op threads (default: torch's choice)
+
+    def validate(self) -> None:
+        if not self.manifests:
+            raise ConfigError("manifests", "at least one manifest is required")
+        for k in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, k) < 1:
+                raise ConfigError(k, "must be >= 1")
+        if self.segment_seconds <= 0.05:
+            raise ConfigError("segment_seconds", "must be > 0.05")
+
+
+class CropSampler:
+    """Random fixed-length crops; which file and where is decided by (seed, step) alone."""
+
+    def __init__(self, manifests: list[str], sr: int, seconds: float, seed: int):
+        self.sr, self.n, self.seed = sr, int(seconds * sr), seed
+        self.items = []
+        for m in manifests:
+            for r in manifest.iter_records(m):
+                dur = r.duration if r.duration is not None else _duration(r.path)
+                if dur is not None and dur >= seconds:
+                    self.items.append((r.path, r.offset, dur))
+        if not self.items:
+            raise ValueError(f"no audio of at least {seconds}s in {manifests}")
+
+    def batch(self, step: int, size: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, step])
+        out = np.zeros((size, self.n), np.float32)
+        for b in range(size):
+            for _ in range(5):  # an unreadable file is skipped, never fatal
+                path, off, dur = self.items[rng.integers(len(self.items))]
+                start = off + rng.uniform(0, dur - self.n / self.sr)
+                try:
+                    wav, _ = audio.load(path, self.sr, offset=start, duration=self.n / self.sr)
+                except audio.AudioError:
+                    continue
+                out[b, : len(wav)] = wav[: self.n]
+                break
+        return torch.from_numpy(out)
+
+
+def _duration(path: str) -> float | None:
+    try:
+        return audio.info(path).duration
+    except audio.AudioError:
+        return None
+
+
+class SpectralLoss(torch.nn.Module):
+    """Multi-resolution STFT (spectral convergence + log magnitude) and 80-band log-mel L1."""
+
+    def __init__(self, sr: int):
+        super().__init__()
+        self.res = [(512, 128), (1024, 256), (2048, 512)]
+        self.register_buffer("mel", torch.tensor(mel_filterbank(sr, 1024, 80), dtype=torch.float32))
+
+    @staticmethod
+    def _mag(x, n_fft, hop):
+        win = torch.hann_window(n_fft, device=x.device)
+        return torch.stft(x, n_fft, hop, window=win, return_complex=True).abs().clamp(min=1e-7)
+
+    def forward(self, y, x):
+        stft = 0.0
+        for n_fft, hop in self.res:
+            my, mx = self._mag(y, n_fft, hop), self._mag(x, n_fft, hop)
+            stft = stft + torch.norm(mx - my, p="fro") / torch.norm(mx, p="fro") + F.l1_loss(my.log(), mx.log())
+        my, mx = self._mag(y, 1024, 256), self._mag(x, 1024, 256)
+        mel = F.l1_loss((self.mel @ my**2).clamp(min=1e-7).log10(), (self.mel @ mx**2).clamp(min=1e-7).log10())
+        return stft / len(self.res), mel
+
+
+def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model_cfg = CodecConfig(**asdict(cfg.model))
+    torch.manual_seed(cfg.seed)  # before building the model: initial weights come from the seed
+    model = Codec(model_cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99))
+    step = 0
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        if ck["train_config"]["model"] != asdict(cfg.model):
+            raise RuntimeError(f"{last} was trained with model {ck['train_config']['model']}; "
+                               f"config asks for {asdict(cfg.model)}: use a new out folder")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step = ck["step"]
+        torch.set_rng_state(ck["torch_rng"])
+    sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed)
+    loss_fn = SpectralLoss(model_cfg.sample_rate)
+    model.train()
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, desc="codec", unit="step", disable=not progress)
+    t0 = time.time()
+    with open(out / "log.jsonl", "a") as log:
+        while step < cfg.steps:
+            x = sampler.batch(step, cfg.batch_size)
+            n_q = int(np.random.default_rng([cfg.seed, step, 7]).integers(1, model_cfg.n_codebooks + 1))
+            y, _, commit = model(x, n_q)
+            stft, mel = loss_fn(y, x)
+            loss = stft + mel + cfg.commit_weight * commit
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {step}: stft={stft} mel={mel} commit={commit}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                rec = {"step": step, "loss": float(loss.detach()), "stft": float(stft.detach()),
+                       "mel": float(mel.detach()), "commit": float(commit.detach()), "n_q": n_q, "seconds": round(time.time() - t0, 2)}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", mel=f"{rec['mel']:.3f}")
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save(out, model, opt, step, cfg)
+    bar.close()
+    return {"step": step, "checkpoint": str(last)}
+
+
+def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig) -> None:
+    """last.pt (everything for resume) and codec.pt (weights + config only, for inference)."""
+    ck = {**model.checkpoint(), "optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
+          "train_config": asdict(cfg)}
+    for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(), "step": step,
+                                                      "train_config": asdict(cfg)})):
+        tmp = out / f".{name}.tmp"
+        torch.save(obj, tmp)
+        os.replace(tmp, out / name)
