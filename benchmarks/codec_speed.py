@@ -1,0 +1,55 @@
+"""Codec encode/decode speed as real-time factor (audio seconds per wall second), batch 1
+and batched, on CPU (and CUDA when present), side by side.
+
+    python benchmarks/codec_speed.py [--checkpoint OUT/codec.pt] [--seconds 10] [--batch 8]
+Without a checkpoint the default architecture with random weights is timed (same compute)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+
+def timed(fn, repeat: int = 3) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--n-codebooks", type=int, default=3)
+    args = ap.parse_args()
+
+    from uniaudio.tokenize.codec_model import Codec, CodecConfig
+
+    if args.checkpoint:
+        model = Codec.from_checkpoint(torch.load(args.checkpoint, map_location="cpu", weights_only=False))
+        label = args.checkpoint
+    else:
+        model, label = Codec(CodecConfig()).eval(), "default architecture, random weights"
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"uniaudio-codec ({label}), {args.n_codebooks} codebooks, {args.seconds:g} s clips, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'device':8}{'batch':>6}{'encode xRT':>12}{'decode xRT':>12}")
+    for dev in devices:
+        m = model.to(dev)
+        for b in (1, args.batch):
+            x = torch.randn(b, int(args.seconds * m.config.sample_rate), device=dev) * 0.1
+            codes = m.encode(x, args.n_codebooks)
+            sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+            t_enc = timed(lambda: (m.encode(x, args.n_codebooks), sync()))
+            t_dec = timed(lambda: (m.decode(codes), sync()))
+            print(f"{dev:8}{b:6d}{b * args.seconds / t_enc:12.1f}{b * args.seconds / t_dec:12.1f}")
+
+
+if __name__ == "__main__":
+    main()
