@@ -58,7 +58,9 @@ def build_manifest(spec: InputSpec, out: Path) -> Path:
         return Path(spec.manifest)
     path = out / "manifests" / f"{spec.prefix}.parquet"
     if not path.exists():
-        manifest.write_manifest(path, records(spec.recipe, spec.root, spec.split, **spec.options), strict=False)
+        # absolute paths: workers on other nodes (or another cwd) must find the files
+        root = Path(spec.root).resolve()
+        manifest.write_manifest(path, records(spec.recipe, root, spec.split, **spec.options), strict=False)
     return path
 
 

@@ -56,7 +56,7 @@ def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
 
 def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
     t0 = time.time()
-    out = Path(cfg.output)
+    out = Path(cfg.output).resolve()  # task rows carry it to workers that may not share our cwd
     for sub in ("shards", "done", "plan"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     _remove_temp_files(out)
