@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--n-codebooks", type=int, default=3)
     ap.add_argument("--data", default=None, help="ljspeech-mini folder (default: ../shared/data/ljspeech-mini)")
     ap.add_argument("--demo", default=None, help="demo corpora folder for sound/music figures")
+    ap.add_argument("--card", default=None, help="append the table to this MODEL_CARD.md")
     args = ap.parse_args()
 
     from uniaudio import audio
@@ -88,12 +89,13 @@ def main() -> None:
             rows[name].append(vals)
     keys = ["pesq", "pesq_nb", "stoi", "mel_distance"]
     mean = {n: {k: float(np.nanmean([v[k] for v in rows[n]])) for k in keys} for n in rows}
-    print(f"ljspeech-mini ({len(rows['ours'])} held-out utterances), checkpoint {tok.version}")
-    print(f"{'':28}{'PESQ-wb':>9}{'PESQ-nb':>9}{'STOI':>8}{'mel dist':>10}")
-    print(f"{f'ours @ {kbps:.2f} kbps':28}" + "".join(f"{mean['ours'][k]:{w}.3f}" for k, w in zip(keys, (9, 9, 8, 10))))
-    print(f"{'codec2 @ 1.60 kbps':28}" + "".join(f"{mean['codec2'][k]:{w}.3f}" for k, w in zip(keys, (9, 9, 8, 10))))
-    print(f"{'ours - codec2':28}" + "".join(f"{mean['ours'][k] - mean['codec2'][k]:{w}.3f}"
-                                            for k, w in zip(keys, (9, 9, 8, 10))))
+    lines = [f"ljspeech-mini ({len(rows['ours'])} held-out utterances), checkpoint {tok.version}",
+             f"{'':28}{'PESQ-wb':>9}{'PESQ-nb':>9}{'STOI':>8}{'mel dist':>10}"]
+    widths = (9, 9, 8, 10)
+    lines.append(f"{f'ours @ {kbps:.2f} kbps':28}" + "".join(f"{mean['ours'][k]:{w}.3f}" for k, w in zip(keys, widths)))
+    lines.append(f"{'codec2 @ 1.60 kbps':28}" + "".join(f"{mean['codec2'][k]:{w}.3f}" for k, w in zip(keys, widths)))
+    lines.append(f"{'ours - codec2':28}" + "".join(f"{mean['ours'][k] - mean['codec2'][k]:{w}.3f}"
+                                                   for k, w in zip(keys, widths)))
     if args.demo:
         from uniaudio.pipeline.recipes import records
 
@@ -104,7 +106,11 @@ def main() -> None:
                 ref, _ = audio.load(r.path, 16000)
                 out = md.score([M.Sample(r.id, ref_audio=ref, hyp_audio=tok.decode(tok.encode(ref, 16000)))])[0]
                 vals.append(out["mel_distance"])
-            print(f"{name:28} mel distance {np.mean(vals):.3f} over {len(vals)} clips")
+            lines.append(f"{name:28} mel distance {np.mean(vals):.3f} over {len(vals)} clips")
+    print("\n".join(lines))
+    if args.card:
+        with open(args.card, "a") as f:
+            f.write("\n```\n" + "\n".join(lines) + "\n```\n(benchmarks/codec_quality.py)\n")
 
 
 if __name__ == "__main__":

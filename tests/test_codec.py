@@ -36,6 +36,8 @@ def test_resume_is_bit_exact(tmp_path, train_manifest):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(l) for l in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in log)
+    card = (tmp_path / "resumed/MODEL_CARD.md").read_text()
+    assert "4 steps" in card and str(train_manifest) in card and "ljspeech-mini was not used" in card
 
 
 def test_resume_with_another_model_is_refused(tmp_path, train_manifest):

@@ -167,7 +167,35 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(out, model, opt, step, cfg)
     bar.close()
+    write_model_card(out, cfg, sampler, step)
     return {"step": step, "checkpoint": str(last)}
+
+
+def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, step: int) -> Path:
+    """OUT/MODEL_CARD.md: data, steps, command, final losses. Quality is appended by
+    `benchmarks/codec_quality.py --card`."""
+    import sys
+
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
+    tail = log[-10:]
+    mean = {k: sum(r[k] for r in tail) / len(tail) for k in ("loss", "stft", "mel")} if tail else {}
+    hours = sum(d for _, _, d in sampler.items) / 3600
+    c = cfg.model
+    text = f"""# uniaudio-codec model card
+
+- **Model**: SEANet-style encoder/decoder + residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
+  latent {c.latent_dim}, base width {c.channels}, 16 kHz, 50 Hz frames (3 codebooks = 1.5 kbps).
+- **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)}.
+- **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr}, seed {cfg.seed}.
+- **Command**: `uniaudio train codec` ({' '.join(sys.argv[1:]) or 'API'})
+- **Final losses** (mean of the last {len(tail)} logged steps): {', '.join(f'{k} {v:.3f}' for k, v in mean.items())}
+- **Held-out test set**: ljspeech-mini was not used for training.
+
+## Measured quality
+"""
+    card = out / "MODEL_CARD.md"
+    card.write_text(text)
+    return card
 
 
 def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig) -> None:
