@@ -118,3 +118,18 @@ def test_hf_causal_lm_loglikelihood_matches_independent_computation(tiny_llama):
     res = mmlu.evaluate(lm, data, limit=2)
     assert res["questions"] == 4 and 0.0 <= res["accuracy"] <= 1.0
     assert set(res["per_subject"]) == {"anatomy", "world_religions"}
+
+
+def test_benchmark_mmlu_command(tiny_llama, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(sys.executable).parent / "benchmark"
+    out = subprocess.run([str(bench), "mmlu", "--data", str(tiny_llama / "mmlu"), "--model", str(tiny_llama / "model"),
+                          "--limit", "1", "--out", str(tmp_path / "r.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "micro average" in out.stdout and json.loads((tmp_path / "r.json").read_text())["questions"] == 2
+    bad = subprocess.run([str(bench), "mmlu", "--data", str(tmp_path), "--model", "x"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "no test/ folder" in bad.stderr

@@ -270,5 +270,33 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     click.echo(f"results: {out / 'results'}")
 
 
+@benchmark.command("mmlu")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="MMLU root with data/dev/*_dev.csv and data/test/*_test.csv.")
+@click.option("--model", required=True, help="transformers causal LM: local dir, $UNIAUDIO_MODELS name or HF id.")
+@click.option("--subject", "subjects", multiple=True, help="Only these subjects (repeatable).")
+@click.option("--shots", default=5, show_default=True)
+@click.option("--limit", default=None, type=int, help="At most this many test questions per subject.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Write results JSON here.")
+def benchmark_mmlu(data: Path, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
+                   out: Path | None) -> None:
+    """MMLU accuracy (lm-eval-harness format, argmax log-likelihood of " A".." D")."""
+    from .benchmark import mmlu
+    from .models import ModelNotFound
+
+    try:
+        ds = mmlu.load(data, list(subjects) or None)
+        lm = mmlu.HFCausalLM(model)
+        res = mmlu.evaluate(lm, ds, shots=shots, limit=limit)
+    except (FileNotFoundError, mmlu.MMLUFormatError, ModelNotFound) as e:
+        raise click.ClickException(str(e)) from None
+    res["model"] = model
+    for subject, r in res["per_subject"].items():
+        click.echo(f"{subject:40}{r['accuracy']:8.4f}{r['questions']:6d}")
+    click.echo(f"{'micro average':40}{res['accuracy']:8.4f}{res['questions']:6d}")
+    if out:
+        out.write_text(json.dumps(res, indent=2))
+
+
 if __name__ == "__main__":
     main()
