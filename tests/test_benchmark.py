@@ -149,7 +149,7 @@ def test_resume_scores_only_new_items(tmp_path, small_suite):
     items = out / "results/asr/ground-truth/items.jsonl"
     lines = items.read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(l)["values"]["wer"] == 0.0 for l in lines)
-    items.write_text("\n".join(lines[:1]) + "\n")  # as if the run died after one item
+    items.write_text("\n".join(lines[:1]) + "\n" + lines[1][:17])  # died after one item, mid-way through the next
     (res,) = run(["asr"], "ground-truth", str(suite), None, out, resume=True, progress=False)
     new = items.read_text().splitlines()
     assert len(new) == 3 and new[0] == lines[0] and res["items"] == 3

@@ -94,6 +94,24 @@ def _needs_met(metric: M.Metric, s: M.Sample) -> str | None:
     return None
 
 
+def _read_done(items_path: Path) -> set[str]:
+    """Ids already scored. A run killed mid-write can leave a torn last line: it is dropped
+    (that item is scored again), so a resume never loses or duplicates an item."""
+    lines = items_path.read_text().splitlines()
+    good = []
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            good.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n != len(lines) - 1:
+                raise RuntimeError(f"{items_path} line {n + 1} is corrupt (not the last line); "
+                                   "remove the file to rescore") from None
+            items_path.write_text("".join(json.dumps(g) + "\n" for g in good))
+    return {g["id"] for g in good}
+
+
 def safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
 
@@ -109,7 +127,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
     items_path = res_dir / "items.jsonl"
     done = set()
     if resume and items_path.exists():
-        done = {json.loads(line)["id"] for line in items_path.read_text().splitlines() if line.strip()}
+        done = _read_done(items_path)
     elif items_path.exists():
         items_path.unlink()
     todo = [r for r in rows if r["id"] not in done]
