@@ -50,6 +50,8 @@ def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
         value = row_value(row, how)
         if field.endswith("audio"):
             setattr(s, field, _load_audio(value, field, s))
+            if value:
+                s.paths[field] = value
         else:
             setattr(s, field, value)
     if task.output == "text":
@@ -57,6 +59,7 @@ def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
     else:
         p = outdir / f"{row['id']}.wav"
         s.hyp_audio = _load_audio(str(p) if p.exists() else None, "hyp_audio", s)
+        s.paths["hyp_audio"] = str(p)
         if not p.exists():
             s.errors["hyp_audio"] = f"missing: {p.name}"
     return s

@@ -33,6 +33,8 @@ class Sample:
     hyp_audio: np.ndarray | None = None
     prompt_audio: np.ndarray | None = None
     errors: dict[str, str] = field(default_factory=dict)  # input name -> why it is missing
+    # source files, for metrics that need another rate than SR (e.g. CLAP at 48 kHz)
+    paths: dict[str, str] = field(default_factory=dict)
 
 
 class Metric:

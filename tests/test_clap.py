@@ -1,0 +1,69 @@
+"""CLAP score through the real transformers loading path, on a tiny CLAP saved here."""
+
+import numpy as np
+import pytest
+
+from uniaudio import audio
+from uniaudio.benchmark import metrics as M
+
+
+@pytest.fixture(scope="module")
+def tiny_clap(tmp_path_factory):
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["a dog barks loudly", "rain falls on a roof", "a bell rings twice"] * 10,
+                            trainers.BpeTrainer(vocab_size=120, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = RobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                pad_token="<pad>", mask_token="<mask>")
+    d = tmp_path_factory.mktemp("tiny-clap")
+    torch.manual_seed(0)
+    cfg = ClapConfig(text_config=dict(vocab_size=fast.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=32, max_position_embeddings=80,
+                                      pad_token_id=1),
+                     audio_config=dict(depths=[1, 1], num_attention_heads=[1, 2], patch_embeds_hidden_size=8,
+                                       hidden_size=16, window_size=8, spec_size=256, num_mel_bins=64,
+                                       enable_fusion=False, projection_hidden_size=16),
+                     projection_dim=8)
+    ClapModel(cfg).save_pretrained(d)
+    ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=fast).save_pretrained(d)
+    return d
+
+
+def test_clap_score_equals_direct_cosine(tiny_clap, tmp_path):
+    import torch
+    from transformers import ClapModel, ClapProcessor
+
+    rng = np.random.default_rng(0)
+    wav48 = rng.uniform(-0.3, 0.3, 48000 * 3).astype(np.float32)
+    path = audio.save(tmp_path / "x.wav", wav48, 48000)
+    m = M.get("clap", model=str(tiny_clap))
+    s = M.Sample("x", ref_text="a dog barks", hyp_audio=audio.load(path, 16000)[0], paths={"hyp_audio": str(path)})
+    (r,) = m.score([s])
+
+    proc, model = ClapProcessor.from_pretrained(tiny_clap), ClapModel.from_pretrained(tiny_clap).eval()
+    x48 = audio.load(path, 48000)[0]
+    with torch.no_grad():
+        a = model.get_audio_features(**{k: v for k, v in proc(audio=[x48], sampling_rate=48000, return_tensors="pt").items()
+                                        if k in ("input_features", "is_longer")})
+        t = model.get_text_features(**{k: v for k, v in proc(text=["a dog barks"], return_tensors="pt").items()
+                                       if k in ("input_ids", "attention_mask")})
+    a, t = getattr(a, "pooler_output", a)[0], getattr(t, "pooler_output", t)[0]
+    want = float(torch.nn.functional.cosine_similarity(a, t, dim=0))
+    assert r["clap"] == pytest.approx(want, abs=1e-5)
+    card = m.card()
+    assert card["sample_rate"] == 48000 and len(card["checksum"]) == 64 and card["model"] == str(tiny_clap)
+
+
+def test_clap_long_audio_is_deterministic_and_bad_input_fails(tiny_clap):
+    m = M.get("clap", model=str(tiny_clap))
+    long = np.random.default_rng(1).uniform(-0.3, 0.3, 16000 * 23).astype(np.float32)  # 3 windows
+    s = M.Sample("l", ref_text="rain falls", hyp_audio=long)
+    assert m.score([s])[0]["clap"] == m.score([s])[0]["clap"]
+    bad = m.score([M.Sample("e", ref_text="  ", hyp_audio=long), M.Sample("s", ref_text="rain", hyp_audio=long[:100])])
+    assert "empty text" in str(bad[0]) and "0.1 s" in str(bad[1])
