@@ -67,3 +67,34 @@ def test_clap_long_audio_is_deterministic_and_bad_input_fails(tiny_clap):
     assert m.score([s])[0]["clap"] == m.score([s])[0]["clap"]
     bad = m.score([M.Sample("e", ref_text="  ", hyp_audio=long), M.Sample("s", ref_text="rain", hyp_audio=long[:100])])
     assert "empty text" in str(bad[0]) and "0.1 s" in str(bad[1])
+
+
+def test_tta_task_with_tiny_clap_and_offline_fallback(tiny_clap, tmp_path, demo_root, monkeypatch):
+    import json
+    import math
+
+    from uniaudio import manifest
+    from uniaudio.benchmark.runner import run
+    from uniaudio.pipeline.recipes import records
+
+    suite = tmp_path / "suite"
+    manifest.write_manifest(suite / "tta.parquet", [r for r in records("audiocaps", demo_root / "audiocaps")
+                                                    if r.split in ("val", "test")])
+    for system in ("ground-truth", "shuffled"):
+        (res,) = run(["tta"], system, str(suite), None, tmp_path / "out", progress=False,
+                     metric_options={"clap": {"model": str(tiny_clap)}})
+        m = res["metrics"]["clap"]
+        assert m["items_failed"] == 0 and -1 <= m["value"]["clap"] <= 1 and m["card"]["model"] == str(tiny_clap)
+    # the shuffled floor really hands each item another item's audio
+    out = tmp_path / "out" / "outputs" / "shuffled" / "tta"
+    ids = sorted(p.stem for p in out.glob("*.wav"))
+    assert len(ids) >= 2 and out.joinpath(f"{ids[0]}.wav").read_bytes() != \
+        (tmp_path / "out/outputs/ground-truth/tta" / f"{ids[0]}.wav").read_bytes()
+
+    # no weights and no network: every item NaN with the model name and the command that fetches it
+    monkeypatch.setenv("UNIAUDIO_MODELS", str(tmp_path / "empty"))
+    (res,) = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out2", progress=False,
+                 metric_options={"clap": {"model": "laion/clap-htsat-unfused"}})
+    assert math.isnan(res["metrics"]["clap"]["value"]["clap"]) and res["metrics"]["clap"]["items_scored"] == 0
+    line = json.loads((tmp_path / "out2/results/tta/ground-truth/items.jsonl").read_text().splitlines()[0])
+    assert "huggingface-cli download laion/clap-htsat-unfused" in line["errors"]["clap"]

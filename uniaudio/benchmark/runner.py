@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__, audio, manifest
+from ..models import ModelNotFound
 from . import metrics as M
 from . import systems as S
 from .tasks import TASKS, Task, row_value
@@ -75,6 +76,8 @@ class MetricPool:
         self.overrides = overrides or {}
 
     def get(self, name: str, kw: tuple) -> M.Metric:
+        """The metric, or an Unavailable stand-in when its model cannot be loaded (offline,
+        missing weights): every item then records NaN and that reason; the run goes on."""
         merged = dict(kw)
         merged.update(self.overrides.get(name, {}))
         if name == "stoi" and merged.get("extended"):
@@ -82,8 +85,24 @@ class MetricPool:
         kw = tuple(sorted(merged.items()))
         key = (name, kw)
         if key not in self._m:
-            self._m[key] = M.get(name, **dict(kw))
+            try:
+                self._m[key] = M.get(name, **dict(kw))
+            except (ModelNotFound, OSError, ImportError) as e:
+                self._m[key] = Unavailable(name, f"{type(e).__name__}: {e}")
         return self._m[key]
+
+
+class Unavailable(M.Metric):
+    """Stands in for a metric whose model could not be loaded."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason, self.needs = name, reason, ()
+
+    def score(self, batch):
+        return [RuntimeError(f"metric unavailable: {self.reason}") for _ in batch]
+
+    def card(self):
+        return dict(super().card(), unavailable=self.reason)
 
 
 def _needs_met(metric: M.Metric, s: M.Sample) -> str | None:

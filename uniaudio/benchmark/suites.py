@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-2"
+SUITE_VERSION = "demo-3"
 
 
 def default_root() -> Path:
@@ -97,6 +97,10 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
         tse.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(mixture), "enroll_path": enroll.path,
                                                     "interferer_id": prompt.id, "sir_db": 0.0}}))
     manifest.write_manifest(suite / "vc.parquet", vc)
+    # tta / ttm: the evaluation clips of the demo AudioCaps and MusicCaps, prompted by their captions
+    manifest.write_manifest(suite / "tta.parquet", [r for r in records("audiocaps", corpora / "audiocaps")
+                                                    if r.split in ("val", "test")])
+    manifest.write_manifest(suite / "ttm.parquet", list(records("musiccaps", corpora / "musiccaps")))
     manifest.write_manifest(suite / "tse.parquet", tse)
     marker.touch()
     return suite

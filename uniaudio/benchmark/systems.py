@@ -37,7 +37,7 @@ class Folder(System):
 class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
-    name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec")
+    name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec", "tta", "ttm")
 
     def produce(self, task, rows, outdir):
         for r in rows:
@@ -90,6 +90,19 @@ class Passthrough(System):
             audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
 
+class Shuffled(System):
+    """Floor for generation tasks: each item gets the reference audio of another item (right
+    distribution, wrong content), so CLAP and KL must score it worse than the ground truth."""
+    name, tasks = "shuffled", ("tta", "ttm", "tts")
+
+    def produce(self, task, rows, outdir):
+        order = sorted(rows, key=lambda r: r["id"])
+        for k, r in enumerate(order):
+            other = order[(k + 1) % len(order)]
+            wav, sr = audio.load(other["path"], 16000)
+            audio.save(outdir / f"{r['id']}.wav", wav, sr)
+
+
 class CodecResynthesis(System):
     """codec:NAME: encode and decode the reference with a registered tokenizer."""
     tasks = ("codec",)
@@ -107,9 +120,10 @@ class CodecResynthesis(System):
             audio.save(outdir / f"{r['id']}.wav", out, self.tok.sample_rate)
 
 
-BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough}
+BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
+           "shuffled": Shuffled}
 BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "passthrough", "tse": "passthrough",
-            "codec": "codec:mulaw"}
+            "codec": "codec:mulaw", "tta": "shuffled", "ttm": "shuffled"}
 
 
 def load(spec: str) -> System:

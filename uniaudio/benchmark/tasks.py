@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 def row_value(row: dict, how: str):
     """A test row's field: "text", "path", or "extra:<key>" (extra is a JSON object)."""
-    if how in ("text", "path"):
+    if how in ("text", "path", "caption"):
         return row[how]
     extra = row.get("extra")
     extra = json.loads(extra) if isinstance(extra, str) and extra else (extra or {})
@@ -22,7 +22,7 @@ class Task:
     output: str  # "audio" (outputs/{task}/{id}.wav) or "text" ({id}.txt)
     metrics: tuple[tuple[str, tuple], ...]  # (metric name, sorted kwargs items)
     description: str
-    # how a test row fills a Sample: sample field -> "text" | "path" | "extra:<key>"
+    # how a test row fills a Sample: sample field -> "text" | "caption" | "path" | "extra:<key>"
     refs: dict = field(default_factory=dict)
     # what a system reads: "path" (the row's audio), "text", or "extra:<key>"
     input: str = "path"
@@ -47,6 +47,10 @@ TASKS = {
     "tse": Task("tse", "audio", (_m("pesq"), _m("stoi"), _m("si_sdr"), _m("sim")),
                 "mixture + enrollment of the target speaker -> the target speech",
                 {"ref_audio": "path", "prompt_audio": "extra:enroll_path"}, input="extra:input_path"),
+    "tta": Task("tta", "audio", (_m("clap"),), "caption -> sound (CLAP score; FAD and KL: planned)",
+                {"ref_text": "caption", "ref_audio": "path"}, input="caption"),
+    "ttm": Task("ttm", "audio", (_m("clap"),), "music description -> music (CLAP score; FAD and KL: planned)",
+                {"ref_text": "caption", "ref_audio": "path"}, input="caption"),
     "codec": Task("codec", "audio", (_m("pesq"), _m("stoi"), _m("mel_distance")),
                   "speech -> tokens -> speech (resynthesis)", {"ref_audio": "path"}),
 }

@@ -52,7 +52,9 @@ class CLAPScore(Metric):
         return self.torch.nn.functional.normalize(emb, dim=0).numpy()
 
     def _embed_text(self, texts: list[str]) -> np.ndarray:
-        tok = self.processor(text=texts, return_tensors="pt", padding=True, truncation=True)
+        # cap at the text encoder's positions (RoBERTa reserves 2): long captions are truncated, not fatal
+        limit = min(self.processor.tokenizer.model_max_length, self.model.config.text_config.max_position_embeddings - 2)
+        tok = self.processor(text=texts, return_tensors="pt", padding=True, truncation=True, max_length=limit)
         with self.torch.inference_mode():
             out = self.model.get_text_features(input_ids=tok["input_ids"], attention_mask=tok.get("attention_mask"))
         return self.torch.nn.functional.normalize(getattr(out, "pooler_output", out).float(), dim=-1).numpy()
