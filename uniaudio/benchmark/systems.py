@@ -43,8 +43,8 @@ class GroundTruth(System):
         for r in rows:
             if task.output == "text":
                 (outdir / f"{r['id']}.txt").write_text(r["text"] or "")
-            else:
-                wav, sr = audio.load(r["path"], 16000)
+            else:  # native rate: 48 kHz metrics (CLAP) must not get a 16 kHz copy
+                wav, sr = audio.load(r["path"])
                 audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
 
@@ -86,7 +86,7 @@ class Passthrough(System):
 
     def produce(self, task, rows, outdir):
         for r in rows:
-            wav, sr = audio.load(row_value(r, task.input), 16000)
+            wav, sr = audio.load(row_value(r, task.input))
             audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
 
@@ -99,7 +99,7 @@ class Shuffled(System):
         order = sorted(rows, key=lambda r: r["id"])
         for k, r in enumerate(order):
             other = order[(k + 1) % len(order)]
-            wav, sr = audio.load(other["path"], 16000)
+            wav, sr = audio.load(other["path"])
             audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
 
