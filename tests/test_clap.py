@@ -98,3 +98,50 @@ def test_tta_task_with_tiny_clap_and_offline_fallback(tiny_clap, tmp_path, demo_
     assert math.isnan(res["metrics"]["clap"]["value"]["clap"]) and res["metrics"]["clap"]["items_scored"] == 0
     line = json.loads((tmp_path / "out2/results/tta/ground-truth/items.jsonl").read_text().splitlines()[0])
     assert "huggingface-cli download laion/clap-htsat-unfused" in line["errors"]["clap"]
+
+
+def test_fad_in_tta_cache_and_degradation(tmp_path, demo_root):
+    """FAD with the packaged Whisper-encoder embedder: ground truth ~0, a degraded system
+    higher, reference statistics cached by content (a changed file gets new statistics)."""
+    from uniaudio import manifest
+    from uniaudio.benchmark.runner import run
+    from uniaudio.benchmark.suites import add_noise
+    from uniaudio.pipeline.recipes import records
+
+    suite = tmp_path / "suite"
+    rows = [r for r in records("audiocaps", demo_root / "audiocaps")]
+    manifest.write_manifest(suite / "tta.parquet", rows)
+    (gt,) = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out", progress=False)
+    fad_gt = gt["metrics"]["fad"]["value"]
+    assert fad_gt["fad"] < 1e-6 and fad_gt["reference_stats_cached"] is False
+    assert gt["metrics"]["fad"]["card"]["embedder"] == "whisper-tiny.en-encoder"
+
+    noisy = tmp_path / "noisy" / "tta"
+    noisy.mkdir(parents=True)
+    for k, r in enumerate(rows):
+        audio.save(noisy / f"{r.id}.wav", add_noise(audio.load(r.path, 16000)[0], 0.0, k), 16000)
+    (bad,) = run(["tta"], str(tmp_path / "noisy"), str(suite), None, tmp_path / "out", progress=False)
+    assert bad["metrics"]["fad"]["value"]["fad"] > 1.0 and bad["metrics"]["fad"]["value"]["reference_stats_cached"]
+    caches = sorted((tmp_path / "out" / "cache").glob("fad-ref-*.npz"))
+    assert len(caches) == 1
+
+    audio.save(rows[0].path, add_noise(audio.load(rows[0].path, 16000)[0], 10.0, 99), 16000)  # a reference changes
+    (again,) = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out2", progress=False)
+    assert again["metrics"]["fad"]["value"]["reference_stats_cached"] is False
+
+
+def test_fad_too_few_frames_is_nan_with_reason(tmp_path, demo_root):
+    from uniaudio import manifest
+    from uniaudio.benchmark.runner import run
+    from uniaudio.pipeline.recipes import records
+
+    suite = tmp_path / "suite"
+    manifest.write_manifest(suite / "tta.parquet", list(records("audiocaps", demo_root / "audiocaps"))[:1])
+    short = tmp_path / "sys" / "tta"
+    short.mkdir(parents=True)
+    r = list(records("audiocaps", demo_root / "audiocaps"))[0]
+    audio.save(short / f"{r.id}.wav", audio.load(r.path, 16000)[0][:8000], 16000)  # 0.5 s = 25 frames < 384 dims
+    (res,) = run(["tta"], str(tmp_path / "sys"), str(suite), None, tmp_path / "out", progress=False)
+    import math
+
+    assert math.isnan(res["metrics"]["fad"]["value"]["fad"]) and "more frames than dimensions" in res["metrics"]["fad"]["error"]

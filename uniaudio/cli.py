@@ -262,11 +262,14 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     click.echo(f"{'task':8}{'system':18}{'metric':22}{'value':>10}{'failed':>8}")
     for r in results:
         for name, m in r["metrics"].items():
+            failed = m.get("items_failed", m.get("items_missing", 0))
             for key, v in m["value"].items():
-                if key.endswith(("_errors", "_ref_words", "_ref_characters")):
+                if key.endswith(("_errors", "_ref_words", "_ref_characters", "_frames", "_cached")):
                     continue
                 shown = "NaN" if isinstance(v, float) and math.isnan(v) else f"{v:.4f}"
-                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:22}{shown:>10}{m['items_failed']:>8}")
+                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:22}{shown:>10}{failed:>8}")
+            if m.get("error"):
+                click.echo(f"{'':26}{name}: {m['error'][:200]}")
     click.echo(f"results: {out / 'results'}")
 
 

@@ -36,12 +36,27 @@ def how_to_get(name: str) -> str:
             f"and copy that folder here (or set UNIAUDIO_MODELS to where it lives).")
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
 def from_pretrained(cls, name: str, **kw):
-    """`cls.from_pretrained` with local resolution and an actionable error."""
+    """`cls.from_pretrained` with local resolution and an actionable error. The HF cache is
+    tried without network first; the hub only when that fails and HF_HUB_OFFLINE is unset
+    (so a cached model never waits on a dead network's retries)."""
     where = resolve(name)
-    try:
-        return cls.from_pretrained(where, **kw)
-    except (OSError, ValueError) as e:
-        if Path(where).is_dir():
+    if Path(where).is_dir():
+        try:
+            return cls.from_pretrained(where, **kw)
+        except (OSError, ValueError) as e:
             raise ModelNotFound(f"{where}: not a loadable {cls.__name__} checkpoint: {e}") from None
-        raise ModelNotFound(how_to_get(name) + f"\n(underlying error: {str(e).splitlines()[0]})") from None
+    try:
+        return cls.from_pretrained(where, local_files_only=True, **kw)
+    except (OSError, ValueError) as e:
+        first = e
+    if not _offline():
+        try:
+            return cls.from_pretrained(where, **kw)
+        except (OSError, ValueError) as e:
+            first = e
+    raise ModelNotFound(how_to_get(name) + f"\n(underlying error: {str(first).splitlines()[0]})") from None

@@ -192,7 +192,33 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
             f.flush()
             bar.update(len(batch))
     bar.close()
-    return aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir)
+    result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir)
+    if task.set_metrics:
+        result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
+        (res_dir / "aggregate.json").write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool", cache_dir: Path) -> dict:
+    """Set-level metrics over all items (FAD). A failure records NaN and the reason."""
+    from .metrics.fad import FAD
+
+    ref = [row_value(r, "path") for r in rows]
+    hyp = [str(sys_dir / f"{r['id']}.wav") for r in rows]
+    present = [h for h in hyp if Path(h).exists()]
+    out = {}
+    for name, kw in task.set_metrics:
+        kw = {**dict(kw), **pool.overrides.get(name, {})}
+        entry = {"items_missing": len(hyp) - len(present), "items": len(present)}
+        try:
+            m = FAD(**kw)
+            entry["card"] = m.card()
+            entry["value"] = m.score_set(ref, present, cache_dir)
+        except Exception as e:  # never a made-up number: NaN and why
+            entry["value"] = {name: NAN}
+            entry["error"] = f"{type(e).__name__}: {e}"
+        out[name] = entry
+    return out
 
 
 def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Metric], dest: Path,

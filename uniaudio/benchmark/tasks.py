@@ -26,6 +26,8 @@ class Task:
     refs: dict = field(default_factory=dict)
     # what a system reads: "path" (the row's audio), "text", or "extra:<key>"
     input: str = "path"
+    # set-level metrics (one value for the whole test set), e.g. FAD
+    set_metrics: tuple[tuple[str, tuple], ...] = ()
 
 
 def _m(name: str, **kw) -> tuple[str, tuple]:
@@ -47,10 +49,10 @@ TASKS = {
     "tse": Task("tse", "audio", (_m("pesq"), _m("stoi"), _m("si_sdr"), _m("sim")),
                 "mixture + enrollment of the target speaker -> the target speech",
                 {"ref_audio": "path", "prompt_audio": "extra:enroll_path"}, input="extra:input_path"),
-    "tta": Task("tta", "audio", (_m("clap"),), "caption -> sound (CLAP score; FAD and KL: planned)",
-                {"ref_text": "caption", "ref_audio": "path"}, input="caption"),
-    "ttm": Task("ttm", "audio", (_m("clap"),), "music description -> music (CLAP score; FAD and KL: planned)",
-                {"ref_text": "caption", "ref_audio": "path"}, input="caption"),
+    "tta": Task("tta", "audio", (_m("clap"),), "caption -> sound (CLAP score per item, FAD over the set; KL: planned)",
+                {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(_m("fad"),)),
+    "ttm": Task("ttm", "audio", (_m("clap"),), "music description -> music (CLAP, FAD; KL: planned)",
+                {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(_m("fad"),)),
     "codec": Task("codec", "audio", (_m("pesq"), _m("stoi"), _m("mel_distance")),
                   "speech -> tokens -> speech (resynthesis)", {"ref_audio": "path"}),
 }
