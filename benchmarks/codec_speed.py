@@ -7,7 +7,6 @@ Without a checkpoint the default architecture with random weights is timed (same
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
 import torch

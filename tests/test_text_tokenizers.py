@@ -48,8 +48,8 @@ def test_phonemes_round_trip(tmp_path, demo_texts):
 
 def test_vocabulary_maps_every_token_once_and_sequences_round_trip():
     v = Vocabulary()
-    text = v.add("bpe", 500)
-    phone = v.add("phoneme", 60)
+    v.add("bpe", 500)
+    v.add("phoneme", 60)
     codec = v.add("codec", 1024, codebooks=3)
     assert v.size == codec.end == len(v.specials) + 500 + 60 + 3 * 1024
     owners = [v.owner(i) for i in range(v.size)]

@@ -18,7 +18,6 @@ class PhonemizerMissing(RuntimeError):
 def phonemize(texts: list[str], language: str = "en-us") -> list[list[str]]:
     """One phone list per text, "|" between words (espeak-ng via phonemizer)."""
     try:
-        from phonemizer.backend import EspeakBackend
         from phonemizer.separator import Separator
     except ImportError:
         raise PhonemizerMissing("pip install phonemizer (and apt-get install espeak-ng)") from None

@@ -7,7 +7,6 @@ Losses (multi-resolution STFT + log-mel L1 + commitment) go to OUT/log.jsonl."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field

@@ -1,0 +1,3 @@
+"""Shared click settings."""
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}

@@ -1,0 +1,93 @@
+"""Benchmark commands: run, mmlu (also the `benchmark` script)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ._common import CONTEXT
+
+
+@click.group(context_settings=CONTEXT)  # also the entry point of the `benchmark` script
+def benchmark() -> None:
+    """Score systems on tasks and publish leaderboards (`benchmark run --task all`)."""
+
+
+@benchmark.command("run")
+@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, vc, tse, codec (comma-separated), or all.")
+@click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
+              "whisper-tiny, espeak, passthrough, codec:TOKENIZER) or pkg.module:Class. Default: each task's baseline.")
+@click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
+@click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
+@click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Skip items already scored in OUT.")
+@click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
+              help="e.g. wer.asr_backend=openai-whisper wer.asr_model=large-v3, sim.backend=wavlm (repeatable).")
+def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool,
+                  metric_opts: tuple[str, ...]) -> None:
+    """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards."""
+    import math
+
+    from ..benchmark.runner import run
+    from ..benchmark.tasks import TASKS
+
+    names = list(TASKS) if task == "all" else [t.strip() for t in task.split(",")]
+    bad = [n for n in names if n not in TASKS]
+    if bad:
+        raise click.BadParameter(f"unknown task(s) {bad}; known: {', '.join(TASKS)}, all", param_hint="--task")
+    import yaml
+
+    options: dict[str, dict] = {}
+    for opt in metric_opts:
+        lhs, sep, val = opt.partition("=")
+        metric, dot, key = lhs.partition(".")
+        if not sep or not dot:
+            raise click.BadParameter(f"{opt!r}: expected METRIC.KEY=VALUE", param_hint="--metric-option")
+        options.setdefault(metric, {})[key] = yaml.safe_load(val)
+    try:
+        results = run(names, system, suite, data_root, out, resume=resume, metric_options=options)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{'task':8}{'system':18}{'metric':22}{'value':>10}{'failed':>8}")
+    for r in results:
+        for name, m in r["metrics"].items():
+            failed = m.get("items_failed", m.get("items_missing", 0))
+            for key, v in m["value"].items():
+                if key.endswith(("_errors", "_ref_words", "_ref_characters", "_frames", "_cached")):
+                    continue
+                shown = "NaN" if isinstance(v, float) and math.isnan(v) else f"{v:.4f}"
+                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:22}{shown:>10}{failed:>8}")
+            if m.get("error"):
+                click.echo(f"{'':26}{name}: {m['error'][:200]}")
+    click.echo(f"results: {out / 'results'}")
+
+
+@benchmark.command("mmlu")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="MMLU root with data/dev/*_dev.csv and data/test/*_test.csv.")
+@click.option("--model", required=True, help="transformers causal LM: local dir, $UNIAUDIO_MODELS name or HF id.")
+@click.option("--subject", "subjects", multiple=True, help="Only these subjects (repeatable).")
+@click.option("--shots", default=5, show_default=True)
+@click.option("--limit", default=None, type=int, help="At most this many test questions per subject.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Write results JSON here.")
+def benchmark_mmlu(data: Path, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
+                   out: Path | None) -> None:
+    """MMLU accuracy (lm-eval-harness format, argmax log-likelihood of " A".." D")."""
+    from ..benchmark import mmlu
+    from ..models import ModelNotFound
+
+    try:
+        ds = mmlu.load(data, list(subjects) or None)
+        lm = mmlu.HFCausalLM(model)
+        res = mmlu.evaluate(lm, ds, shots=shots, limit=limit)
+    except (FileNotFoundError, mmlu.MMLUFormatError, ModelNotFound) as e:
+        raise click.ClickException(str(e)) from None
+    res["model"] = model
+    for subject, r in res["per_subject"].items():
+        click.echo(f"{subject:40}{r['accuracy']:8.4f}{r['questions']:6d}")
+    click.echo(f"{'micro average':40}{res['accuracy']:8.4f}{res['questions']:6d}")
+    if out:
+        out.write_text(json.dumps(res, indent=2))

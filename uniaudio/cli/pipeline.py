@@ -1,0 +1,116 @@
+"""Data engine commands: manifest, run, verify."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ._common import CONTEXT
+
+
+@click.group(context_settings=CONTEXT)
+def pipeline() -> None:
+    """Ray data engine: recipes -> manifests -> streaming stages -> WebDataset shards."""
+
+
+@pipeline.command("manifest")
+@click.option("--recipe", required=True, help="Corpus layout: librispeech, libritts, ljspeech, vctk, librilight, "
+              "audiocaps, clotho, musiccaps, folder.")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split", default=None, help="Only this split (e.g. test-clean).")
+@click.option("--manifest-file", default=None, help="folder recipe: a JSONL/CSV listing the items.")
+def pipeline_manifest(recipe: str, root: Path, out: Path, split: str | None, manifest_file: str | None) -> None:
+    """Write a Parquet manifest of a corpus (lazy: streams rows, reads headers only)."""
+    from ..manifest import write_manifest
+    from ..pipeline.recipes import RECIPES, records
+
+    if recipe not in RECIPES:
+        raise click.BadParameter(f"unknown recipe; known: {', '.join(sorted(RECIPES))}", param_hint="--recipe")
+    kw = {"manifest": manifest_file} if manifest_file else {}
+    from tqdm import tqdm
+
+    n = write_manifest(out, tqdm(records(recipe, root, split, **kw), desc=recipe, unit="row"), strict=False)
+    click.echo(f"{n} rows -> {out}")
+
+
+def _input_spec(text: str) -> dict:
+    """RECIPE:ROOT[:SPLIT] or a .parquet manifest path."""
+    if text.endswith(".parquet"):
+        return {"manifest": text}
+    parts = text.split(":")
+    if len(parts) < 2:
+        raise click.BadParameter(f"{text!r}: expected RECIPE:ROOT[:SPLIT] or a manifest .parquet", param_hint="--input")
+    spec = {"recipe": parts[0], "root": parts[1]}
+    if len(parts) > 2 and parts[2]:
+        spec["split"] = parts[2]
+    return spec
+
+
+@pipeline.command("run")
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input", "inputs", multiple=True, help="RECIPE:ROOT[:SPLIT] or MANIFEST.parquet (repeatable); "
+              "replaces the config's inputs.")
+@click.option("--out", default=None, help="Output folder (shards/, index.parquet, rejects.parquet, report.json).")
+@click.option("--tokenizer", default=None, help="Registry name, or 'none' to store FLAC audio.")
+@click.option("--tokenizer-option", "tok_opts", multiple=True, metavar="KEY=VALUE",
+              help="Tokenizer argument, e.g. model=/models/encodec_24khz or n_codebooks=8 (repeatable).")
+@click.option("--sample-rate", default=None, type=int)
+@click.option("--shard-samples", default=None, type=int, help="Max utterances per shard.")
+@click.option("--ray-address", default=None, help="Join this Ray cluster (default: RAY_ADDRESS, else local Ray).")
+@click.option("--num-cpus", default=None, type=int, help="CPUs of the local Ray.")
+def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, tokenizer: str | None,
+                 tok_opts: tuple[str, ...], sample_rate: int | None, shard_samples: int | None, ray_address: str | None,
+                 num_cpus: int | None) -> None:
+    """Corpora -> WebDataset shards. Rerun the same command to resume after a crash."""
+    import yaml
+
+    from ..config import ConfigError, from_dict
+    from ..pipeline.config import PipelineConfig
+    from ..pipeline.run import run
+
+    data = yaml.safe_load(config.read_text()) if config else {}
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{config}: top level must be a mapping")
+    if inputs:
+        data["inputs"] = [_input_spec(i) for i in inputs]
+    for key, val in (("output", out), ("tokenizer", tokenizer), ("sample_rate", sample_rate)):
+        if val is not None:
+            data[key] = val
+    if shard_samples is not None:
+        data.setdefault("shard", {})["max_samples"] = shard_samples
+    for opt in tok_opts:
+        key, sep, val = opt.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{opt!r}: expected KEY=VALUE", param_hint="--tokenizer-option")
+        data.setdefault("tokenizer_options", {})[key] = yaml.safe_load(val)
+    for key, val in (("address", ray_address), ("num_cpus", num_cpus)):
+        if val is not None:
+            data.setdefault("ray", {})[key] = val
+    try:
+        cfg = from_dict(PipelineConfig, data)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        report = run(cfg)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps({k: report[k] for k in ("samples", "rejected", "rejects_by_reason", "hours_out",
+                                                 "shards", "wall_seconds", "throughput_audio_s_per_s")}, indent=2))
+    click.echo(f"report: {Path(cfg.output) / 'report.json'}")
+
+
+@pipeline.command("verify")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def pipeline_verify(out: Path) -> None:
+    """Re-read every shard: checksums, keys, decodability, index agreement, no duplicate ids."""
+    from ..pipeline.verify import verify
+
+    res = verify(out)
+    for p in res["problems"]:
+        click.echo(f"PROBLEM {p}", err=True)
+    click.echo(f"{res['shards']} shards, {res['samples']} samples, {len(res['problems'])} problems")
+    sys.exit(1 if res["problems"] else 0)
