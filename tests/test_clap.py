@@ -145,3 +145,11 @@ def test_fad_too_few_frames_is_nan_with_reason(tmp_path, demo_root):
     import math
 
     assert math.isnan(res["metrics"]["fad"]["value"]["fad"]) and "more frames than dimensions" in res["metrics"]["fad"]["error"]
+
+
+def test_clap_fad_embedder_uses_the_same_windows(tiny_clap):
+    from uniaudio.benchmark import embedders
+
+    emb = embedders.get("clap", model=str(tiny_clap))
+    frames = emb.embed(np.random.default_rng(2).uniform(-0.3, 0.3, 16000 * 23).astype(np.float32), 16000)
+    assert frames.shape == (3, 8) and frames.dtype == np.float64  # 23 s -> three 10 s windows

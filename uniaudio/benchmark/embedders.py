@@ -54,15 +54,7 @@ class ClapAudio:
         self.name, self.checksum = f"clap:{model}", self.clap.card()["checksum"]
 
     def embed(self, wav: np.ndarray, sr: int) -> np.ndarray:
-        import torch
-
-        x = audio.resample(wav, sr, self.sample_rate)
-        windows = [x[i:i + 480000] for i in range(0, len(x), 480000)]
-        feats = self.clap.processor(audio=windows, sampling_rate=self.sample_rate, return_tensors="pt")
-        with torch.inference_mode():
-            out = self.clap.model.get_audio_features(input_features=feats["input_features"],
-                                                    is_longer=feats.get("is_longer"))
-        return getattr(out, "pooler_output", out).double().numpy()
+        return self.clap.window_embeddings(audio.resample(wav, sr, self.sample_rate)).double().numpy()
 
 
 EMBEDDERS = {"whisper-encoder": WhisperEncoder, "clap": ClapAudio}

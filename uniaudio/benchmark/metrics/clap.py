@@ -41,14 +41,17 @@ class CLAPScore(Metric):
             return audio.load(path, CLAP_SR)[0]  # the original file at CLAP's rate, not a 16 kHz copy
         return audio.resample(getattr(s, self.audio_field), SR, CLAP_SR)
 
-    def _embed_audio(self, wav: np.ndarray) -> np.ndarray:
-        windows = [wav[i:i + WINDOW] for i in range(0, max(len(wav), 1), WINDOW)]
+    def window_embeddings(self, wav48: np.ndarray):
+        """One CLAP audio embedding per 10 s window of 48 kHz audio, [n_windows, dim] (torch, float32)."""
+        windows = [wav48[i:i + WINDOW] for i in range(0, max(len(wav48), 1), WINDOW)]
         windows = [w for w in windows if len(w) >= CLAP_SR // 10] or windows[:1]
         feats = self.processor(audio=windows, sampling_rate=CLAP_SR, return_tensors="pt")
         with self.torch.inference_mode():
             out = self.model.get_audio_features(input_features=feats["input_features"], is_longer=feats.get("is_longer"))
-        emb = getattr(out, "pooler_output", out).float()
-        emb = self.torch.nn.functional.normalize(emb, dim=-1).mean(0)
+        return getattr(out, "pooler_output", out).float()
+
+    def _embed_audio(self, wav: np.ndarray) -> np.ndarray:
+        emb = self.torch.nn.functional.normalize(self.window_embeddings(wav), dim=-1).mean(0)
         return self.torch.nn.functional.normalize(emb, dim=0).numpy()
 
     def _embed_text(self, texts: list[str]) -> np.ndarray:
