@@ -125,9 +125,11 @@ def test_fad_in_tta_cache_and_degradation(tmp_path, demo_root):
     caches = sorted((tmp_path / "out" / "cache").glob("fad-ref-*.npz"))
     assert len(caches) == 1
 
-    audio.save(rows[0].path, add_noise(audio.load(rows[0].path, 16000)[0], 10.0, 99), 16000)  # a reference changes
-    (again,) = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out2", progress=False)
+    # a reference file changes in place (same path, same process): its statistics must be recomputed
+    audio.save(rows[0].path, add_noise(audio.load(rows[0].path, 16000)[0], 10.0, 99), 16000)
+    (again,) = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out", progress=False)
     assert again["metrics"]["fad"]["value"]["reference_stats_cached"] is False
+    assert len(list((tmp_path / "out" / "cache").glob("fad-ref-*.npz"))) == 2
 
 
 def test_fad_too_few_frames_is_nan_with_reason(tmp_path, demo_root):

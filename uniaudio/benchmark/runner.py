@@ -201,7 +201,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
 
 def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool", cache_dir: Path) -> dict:
     """Set-level metrics over all items (FAD). A failure records NaN and the reason."""
-    from .metrics.fad import FAD
+    from .metrics.fad import SET_METRICS
 
     ref = [row_value(r, "path") for r in rows]
     hyp = [str(sys_dir / f"{r['id']}.wav") for r in rows]
@@ -211,7 +211,7 @@ def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool",
         kw = {**dict(kw), **pool.overrides.get(name, {})}
         entry = {"items_missing": len(hyp) - len(present), "items": len(present)}
         try:
-            m = FAD(**kw)
+            m = SET_METRICS.get(name, **kw)
             entry["card"] = m.card()
             entry["value"] = m.score_set(ref, present, cache_dir)
         except Exception as e:  # never a made-up number: NaN and why

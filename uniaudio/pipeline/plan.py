@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import manifest
+from ..files import atomic_write_text
 from .config import InputSpec, PipelineConfig
 from .recipes import records
 from .recipes.common import REJECT_KEY
@@ -64,20 +65,18 @@ def build_manifest(spec: InputSpec, out: Path) -> Path:
     return path
 
 
-def bytes_per_second(cfg: PipelineConfig) -> float:
-    if cfg.tokenizer == "none":
+def bytes_per_second(cfg: PipelineConfig, tokenizer: dict | None) -> float:
+    """Planned shard bytes per audio second; `tokenizer` is its describe() (None: audio mode)."""
+    if tokenizer is None:
         return cfg.sample_rate * 2 * 0.7  # 16-bit FLAC of speech compresses to ~70%
-    from ..tokenize import get
-
-    tok = get(cfg.tokenizer, **cfg.tokenizer_options)
-    return tok.frame_rate * tok.n_codebooks * 2  # int16 codes
+    return tokenizer["frame_rate"] * tokenizer["n_codebooks"] * 2  # int16 codes
 
 
 def _reject_rows(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
 
 
-def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path) -> InputPlan:
+def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict | None = None) -> InputPlan:
     plan_dir = out / "plan"
     meta_path = plan_dir / f"{spec.prefix}.json"
     if meta_path.exists():
@@ -111,7 +110,7 @@ def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path) -> InputPlan:
         seen.add(row["id"])
         valid.append(n)
 
-    est_bytes = sum((rows[i]["duration"] or UNKNOWN_DURATION) for i in valid) * bytes_per_second(cfg)
+    est_bytes = sum((rows[i]["duration"] or UNKNOWN_DURATION) for i in valid) * bytes_per_second(cfg, tokenizer)
     n_shards = max(1, math.ceil(len(valid) / cfg.shard.max_samples), math.ceil(est_bytes / cfg.shard.max_bytes))
     shard_of = np.array([stable_shard(rows[i]["id"], n_shards) for i in valid], dtype=np.int64)
     ids = [rows[i]["id"] for i in valid]
@@ -138,7 +137,5 @@ def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path) -> InputPlan:
     plan = InputPlan(prefix=spec.prefix, manifest=str(mpath), plan_path=str(plan_path), n_shards=n_shards,
                      row_group=row_group, rows=len(valid), rejected=len(rejects))
     meta = dict(plan.__dict__, fingerprint=cfg.fingerprint(), version=PLAN_VERSION)
-    tmp_meta = meta_path.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, meta_path)  # written last: its presence means the plan is complete
+    atomic_write_text(meta_path, json.dumps(meta))  # written last: its presence means the plan is complete
     return plan

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from ..files import atomic_write_text
 from .config import PipelineConfig, RaySpec
 from .plan import REJECT_SCHEMA, InputPlan, plan_input
 from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
@@ -51,7 +52,7 @@ def _remove_temp_files(out: Path) -> None:
 def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
     rec = {"shard": shard, "name": plan.shard_name(shard), "prefix": plan.prefix, "tar": None, "sha256": None,
            "bytes": 0, "samples": [], "rejects": [], "finished": time.time()}
-    (out / "done" / f"{plan.shard_name(shard)}.json").write_text(json.dumps(rec))
+    atomic_write_text(out / "done" / f"{plan.shard_name(shard)}.json", json.dumps(rec))
 
 
 def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
@@ -62,13 +63,14 @@ def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
     _remove_temp_files(out)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    plans = [plan_input(spec, cfg, out) for spec in cfg.inputs]
-    t_plan = time.time() - t0
-    sample_rate = cfg.sample_rate
+    tok = None  # the tokenizer's describe(): loaded once here (a model load), only for its rates
     if cfg.tokenizer != "none":
         from ..tokenize import get
 
-        sample_rate = get(cfg.tokenizer, **cfg.tokenizer_options).sample_rate
+        tok = get(cfg.tokenizer, **cfg.tokenizer_options).describe()
+    plans = [plan_input(spec, cfg, out, tok) for spec in cfg.inputs]
+    t_plan = time.time() - t0
+    sample_rate = tok["sample_rate"] if tok else cfg.sample_rate
     filters = asdict(cfg.filters)
 
     tasks, skipped = [], 0
@@ -121,11 +123,12 @@ def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
         bar.close()
     timings = {"plan": round(t_plan, 3), "execute": round(time.time() - t_exec, 3)}
     return finalize(out, plans, cfg, wall=time.time() - t0, processed_seconds=done_seconds,
-                    shards_run=len(tasks), shards_skipped=skipped, timings=timings)
+                    shards_run=len(tasks), shards_skipped=skipped, timings=timings, tokenizer=tok)
 
 
 def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: float, processed_seconds: float,
-             shards_run: int, shards_skipped: int, timings: dict | None = None) -> dict:
+             shards_run: int, shards_skipped: int, timings: dict | None = None,
+             tokenizer: dict | None = None) -> dict:
     """Merge done records into index.parquet, rejects.parquet and report.json."""
     t_fin = time.time()
     index, rejects = [], []
@@ -157,11 +160,7 @@ def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: fl
         return {"hours_in": round(d["seconds_in"] / 3600, 4), "hours_out": round(d["seconds_out"] / 3600, 4),
                 "samples": d["samples"], "rejected": d["rejected"], "frames": d["frames"]}
 
-    n_codebooks = 1
-    if cfg.tokenizer != "none":
-        from ..tokenize import get
-
-        n_codebooks = get(cfg.tokenizer, **cfg.tokenizer_options).n_codebooks
+    n_codebooks = tokenizer["n_codebooks"] if tokenizer else 1
     report = {
         "output": str(out),
         "tokenizer": cfg.tokenizer,
@@ -171,7 +170,7 @@ def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: fl
         "rejected": len(rejects),
         "rejects_by_reason": dict(sorted(reasons.items())),
         "hours_out": round(sum(s["seconds"] for s in index) / 3600, 4),
-        "tokens": sum(s["frames"] for s in index) * n_codebooks if cfg.tokenizer != "none" else None,
+        "tokens": sum(s["frames"] for s in index) * n_codebooks if tokenizer else None,
         "by_corpus": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("corpus/")},
         "by_domain": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("domain/")},
         "wall_seconds": round(wall, 2),
@@ -179,7 +178,5 @@ def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: fl
         "audio_seconds_this_run": round(processed_seconds, 2),
         "throughput_audio_s_per_s": round(processed_seconds / wall, 2) if wall > 0 else None,
     }
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out / "report.json")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
     return report

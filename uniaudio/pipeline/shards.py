@@ -15,6 +15,8 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from ..files import sha256_file as file_sha256
+
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -44,14 +46,6 @@ def write_tar(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[
     finally:
         tmp.unlink(missing_ok=True)
     return sha, size
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_tar(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:

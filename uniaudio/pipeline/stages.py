@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import audio
+from ..files import atomic_write_text
 from .shards import file_sha256, sample_key, write_tar
 
 
@@ -184,10 +185,7 @@ def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | 
         tar = out / "shards" / f"{row['name']}.tar"
         sha, size = write_tar(tar, samples)
         record.update(tar=tar.name, sha256=sha, bytes=size)
-    done = out / "done" / f"{row['name']}.json"
-    tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, done)
+    atomic_write_text(out / "done" / f"{row['name']}.json", json.dumps(record))
     return {"name": row["name"], "samples": len(index), "rejects": len(rejects),
             "seconds": float(sum(i["seconds"] for i in index)), "bytes": record["bytes"]}
 
@@ -197,7 +195,10 @@ def is_done(out: Path, name: str, check_sha: bool = True) -> bool:
     done = out / "done" / f"{name}.json"
     if not done.exists():
         return False
-    rec = json.loads(done.read_text())
+    try:
+        rec = json.loads(done.read_text())
+    except ValueError:  # unreadable record (written by hand or by an older version): redo the shard
+        return False
     if rec["tar"] is None:
         return True
     tar = out / "shards" / rec["tar"]

@@ -6,15 +6,13 @@ returns a made-up number for an input it cannot score."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
+from ...files import sha256_tree
 from ...registry import Registry
 
 SR = 16000  # every audio metric here works at 16 kHz unless its card says otherwise
@@ -62,17 +60,9 @@ REGISTRY: Registry[Metric] = Registry("metric")
 register, get = REGISTRY.register, REGISTRY.get
 
 
-@lru_cache(maxsize=None)
 def sha256_of(path: str) -> str:
     """Checksum of a weights file or of all files in a weights folder."""
-    p = Path(path)
-    h = hashlib.sha256()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    return sha256_tree(path)
 
 
 def versions(*packages: str) -> dict[str, str]:

@@ -12,11 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from ... import audio
+from ...registry import Registry
 from .. import embedders
 from ..frechet import Gaussian, fit, frechet_distance
 from .base import sha256_of, versions
 
 
+SET_METRICS: Registry = Registry("set-level metric")
+
+
+@SET_METRICS.register("fad")
 class FAD:
     name = "fad"
     set_level = True
