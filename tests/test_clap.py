@@ -58,6 +58,7 @@ def test_clap_score_equals_direct_cosine(tiny_clap, tmp_path):
     assert r["clap"] == pytest.approx(want, abs=1e-5)
     card = m.card()
     assert card["sample_rate"] == 48000 and len(card["checksum"]) == 64 and card["model"] == str(tiny_clap)
+    assert card["test_model"] is True and "NOT comparable" in card["warning"]  # the card says a tiny model was used
 
 
 def test_clap_long_audio_is_deterministic_and_bad_input_fails(tiny_clap):
@@ -115,6 +116,8 @@ def test_fad_in_tta_cache_and_degradation(tmp_path, demo_root):
     fad_gt = gt["metrics"]["fad"]["value"]
     assert fad_gt["fad"] < 1e-6 and fad_gt["reference_stats_cached"] is False
     assert gt["metrics"]["fad"]["card"]["embedder"] == "whisper-tiny.en-encoder"
+    # FAD-inf is reported with it: a number, or NaN with the reason (too few frames per subset)
+    assert "fad_inf" in fad_gt and (fad_gt["fad_inf"] == fad_gt["fad_inf"] or "fad_inf_error" in fad_gt)
 
     noisy = tmp_path / "noisy" / "tta"
     noisy.mkdir(parents=True)

@@ -60,3 +60,30 @@ def from_pretrained(cls, name: str, **kw):
         except (OSError, ValueError) as e:
             first = e
     raise ModelNotFound(how_to_get(name) + f"\n(underlying error: {str(first).splitlines()[0]})") from None
+
+
+def resolve_file(name: str, filename: str, url: str) -> Path:
+    """A single-file checkpoint (PANNs, VGGish): an existing file path given as `name`, or
+    `$UNIAUDIO_MODELS/<name>/<filename>`. Offline and missing: the error gives the download command."""
+    p = Path(name).expanduser()
+    if p.is_file():
+        return p
+    local = models_dir() / name / filename
+    if local.is_file():
+        return local
+    raise ModelNotFound(f"model {name!r} is not available: {local} does not exist. Fetch it with\n"
+                        f"  mkdir -p {local.parent} && curl -L -o '{local}' '{url}'\n"
+                        f"(or pass the checkpoint's path as the model).")
+
+
+def size_note(n_params: int, reference_params: int | None) -> dict:
+    """For metric cards: the loaded model's size and, when it is far from the published
+    checkpoint's, a plain statement that scores are not comparable to published ones."""
+    out = {"n_parameters": int(n_params)}
+    if reference_params and not 0.5 <= n_params / reference_params <= 2.0:
+        out["test_model"] = True
+        out["warning"] = (f"{n_params:,} parameters vs ~{reference_params:,} in the published checkpoint: a tiny/test "
+                          "model, scores are NOT comparable to published results")
+    else:
+        out["test_model"] = False
+    return out

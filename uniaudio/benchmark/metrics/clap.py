@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from ... import audio
-from ...models import from_pretrained, resolve
+from ...models import from_pretrained, resolve, size_note
 from .base import SR, Metric, MetricError, register, sha256_of, versions
 
 CLAP_SR = 48000
 WINDOW = 10 * CLAP_SR
+CLAP_PARAMS = 153_000_000  # laion/clap-htsat-unfused, approximately
 
 
 @register("clap")
@@ -87,4 +88,5 @@ class CLAPScore(Metric):
         return dict(super().card(), model=self.model_name, checksum=sha256_of(self.weights) if self.weights else None,
                     sample_rate=CLAP_SR, text=self.text_field, audio=self.audio_field,
                     windowing="10 s windows, embeddings averaged", paper_setting="LAION CLAP 630k-audioset-best",
-                    versions=versions("transformers", "torch"))
+                    versions=versions("transformers", "torch"),
+                    **size_note(sum(p.numel() for p in self.model.parameters()), CLAP_PARAMS))
