@@ -200,20 +200,21 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
 
 
 def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool", cache_dir: Path) -> dict:
-    """Set-level metrics over all items (FAD). A failure records NaN and the reason."""
-    from .metrics.fad import SET_METRICS
+    """Set-level metrics over all items whose output exists (FAD, captioning scores). A
+    failure records NaN and the reason; missing outputs are counted."""
+    from .metrics import captioning, fad  # noqa: F401  (register the set-level metrics)
+    from .metrics.base import SET_METRICS
 
-    ref = [row_value(r, "path") for r in rows]
-    hyp = [str(sys_dir / f"{r['id']}.wav") for r in rows]
-    present = [h for h in hyp if Path(h).exists()]
+    ext = ".txt" if task.output == "text" else ".wav"
+    present = [r for r in rows if (sys_dir / f"{r['id']}{ext}").exists()]
     out = {}
     for name, kw in task.set_metrics:
         kw = {**dict(kw), **pool.overrides.get(name, {})}
-        entry = {"items_missing": len(hyp) - len(present), "items": len(present)}
+        entry = {"items_missing": len(rows) - len(present), "items": len(present)}
         try:
             m = SET_METRICS.get(name, **kw)
             entry["card"] = m.card()
-            entry["value"] = m.score_set(ref, present, cache_dir)
+            entry["value"] = m.score_set(rows, sys_dir, cache_dir)
         except Exception as e:  # never a made-up number: NaN and why
             entry["value"] = {name: NAN}
             entry["error"] = f"{type(e).__name__}: {e}"

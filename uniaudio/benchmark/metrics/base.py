@@ -30,6 +30,7 @@ class Sample:
     ref_audio: np.ndarray | None = None
     hyp_audio: np.ndarray | None = None
     prompt_audio: np.ndarray | None = None
+    group: str | None = None  # a per-item group (the MMLU subject) for per-group aggregates
     errors: dict[str, str] = field(default_factory=dict)  # input name -> why it is missing
     # source files, for metrics that need another rate than SR (e.g. CLAP at 48 kHz)
     paths: dict[str, str] = field(default_factory=dict)
@@ -58,6 +59,11 @@ class Metric:
 
 REGISTRY: Registry[Metric] = Registry("metric")
 register, get = REGISTRY.register, REGISTRY.get
+
+# Set-level metrics (FAD, captioning BLEU/CIDEr): one value for a whole test set.
+# Interface: `name`, `card()`, `score_set(rows, sys_dir, cache_dir) -> dict`: rows are all
+# test items; an item whose output is missing from sys_dir is left out (and counted by the runner).
+SET_METRICS: Registry = Registry("set-level metric")
 
 
 def sha256_of(path: str) -> str:

@@ -12,13 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ... import audio
-from ...registry import Registry
 from .. import embedders
-from ..frechet import Gaussian, fit, frechet_distance
-from .base import sha256_of, versions
-
-
-SET_METRICS: Registry = Registry("set-level metric")
+from ..frechet import FrechetError, Gaussian, fad_inf, fit, frechet_distance
+from .base import SET_METRICS, sha256_of, versions
 
 
 @SET_METRICS.register("fad")
@@ -50,14 +46,26 @@ class FAD:
         tmp.replace(cache)
         return g, False
 
-    def score_set(self, ref_paths: list[str], hyp_paths: list[str], cache_dir: Path) -> dict:
-        ref, cached = self.reference_stats(ref_paths, cache_dir)
-        hyp = fit(self._embed_all(hyp_paths))
-        return {"fad": frechet_distance(ref, hyp), "ref_frames": ref.n, "hyp_frames": hyp.n,
-                "reference_stats_cached": cached}
+    def score_set(self, rows: list[dict], sys_dir: Path, cache_dir: Path) -> dict:
+        """References: every row's `path` (the whole test set, so cached stats stay valid);
+        generated: the rows' outputs that exist."""
+        ref, cached = self.reference_stats([r["path"] for r in rows], cache_dir)
+        hyp_paths = [sys_dir / f"{r['id']}.wav" for r in rows]
+        frames = self._embed_all([str(p) for p in hyp_paths if p.exists()])
+        hyp = fit(frames)
+        out = {"fad": frechet_distance(ref, hyp), "ref_frames": ref.n, "hyp_frames": hyp.n,
+               "reference_stats_cached": cached}
+        try:  # FAD-inf needs several subset sizes above the embedding dimension; small sets get the reason
+            inf = fad_inf(ref, frames)
+            out.update(fad_inf=inf["fad_inf"], fad_inf_slope=inf["slope"], fad_inf_r2=inf["r2"])
+        except FrechetError as e:
+            out.update(fad_inf=float("nan"), fad_inf_error=str(e))
+        return out
 
     def card(self) -> dict:
         return {"name": "fad", "embedder": self.embedder.name, "checksum": self.embedder.checksum,
                 "sample_rate": self.embedder.sample_rate,
-                "aggregation": "one value per set: Fréchet distance of float64 Gaussian fits of all frame embeddings",
-                "paper_setting": "VGGish 16 kHz or LAION CLAP 48 kHz", "versions": versions("scipy", "numpy")}
+                "aggregation": "one value per set: Fréchet distance of float64 Gaussian fits of all frame embeddings; "
+                               "fad_inf: intercept of FAD vs 1/n over bootstrapped subsets (fadtk)",
+                "paper_setting": "VGGish 16 kHz or LAION CLAP 48 kHz", "versions": versions("scipy", "numpy"),
+                **getattr(self.embedder, "note", {})}
