@@ -133,3 +133,52 @@ def test_benchmark_mmlu_command(tiny_llama, tmp_path):
     assert "micro average" in out.stdout and json.loads((tmp_path / "r.json").read_text())["questions"] == 2
     bad = subprocess.run([str(bench), "mmlu", "--data", str(tmp_path), "--model", "x"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no test/ folder" in bad.stderr
+
+
+def test_mmlu_task_through_the_runner(tiny_llama, tmp_path):
+    """`benchmark run --task mmlu`: the lm:MODEL system's answers equal mmlu.evaluate's
+    predictions on the same model; ground truth scores 100% on every subject; per-subject
+    keys come out of the aggregate."""
+    from uniaudio import manifest
+    from uniaudio.benchmark.runner import run
+
+    suite = tmp_path / "suite"
+    manifest.write_manifest(suite / "mmlu.parquet", mmlu.test_records(tiny_llama / "mmlu"))
+    model = str(tiny_llama / "model")
+    (res,) = run(["mmlu"], f"lm:{model}", str(suite), None, tmp_path / "out", progress=False)
+    want = mmlu.evaluate(mmlu.HFCausalLM(model), mmlu.load(tiny_llama / "mmlu"))
+    value = res["metrics"]["accuracy"]["value"]
+    assert value["accuracy"] == pytest.approx(want["accuracy"])
+    for subject, per in want["per_subject"].items():
+        assert value[f"accuracy_{subject}"] == pytest.approx(per["accuracy"])
+    (gt,) = run(["mmlu"], "ground-truth", str(suite), None, tmp_path / "out", progress=False)
+    assert gt["metrics"]["accuracy"]["value"] == {"accuracy": 1.0, "accuracy_anatomy": 1.0, "accuracy_world_religions": 1.0}
+
+
+def test_accuracy_metric_reads_letters_and_counts_missing_outputs_as_failures():
+    from uniaudio.benchmark import metrics as M
+
+    m = M.get("accuracy")
+    got = m.score([M.Sample(str(i), hyp_text=h, ref_text="B", group="g") for i, h in
+                   enumerate(["B", " (B) two", "B. two", "A", "I think it is B", ""])])
+    assert [g["accuracy"] for g in got] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]  # no leading letter = a wrong answer
+    assert got[0]["accuracy_g"] == 1.0
+
+
+def test_demo_mmlu_data_is_well_formed():
+    data = mmlu.load(mmlu.DEMO)
+    assert len(data) == 3 and all(len(dev) == 5 and len(test) == 5 for dev, test in data.values())
+    assert len(mmlu.test_records(mmlu.DEMO)) == 15
+
+
+def test_chance_lm_is_the_same_model_in_every_process():
+    """The chance baseline is rebuilt per run; its vocabulary must not depend on a process's
+    hash order (tokenizers' ByteLevel.alphabet() comes back in a different order each time)."""
+    import subprocess
+    import sys
+
+    code = ("from uniaudio.benchmark import mmlu, systems; r = mmlu.test_records(mmlu.DEMO)[0]; "
+            "print(mmlu.answer(systems.ChanceLM().load(), r.text)[1])")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(outs) == 1, outs

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DOMAINS = ("speech", "sound", "music", "singing")
+# "text": text-only items (MMLU questions, text streams of auditory sentences); path names their source file
+DOMAINS = ("speech", "sound", "music", "singing", "text")
 
 SCHEMA = pa.schema(
     [

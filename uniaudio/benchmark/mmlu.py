@@ -71,6 +71,31 @@ def prompt(q: Question, shots: list[Question]) -> str:
     return head + "".join(format_example(s, True) for s in shots) + format_example(q, False)
 
 
+DEMO = Path(__file__).parent / "data" / "mmlu-demo"
+
+
+def test_records(root: str | Path, shots: int = 5) -> list:
+    """An MMLU test set as benchmark manifest records: text = the full k-shot prompt,
+    extra = subject, answer, question index. `benchmark run --task mmlu` scores these."""
+    from ..manifest import Record
+
+    out = []
+    for subject, (dev, test) in sorted(load(root).items()):
+        if len(dev) < shots:
+            raise MMLUFormatError(f"subject {subject!r}: {len(dev)} dev examples for a {shots}-shot prompt")
+        for i, q in enumerate(test):
+            out.append(Record(id=f"{subject}-{i:04d}", corpus="mmlu", split="test", domain="text",
+                              path=str(Path(root).resolve()), text=prompt(q, dev[:shots]), language="en",
+                              extra={"subject": subject, "answer": q.answer, "index": i}))
+    return out
+
+
+def answer(model: "LogLikelihoodModel", context: str) -> tuple[str, list[float]]:
+    """The letter with the highest log-likelihood after the prompt, and the four values."""
+    lls = model.loglikelihood(context, [f" {letter}" for letter in LETTERS])
+    return LETTERS[max(range(4), key=lambda i: lls[i])], lls
+
+
 class LogLikelihoodModel(Protocol):
     def loglikelihood(self, context: str, continuations: list[str]) -> list[float]: ...
 
@@ -83,8 +108,7 @@ def evaluate(model: LogLikelihoodModel, data: dict[str, tuple[list[Question], li
             raise MMLUFormatError(f"subject {subject!r}: {len(dev)} dev examples for a {shots}-shot prompt")
         ok = 0
         for q in test[:limit]:
-            lls = model.loglikelihood(prompt(q, dev[:shots]), [f" {letter}" for letter in LETTERS])
-            pred = LETTERS[max(range(4), key=lambda i: lls[i])]
+            pred, lls = answer(model, prompt(q, dev[:shots]))
             ok += pred == q.answer
             predictions.append({"subject": subject, "answer": q.answer, "prediction": pred, "loglikelihoods": lls})
         n = len(test[:limit])
@@ -97,15 +121,20 @@ def evaluate(model: LogLikelihoodModel, data: dict[str, tuple[list[Question], li
 class HFCausalLM:
     """Any transformers causal LM from a local dir, $UNIAUDIO_MODELS or the HF cache."""
 
-    def __init__(self, model: str, device: str = "cpu"):
+    def __init__(self, model: str, device: str = "cpu", *, objects: tuple | None = None):
+        """`objects=(tokenizer, model)` scores an already-built model (e.g. the chance baseline)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ..models import from_pretrained
 
         self.torch, self.name = torch, model
-        self.tok = from_pretrained(AutoTokenizer, model)
-        self.model = from_pretrained(AutoModelForCausalLM, model).eval().to(device)
+        if objects:
+            self.tok, self.model = objects
+        else:
+            self.tok = from_pretrained(AutoTokenizer, model)
+            self.model = from_pretrained(AutoModelForCausalLM, model)
+        self.model = self.model.eval().to(device)
         self.device = device
 
     def loglikelihood(self, context: str, continuations: list[str]) -> list[float]:

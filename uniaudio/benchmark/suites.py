@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-3"
+SUITE_VERSION = "demo-4"
 
 
 def default_root() -> Path:
@@ -98,8 +98,12 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
                                                     "interferer_id": prompt.id, "sir_db": 0.0}}))
     manifest.write_manifest(suite / "vc.parquet", vc)
     # tta / ttm: the evaluation clips of the demo AudioCaps and MusicCaps, prompted by their captions
-    manifest.write_manifest(suite / "tta.parquet", [r for r in records("audiocaps", corpora / "audiocaps")
-                                                    if r.split in ("val", "test")])
+    sounds = [r for r in records("audiocaps", corpora / "audiocaps") if r.split in ("val", "test")]
+    manifest.write_manifest(suite / "tta.parquet", sounds)
+    manifest.write_manifest(suite / "caption.parquet", sounds)  # audio -> caption, all captions as references
+    from .mmlu import DEMO, test_records
+
+    manifest.write_manifest(suite / "mmlu.parquet", test_records(DEMO))  # a 15-question stand-in, not MMLU
     manifest.write_manifest(suite / "ttm.parquet", list(records("musiccaps", corpora / "musiccaps")))
     manifest.write_manifest(suite / "tse.parquet", tse)
     marker.touch()

@@ -37,12 +37,12 @@ class Folder(System):
 class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
-    name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec", "tta", "ttm")
+    name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec", "tta", "ttm", "caption", "mmlu")
 
     def produce(self, task, rows, outdir):
         for r in rows:
-            if task.output == "text":
-                (outdir / f"{r['id']}.txt").write_text(r["text"] or "")
+            if task.output == "text":  # the reference text: transcript, answer key, or first caption
+                (outdir / f"{r['id']}.txt").write_text(row_value(r, task.refs.get("ref_text", "caption")) or "")
             else:  # native rate: 48 kHz metrics (CLAP) must not get a 16 kHz copy
                 wav, sr = audio.load(r["path"])
                 audio.save(outdir / f"{r['id']}.wav", wav, sr)
@@ -92,13 +92,17 @@ class Passthrough(System):
 
 class Shuffled(System):
     """Floor for generation tasks: each item gets the reference audio of another item (right
-    distribution, wrong content), so CLAP and KL must score it worse than the ground truth."""
-    name, tasks = "shuffled", ("tta", "ttm", "tts")
+    distribution, wrong content), so CLAP and KL must score it worse than the ground truth.
+    For captioning: each clip gets another clip's caption."""
+    name, tasks = "shuffled", ("tta", "ttm", "tts", "caption")
 
     def produce(self, task, rows, outdir):
         order = sorted(rows, key=lambda r: r["id"])
         for k, r in enumerate(order):
             other = order[(k + 1) % len(order)]
+            if task.output == "text":
+                (outdir / f"{r['id']}.txt").write_text(other["caption"] or "")
+                continue
             wav, sr = audio.load(other["path"])
             audio.save(outdir / f"{r['id']}.wav", wav, sr)
 
@@ -120,10 +124,60 @@ class CodecResynthesis(System):
             audio.save(outdir / f"{r['id']}.wav", out, self.tok.sample_rate)
 
 
+class LanguageModel(System):
+    """lm:MODEL: a transformers causal LM (local dir, $UNIAUDIO_MODELS or HF cache) answers
+    each MMLU prompt with the letter of highest log-likelihood (lm-eval's protocol)."""
+    tasks = ("mmlu",)
+
+    def __init__(self, model: str):
+        self.model = model
+        self.name = f"lm-{Path(model).name}"
+
+    def load(self):
+        from .mmlu import HFCausalLM
+
+        return HFCausalLM(self.model)
+
+    def produce(self, task, rows, outdir):
+        from tqdm import tqdm
+
+        from .mmlu import answer
+
+        lm = self.load()
+        for r in tqdm(rows, desc=f"{self.name} answering", unit="q", leave=False):
+            (outdir / f"{r['id']}.txt").write_text(answer(lm, r["text"])[0])
+
+
+class ChanceLM(LanguageModel):
+    """The chance floor for mmlu, through the real scoring path: a randomly initialised tiny
+    Llama (seed 0) over a byte-level tokenizer, built in memory: a chance-level floor (random
+    weights favour some letter, so on a small set it can land well below 25%)."""
+    name = "chance-lm"
+
+    def __init__(self):
+        self.model = "random-init tiny Llama (chance baseline, not a trained model)"
+
+    def load(self):
+        import torch
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+        from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+        from .mmlu import HFCausalLM
+
+        byte_vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}  # alphabet() order varies
+        tok = Tokenizer(models.BPE(vocab=byte_vocab, merges=[]))
+        tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok)
+        torch.manual_seed(0)
+        cfg = LlamaConfig(vocab_size=len(byte_vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)
+        return HFCausalLM(self.model, objects=(fast, LlamaForCausalLM(cfg)))
+
+
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
-           "shuffled": Shuffled}
+           "shuffled": Shuffled, "chance-lm": ChanceLM}
 BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "passthrough", "tse": "passthrough",
-            "codec": "codec:mulaw", "tta": "shuffled", "ttm": "shuffled"}
+            "codec": "codec:mulaw", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 
 
 def load(spec: str) -> System:
@@ -132,6 +186,8 @@ def load(spec: str) -> System:
         return BUILTIN[spec]()
     if spec.startswith("codec:"):
         return CodecResynthesis(spec.split(":", 1)[1])
+    if spec.startswith("lm:"):
+        return LanguageModel(spec.split(":", 1)[1])
     if Path(spec).is_dir():
         return Folder(spec)
     if ":" in spec:
@@ -143,4 +199,4 @@ def load(spec: str) -> System:
         obj.name = getattr(obj, "name", "") or cls
         return obj
     raise ValueError(f"unknown system {spec!r}: a folder of outputs, one of {sorted(BUILTIN)}, "
-                     f"codec:TOKENIZER, or pkg.module:Class")
+                     f"codec:TOKENIZER, lm:MODEL, or pkg.module:Class")

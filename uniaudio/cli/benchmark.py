@@ -16,9 +16,10 @@ def benchmark() -> None:
 
 
 @benchmark.command("run")
-@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, vc, tse, codec (comma-separated), or all.")
+@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, vc, tse, codec, tta, ttm, caption, mmlu (comma-separated), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
-              "whisper-tiny, espeak, passthrough, codec:TOKENIZER) or pkg.module:Class. Default: each task's baseline.")
+              "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL) or pkg.module:Class. "
+              "Default: each task's baseline.")
 @click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
@@ -51,15 +52,16 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
         results = run(names, system, suite, data_root, out, resume=resume, metric_options=options)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{'task':8}{'system':18}{'metric':22}{'value':>10}{'failed':>8}")
+    click.echo(f"{'task':8}{'system':18}{'metric':34}{'value':>10}{'failed':>8}")
     for r in results:
         for name, m in r["metrics"].items():
             failed = m.get("items_failed", m.get("items_missing", 0))
             for key, v in m["value"].items():
-                if key.endswith(("_errors", "_ref_words", "_ref_characters", "_frames", "_cached")):
+                if key.endswith(("_errors", "_ref_words", "_ref_characters", "_frames", "_cached")) or \
+                        isinstance(v, (str, dict, list, bool)):
                     continue
                 shown = "NaN" if isinstance(v, float) and math.isnan(v) else f"{v:.4f}"
-                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:22}{shown:>10}{failed:>8}")
+                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:34}{shown:>10}{failed:>8}")
             if m.get("error"):
                 click.echo(f"{'':26}{name}: {m['error'][:200]}")
     click.echo(f"results: {out / 'results'}")
