@@ -151,6 +151,7 @@ def test_mmlu_task_through_the_runner(tiny_llama, tmp_path):
     assert value["accuracy"] == pytest.approx(want["accuracy"])
     for subject, per in want["per_subject"].items():
         assert value[f"accuracy_{subject}"] == pytest.approx(per["accuracy"])
+    assert res["system_card"]["model"] == model and res["system_card"]["n_parameters"] > 0
     (gt,) = run(["mmlu"], "ground-truth", str(suite), None, tmp_path / "out", progress=False)
     assert gt["metrics"]["accuracy"]["value"] == {"accuracy": 1.0, "accuracy_anatomy": 1.0, "accuracy_world_religions": 1.0}
 

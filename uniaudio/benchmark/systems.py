@@ -21,6 +21,10 @@ class System:
     def produce(self, task: Task, rows: list[dict], outdir: Path) -> None:
         raise NotImplementedError
 
+    def card(self) -> dict:
+        """What the aggregate records about the system (its model and size where it has one)."""
+        return {"name": self.name, "kind": type(self).__name__}
+
 
 class Folder(System):
     """Existing outputs: DIR/{task}/{id}.wav|txt. Produces nothing."""
@@ -144,8 +148,13 @@ class LanguageModel(System):
         from .mmlu import answer
 
         lm = self.load()
+        self.n_parameters = sum(p.numel() for p in lm.model.parameters())
         for r in tqdm(rows, desc=f"{self.name} answering", unit="q", leave=False):
             (outdir / f"{r['id']}.txt").write_text(answer(lm, r["text"])[0])
+
+
+    def card(self) -> dict:
+        return dict(super().card(), model=self.model, n_parameters=getattr(self, "n_parameters", None))
 
 
 class ChanceLM(LanguageModel):
@@ -156,6 +165,9 @@ class ChanceLM(LanguageModel):
 
     def __init__(self):
         self.model = "random-init tiny Llama (chance baseline, not a trained model)"
+
+    def card(self) -> dict:
+        return dict(super().card(), test_model=True, warning="random weights: a chance-level floor, not a model's score")
 
     def load(self):
         import torch
