@@ -37,12 +37,12 @@ def _m(name: str, **kw) -> tuple[str, tuple]:
 TASKS = {
     "asr": Task("asr", "text", (_m("wer"), _m("cer")), "speech -> transcript",
                 {"ref_text": "text"}),
-    "tts": Task("tts", "audio", (_m("wer"), _m("sim"), _m("dnsmos")),
-                "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, DNSMOS)",
+    "tts": Task("tts", "audio", (_m("wer"), _m("sim"), _m("utmos"), _m("dnsmos")),
+                "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, UTMOS, DNSMOS)",
                 {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text"),
     "se": Task("se", "audio", (_m("pesq"), _m("stoi"), _m("stoi", extended=True), _m("si_sdr"), _m("dnsmos")),
                "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path"),
-    "vc": Task("vc", "audio", (_m("wer"), _m("sim"), _m("dnsmos")),
+    "vc": Task("vc", "audio", (_m("wer"), _m("sim"), _m("utmos"), _m("dnsmos")),
                "source speech + target-speaker prompt -> the source words in the target voice "
                "(WER vs the source transcript, SIM vs the prompt)",
                {"ref_text": "text", "prompt_audio": "extra:prompt_path"}),
