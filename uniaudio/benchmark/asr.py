@@ -98,8 +98,11 @@ class TransformersWhisper(ASR):
         for i in range(0, len(wavs), self.batch_size):
             chunk = wavs[i:i + self.batch_size]
             feats = self.processor(chunk, sampling_rate=16000, return_tensors="pt").input_features.to(self.device)
+            # English-only checkpoints (*.en) refuse language/task arguments; multilingual ones need them
+            kw = {"language": self.language, "task": "transcribe"} \
+                if getattr(self.model.generation_config, "is_multilingual", False) else {}
             with self.torch.inference_mode():
-                ids = self.model.generate(feats, language=self.language, task="transcribe")
+                ids = self.model.generate(feats, **kw)
             out += [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
         return out
 

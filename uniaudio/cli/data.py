@@ -37,6 +37,25 @@ def data_demo(root: Path, seed: int, scale: float, workers: int | None) -> None:
     click.echo(json.dumps(summary["corpora"], indent=2))
 
 
+@data.command("voices")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--minutes", default=30.0, show_default=True, type=float, help="About this much speech in total.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=2, show_default=True, type=int)
+def data_voices(root: Path, minutes: float, seed: int, workers: int) -> None:
+    """Speech from flite and Festival HTS voices (vocoded real speakers; more natural than
+    espeak-ng) in the LibriSpeech layout under ROOT/LibriSpeech: extra codec training data."""
+    from ..demo import voices
+
+    if minutes <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--minutes")
+    try:
+        utts = voices.build(root, seed=seed, minutes=minutes, workers=workers)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{len(utts)} utterances from {len(voices.VOICES)} voices in {root / 'LibriSpeech'}")
+
+
 @data.command("info")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def data_info(paths: tuple[Path, ...]) -> None:

@@ -1,0 +1,63 @@
+"""The transformers Whisper backend on a tiny Whisper saved here, with the real Whisper
+tokenizer (the one packaged with the offline tiny.en model)."""
+
+import numpy as np
+import pytest
+
+
+def save_tiny_whisper(path, multilingual: bool):
+    import torch
+    from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
+                              WhisperProcessor, WhisperTokenizerFast)
+
+    from uniaudio.benchmark.asr import packaged_tiny_en
+
+    eot = "<|endoftext|>"
+    tok = WhisperTokenizerFast(tokenizer_file=f"{packaged_tiny_en()}/tokenizer.json", bos_token=eot, eos_token=eot,
+                               unk_token=eot, pad_token=eot)
+    ids = dict(zip(["sot", "nots", "en", "transcribe"],
+                   tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|notimestamps|>", "<|en|>", "<|transcribe|>"])))
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(WhisperConfig(
+        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80, max_target_positions=64,
+        decoder_start_token_id=ids["sot"], eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id))
+    gc = model.generation_config
+    gc.max_length, gc.no_timestamps_token_id, gc.is_multilingual = 12, ids["nots"], multilingual
+    gc._from_model_config = False  # else loading rebuilds it from the model config and drops the fields below
+    if multilingual:
+        gc.lang_to_id, gc.task_to_id = {"<|en|>": ids["en"]}, {"transcribe": ids["transcribe"]}
+    model.save_pretrained(path)
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tok).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("multilingual", [False, True])
+def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual):
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from uniaudio.benchmark.asr import load
+
+    path = save_tiny_whisper(tmp_path / "w", multilingual)
+    wavs = [np.zeros(16000, np.float32), (np.random.default_rng(0).standard_normal(12000) * 0.1).astype(np.float32)]
+    got = load("transformers", model=str(path), batch_size=1).transcribe(wavs)
+
+    proc, model = WhisperProcessor.from_pretrained(path), WhisperForConditionalGeneration.from_pretrained(path).eval()
+    kw = {"language": "en", "task": "transcribe"} if multilingual else {}
+    want = []
+    for w in wavs:
+        with torch.no_grad():
+            ids = model.generate(proc(w, sampling_rate=16000, return_tensors="pt").input_features, **kw)
+        want.append(proc.batch_decode(ids, skip_special_tokens=True)[0].strip())
+    assert got == want and all(isinstance(t, str) for t in got)
+
+
+def test_wer_metric_with_the_transformers_backend(tmp_path):
+    from uniaudio.benchmark import metrics as M
+
+    path = save_tiny_whisper(tmp_path / "w", False)
+    m = M.get("wer", asr_backend="transformers", asr_model=str(path))
+    (r,) = m.score([M.Sample("a", ref_text="hello world", hyp_audio=np.zeros(16000, np.float32))])
+    assert r["wer"] >= 0 and m.card()["asr"]["backend"] == "transformers"
