@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${UNIAUDIO_VENV:-.venv}
-APT_PKGS=(espeak-ng sox libsox-fmt-all fluidsynth fluid-soundfont-gm libsndfile1 codec2)
+APT_PKGS=(espeak-ng sox libsox-fmt-all fluidsynth fluid-soundfont-gm libsndfile1 codec2 flite festival festvox-us-slt-hts)
 
 log() { printf '\033[1m[uniaudio]\033[0m %s\n' "$*" >&2; }
 

@@ -169,3 +169,14 @@ def test_same_seed_same_bytes(tmp_path):
     build_demo(b, seed=5, scale=0.2, progress=False)
     da, db = _digest(a), _digest(b)
     assert da == db and len(da) > 20
+
+
+def test_voices_plan_is_deterministic_and_synthesizes_with_flite_and_festival(tmp_path):
+    from uniaudio import audio
+    from uniaudio.demo import voices
+
+    a, b = voices.plan(3, 2.0), voices.plan(3, 2.0)
+    assert a == b and {u.voice.engine for u in a} == {"flite", "festival"}
+    for u in (a[0], [u for u in a if u.voice.engine == "festival"][0]):  # one of each engine, for real
+        wav, sr = audio.load(voices.synthesize(u, tmp_path))
+        assert sr == 16000 and len(wav) > sr and abs(wav).max() > 0.01
