@@ -173,3 +173,34 @@ def test_tta_with_kl_and_fad_on_tiny_models(tiny_cnn14, tmp_path, demo_root):
     assert sh["metrics"]["kl"]["value"]["kl"] > 1e-4 and sh["metrics"]["kl"]["card"]["test_model"] is True
     fad = gt["metrics"]["fad"]
     assert math.isnan(fad["value"]["fad"]) and "more frames than dimensions" in fad["error"]
+
+
+def test_fad_with_vggish_and_the_cache_follows_the_weights(tmp_path, demo_root):
+    """FAD through the runner with a tiny VGGish: ground truth 0, reference stats cached on
+    the second run, and recomputed when the embedder's weights change under the same path."""
+    import os
+
+    from uniaudio import manifest
+    from uniaudio.benchmark.nets.vggish import VGGish
+    from uniaudio.benchmark.runner import run
+    from uniaudio.pipeline.recipes import records
+
+    suite = tmp_path / "suite"
+    manifest.write_manifest(suite / "tta.parquet", list(records("audiocaps", demo_root / "audiocaps")))
+    ckpt = tmp_path / "vggish.pth"
+
+    def save(seed):
+        torch.manual_seed(seed)
+        torch.save(VGGish(widths=(2, 4, 4, 4, 8, 8), hidden=16, dim=8).state_dict(), ckpt)
+        os.utime(ckpt, (1e9 + seed, 1e9 + seed))  # distinct mtimes even within one clock tick
+
+    opts = {"fad": {"embedder": "vggish", "model": str(ckpt)}}
+    save(0)
+    first, second = (run(["tta"], "ground-truth", str(suite), None, tmp_path / "out", progress=False,
+                         metric_options=opts)[0]["metrics"]["fad"] for _ in range(2))
+    assert first["value"]["fad"] == pytest.approx(0, abs=1e-6) and first["card"]["embedder"] == "vggish"
+    assert first["value"]["reference_stats_cached"] is False and second["value"]["reference_stats_cached"] is True
+    assert first["card"]["test_model"] is True
+    save(1)
+    third = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out", progress=False, metric_options=opts)[0]
+    assert third["metrics"]["fad"]["value"]["reference_stats_cached"] is False

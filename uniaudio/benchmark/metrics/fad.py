@@ -1,7 +1,7 @@
 """FAD as a set-level metric: embeddings of all reference files vs all generated files,
 Gaussian fits, Fréchet distance (benchmark.frechet). Reference statistics are cached under
-a key made of the files' content hashes, the embedder and its sample rate, so a changed
-file never reuses stale statistics."""
+a key made of the files' content hashes, the embedder (name and weights checksum) and its
+sample rate, so a changed file or model never reuses stale statistics."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ class FAD:
         return np.concatenate(frames)
 
     def reference_stats(self, paths: list[str], cache_dir: Path) -> tuple[Gaussian, bool]:
+        # the embedder's weights checksum too: same name with other weights must not reuse stats
         key = hashlib.sha256(json.dumps([sorted(sha256_of(p) for p in paths), self.embedder.name,
-                                         self.embedder.sample_rate]).encode()).hexdigest()[:24]
+                                         self.embedder.checksum, self.embedder.sample_rate]).encode()).hexdigest()[:24]
         cache = cache_dir / f"fad-ref-{key}.npz"
         if cache.exists():
             z = np.load(cache)
