@@ -143,7 +143,7 @@ def test_mmlu_task_through_the_runner(tiny_llama, tmp_path):
     from uniaudio.benchmark.runner import run
 
     suite = tmp_path / "suite"
-    manifest.write_manifest(suite / "mmlu.parquet", mmlu.test_records(tiny_llama / "mmlu"))
+    manifest.write_manifest(suite / "mmlu.parquet", mmlu.records(tiny_llama / "mmlu"))
     model = str(tiny_llama / "model")
     (res,) = run(["mmlu"], f"lm:{model}", str(suite), None, tmp_path / "out", progress=False)
     want = mmlu.evaluate(mmlu.HFCausalLM(model), mmlu.load(tiny_llama / "mmlu"))
@@ -169,7 +169,7 @@ def test_accuracy_metric_reads_letters_and_counts_missing_outputs_as_failures():
 def test_demo_mmlu_data_is_well_formed():
     data = mmlu.load(mmlu.DEMO)
     assert len(data) == 3 and all(len(dev) == 5 and len(test) == 5 for dev, test in data.values())
-    assert len(mmlu.test_records(mmlu.DEMO)) == 15
+    assert len(mmlu.records(mmlu.DEMO)) == 15
 
 
 def test_chance_lm_is_the_same_model_in_every_process():
@@ -178,7 +178,7 @@ def test_chance_lm_is_the_same_model_in_every_process():
     import subprocess
     import sys
 
-    code = ("from uniaudio.benchmark import mmlu, systems; r = mmlu.test_records(mmlu.DEMO)[0]; "
+    code = ("from uniaudio.benchmark import mmlu, systems; r = mmlu.records(mmlu.DEMO)[0]; "
             "print(mmlu.answer(systems.ChanceLM().load(), r.text)[1])")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}

@@ -74,7 +74,7 @@ def prompt(q: Question, shots: list[Question]) -> str:
 DEMO = Path(__file__).parent / "data" / "mmlu-demo"
 
 
-def test_records(root: str | Path, shots: int = 5) -> list:
+def records(root: str | Path, shots: int = 5) -> list:
     """An MMLU test set as benchmark manifest records: text = the full k-shot prompt,
     extra = subject, answer, question index. `benchmark run --task mmlu` scores these."""
     from ..manifest import Record

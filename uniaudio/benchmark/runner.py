@@ -225,7 +225,8 @@ def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool",
 def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Metric], dest: Path,
               suite_dir: Path) -> dict:
     items = [json.loads(line) for line in items_path.read_text().splitlines() if line.strip()]
-    result = {"task": task.name, "system": system.name, "system_card": system.card() if hasattr(system, "card") else {"name": system.name}, "suite": str(suite_dir),
+    system_card = system.card() if hasattr(system, "card") else {"name": system.name}  # adapters may lack one
+    result = {"task": task.name, "system": system.name, "system_card": system_card, "suite": str(suite_dir),
               "items": len(items),
               "metrics": {}, "run": {"uniaudio": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                      "host": platform.node(), "python": platform.python_version(),

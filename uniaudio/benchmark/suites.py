@@ -101,9 +101,9 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     sounds = [r for r in records("audiocaps", corpora / "audiocaps") if r.split in ("val", "test")]
     manifest.write_manifest(suite / "tta.parquet", sounds)
     manifest.write_manifest(suite / "caption.parquet", sounds)  # audio -> caption, all captions as references
-    from .mmlu import DEMO, test_records
+    from . import mmlu
 
-    manifest.write_manifest(suite / "mmlu.parquet", test_records(DEMO))  # a 15-question stand-in, not MMLU
+    manifest.write_manifest(suite / "mmlu.parquet", mmlu.records(mmlu.DEMO))  # a 15-question stand-in, not MMLU
     manifest.write_manifest(suite / "ttm.parquet", list(records("musiccaps", corpora / "musiccaps")))
     manifest.write_manifest(suite / "tse.parquet", tse)
     marker.touch()

@@ -152,7 +152,6 @@ class LanguageModel(System):
         for r in tqdm(rows, desc=f"{self.name} answering", unit="q", leave=False):
             (outdir / f"{r['id']}.txt").write_text(answer(lm, r["text"])[0])
 
-
     def card(self) -> dict:
         return dict(super().card(), model=self.model, n_parameters=getattr(self, "n_parameters", None))
 
