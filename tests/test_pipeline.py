@@ -77,6 +77,26 @@ def test_damaged_shard_is_redone_and_verify_catches_it(tmp_path, demo_root, ray_
     assert verify(out)["problems"] == [] and len(shard_ids(out)) == 8
 
 
+def test_resume_trusts_unchanged_size_and_mtime_unless_rehash(tmp_path, demo_root, ray_local):
+    """Resume does not re-read finished shards whose size and mtime match their record; a
+    damage that kept both (a silent disk error) is found by verify and by --rehash."""
+    import os
+
+    out = tmp_path / "fast"
+    cfg = config(out, demo_inputs(demo_root)[2:])
+    run(cfg, progress=False)
+    tar = sorted((out / "shards").glob("*.tar"))[0]
+    st = tar.stat()
+    data = bytearray(tar.read_bytes())
+    data[700] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    os.utime(tar, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(cfg, progress=False)["shards"]["written_this_run"] == 0  # trusted: not re-hashed
+    assert any("sha256 mismatch" in p for p in verify(out)["problems"])
+    assert run(cfg, progress=False, rehash=True)["shards"]["written_this_run"] == 1
+    assert verify(out)["problems"] == []
+
+
 def test_resume_with_other_config_is_refused(tmp_path, demo_root, ray_local):
     out = tmp_path / "cfg"
     run(config(out, demo_inputs(demo_root)[2:]), progress=False)

@@ -62,9 +62,11 @@ def _input_spec(text: str) -> dict:
 @click.option("--shard-samples", default=None, type=int, help="Max utterances per shard.")
 @click.option("--ray-address", default=None, help="Join this Ray cluster (default: RAY_ADDRESS, else local Ray).")
 @click.option("--num-cpus", default=None, type=int, help="CPUs of the local Ray.")
+@click.option("--rehash", is_flag=True, help="On resume, re-hash every finished shard instead of trusting an "
+              "unchanged size + mtime.")
 def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, tokenizer: str | None,
                  tok_opts: tuple[str, ...], sample_rate: int | None, shard_samples: int | None, ray_address: str | None,
-                 num_cpus: int | None) -> None:
+                 num_cpus: int | None, rehash: bool) -> None:
     """Corpora -> WebDataset shards. Rerun the same command to resume after a crash."""
     import yaml
 
@@ -95,7 +97,7 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     try:
-        report = run(cfg)
+        report = run(cfg, rehash=rehash)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({k: report[k] for k in ("samples", "rejected", "rejects_by_reason", "hours_out",

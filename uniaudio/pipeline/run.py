@@ -55,7 +55,7 @@ def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
     atomic_write_text(out / "done" / f"{plan.shard_name(shard)}.json", json.dumps(rec))
 
 
-def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
+def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> dict:
     t0 = time.time()
     out = Path(cfg.output).resolve()  # task rows carry it to workers that may not share our cwd
     for sub in ("shards", "done", "plan"):
@@ -77,7 +77,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True) -> dict:
     for plan in plans:
         for shard in range(plan.n_shards):
             name = plan.shard_name(shard)
-            if is_done(out, name):
+            if is_done(out, name, rehash=rehash):
                 skipped += 1
             elif plan.row_group[shard] < 0:
                 _empty_done(out, plan, shard)

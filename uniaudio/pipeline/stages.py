@@ -184,14 +184,17 @@ def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | 
     if samples:
         tar = out / "shards" / f"{row['name']}.tar"
         sha, size = write_tar(tar, samples)
-        record.update(tar=tar.name, sha256=sha, bytes=size)
+        record.update(tar=tar.name, sha256=sha, bytes=size, mtime_ns=tar.stat().st_mtime_ns)
     atomic_write_text(out / "done" / f"{row['name']}.json", json.dumps(record))
     return {"name": row["name"], "samples": len(index), "rejects": len(rejects),
             "seconds": float(sum(i["seconds"] for i in index)), "bytes": record["bytes"]}
 
 
-def is_done(out: Path, name: str, check_sha: bool = True) -> bool:
-    """A shard is done when its done record exists and its tar (if any) matches the checksum."""
+def is_done(out: Path, name: str, rehash: bool = False) -> bool:
+    """A shard is done when its done record exists and its tar matches it. The tar is
+    re-hashed only when its size or mtime differ from the record (or `rehash`): resuming a
+    165k-hour run must not read every finished byte again. `pipeline verify` and
+    `pipeline run --rehash` check every checksum (e.g. after a disk error that kept mtime)."""
     done = out / "done" / f"{name}.json"
     if not done.exists():
         return False
@@ -202,6 +205,11 @@ def is_done(out: Path, name: str, check_sha: bool = True) -> bool:
     if rec["tar"] is None:
         return True
     tar = out / "shards" / rec["tar"]
-    if not tar.exists() or tar.stat().st_size != rec["bytes"]:
+    if not tar.exists():
         return False
-    return not check_sha or file_sha256(tar) == rec["sha256"]
+    st = tar.stat()
+    if st.st_size != rec["bytes"]:
+        return False
+    if not rehash and rec.get("mtime_ns") == st.st_mtime_ns:
+        return True
+    return file_sha256(tar) == rec["sha256"]
