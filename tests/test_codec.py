@@ -86,3 +86,18 @@ def test_model_shapes_at_default_size():
     assert m.config.hop == 320 and sum(p.numel() for p in m.parameters()) * 4 < 20 * 2**20  # fits the 20 MB budget
     y, codes, _ = m(torch.zeros(2, 16000 + 17), n_q=3)
     assert y.shape == (2, 16017) and codes.shape == (2, 3, 51)
+
+
+def test_inference_checkpoint_drops_ema_state_and_decodes_the_same():
+    torch.manual_seed(0)
+    m = Codec(CodecConfig(channels=4, latent_dim=8, codebook_size=16)).train()
+    m(torch.randn(2, 3200) * 0.1, n_q=8)  # k-means init + one EMA update
+    m.eval()
+    full, small = m.checkpoint(), m.checkpoint(inference=True)
+    assert not any(k.endswith((".ema_sum", ".ema_count")) for k in small["model"]) and len(small["model"]) < len(full["model"])
+    x = torch.randn(1, 3200) * 0.1
+    a, b = Codec.from_checkpoint(full), Codec.from_checkpoint(small)
+    assert torch.equal(a.encode(x, 3), b.encode(x, 3)) and torch.equal(a.decode(a.encode(x, 3)), b.decode(b.encode(x, 3)))
+    broken = {"config": small["config"], "model": {k: v for k, v in small["model"].items() if "decoder" not in k}}
+    with pytest.raises(RuntimeError, match="does not match its config"):
+        Codec.from_checkpoint(broken)

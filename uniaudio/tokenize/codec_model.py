@@ -182,13 +182,22 @@ class Codec(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantizer.decode(codes))[:, 0]
 
-    def checkpoint(self) -> dict:
-        return {"config": asdict(self.config), "model": self.state_dict()}
+    def checkpoint(self, inference: bool = False) -> dict:
+        """Config + weights. `inference=True` drops the codebooks' EMA training state
+        (ema_sum, ema_count): a third smaller, and all that encode/decode need."""
+        state = self.state_dict()
+        if inference:
+            state = {k: v for k, v in state.items() if not k.endswith((".ema_sum", ".ema_count"))}
+        return {"config": asdict(self.config), "model": state}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "Codec":
         cfg = dict(ckpt["config"])
         cfg["strides"] = tuple(cfg["strides"])
         model = cls(CodecConfig(**cfg))
-        model.load_state_dict(ckpt["model"])
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+        # only the EMA training state may be absent (inference checkpoints); anything else is an error
+        bad = [k for k in missing if not k.endswith((".ema_sum", ".ema_count"))]
+        if bad or unexpected:
+            raise RuntimeError(f"codec checkpoint does not match its config: missing {bad}, unexpected {unexpected}")
         return model.eval()

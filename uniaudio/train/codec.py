@@ -201,7 +201,7 @@ def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig) -> None
     """last.pt (everything for resume) and codec.pt (weights + config only, for inference)."""
     ck = {**model.checkpoint(), "optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
           "train_config": asdict(cfg)}
-    for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(), "step": step,
+    for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(inference=True), "step": step,
                                                       "train_config": asdict(cfg)})):
         tmp = out / f".{name}.tmp"
         torch.save(obj, tmp)
