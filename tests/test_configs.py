@@ -1,0 +1,24 @@
+"""Every shipped config loads and validates through its typed dataclass."""
+
+from pathlib import Path
+
+import pytest
+
+from uniaudio.config import load
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_config_is_valid(path):
+    if path.name.startswith("codec"):
+        from uniaudio.train.codec import CodecTrainConfig as cls
+    else:
+        from uniaudio.pipeline.config import PipelineConfig as cls
+    cfg = load(cls, path)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+
+
+def test_there_are_configs():
+    assert {"demo-pipeline.yaml", "codec-demo.yaml", "codec-16k.yaml"} <= {p.name for p in CONFIGS}
