@@ -131,6 +131,7 @@ def test_benchmark_mmlu_command(tiny_llama, tmp_path):
                           "--limit", "1", "--out", str(tmp_path / "r.json")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "micro average" in out.stdout and json.loads((tmp_path / "r.json").read_text())["questions"] == 2
+    assert json.loads((tmp_path / "r.json").read_text())["n_parameters"] > 0 and " parameters)" in out.stdout
     bad = subprocess.run([str(bench), "mmlu", "--data", str(tmp_path), "--model", "x"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no test/ folder" in bad.stderr
 

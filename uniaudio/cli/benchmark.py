@@ -88,8 +88,10 @@ def benchmark_mmlu(data: Path, model: str, subjects: tuple[str, ...], shots: int
     except (FileNotFoundError, mmlu.MMLUFormatError, ModelNotFound) as e:
         raise click.ClickException(str(e)) from None
     res["model"] = model
+    res["n_parameters"] = sum(p.numel() for p in lm.model.parameters())  # tiny test models show as such
     for subject, r in res["per_subject"].items():
         click.echo(f"{subject:40}{r['accuracy']:8.4f}{r['questions']:6d}")
     click.echo(f"{'micro average':40}{res['accuracy']:8.4f}{res['questions']:6d}")
+    click.echo(f"model {model} ({res['n_parameters']:,} parameters)")
     if out:
         out.write_text(json.dumps(res, indent=2))
