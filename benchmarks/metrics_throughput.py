@@ -62,18 +62,27 @@ def main() -> None:
         return M.Sample(uid, ref_text=text, ref_audio=audio.load(ref, 16000)[0], hyp_audio=audio.load(hyp, 16000)[0],
                         prompt_audio=audio.load(prompt, 16000)[0])
 
+    # seconds per metric on each side (decoding counted under "decode"): shows where the time goes
+    spent = {side: dict.fromkeys(["decode"] + [m.name for m in metrics], 0.0) for side in ("loop", "harness")}
+
+    def timed(side, key, fn):
+        t = time.perf_counter()
+        out = fn()
+        spent[side][key] += time.perf_counter() - t
+        return out
+
     t0 = time.perf_counter()
     for job in jobs:
-        s = sample(job)
+        s = timed("loop", "decode", lambda: sample(job))
         for m in metrics:
-            m.score([s])
+            timed("loop", m.name, lambda: m.score([s]))
     t_loop = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     for i in range(0, len(jobs), args.batch):
-        batch = [sample(j) for j in jobs[i:i + args.batch]]
+        batch = timed("harness", "decode", lambda: [sample(j) for j in jobs[i:i + args.batch]])
         for m in metrics:
-            m.score(batch)
+            timed("harness", m.name, lambda: m.score(batch))
     t_harness = time.perf_counter() - t0
 
     n = len(jobs)
@@ -83,6 +92,10 @@ def main() -> None:
     print(f"{'':24}{'utt/s':>10}{'ratio':>10}")
     print(f"{'per-utterance loop':24}{n / t_loop:10.2f}{1.0:10.2f}")
     print(f"{'harness (batched)':24}{n / t_harness:10.2f}{t_loop / t_harness:10.2f}   goal >= 5")
+    print(f"\nms per utterance{'loop':>12}{'harness':>10}{'ratio':>8}{'share of loop':>15}")
+    for key in spent["loop"]:
+        a, b = spent["loop"][key] * 1000 / n, spent["harness"][key] * 1000 / n
+        print(f"{key:16}{a:12.1f}{b:10.1f}{a / b if b else float('nan'):8.2f}{a * n / 1000 / t_loop:15.0%}")
 
 
 if __name__ == "__main__":
