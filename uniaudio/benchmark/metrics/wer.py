@@ -30,10 +30,14 @@ class _ErrorRate(Metric):
     aggregation = "corpus: sum(S+D+I) / sum(N) over items; *_utt_mean: mean of per-item rates (labelled)"
 
     def __init__(self, asr_backend: str = "faster-whisper", asr_model: str | None = None,
-                 normalizer_name: str = "whisper-english", language: str = "en"):
+                 normalizer_name: str = "whisper-english", language: str = "en", asr_options: dict | None = None):
         self.normalize = normalizer(normalizer_name)
         self.normalizer_name = normalizer_name
         self.asr_backend, self.asr_model, self.language = asr_backend, asr_model, language
+        # passed to the backend, e.g. {device: cuda, compute_type: float16} for faster-whisper on a GPU
+        if asr_options is not None and not isinstance(asr_options, dict):
+            raise TypeError(f"asr_options must be a mapping, e.g. {{device: cuda}}; got {asr_options!r}")
+        self.asr_options = dict(asr_options or {})
         self._asr = None
 
     @property
@@ -42,7 +46,10 @@ class _ErrorRate(Metric):
             from .. import asr
 
             kw = {"model": self.asr_model} if self.asr_model else {}
-            self._asr = asr.load(self.asr_backend, language=self.language, **kw)
+            try:
+                self._asr = asr.load(self.asr_backend, language=self.language, **kw, **self.asr_options)
+            except TypeError as e:  # an option this backend does not take
+                raise TypeError(f"ASR backend {self.asr_backend!r} rejected asr_options {self.asr_options}: {e}") from None
         return self._asr
 
     def counts(self, ref: str, hyp: str) -> dict:
@@ -86,7 +93,7 @@ class _ErrorRate(Metric):
                  versions=versions("jiwer", "openai-whisper"))
         if self._asr is not None:  # only when this run transcribed audio
             a = self._asr
-            c["asr"] = {"backend": a.backend, "model": a.model_name,
+            c["asr"] = {"backend": a.backend, "model": a.model_name, "options": self.asr_options,
                         "checksum": sha256_of(a.weights_path) if a.weights_path else None,
                         "paper_setting": "Whisper large-v3", "language": self.language,
                         "versions": versions("faster-whisper", "ctranslate2", "openai-whisper", "transformers")}
