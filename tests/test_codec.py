@@ -40,6 +40,46 @@ def test_resume_is_bit_exact(tmp_path, train_manifest):
     assert "4 steps" in card and str(train_manifest) in card and "ljspeech-mini was not used" in card
 
 
+def test_resume_is_bit_exact_with_lr_schedule_and_codebook_focus(tmp_path, train_manifest):
+    kw = {"warmup_steps": 2, "lr_decay_steps": 4, "focus_codebooks": 2, "focus_prob": 0.5}
+    train(cfg(tmp_path / "straight", train_manifest, 4, **kw), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 3, **kw), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 4, **kw), progress=False)
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(l) for l in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
+    c = cfg(tmp_path, train_manifest, 4, **kw)
+    assert [r["lr"] for r in log] == pytest.approx([c.lr_at(s) for s in range(4)])
+    assert "cosine" in (tmp_path / "resumed/MODEL_CARD.md").read_text()
+
+
+def test_lr_schedule_and_codebook_focus(tmp_path, train_manifest):
+    c = cfg(tmp_path, train_manifest, 10, lr=1e-3, warmup_steps=10, lr_decay_steps=110, min_lr_ratio=0.1)
+    assert c.lr_at(0) == pytest.approx(1e-4) and c.lr_at(9) == pytest.approx(1e-3)
+    assert c.lr_at(60) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5)) and c.lr_at(110) == c.lr_at(500) == pytest.approx(1e-4)
+    assert cfg(tmp_path, train_manifest, 10).lr_at(1000) == 3e-4  # defaults: constant
+    plain = [cfg(tmp_path, train_manifest, 1).n_q_at(s) for s in range(2000)]
+    focus = [cfg(tmp_path, train_manifest, 1, focus_codebooks=3, focus_prob=0.5).n_q_at(s) for s in range(2000)]
+    assert set(plain) == {1, 2, 3, 4} and 0.2 < plain.count(3) / 2000 < 0.3  # uniform over 4 codebooks
+    assert 0.55 < focus.count(3) / 2000 < 0.7  # 0.5 + 0.5 * 0.25
+    # without focus the draw is the one older runs made: their resume is unchanged
+    assert plain[:50] == [int(np.random.default_rng([0, s, 7]).integers(1, 5)) for s in range(50)]
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"lr_decay_steps": 5, "warmup_steps": 5}, "lr_decay_steps"),
+    ({"focus_codebooks": 9}, "focus_codebooks"),
+    ({"focus_prob": 0.5}, "focus_codebooks"),
+    ({"min_lr_ratio": 2.0}, "min_lr_ratio"),
+])
+def test_schedule_config_errors_name_the_field(tmp_path, train_manifest, bad, field):
+    from uniaudio.config import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        cfg(tmp_path, train_manifest, 1, **bad)
+
+
 def test_resume_with_another_model_is_refused(tmp_path, train_manifest):
     train(cfg(tmp_path / "o", train_manifest, 1), progress=False)
     bad = cfg(tmp_path / "o", train_manifest, 2)

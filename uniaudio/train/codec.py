@@ -7,6 +7,7 @@ Losses (multi-resolution STFT + log-mel L1 + commitment) go to OUT/log.jsonl."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,16 @@ class CodecTrainConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     commit_weight: float = 0.25
+    # learning rate: linear warm-up, then cosine decay to lr * min_lr_ratio at step lr_decay_steps
+    # (a fixed horizon, not `steps`, so that stopping early and resuming changes nothing);
+    # lr_decay_steps None = constant lr after warm-up
+    warmup_steps: int = 0
+    lr_decay_steps: int | None = None
+    min_lr_ratio: float = 0.1
+    # quantizer dropout: each step uses n_q ~ uniform(1..n_codebooks), except that with
+    # probability focus_prob it uses focus_codebooks (the LM's operating point: 3 = 1.5 kbps)
+    focus_codebooks: int | None = None
+    focus_prob: float = 0.0
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
 
     def validate(self) -> None:
@@ -53,6 +64,35 @@ class CodecTrainConfig:
                 raise ConfigError(k, "must be >= 1")
         if self.segment_seconds <= 0.05:
             raise ConfigError("segment_seconds", "must be > 0.05")
+        if self.warmup_steps < 0:
+            raise ConfigError("warmup_steps", "must be >= 0")
+        if self.lr_decay_steps is not None and self.lr_decay_steps <= self.warmup_steps:
+            raise ConfigError("lr_decay_steps", f"must be > warmup_steps ({self.warmup_steps})")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("min_lr_ratio", "must be in [0, 1]")
+        if self.focus_codebooks is not None and not 1 <= self.focus_codebooks <= self.model.n_codebooks:
+            raise ConfigError("focus_codebooks", f"must be in 1..model.n_codebooks ({self.model.n_codebooks})")
+        if not 0 <= self.focus_prob <= 1:
+            raise ConfigError("focus_prob", "must be in [0, 1]")
+        if self.focus_prob > 0 and self.focus_codebooks is None:
+            raise ConfigError("focus_codebooks", "is required when focus_prob > 0")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for the update that follows `step` completed steps."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_decay_steps is None:
+            return self.lr
+        t = min(1.0, (step - self.warmup_steps) / (self.lr_decay_steps - self.warmup_steps))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def n_q_at(self, step: int) -> int:
+        """Codebooks used at `step`: a pure function of (seed, step), so resume is exact."""
+        rng = np.random.default_rng([self.seed, step, 7])
+        n_q = int(rng.integers(1, self.model.n_codebooks + 1))
+        if self.focus_prob > 0 and rng.random() < self.focus_prob:
+            return self.focus_codebooks
+        return n_q
 
 
 class CropSampler:
@@ -145,7 +185,9 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     with open(out / "log.jsonl", "a") as log:
         while step < cfg.steps:
             x = sampler.batch(step, cfg.batch_size)
-            n_q = int(np.random.default_rng([cfg.seed, step, 7]).integers(1, model_cfg.n_codebooks + 1))
+            n_q = cfg.n_q_at(step)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step)
             y, _, commit = model(x, n_q)
             stft, mel = loss_fn(y, x)
             loss = stft + mel + cfg.commit_weight * commit
@@ -159,7 +201,7 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 rec = {"step": step, "loss": float(loss.detach()), "stft": float(stft.detach()),
-                       "mel": float(mel.detach()), "commit": float(commit.detach()), "n_q": n_q, "seconds": round(time.time() - t0, 2)}
+                       "mel": float(mel.detach()), "commit": float(commit.detach()), "n_q": n_q, "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", mel=f"{rec['mel']:.3f}")
@@ -180,12 +222,16 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
     mean = {k: sum(r[k] for r in tail) / len(tail) for k in ("loss", "stft", "mel")} if tail else {}
     hours = sum(d for _, _, d in sampler.items) / 3600
     c = cfg.model
+    schedule = (f"warm-up {cfg.warmup_steps} steps, cosine to x{cfg.min_lr_ratio} at step {cfg.lr_decay_steps}"
+                if cfg.lr_decay_steps else f"warm-up {cfg.warmup_steps} steps, then constant")
+    dropout = "quantizer dropout n_q ~ U(1..{})".format(c.n_codebooks) + (
+        f", n_q = {cfg.focus_codebooks} with probability {cfg.focus_prob}" if cfg.focus_prob else "")
     text = f"""# uniaudio-codec model card
 
 - **Model**: SEANet-style encoder/decoder + residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
   latent {c.latent_dim}, base width {c.channels}, 16 kHz, 50 Hz frames (3 codebooks = 1.5 kbps).
 - **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)}.
-- **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr}, seed {cfg.seed}.
+- **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr} ({schedule}), {dropout}, seed {cfg.seed}.
 - **Command**: `uniaudio train codec` ({' '.join(sys.argv[1:]) or 'API'})
 - **Final losses** (mean of the last {len(tail)} logged steps): {', '.join(f'{k} {v:.3f}' for k, v in mean.items())}
 - **Held-out test set**: ljspeech-mini was not used for training.
