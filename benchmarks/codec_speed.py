@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--n-codebooks", type=int, default=3)
+    ap.add_argument("--decoder", default="seanet", choices=("seanet", "istft"), help="architecture without --checkpoint")
     args = ap.parse_args()
 
     from uniaudio.tokenize.codec_model import Codec, CodecConfig
@@ -34,7 +35,7 @@ def main() -> None:
         model = Codec.from_checkpoint(torch.load(args.checkpoint, map_location="cpu", weights_only=False))
         label = args.checkpoint
     else:
-        model, label = Codec(CodecConfig()).eval(), "default architecture, random weights"
+        model, label = Codec(CodecConfig(decoder=args.decoder)).eval(), f"{args.decoder} decoder, random weights"
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"uniaudio-codec ({label}), {args.n_codebooks} codebooks, {args.seconds:g} s clips, "
           f"torch threads {torch.get_num_threads()}")

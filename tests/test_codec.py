@@ -80,6 +80,57 @@ def test_schedule_config_errors_name_the_field(tmp_path, train_manifest, bad, fi
         cfg(tmp_path, train_manifest, 1, **bad)
 
 
+def test_istft_decoder_trains_resumes_and_round_trips(tmp_path, train_manifest):
+    model = {**TINY, "decoder": "istft", "decoder_dim": 16, "decoder_layers": 2}
+    train(cfg(tmp_path / "straight", train_manifest, 3, model=model), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 2, model=model), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 3, model=model), progress=False)
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "istft" in (tmp_path / "resumed/MODEL_CARD.md").read_text()
+    tok = get("uniaudio-codec", checkpoint=str(tmp_path / "resumed/codec.pt"), n_codebooks=2)
+    for n in (320, 16000, 16000 + 123):
+        wav = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
+        codes = tok.encode(wav, 16000)
+        assert codes.shape == (2, -(-n // 320)) and 0 <= codes.min() and codes.max() < 32
+        assert abs(len(tok.decode(codes)) - n) < 320
+
+
+def test_unknown_decoder_is_a_config_error(tmp_path, train_manifest):
+    from uniaudio.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.decoder"):
+        cfg(tmp_path, train_manifest, 1, model={**TINY, "decoder": "wavenet"})
+    with pytest.raises(ValueError, match="unknown codec decoder"):
+        Codec(CodecConfig(decoder="wavenet"))
+
+
+def test_init_from_a_checkpoint_and_old_runs_still_resume(tmp_path, train_manifest):
+    from uniaudio.train.codec import init_weights
+
+    train(cfg(tmp_path / "src", train_manifest, 2), progress=False)
+    fresh = Codec(CodecConfig(**TINY))
+    init_weights(fresh, str(tmp_path / "src/codec.pt"))  # inference checkpoint: no EMA state
+    src = torch.load(tmp_path / "src/codec.pt", weights_only=False)["model"]
+    state = fresh.state_dict()
+    assert all(torch.equal(state[k], src[k]) for k in src)
+    assert torch.equal(state["quantizer.layers.0.ema_sum"], src["quantizer.layers.0.codebook"])
+    train(cfg(tmp_path / "ft", train_manifest, 1, init_from=str(tmp_path / "src/codec.pt")), progress=False)
+    assert "initialised from" in (tmp_path / "ft/MODEL_CARD.md").read_text()
+    with pytest.raises(RuntimeError, match="differs"):
+        init_weights(Codec(CodecConfig(**{**TINY, "latent_dim": 8})), str(tmp_path / "src/codec.pt"))
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        init_weights(fresh, str(tmp_path / "missing.pt"))
+    # a run saved before the decoder fields existed resumes under today's defaults
+    ck = torch.load(tmp_path / "src/last.pt", weights_only=False)
+    for k in ("decoder", "decoder_dim", "decoder_layers"):
+        del ck["train_config"]["model"][k]
+    torch.save(ck, tmp_path / "src/last.pt")
+    train(cfg(tmp_path / "src", train_manifest, 3), progress=False)
+    assert torch.load(tmp_path / "src/last.pt", weights_only=False)["step"] == 3
+
+
 def test_resume_with_another_model_is_refused(tmp_path, train_manifest):
     train(cfg(tmp_path / "o", train_manifest, 1), progress=False)
     bad = cfg(tmp_path / "o", train_manifest, 2)

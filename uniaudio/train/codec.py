@@ -29,6 +29,9 @@ class ModelSpec:
     latent_dim: int = 128
     n_codebooks: int = 8
     codebook_size: int = 1024
+    decoder: str = "seanet"  # or "istft" (see tokenize/codec_model.py)
+    decoder_dim: int = 192
+    decoder_layers: int = 8
 
 
 @dataclass
@@ -55,6 +58,9 @@ class CodecTrainConfig:
     focus_codebooks: int | None = None
     focus_prob: float = 0.0
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    # start a new run from a codec checkpoint (e.g. the shipped one) instead of random weights;
+    # the optimizer starts fresh. Ignored when OUT/last.pt exists (that run resumes).
+    init_from: str | None = None
 
     def validate(self) -> None:
         if not self.manifests:
@@ -74,6 +80,8 @@ class CodecTrainConfig:
             raise ConfigError("focus_codebooks", f"must be in 1..model.n_codebooks ({self.model.n_codebooks})")
         if not 0 <= self.focus_prob <= 1:
             raise ConfigError("focus_prob", "must be in [0, 1]")
+        if self.model.decoder not in ("seanet", "istft"):
+            raise ConfigError("model.decoder", f"must be 'seanet' or 'istft', got {self.model.decoder!r}")
         if self.focus_prob > 0 and self.focus_codebooks is None:
             raise ConfigError("focus_codebooks", "is required when focus_prob > 0")
 
@@ -168,13 +176,16 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
-        if ck["train_config"]["model"] != asdict(cfg.model):
-            raise RuntimeError(f"{last} was trained with model {ck['train_config']['model']}; "
+        trained = {**asdict(ModelSpec()), **ck["train_config"]["model"]}  # fields added later: their defaults
+        if trained != asdict(cfg.model):
+            raise RuntimeError(f"{last} was trained with model {trained}; "
                                f"config asks for {asdict(cfg.model)}: use a new out folder")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step = ck["step"]
         torch.set_rng_state(ck["torch_rng"])
+    elif cfg.init_from:
+        init_weights(model, cfg.init_from)
     sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed)
     loss_fn = SpectralLoss(model_cfg.sample_rate)
     model.train()
@@ -212,6 +223,25 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     return {"step": step, "checkpoint": str(last)}
 
 
+def init_weights(model: Codec, path: str) -> None:
+    """Load a codec checkpoint's weights into `model` (same architecture). Inference checkpoints
+    carry no codebook EMA state: it restarts from the codebooks, as after k-means init."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"init_from: codec checkpoint not found: {path}")
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    src = Codec.from_checkpoint(ck)
+    if asdict(src.config) != asdict(model.config):
+        raise RuntimeError(f"init_from {path}: its codec config {asdict(src.config)} differs from the "
+                           f"config's model {asdict(model.config)}")
+    state = src.state_dict()
+    for i, layer in enumerate(model.quantizer.layers):
+        key = f"quantizer.layers.{i}."
+        if key + "ema_sum" not in ck["model"]:
+            state[key + "ema_sum"] = state[key + "codebook"].clone()
+            state[key + "ema_count"] = torch.ones_like(state[key + "ema_count"])
+    model.load_state_dict(state)
+
+
 def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, step: int) -> Path:
     """OUT/MODEL_CARD.md: data, steps, command, final losses. Quality is appended by
     `benchmarks/codec_quality.py --card`."""
@@ -232,6 +262,7 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
   latent {c.latent_dim}, base width {c.channels}, 16 kHz, 50 Hz frames (3 codebooks = 1.5 kbps).
 - **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)}.
 - **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr} ({schedule}), {dropout}, seed {cfg.seed}.
+- **Decoder**: {c.decoder}{f" (width {c.decoder_dim}, {c.decoder_layers} ConvNeXt blocks, iSTFT head)" if c.decoder == "istft" else " (transposed convolutions 8,5,4,2)"}{f"; initialised from {cfg.init_from}" if cfg.init_from else ""}.
 - **Command**: `uniaudio train codec` ({' '.join(sys.argv[1:]) or 'API'})
 - **Final losses** (mean of the last {len(tail)} logged steps): {', '.join(f'{k} {v:.3f}' for k, v in mean.items())}
 - **Held-out test set**: ljspeech-mini was not used for training.
