@@ -192,3 +192,27 @@ def test_inference_checkpoint_drops_ema_state_and_decodes_the_same():
     broken = {"config": small["config"], "model": {k: v for k, v in small["model"].items() if "decoder" not in k}}
     with pytest.raises(RuntimeError, match="does not match its config"):
         Codec.from_checkpoint(broken)
+
+
+def test_shipped_default_checkpoint_is_a_trained_codec(demo_root):
+    from uniaudio import audio
+    from uniaudio.benchmark.metrics.intrusive import log_mel
+    from uniaudio.tokenize.uniaudio_codec import DEFAULT_CHECKPOINT
+
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 20 * 2**20
+    card = DEFAULT_CHECKPOINT.with_name("MODEL_CARD.md").read_text()
+    assert "ljspeech-mini" in card and "codec2" in card
+    tok = get("uniaudio-codec")  # no arguments: the shipped weights, 3 codebooks
+    r = sorted(records("librispeech", demo_root / "LibriSpeech"), key=lambda r: r.id)[0]
+    wav = audio.load(r.path, 16000)[0]
+    codes = tok.encode(wav, 16000)
+    assert codes.shape == (3, -(-len(wav) // 320)) and 0 <= codes.min() and codes.max() < 1024
+    out = tok.decode(codes)
+    assert abs(len(out) - len(wav)) < 320
+    n = min(len(out), len(wav))
+    torch.manual_seed(0)
+    untrained = Codec(CodecConfig()).eval()
+    rand = untrained.decode(untrained.encode(torch.from_numpy(wav)[None], 3))[0].numpy()
+    trained_err = np.abs(log_mel(wav[:n]) - log_mel(out[:n])).mean()
+    random_err = np.abs(log_mel(wav[:n]) - log_mel(rand[:n])).mean()
+    assert trained_err < 0.6 * random_err, (trained_err, random_err)

@@ -188,7 +188,7 @@ class ChanceLM(LanguageModel):
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
 BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "passthrough", "tse": "passthrough",
-            "codec": "codec:mulaw", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
+            "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 
 
 def load(spec: str) -> System:
