@@ -26,10 +26,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--n-codebooks", type=int, default=3)
-    ap.add_argument("--decoder", default="seanet", choices=("seanet", "istft"), help="architecture without --checkpoint")
+    ap.add_argument("--decoder", default="seanet", help="architecture without --checkpoint: seanet or istft")
     args = ap.parse_args()
 
-    from uniaudio.tokenize.codec_model import Codec, CodecConfig
+    from uniaudio.tokenize.codec_model import DECODERS, Codec, CodecConfig
+
+    if args.decoder not in DECODERS:
+        ap.error(f"--decoder must be one of {', '.join(DECODERS)}")
 
     if args.checkpoint:
         model = Codec.from_checkpoint(torch.load(args.checkpoint, map_location="cpu", weights_only=False))

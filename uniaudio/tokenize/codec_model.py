@@ -24,9 +24,9 @@ class CodecConfig:
     dead_code_threshold: float = 1.0  # EMA usage below which a code is restarted
     # "seanet": transposed-conv upsampling 8,5,4,2 (the UniAudio/EnCodec decoder);
     # "istft": ConvNeXt blocks at the 50 Hz frame rate predicting STFT magnitude and phase,
-    # inverted by an iSTFT (Vocos style): about 8x less compute per second of audio than
-    # the SEANet decoder, and it learns far faster on small budgets (CPU training)
-    decoder: str = "seanet"
+    # inverted by an iSTFT (Vocos style): about 7x less decoder compute per training step
+    # than SEANet (measured on CPU); its quality per CPU hour is not yet established
+    decoder: str = "seanet"  # a key of DECODERS
     decoder_dim: int = 192  # istft decoder width
     decoder_layers: int = 8  # istft decoder ConvNeXt blocks
 
@@ -119,6 +119,9 @@ class ISTFTDecoder(nn.Module):
         return wav[:, None]
 
 
+DECODERS = {"seanet": Decoder, "istft": ISTFTDecoder}
+
+
 class VectorQuantizer(nn.Module):
     """One codebook with EMA updates (no codebook gradient), k-means init, dead-code restart."""
 
@@ -205,11 +208,10 @@ class Codec(nn.Module):
     def __init__(self, config: CodecConfig):
         super().__init__()
         self.config = config
-        decoders = {"seanet": Decoder, "istft": ISTFTDecoder}
-        if config.decoder not in decoders:
-            raise ValueError(f"unknown codec decoder {config.decoder!r}; known: {', '.join(decoders)}")
+        if config.decoder not in DECODERS:
+            raise ValueError(f"unknown codec decoder {config.decoder!r}; known: {', '.join(DECODERS)}")
         self.encoder, self.quantizer = Encoder(config), ResidualVQ(config)
-        self.decoder = decoders[config.decoder](config)
+        self.decoder = DECODERS[config.decoder](config)
 
     def pad(self, wav: torch.Tensor) -> torch.Tensor:
         """[B, T] -> [B, 1, T'] with T' a multiple of the hop."""

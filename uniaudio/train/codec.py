@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .. import audio, manifest
 from ..config import ConfigError
 from ..dsp import mel_filterbank
-from ..tokenize.codec_model import Codec, CodecConfig
+from ..tokenize.codec_model import DECODERS, Codec, CodecConfig
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ModelSpec:
     latent_dim: int = 128
     n_codebooks: int = 8
     codebook_size: int = 1024
-    decoder: str = "seanet"  # or "istft" (see tokenize/codec_model.py)
+    decoder: str = "seanet"  # a key of tokenize.codec_model.DECODERS
     decoder_dim: int = 192
     decoder_layers: int = 8
 
@@ -80,8 +80,8 @@ class CodecTrainConfig:
             raise ConfigError("focus_codebooks", f"must be in 1..model.n_codebooks ({self.model.n_codebooks})")
         if not 0 <= self.focus_prob <= 1:
             raise ConfigError("focus_prob", "must be in [0, 1]")
-        if self.model.decoder not in ("seanet", "istft"):
-            raise ConfigError("model.decoder", f"must be 'seanet' or 'istft', got {self.model.decoder!r}")
+        if self.model.decoder not in DECODERS:
+            raise ConfigError("model.decoder", f"must be one of {', '.join(DECODERS)}, got {self.model.decoder!r}")
         if self.focus_prob > 0 and self.focus_codebooks is None:
             raise ConfigError("focus_codebooks", "is required when focus_prob > 0")
 
@@ -234,7 +234,7 @@ def init_weights(model: Codec, path: str) -> None:
         raise RuntimeError(f"init_from {path}: its codec config {asdict(src.config)} differs from the "
                            f"config's model {asdict(model.config)}")
     state = src.state_dict()
-    for i, layer in enumerate(model.quantizer.layers):
+    for i in range(len(model.quantizer.layers)):
         key = f"quantizer.layers.{i}."
         if key + "ema_sum" not in ck["model"]:
             state[key + "ema_sum"] = state[key + "codebook"].clone()
@@ -254,11 +254,11 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
     c = cfg.model
     schedule = (f"warm-up {cfg.warmup_steps} steps, cosine to x{cfg.min_lr_ratio} at step {cfg.lr_decay_steps}"
                 if cfg.lr_decay_steps else f"warm-up {cfg.warmup_steps} steps, then constant")
-    dropout = "quantizer dropout n_q ~ U(1..{})".format(c.n_codebooks) + (
+    dropout = f"quantizer dropout n_q ~ U(1..{c.n_codebooks})" + (
         f", n_q = {cfg.focus_codebooks} with probability {cfg.focus_prob}" if cfg.focus_prob else "")
     text = f"""# uniaudio-codec model card
 
-- **Model**: SEANet-style encoder/decoder + residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
+- **Model**: SEANet-style encoder, {c.decoder} decoder, residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
   latent {c.latent_dim}, base width {c.channels}, 16 kHz, 50 Hz frames (3 codebooks = 1.5 kbps).
 - **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)}.
 - **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr} ({schedule}), {dropout}, seed {cfg.seed}.
