@@ -24,7 +24,7 @@ def train_manifest(demo_root, tmp_path_factory):
 def cfg(out, m, steps, **kw):
     return from_dict(CodecTrainConfig, {"manifests": [str(m)], "out": str(out), "model": TINY, "steps": steps,
                                         "batch_size": 2, "segment_seconds": 0.5, "log_every": 1,
-                                        "checkpoint_every": 1, "threads": 1, **kw})
+                                        "checkpoint_every": 1, "threads": 1, "device": "cpu", **kw})
 
 
 def test_resume_is_bit_exact(tmp_path, train_manifest):
@@ -129,6 +129,50 @@ def test_init_from_a_checkpoint_and_old_runs_still_resume(tmp_path, train_manife
     torch.save(ck, tmp_path / "src/last.pt")
     train(cfg(tmp_path / "src", train_manifest, 3), progress=False)
     assert torch.load(tmp_path / "src/last.pt", weights_only=False)["step"] == 3
+
+
+def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manifest):
+    from uniaudio.train.codec import CropSampler
+
+    disk = CropSampler([str(train_manifest)], 16000, 0.5, seed=3)
+    mem = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True)
+    assert mem.cache is not None and len(mem.cache) == len(disk.items)
+    for step in range(5):  # 16 kHz FLAC: no resampling, so the very same samples
+        assert torch.equal(disk.batch(step, 3), mem.batch(step, 3))
+    train(cfg(tmp_path / "disk", train_manifest, 2), progress=False)
+    train(cfg(tmp_path / "mem", train_manifest, 2, preload=True), progress=False)
+    a = torch.load(tmp_path / "disk/codec.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "mem/codec.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_preload_leaves_out_unreadable_files(tmp_path):
+    from uniaudio import audio
+    from uniaudio.train.codec import CropSampler
+
+    good = audio.save(tmp_path / "good.wav", np.sin(np.arange(16000) / 5).astype(np.float32) * 0.3, 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + b"\0" * 100)  # not audio
+    recs = [manifest.Record(id=p.stem, corpus="t", split="train", domain="speech", path=str(p), duration=1.0)
+            for p in (good, bad)]
+    manifest.write_manifest(tmp_path / "m.parquet", recs)
+    s = CropSampler([str(tmp_path / "m.parquet")], 16000, 0.5, seed=0, preload=True)
+    assert set(s.cache) == {(str(good), 0.0)}
+    x = s.batch(0, 8)  # every crop comes from the readable file
+    assert x.shape == (8, 8000) and bool((x.abs().amax(1) > 0.1).all())
+
+
+def test_device_is_validated(tmp_path, train_manifest):
+    from uniaudio.config import ConfigError
+    from uniaudio.train.codec import resolve_device
+
+    with pytest.raises(ConfigError, match="device"):
+        cfg(tmp_path, train_manifest, 1, device="tpu")
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device("cuda")
 
 
 def test_resume_with_another_model_is_refused(tmp_path, train_manifest):

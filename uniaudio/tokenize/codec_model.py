@@ -237,7 +237,7 @@ class Codec(nn.Module):
     def checkpoint(self, inference: bool = False) -> dict:
         """Config + weights. `inference=True` drops the codebooks' EMA training state
         (ema_sum, ema_count): a third smaller, and all that encode/decode need."""
-        state = self.state_dict()
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}  # loadable without a GPU
         if inference:
             state = {k: v for k, v in state.items() if not k.endswith((".ema_sum", ".ema_count"))}
         return {"config": asdict(self.config), "model": state}

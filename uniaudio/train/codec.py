@@ -58,6 +58,12 @@ class CodecTrainConfig:
     focus_codebooks: int | None = None
     focus_prob: float = 0.0
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    # "auto" = cuda when available, else cpu. Resume is bit-exact on cpu; on cuda, scatter
+    # kernels (the codebooks' EMA index_add_) are not deterministic, so only close.
+    device: str = "auto"
+    # decode every file once into memory and crop from there (same crops as reading from disk
+    # up to resampler edge effects): needed to keep a GPU fed; costs 64 kB of RAM per second of audio
+    preload: bool = False
     # start a new run from a codec checkpoint (e.g. the shipped one) instead of random weights;
     # the optimizer starts fresh. Ignored when OUT/last.pt exists (that run resumes).
     init_from: str | None = None
@@ -82,6 +88,8 @@ class CodecTrainConfig:
             raise ConfigError("focus_prob", "must be in [0, 1]")
         if self.model.decoder not in DECODERS:
             raise ConfigError("model.decoder", f"must be one of {', '.join(DECODERS)}, got {self.model.decoder!r}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError("device", f"must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.focus_prob > 0 and self.focus_codebooks is None:
             raise ConfigError("focus_codebooks", "is required when focus_prob > 0")
 
@@ -106,7 +114,7 @@ class CodecTrainConfig:
 class CropSampler:
     """Random fixed-length crops; which file and where is decided by (seed, step) alone."""
 
-    def __init__(self, manifests: list[str], sr: int, seconds: float, seed: int):
+    def __init__(self, manifests: list[str], sr: int, seconds: float, seed: int, preload: bool = False):
         self.sr, self.n, self.seed = sr, int(seconds * sr), seed
         self.items = []
         for m in manifests:
@@ -116,6 +124,34 @@ class CropSampler:
                     self.items.append((r.path, r.offset, dur))
         if not self.items:
             raise ValueError(f"no audio of at least {seconds}s in {manifests}")
+        self.cache: dict[tuple[str, float], np.ndarray] | None = self._preload() if preload else None
+
+    def _preload(self) -> dict[tuple[str, float], np.ndarray]:
+        """Each item's whole window at the model rate; an unreadable file is left out (and so
+        skipped at crop time, as without preload)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm import tqdm
+
+        def read(item):
+            path, off, dur = item
+            try:
+                return (path, off), audio.load(path, self.sr, offset=off, duration=dur)[0]
+            except audio.AudioError:
+                return (path, off), None
+
+        with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+            loaded = list(tqdm(pool.map(read, self.items), total=len(self.items), desc="preload", unit="file"))
+        return {k: v for k, v in loaded if v is not None}
+
+    def _crop(self, path: str, off: float, start: float) -> np.ndarray:
+        if self.cache is None:
+            return audio.load(path, self.sr, offset=start, duration=self.n / self.sr)[0]
+        wav = self.cache.get((path, off))
+        if wav is None:
+            raise audio.AudioError(path, audio.UNREADABLE, "unreadable at preload")
+        i = int(round((start - off) * self.sr))
+        return wav[i : i + self.n]
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, step])
@@ -125,7 +161,7 @@ class CropSampler:
                 path, off, dur = self.items[rng.integers(len(self.items))]
                 start = off + rng.uniform(0, dur - self.n / self.sr)
                 try:
-                    wav, _ = audio.load(path, self.sr, offset=start, duration=self.n / self.sr)
+                    wav = self._crop(path, off, start)
                 except audio.AudioError:
                     continue
                 out[b, : len(wav)] = wav[: self.n]
@@ -171,6 +207,8 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     model_cfg = CodecConfig(**asdict(cfg.model))
     torch.manual_seed(cfg.seed)  # before building the model: initial weights come from the seed
     model = Codec(model_cfg)
+    device = resolve_device(cfg.device)
+    model.to(device)  # before the optimizer and any weight loading: both follow the parameters
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99))
     step = 0
     last = out / "last.pt"
@@ -184,10 +222,12 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
         opt.load_state_dict(ck["optimizer"])
         step = ck["step"]
         torch.set_rng_state(ck["torch_rng"])
+        if device.type == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
     elif cfg.init_from:
         init_weights(model, cfg.init_from)
-    sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed)
-    loss_fn = SpectralLoss(model_cfg.sample_rate)
+    sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed, cfg.preload)
+    loss_fn = SpectralLoss(model_cfg.sample_rate).to(device)
     model.train()
     from tqdm import tqdm
 
@@ -195,7 +235,7 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     t0 = time.time()
     with open(out / "log.jsonl", "a") as log:
         while step < cfg.steps:
-            x = sampler.batch(step, cfg.batch_size)
+            x = sampler.batch(step, cfg.batch_size).to(device, non_blocking=True)
             n_q = cfg.n_q_at(step)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(step)
@@ -219,8 +259,16 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(out, model, opt, step, cfg)
     bar.close()
-    write_model_card(out, cfg, sampler, step)
+    write_model_card(out, cfg, sampler, step, device)
     return {"step": step, "checkpoint": str(last)}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but torch sees no CUDA device (torch {torch.__version__}); use device: cpu")
+    return torch.device(name)
 
 
 def init_weights(model: Codec, path: str) -> None:
@@ -239,10 +287,11 @@ def init_weights(model: Codec, path: str) -> None:
         if key + "ema_sum" not in ck["model"]:
             state[key + "ema_sum"] = state[key + "codebook"].clone()
             state[key + "ema_count"] = torch.ones_like(state[key + "ema_count"])
-    model.load_state_dict(state)
+    model.load_state_dict(state)  # copies into the parameters' device
 
 
-def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, step: int) -> Path:
+def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, step: int,
+                     device: torch.device | None = None) -> Path:
     """OUT/MODEL_CARD.md: data, steps, command, final losses. Quality is appended by
     `benchmarks/codec_quality.py --card`."""
     import sys
@@ -261,7 +310,7 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
 - **Model**: SEANet-style encoder, {c.decoder} decoder, residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
   latent {c.latent_dim}, base width {c.channels}, 16 kHz, 50 Hz frames (3 codebooks = 1.5 kbps).
 - **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)}.
-- **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr} ({schedule}), {dropout}, seed {cfg.seed}.
+- **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr} ({schedule}), {dropout}, seed {cfg.seed}{f", on {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""}.
 - **Decoder**: {c.decoder}{f" (width {c.decoder_dim}, {c.decoder_layers} ConvNeXt blocks, iSTFT head)" if c.decoder == "istft" else " (transposed convolutions 8,5,4,2)"}{f"; initialised from {cfg.init_from}" if cfg.init_from else ""}.
 - **Command**: `uniaudio train codec` ({' '.join(sys.argv[1:]) or 'API'})
 - **Final losses** (mean of the last {len(tail)} logged steps): {', '.join(f'{k} {v:.3f}' for k, v in mean.items())}
@@ -276,8 +325,9 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
 
 def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig) -> None:
     """last.pt (everything for resume) and codec.pt (weights + config only, for inference)."""
+    cuda = next(model.parameters()).device
     ck = {**model.checkpoint(), "optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
-          "train_config": asdict(cfg)}
+          "cuda_rng": torch.cuda.get_rng_state(cuda) if cuda.type == "cuda" else None, "train_config": asdict(cfg)}
     for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(inference=True), "step": step,
                                                       "train_config": asdict(cfg)})):
         tmp = out / f".{name}.tmp"
