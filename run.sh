@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${UNIAUDIO_VENV:-.venv}
-APT_PKGS=(espeak-ng sox libsox-fmt-all fluidsynth fluid-soundfont-gm libsndfile1 codec2 flite festival festvox-us-slt-hts)
+APT_PKGS=(espeak-ng sox libsox-fmt-all fluidsynth fluid-soundfont-gm libsndfile1 codec2 flite festival festvox-us-slt-hts
+          festvox-kallpc16k festvox-kdlpc16k festvox-ru festvox-czech-dita festvox-czech-machac festvox-czech-krb
+          festvox-suopuhe-lj festvox-suopuhe-mv)
 
 log() { printf '\033[1m[uniaudio]\033[0m %s\n' "$*" >&2; }
 

@@ -171,12 +171,17 @@ def test_same_seed_same_bytes(tmp_path):
     assert da == db and len(da) > 20
 
 
-def test_voices_plan_is_deterministic_and_synthesizes_with_flite_and_festival(tmp_path):
+def test_voices_plan_is_deterministic_and_synthesizes_every_kind_of_voice(tmp_path):
     from uniaudio import audio
     from uniaudio.demo import voices
 
     a, b = voices.plan(3, 2.0), voices.plan(3, 2.0)
     assert a == b and {u.voice.engine for u in a} == {"flite", "festival"}
-    for u in (a[0], [u for u in a if u.voice.engine == "festival"][0]):  # one of each engine, for real
+    assert {v.voice for v in voices.VOICES if v.engine == "festival"} <= voices.festival_voices()
+    # one of each kind, for real: flite, HTS, diphone, unit selection (reads transliterated text)
+    kinds = ("slt", "cmu_us_slt_arctic_hts", "kal_diphone", "msu_ru_nsh_clunits")
+    for kind in kinds:
+        u = next(u for u in a if u.voice.voice == kind)
         wav, sr = audio.load(voices.synthesize(u, tmp_path))
-        assert sr == 16000 and len(wav) > sr and abs(wav).max() > 0.01
+        assert sr == 16000 and len(wav) > sr and abs(wav).max() > 0.01, kind
+    assert voices.cyrillic("the cheese") == "те чисе"

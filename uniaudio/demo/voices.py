@@ -1,8 +1,13 @@
 """More natural synthetic speech for codec training: flite (CMU clustergen and diphone
-voices) and Festival's HTS voice, which are vocoded from recordings of real speakers and so
-are much closer to real speech than espeak-ng's formant synthesis. LibriSpeech layout
-(split `train-other-500`), so the librispeech recipe reads it; a pure function of
-(seed, minutes). Used by `uniaudio data voices`; not part of the demo corpora the tests use."""
+voices) and Festival's HTS, diphone and unit-selection voices, which are vocoded from or cut
+out of recordings of real speakers and so are much closer to real speech than espeak-ng's
+formant synthesis. The diphone (LPC with the speakers' own residuals) and unit-selection
+(Russian msu_ru_nsh: stretches of real recorded waveform) voices matter most for a codec:
+their excitation is a real voice's, not a vocoder's pulse train. Non-English voices read the
+English sentences with their own letter-to-sound rules (Russian after transliteration), which
+is fine for a codec: it needs voices and phones, not meaning; the transcripts stay English.
+LibriSpeech layout (split `train-other-500`), so the librispeech recipe reads it; a pure
+function of (seed, minutes). Used by `uniaudio data voices`; not part of the demo corpora."""
 
 from __future__ import annotations
 
@@ -20,7 +25,22 @@ from .tools import require, run
 
 SAMPLE_RATE = 16000
 SPLIT = "train-other-500"
-APT = "apt-get install flite festival festvox-us-slt-hts"
+APT = ("apt-get install flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k festvox-ru "
+       "festvox-czech-dita festvox-czech-machac festvox-czech-krb festvox-suopuhe-lj festvox-suopuhe-mv")
+
+# crude Latin -> Cyrillic letters, so that the Russian voice reads English words as sounds
+# instead of rejecting them (digraphs first)
+_CYRILLIC = [("sh", "ш"), ("ch", "ч"), ("th", "т"), ("ee", "и"), ("oo", "у"), ("a", "а"), ("b", "б"), ("c", "к"),
+             ("d", "д"), ("e", "е"), ("f", "ф"), ("g", "г"), ("h", "х"), ("i", "и"), ("j", "дж"), ("k", "к"),
+             ("l", "л"), ("m", "м"), ("n", "н"), ("o", "о"), ("p", "п"), ("q", "к"), ("r", "р"), ("s", "с"),
+             ("t", "т"), ("u", "у"), ("v", "в"), ("w", "в"), ("x", "кс"), ("y", "й"), ("z", "з")]
+
+
+def cyrillic(text: str) -> str:
+    out = text.lower()
+    for latin, cyr in _CYRILLIC:
+        out = out.replace(latin, cyr)
+    return out
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,10 @@ class Voice:
     voice: str
     f0: int | None = None  # flite int_f0_target_mean (Hz); None = the voice's own
     stretch: float = 1.0  # duration stretch (slower > 1)
+    script: str = "latin"  # "cyrillic": the text is transliterated before synthesis
+
+    def spoken(self, text: str) -> str:
+        return cyrillic(text) if self.script == "cyrillic" else text
 
     def command(self, text_file: str, wav: str) -> list[str]:
         if self.engine == "flite":
@@ -47,6 +71,14 @@ VOICES = (
     Voice("7021", "flite", "rms"), Voice("7022", "flite", "rms", 125, 1.1), Voice("7023", "flite", "rms", 80, 0.95),
     Voice("7031", "flite", "kal16"), Voice("7032", "flite", "kal16", 120, 1.1),
     Voice("7041", "festival", "cmu_us_slt_arctic_hts"), Voice("7042", "festival", "cmu_us_slt_arctic_hts", None, 1.15),
+    # diphone voices (residual-excited LPC of real recordings) and unit selection (real waveform)
+    Voice("7051", "festival", "kal_diphone"), Voice("7052", "festival", "ked_diphone"),
+    Voice("7053", "festival", "kal_diphone", None, 1.15),
+    Voice("7061", "festival", "msu_ru_nsh_clunits", script="cyrillic"),
+    Voice("7062", "festival", "msu_ru_nsh_clunits", None, 1.1, script="cyrillic"),
+    Voice("7071", "festival", "czech_dita"), Voice("7072", "festival", "czech_machac"),
+    Voice("7073", "festival", "czech_krb"),
+    Voice("7081", "festival", "suo_fi_lj_diphone"), Voice("7082", "festival", "hy_fi_mv_diphone"),
 )
 
 
@@ -73,10 +105,17 @@ def plan(seed: int, minutes: float) -> list[Utt]:
 
 def synthesize(u: Utt, root: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "t.txt").write_text(u.text + "\n")
+        (Path(tmp) / "t.txt").write_text(u.voice.spoken(u.text) + "\n", encoding="utf-8")
         run(u.voice.command(f"{tmp}/t.txt", f"{tmp}/x.wav"))
         wav, _ = audio.load(f"{tmp}/x.wav", SAMPLE_RATE)
     return audio.save(u.path(root), wav, SAMPLE_RATE)
+
+
+def festival_voices() -> set[str]:
+    import subprocess
+
+    out = subprocess.run([require("festival"), "-b", "(print (voice.list))"], capture_output=True, text=True)
+    return set(out.stdout.strip().strip("()").split())
 
 
 def build(root: str | Path, *, seed: int = 0, minutes: float = 30.0, workers: int = 2, progress: bool = True) -> list[Utt]:
@@ -86,6 +125,9 @@ def build(root: str | Path, *, seed: int = 0, minutes: float = 30.0, workers: in
             require(tool)
         except RuntimeError:
             raise RuntimeError(f"'{tool}' is not on PATH: {APT}") from None
+    missing = sorted({v.voice for v in VOICES if v.engine == "festival"} - festival_voices())
+    if missing:
+        raise RuntimeError(f"Festival voices not installed: {', '.join(missing)}: {APT}")
     ls = Path(root) / "LibriSpeech"
     utts = plan(seed, minutes)
     for v in VOICES:
