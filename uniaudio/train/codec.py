@@ -2,7 +2,8 @@
 
 Data order and crops are a pure function of (seed, step), and the checkpoint holds model,
 optimizer, step and torch RNG, so a resumed run is bit-identical to an uninterrupted one.
-Losses (multi-resolution STFT + log-mel L1 + commitment) go to OUT/log.jsonl."""
+Losses (multi-resolution STFT + log-mel L1 + commitment, and with adv_weight > 0 a
+multi-scale STFT discriminator's hinge + feature matching) go to OUT/log.jsonl."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .. import audio, manifest
 from ..config import ConfigError
 from ..dsp import mel_filterbank
 from ..tokenize.codec_model import DECODERS, Codec, CodecConfig
+from .discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 
 
 @dataclass
@@ -67,6 +69,14 @@ class CodecTrainConfig:
     # start a new run from a codec checkpoint (e.g. the shipped one) instead of random weights;
     # the optimizer starts fresh. Ignored when OUT/last.pt exists (that run resumes).
     init_from: str | None = None
+    # adversarial training, off while adv_weight is 0: a multi-scale STFT discriminator (hinge
+    # loss) plus feature matching from step adv_start on. Best started on a trained codec
+    # (init_from the shipped one); enabling it on a run saved without it starts a fresh one.
+    adv_weight: float = 0.0
+    feat_weight: float = 2.0
+    adv_start: int = 0
+    disc_channels: int = 32
+    disc_lr_ratio: float = 1.0  # discriminator lr = codec lr (same schedule) x this
 
     def validate(self) -> None:
         if not self.manifests:
@@ -88,6 +98,13 @@ class CodecTrainConfig:
             raise ConfigError("focus_prob", "must be in [0, 1]")
         if self.model.decoder not in DECODERS:
             raise ConfigError("model.decoder", f"must be one of {', '.join(DECODERS)}, got {self.model.decoder!r}")
+        for k in ("adv_weight", "feat_weight", "adv_start"):
+            if getattr(self, k) < 0:
+                raise ConfigError(k, "must be >= 0")
+        if self.disc_channels < 1:
+            raise ConfigError("disc_channels", "must be >= 1")
+        if self.disc_lr_ratio <= 0:
+            raise ConfigError("disc_lr_ratio", "must be > 0")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError("device", f"must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.focus_prob > 0 and self.focus_codebooks is None:
@@ -210,6 +227,10 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     device = resolve_device(cfg.device)
     model.to(device)  # before the optimizer and any weight loading: both follow the parameters
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99))
+    disc = disc_opt = None
+    if cfg.adv_weight > 0:
+        disc = MultiScaleSTFTDiscriminator(channels=cfg.disc_channels).to(device).train()
+        disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr * cfg.disc_lr_ratio, betas=(0.5, 0.9))
     step = 0
     last = out / "last.pt"
     if last.exists():
@@ -220,6 +241,9 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
                                f"config asks for {asdict(cfg.model)}: use a new out folder")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        if disc is not None and ck.get("disc") is not None:
+            disc.load_state_dict(ck["disc"])
+            disc_opt.load_state_dict(ck["disc_optimizer"])
         step = ck["step"]
         torch.set_rng_state(ck["torch_rng"])
         if device.type == "cuda" and ck.get("cuda_rng") is not None:
@@ -242,6 +266,17 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             y, _, commit = model(x, n_q)
             stft, mel = loss_fn(y, x)
             loss = stft + mel + cfg.commit_weight * commit
+            gan = {}
+            if disc is not None and step >= cfg.adv_start:
+                for group in disc_opt.param_groups:
+                    group["lr"] = cfg.lr_at(step) * cfg.disc_lr_ratio
+                d_loss = discriminator_loss(disc, x, y)
+                disc_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                disc_opt.step()
+                adv, feat = generator_losses(disc, x, y)
+                loss = loss + cfg.adv_weight * adv + cfg.feat_weight * feat
+                gan = {"d_loss": d_loss, "adv": adv, "feat": feat}
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}: stft={stft} mel={mel} commit={commit}")
             opt.zero_grad(set_to_none=True)
@@ -252,12 +287,14 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 rec = {"step": step, "loss": float(loss.detach()), "stft": float(stft.detach()),
-                       "mel": float(mel.detach()), "commit": float(commit.detach()), "n_q": n_q, "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
+                       "mel": float(mel.detach()), "commit": float(commit.detach()), "n_q": n_q,
+                       **{k: float(v.detach()) for k, v in gan.items()},
+                       "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", mel=f"{rec['mel']:.3f}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save(out, model, opt, step, cfg)
+                save(out, model, opt, step, cfg, disc, disc_opt)
     bar.close()
     write_model_card(out, cfg, sampler, step, device)
     return {"step": step, "checkpoint": str(last)}
@@ -305,6 +342,9 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
                 if cfg.lr_decay_steps else f"warm-up {cfg.warmup_steps} steps, then constant")
     dropout = f"quantizer dropout n_q ~ U(1..{c.n_codebooks})" + (
         f", n_q = {cfg.focus_codebooks} with probability {cfg.focus_prob}" if cfg.focus_prob else "")
+    if cfg.adv_weight > 0:
+        dropout += (f"; adversarial: multi-scale STFT discriminator (width {cfg.disc_channels}) from step "
+                    f"{cfg.adv_start}, hinge weight {cfg.adv_weight}, feature matching weight {cfg.feat_weight}")
     text = f"""# uniaudio-codec model card
 
 - **Model**: SEANet-style encoder, {c.decoder} decoder, residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
@@ -323,11 +363,13 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
     return card
 
 
-def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig) -> None:
+def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig, disc=None, disc_opt=None) -> None:
     """last.pt (everything for resume) and codec.pt (weights + config only, for inference)."""
     cuda = next(model.parameters()).device
     ck = {**model.checkpoint(), "optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
-          "cuda_rng": torch.cuda.get_rng_state(cuda) if cuda.type == "cuda" else None, "train_config": asdict(cfg)}
+          "cuda_rng": torch.cuda.get_rng_state(cuda) if cuda.type == "cuda" else None, "train_config": asdict(cfg),
+          "disc": None if disc is None else disc.state_dict(),
+          "disc_optimizer": None if disc_opt is None else disc_opt.state_dict()}
     for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(inference=True), "step": step,
                                                       "train_config": asdict(cfg)})):
         tmp = out / f".{name}.tmp"
