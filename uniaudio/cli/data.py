@@ -43,8 +43,9 @@ def data_demo(root: Path, seed: int, scale: float, workers: int | None) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)
 def data_voices(root: Path, minutes: float, seed: int, workers: int) -> None:
-    """Speech from flite and Festival HTS voices (vocoded real speakers; more natural than
-    espeak-ng) in the LibriSpeech layout under ROOT/LibriSpeech: extra codec training data."""
+    """Speech from flite and Festival voices (vocoded, diphone and unit-selection voices of real
+    speakers; more natural than espeak-ng) in the LibriSpeech layout under ROOT/LibriSpeech:
+    extra codec training data."""
     from ..demo import voices
 
     if minutes <= 0:
