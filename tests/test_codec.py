@@ -300,7 +300,7 @@ def test_discriminator_learns_real_from_fake_and_feature_matching_is_zero_on_rea
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.5 * first, (first, float(loss))
+    assert loss.item() < 0.5 * first, (first, loss.item())
     adv, feat = generator_losses(disc, real, real.clone())
     assert float(feat) == 0.0 and float(adv) >= 0.0
     adv_fake, feat_fake = generator_losses(disc, real, fake)
