@@ -165,3 +165,16 @@ def test_info_matches_soxi(tmp_path):
     soxi = subprocess.run(["soxi", "-s", str(p)], capture_output=True, text=True)
     if soxi.returncode == 0:
         assert int(soxi.stdout) == i.frames
+
+
+def test_save_ogg_opus_is_compact_and_close(tmp_path):
+    x = (tone(3.0, 16000, 220) + 0.5 * tone(3.0, 16000, 1230)).astype(np.float32) * 0.4
+    p = audio.save(tmp_path / "a.ogg", x, 16000, compression_level=0.9)
+    y, sr = audio.load(p)
+    assert sr == 16000 and len(y) == len(x)
+    assert p.stat().st_size * 8 / 3.0 < 48_000  # ~32 kbps, far below 16-bit PCM's 256 kbps
+    snr = 10 * np.log10((x**2).sum() / ((x - y) ** 2).sum())
+    assert snr > 20, snr  # sample-aligned (no codec delay left) and close
+    with pytest.raises(audio.AudioError) as e:  # Opus has no 22.05 kHz mode: a clear error, no file
+        audio.save(tmp_path / "b.ogg", x, 22050)
+    assert e.value.reason == audio.UNSUPPORTED and not list(tmp_path.glob("*b.ogg*"))

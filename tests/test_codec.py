@@ -306,3 +306,15 @@ def test_discriminator_learns_real_from_fake_and_feature_matching_is_zero_on_rea
         adv_fake, feat_fake = generator_losses(disc, real, fake)
     assert float(feat) == 0.0 and float(adv) >= 0.0
     assert float(feat_fake) > 0.1 and float(adv_fake) > float(adv)  # the trained D scores noise as fake
+
+
+def test_generator_losses_reach_the_codec_but_not_the_discriminator_weights():
+    from uniaudio.train.discriminator import MultiScaleSTFTDiscriminator, generator_losses
+
+    torch.manual_seed(0)
+    disc = MultiScaleSTFTDiscriminator(channels=4)
+    real, fake = torch.randn(2, 4000), torch.randn(2, 4000, requires_grad=True)
+    adv, feat = generator_losses(disc, real, fake)
+    (adv + feat).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+    assert all(p.grad is None and p.requires_grad for p in disc.parameters())

@@ -30,7 +30,9 @@ UNSUPPORTED = "unsupported"
 BAD_WINDOW = "bad_window"
 REASONS = (MISSING, PERMISSION, EMPTY, UNREADABLE, TRUNCATED, NON_FINITE, UNSUPPORTED, BAD_WINDOW)
 
-SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+# lossless PCM by default; Ogg holds Opus (lossy, for compact copies: 8/12/16/24/48 kHz only)
+DEFAULT_SUBTYPES = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "OPUS"}
 
 
 class AudioError(Exception):
@@ -203,8 +205,11 @@ def load(
     return np.ascontiguousarray(wav, dtype=np.float32), file_sr
 
 
-def save(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str = "PCM_16") -> Path:
-    """Write WAV or FLAC (chosen by suffix), creating parent folders.
+def save(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str | None = None,
+         compression_level: float | None = None) -> Path:
+    """Write WAV, FLAC or Ogg Opus (chosen by suffix), creating parent folders. `subtype`
+    defaults to PCM_16 (Opus for .ogg); `compression_level` in [0, 1] is libsndfile's (for
+    Opus it sets the bitrate: 0.9 is ~32 kbps at 16 kHz).
 
     Written to a temporary name and renamed, so a crash never leaves a half file under
     the final name. Values outside [-1, 1] are clipped by the PCM encoder; NaN/Inf are
@@ -221,7 +226,8 @@ def save(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str = "P
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
-        sf.write(str(tmp), arr, int(sr), format=fmt, subtype=subtype)
+        sf.write(str(tmp), arr, int(sr), format=fmt, subtype=subtype or DEFAULT_SUBTYPES[fmt],
+                 compression_level=compression_level)
         os.replace(tmp, p)
     except OSError as e:
         tmp.unlink(missing_ok=True)

@@ -14,8 +14,6 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import soundfile as sf
-
 from uniaudio import audio, manifest
 
 
@@ -34,7 +32,7 @@ def main() -> None:
             i, r = item
             wav, _ = audio.load(r.path, 16000, offset=r.offset, duration=r.duration)
             path = data / f"{name}-{i:05d}.ogg"
-            sf.write(path, wav, 16000, format="OGG", subtype="OPUS", compression_level=args.level)
+            audio.save(path, wav, 16000, compression_level=args.level)
             return dataclasses.replace(r, path=str(path), offset=0.0, duration=len(wav) / 16000, sample_rate=16000,
                                        channels=1)
 

@@ -12,6 +12,7 @@ function of (seed, minutes). Used by `uniaudio data voices`; not part of the dem
 from __future__ import annotations
 
 import random
+import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -112,9 +113,10 @@ def synthesize(u: Utt, root: Path) -> Path:
 
 
 def festival_voices() -> set[str]:
-    import subprocess
-
+    """Names of the voices this machine's Festival can load."""
     out = subprocess.run([require("festival"), "-b", "(print (voice.list))"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"festival could not list its voices: {out.stderr.strip()[-300:]}")
     return set(out.stdout.strip().strip("()").split())
 
 

@@ -61,8 +61,18 @@ def generator_losses(disc: MultiScaleSTFTDiscriminator, real: torch.Tensor,
     magnitude of its real features so that no layer dominates (as in EnCodec)."""
     with torch.no_grad():
         real_out = disc(real)
+    # the codec's backward needs gradients through D, not for D's weights: freezing them while
+    # the graph is recorded skips that weight-gradient work (D's own step is separate)
+    frozen = [p for p in disc.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        fake_out = disc(fake)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
     adv, feat, n_feat = fake.new_zeros(()), fake.new_zeros(()), 0
-    for (_, fr), (lf, ff) in zip(real_out, disc(fake)):
+    for (_, fr), (lf, ff) in zip(real_out, fake_out):
         adv = adv + F.relu(1 - lf).mean()
         for a, b in zip(fr, ff):
             feat = feat + F.l1_loss(b, a) / (a.abs().mean() + 1e-8)
