@@ -5,7 +5,8 @@ transfer (e.g. a GPU machine reached through a 64 MiB working-tree copy).
     python tools/device/pack_opus.py OUT_DIR demo-data/voices-n.parquet demo-data/x4-musiccaps.parquet ...
 
 writes OUT_DIR/data/NAME-00000.ogg ... and OUT_DIR/NAME.parquet (paths relative to the current
-directory, offset 0, duration of the copied window)."""
+directory, offset 0, duration of the copied window). A file that cannot be read is left out
+and named with its reason; the others are packed."""
 
 from __future__ import annotations
 
@@ -30,16 +31,23 @@ def main() -> None:
 
         def convert(item):
             i, r = item
-            wav, _ = audio.load(r.path, 16000, offset=r.offset, duration=r.duration)
+            try:
+                wav, _ = audio.load(r.path, 16000, offset=r.offset, duration=r.duration)
+            except audio.AudioError as e:
+                return e
             path = data / f"{name}-{i:05d}.ogg"
             audio.save(path, wav, 16000, compression_level=args.level)
             return dataclasses.replace(r, path=str(path), offset=0.0, duration=len(wav) / 16000, sample_rate=16000,
                                        channels=1)
 
         with ThreadPoolExecutor(2) as pool:
-            recs = list(pool.map(convert, enumerate(manifest.iter_records(m))))
+            out = list(pool.map(convert, enumerate(manifest.iter_records(m))))
+        recs = [r for r in out if not isinstance(r, audio.AudioError)]
+        for e in out:
+            if isinstance(e, audio.AudioError):
+                print(f"left out: {e}")
         manifest.write_manifest(Path(args.out) / f"{name}.parquet", recs)
-        print(f"{name}: {len(recs)} files")
+        print(f"{name}: {len(recs)} files, {len(out) - len(recs)} left out")
 
 
 if __name__ == "__main__":

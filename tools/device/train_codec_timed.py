@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("config")
     ap.add_argument("--budget", type=float, required=True, help="seconds for the whole script")
     ap.add_argument("--copy-to", default=None)
+    ap.add_argument("--reserve", type=float, default=30.0,
+                    help="seconds kept for the final checkpoint, model card and copy")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
@@ -42,7 +44,7 @@ def main() -> None:
     log = [json.loads(line) for line in (probe_dir / "log.jsonl").read_text().splitlines()]
     per_step = (log[-1]["seconds"] - log[1]["seconds"]) / (log[-1]["step"] - log[1]["step"])
     setup = time.time() - t - per_step * 60  # data loading etc., paid again by the real run
-    left = args.budget - (time.time() - t0) - setup - 30  # 30 s: final checkpoint, card, copy
+    left = args.budget - (time.time() - t0) - setup - args.reserve
     steps = int(0.95 * left / per_step)  # 5% margin: the probe ran faster than long runs did
     if steps <= cfg.warmup_steps:
         raise SystemExit(f"budget too small: {per_step * 1000:.1f} ms/step leaves {steps} steps")
