@@ -97,3 +97,6 @@ def test_cli_and_clear_errors(debs: Path, tmp_path: Path):
     assert res.exit_code != 0 and "unknown source(s) ['librivox']" in res.output
     res = runner.invoke(main, ["data", "real-speech", str(tmp_path / "r3"), "--source", "fillets-nl", "--debs", str(debs)])
     assert res.exit_code != 0 and "no fillets-ng-data-nl_*.deb" in res.output
+    (debs / "fillets-ng-data-nl_1.0_all.deb").write_bytes(b"!<arch>\ntruncated")
+    res = runner.invoke(main, ["data", "real-speech", str(tmp_path / "r4"), "--source", "fillets-nl", "--debs", str(debs)])
+    assert res.exit_code != 0 and "dpkg-deb -x" in res.output and "failed" in res.output

@@ -110,8 +110,10 @@ def build(root: Path, sources: list[str] | None = None, debs: Path | None = None
             unpacked = Path(tmp) / "x" / src.package
             if not unpacked.exists():
                 unpacked.mkdir(parents=True)
-                subprocess.run(["dpkg-deb", "-x", str(deb_of[src.package]), str(unpacked)], check=True,
-                               capture_output=True)
+                proc = subprocess.run(["dpkg-deb", "-x", str(deb_of[src.package]), str(unpacked)],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"dpkg-deb -x {deb_of[src.package]} failed: {proc.stderr.strip()[-300:]}")
             files, seconds, skipped = 0, 0.0, {}
             for f in tqdm(sorted(unpacked.glob(src.glob)), desc=src.name, unit="file"):
                 m = src.match(str(f.relative_to(unpacked)))
