@@ -59,31 +59,34 @@ def debs(tmp_path: Path) -> Path:
         "usr/share/ktuberling/sounds/de/nase.wav": (_tone(0.8, 8000), 8000),  # narrow band: left out
         "usr/share/ktuberling/sounds/en/nose.wav": b"RIFF\x00\x00garbage",  # unreadable: left out, counted
     })
+    _deb(d, "klettres-data", {"usr/share/klettres/en/syllab/ba.ogg": (_tone(1.0, 44100), 44100)})
     return d
 
 
 def test_build_takes_speech_and_counts_what_it_leaves(debs: Path, tmp_path: Path):
     root = tmp_path / "real"
-    summary = debian_speech.build(root, ["fillets-cs", "ktuberling"], debs=debs)
+    summary = debian_speech.build(root, ["fillets-cs", "ktuberling", "klettres"], debs=debs)
     assert summary["fillets-cs"]["files"] == 2 and summary["fillets-cs"]["skipped"] == {}
     assert summary["ktuberling"]["files"] == 2
     assert summary["ktuberling"]["skipped"] == {"below_16000_hz": 1, audio.UNREADABLE: 1}
     assert summary["fillets-cs"]["hours"] == pytest.approx(3.5 / 3600, abs=1e-4)
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
     assert {r["path"] for r in rows} == {"fillets-cs/cs/city-vit-m-hlava.ogg", "fillets-cs/cs/city-vit-v-proc.ogg",
-                                          "ktuberling/fr/nez.wav", "ktuberling/fr/oeil.ogg"}
+                                          "ktuberling/fr/nez.wav", "ktuberling/fr/oeil.ogg",
+                                          "klettres/en/syllab-ba.ogg"}
     by_path = {r["path"]: r for r in rows}
     assert by_path["fillets-cs/cs/city-vit-m-hlava.ogg"]["speaker"] == "fillets-cs-m"
     assert by_path["fillets-cs/cs/city-vit-v-proc.ogg"]["speaker"] == "fillets-cs-v"
     assert by_path["ktuberling/fr/nez.wav"]["speaker"] == "ktuberling-fr"
+    assert by_path["klettres/en/syllab-ba.ogg"]["speaker"] == "klettres-en"
 
     # the folder recipe reads it into valid records whose audio loads at the model rate
     recs = list(folder.recipe(root, manifest="manifest.jsonl", corpus="real-speech"))
-    assert len(recs) == 4
+    assert len(recs) == 5
     for r in recs:
         assert manifest.problems(r) == []
-        assert r.domain == "speech" and r.language in ("cs", "fr")
-        assert r.extra["licence"] == "GPL-2+" and r.extra["source_package"].startswith(("fillets-ng-data-cs", "ktuberling"))
+        assert r.domain == "speech" and r.language in ("cs", "fr", "en")
+        assert r.extra["licence"] == "GPL-2+" and r.extra["source_package"].startswith(("fillets-ng-data-cs", "ktuberling", "klettres"))
         wav, sr = audio.load(r.path, 16000)
         assert sr == 16000 and abs(len(wav) / sr - r.duration) < 0.01
 

@@ -6,7 +6,9 @@ corpus can be downloaded (only the package registries are reachable) and the voi
   Fish Fillets NG (Czech, Dutch, some English), acted by several speakers, Ogg Vorbis at
   22.05/44.1 kHz; about 1.8 h + 1.6 h + 0.2 h. GPL-2+.
 - ktuberling-data: single words spoken by volunteers in 25 languages (KTuberling), WAV,
-  Vorbis and Opus; about 0.4 h at >= 16 kHz. GPL-2+.
+  Vorbis and Opus; about 0.5 h at >= 16 kHz. GPL-2+.
+- klettres-data: letters and syllables spoken in 20 languages (KLettres), Ogg Vorbis mostly
+  at 44.1 kHz; about 0.85 h. GPL-2+.
 
 The packages are fetched with `apt-get download` (no root, nothing installed) or taken from a
 folder of .deb files, unpacked with `dpkg-deb -x`, and their speech files copied to
@@ -55,13 +57,15 @@ SOURCES = {
         Source("fillets-en", "fillets-ng-data", "usr/share/games/fillets-ng/sound/*/en/*.ogg", _FILLETS.format(lang="en")),
         Source("ktuberling", "ktuberling-data", "usr/share/ktuberling/sounds/*/*.*",
                r"usr/share/ktuberling/sounds/(?P<lang>[^/]+)/[^/]+\.(wav|ogg|opus)"),
+        Source("klettres", "klettres-data", "usr/share/klettres/*/*/*.ogg",
+               r"usr/share/klettres/(?P<lang>[^/]+)/(?P<prefix>alpha|syllab)/[^/]+\.ogg"),
     )
 }
 
 
 def _speaker(source: Source, lang: str, stem: str) -> str:
     """Fillets names its lines <level>-<character>-<line>: the character is the speaker
-    (one actor per character and language). KTuberling: one speaker per language."""
+    (one actor per character and language). KTuberling, KLettres: one speaker per language."""
     if source.name.startswith("fillets"):
         parts = stem.split("-")
         return f"{source.name}-{parts[1] if len(parts) > 2 else 'x'}"
