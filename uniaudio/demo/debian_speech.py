@@ -4,7 +4,7 @@ corpus can be downloaded (only the package registries are reachable) and the voi
 
 - fillets-ng-data-cs, fillets-ng-data-nl, fillets-ng-data: the voiced dialogues of the game
   Fish Fillets NG (Czech, Dutch, some English), acted by several speakers, Ogg Vorbis at
-  22.05/44.1 kHz; about 1.8 h + 1.6 h + 0.2 h. GPL-2+.
+  22.05/44.1 kHz; about 1.7 h + 1.5 h + 0.1 h at >= 16 kHz. GPL-2+.
 - ktuberling-data: single words spoken by volunteers in 25 languages (KTuberling), WAV,
   Vorbis and Opus; about 0.5 h at >= 16 kHz. GPL-2+.
 - klettres-data: letters and syllables spoken in 20 languages (KLettres), Ogg Vorbis mostly
