@@ -63,7 +63,7 @@ def data_voices(root: Path, minutes: float, seed: int, workers: int) -> None:
               help="fillets-cs, fillets-nl, fillets-en, ktuberling, klettres (repeatable; default: all).")
 @click.option("--debs", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder with the .deb files already downloaded (default: apt-get download them).")
-@click.option("--min-rate", default=16000, show_default=True, help="Leave out recordings below this sample rate.")
+@click.option("--min-rate", default=16000, show_default=True, type=click.IntRange(min=1), help="Leave out recordings below this sample rate.")
 def data_real_speech(root: Path, sources: tuple[str, ...], debs: Path | None, min_rate: int) -> None:
     """Real recorded speech shipped in free Debian packages (Fish Fillets NG dialogues in Czech,
     Dutch and English; KTuberling words, KLettres letters and syllables; ~4.7 h) under ROOT, with
