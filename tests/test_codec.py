@@ -72,6 +72,10 @@ def test_lr_schedule_and_codebook_focus(tmp_path, train_manifest):
     ({"focus_codebooks": 9}, "focus_codebooks"),
     ({"focus_prob": 0.5}, "focus_codebooks"),
     ({"min_lr_ratio": 2.0}, "min_lr_ratio"),
+    ({"gain_db": [6, -6]}, "gain_db"),
+    ({"gain_db": [-6]}, "gain_db"),
+    ({"gain_db": [-60, 0]}, "gain_db"),
+    ({"gain_db": ["loud", 0]}, "gain_db"),
 ])
 def test_schedule_config_errors_name_the_field(tmp_path, train_manifest, bad, field):
     from uniaudio.config import ConfigError
@@ -144,6 +148,33 @@ def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manif
     a = torch.load(tmp_path / "disk/codec.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "mem/codec.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tmp_path, train_manifest):
+    from uniaudio.train.codec import CropSampler
+
+    plain = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True)
+    aug = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True, gain_db=[-12, 6])
+    ratios = []
+    for step in range(40):
+        a, b = plain.batch(step, 4), aug.batch(step, 4)
+        assert float(b.abs().max()) <= 0.99 + 1e-6
+        for x, y in zip(a, b):  # the same crop, scaled by one gain
+            g = float(y.abs().max() / x.abs().max())
+            assert torch.allclose(y, x * g, atol=1e-6)
+            ratios.append(20 * np.log10(g))
+            if g < 0.99 / float(x.abs().max()) - 1e-3:  # not capped by the peak: inside the range
+                assert -12 - 1e-3 <= ratios[-1] <= 6 + 1e-3
+    assert min(ratios) < -8 and max(ratios) > 2  # the range is used, not one fixed gain
+    assert torch.equal(aug.batch(7, 4), aug.batch(7, 4))  # a pure function of (seed, step): resume stays exact
+    # trains and resumes bit-exactly with augmentation on
+    train(cfg(tmp_path / "straight", train_manifest, 3, gain_db=[-6, 3]), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 2, gain_db=[-6, 3]), progress=False)
+    train(cfg(tmp_path / "resumed", train_manifest, 3, gain_db=[-6, 3]), progress=False)
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "random gain -6..+3 dB" in (tmp_path / "resumed/MODEL_CARD.md").read_text()
 
 
 def test_preload_leaves_out_unreadable_files(tmp_path):

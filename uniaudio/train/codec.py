@@ -59,6 +59,10 @@ class CodecTrainConfig:
     # probability focus_prob it uses focus_codebooks (the LM's operating point: 3 = 1.5 kbps)
     focus_codebooks: int | None = None
     focus_prob: float = 0.0
+    # level augmentation: each crop is scaled by a gain drawn uniformly in [lo, hi] dB (peak capped
+    # at 0.99). Without it the codec is tuned to its data's loudness: the stage-5 weights scored
+    # PESQ-wb 1.36 on LJ Speech as is and 1.42 with LJ raised 6 dB to the training speech's level.
+    gain_db: list[float] | None = None  # [lo, hi]
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     # "auto" = cuda when available, else cpu. Resume is bit-exact on cpu; on cuda, scatter
     # kernels (the codebooks' EMA index_add_) are not deterministic, so only close.
@@ -109,6 +113,12 @@ class CodecTrainConfig:
             raise ConfigError("device", f"must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.focus_prob > 0 and self.focus_codebooks is None:
             raise ConfigError("focus_codebooks", "is required when focus_prob > 0")
+        if self.gain_db is not None:
+            g = self.gain_db
+            if len(g) != 2 or not g[0] <= g[1]:
+                raise ConfigError("gain_db", f"must be [lo, hi] in dB with lo <= hi, got {g!r}")
+            if max(abs(g[0]), abs(g[1])) > 40:
+                raise ConfigError("gain_db", f"gains beyond +-40 dB make silence or clipping, got {g!r}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for the update that follows `step` completed steps."""
@@ -131,8 +141,9 @@ class CodecTrainConfig:
 class CropSampler:
     """Random fixed-length crops; which file and where is decided by (seed, step) alone."""
 
-    def __init__(self, manifests: list[str], sr: int, seconds: float, seed: int, preload: bool = False):
-        self.sr, self.n, self.seed = sr, int(seconds * sr), seed
+    def __init__(self, manifests: list[str], sr: int, seconds: float, seed: int, preload: bool = False,
+                 gain_db: list[float] | None = None):
+        self.sr, self.n, self.seed, self.gain_db = sr, int(seconds * sr), seed, gain_db
         self.items = []
         for m in manifests:
             for r in manifest.iter_records(m):
@@ -183,6 +194,12 @@ class CropSampler:
                     continue
                 out[b, : len(wav)] = wav[: self.n]
                 break
+        if self.gain_db is not None:
+            # a separate stream, so crops are the same with and without augmentation
+            gains = 10 ** (np.random.default_rng([self.seed, step, 11]).uniform(*self.gain_db, size) / 20)
+            peak = np.abs(out).max(axis=1)
+            gains = np.minimum(gains, 0.99 / np.maximum(peak, 1e-4))
+            out *= gains[:, None].astype(np.float32)
         return torch.from_numpy(out)
 
 
@@ -250,7 +267,8 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             torch.cuda.set_rng_state(ck["cuda_rng"], device)
     elif cfg.init_from:
         init_weights(model, cfg.init_from)
-    sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed, cfg.preload)
+    sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed, cfg.preload,
+                          cfg.gain_db)
     loss_fn = SpectralLoss(model_cfg.sample_rate).to(device)
     model.train()
     from tqdm import tqdm
@@ -342,6 +360,8 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
                 if cfg.lr_decay_steps else f"warm-up {cfg.warmup_steps} steps, then constant")
     dropout = f"quantizer dropout n_q ~ U(1..{c.n_codebooks})" + (
         f", n_q = {cfg.focus_codebooks} with probability {cfg.focus_prob}" if cfg.focus_prob else "")
+    if cfg.gain_db is not None:
+        dropout += f"; random gain {cfg.gain_db[0]:+g}..{cfg.gain_db[1]:+g} dB per crop"
     if cfg.adv_weight > 0:
         dropout += (f"; adversarial: multi-scale STFT discriminator (width {cfg.disc_channels}) from step "
                     f"{cfg.adv_start}, hinge weight {cfg.adv_weight}, feature matching weight {cfg.feat_weight}")
