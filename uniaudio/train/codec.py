@@ -60,8 +60,9 @@ class CodecTrainConfig:
     focus_codebooks: int | None = None
     focus_prob: float = 0.0
     # level augmentation: each crop is scaled by a gain drawn uniformly in [lo, hi] dB (peak capped
-    # at 0.99). Without it the codec is tuned to its data's loudness: the stage-5 weights scored
-    # PESQ-wb 1.36 on LJ Speech as is and 1.42 with LJ raised 6 dB to the training speech's level.
+    # at 0.99), to widen the loudness the codec sees. Why: the stage-5 weights scored PESQ-wb 1.36
+    # on LJ Speech as is and 1.42 with it raised 6 dB to the training speech's level (stage 6,
+    # trained with -10..+4 dB, still codes loud input better: benchmarks/codec_level.py).
     gain_db: list[float] | None = None  # [lo, hi]
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     # "auto" = cuda when available, else cpu. Resume is bit-exact on cpu; on cuda, scatter
