@@ -7,7 +7,7 @@ then scored with the harness's PESQ-wb, PESQ-nb, STOI and mel distance. Also rep
 distance of our codec on demo sound and music clips. Goal: ours beats Codec2 on PESQ and
 STOI at <= 1.5 kbps.
 
-    python benchmarks/codec_quality.py --checkpoint OUT/codec.pt [--n-codebooks 3] [--demo DIR]
+    python benchmarks/codec_quality.py --checkpoint OUT/codec.pt [--n-codebooks 3] [--beam W] [--demo DIR]
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--n-codebooks", type=int, default=3)
+    ap.add_argument("--beam", type=int, default=None, help="RVQ beam width at encode (default: the tokenizer's)")
     ap.add_argument("--data", default=None, help="ljspeech-mini folder (default: ../shared/data/ljspeech-mini)")
     ap.add_argument("--demo", default=None, help="demo corpora folder for sound/music figures")
     ap.add_argument("--card", default=None, help="append the table to this MODEL_CARD.md")
@@ -73,7 +74,8 @@ def main() -> None:
     data = Path(args.data) if args.data else find_ljspeech_mini()
     if data is None:
         raise SystemExit("ljspeech-mini not found; pass --data")
-    tok = get("uniaudio-codec", checkpoint=args.checkpoint, n_codebooks=args.n_codebooks)
+    tok = get("uniaudio-codec", checkpoint=args.checkpoint, n_codebooks=args.n_codebooks,
+              **({"beam": args.beam} if args.beam else {}))
     kbps = tok.n_codebooks * np.log2(tok.codebook_size) * tok.frame_rate / 1000
     metrics = [M.get("pesq"), M.get("pesq", mode="nb"), M.get("stoi"), M.get("mel_distance")]
     rows = {"ours": [], "codec2": []}

@@ -226,6 +226,28 @@ def test_quantizer_init_ema_and_dead_code_restart():
     assert vq.codebook[3].mean().item() > 5  # restarted on a current vector
 
 
+def test_beam_search_rvq_is_greedy_at_width_one_and_never_further_from_the_latent():
+    torch.manual_seed(0)
+    m = Codec(CodecConfig(channels=4, latent_dim=8, codebook_size=16)).train()
+    m(torch.randn(4, 6400) * 0.1, n_q=8)  # k-means init of every codebook
+    m.eval()
+    z = m.encoder(m.pad(torch.randn(2, 9600) * 0.1))
+    rvq = m.quantizer
+    greedy = rvq(z, 4)[1]
+    assert torch.equal(rvq.beam_codes(z, 4, 1), greedy)
+
+    def err(codes):  # squared latent error per frame
+        return (rvq.decode(codes) - z).pow(2).sum(1)
+
+    wide = rvq.beam_codes(z, 4, 8, chunk=7)  # odd chunk: frames split across chunks
+    assert wide.shape == greedy.shape and wide.dtype == torch.long and 0 <= wide.min() and wide.max() < 16
+    assert (err(wide) <= err(greedy) + 1e-6).all()
+    assert err(wide).mean() < err(greedy).mean()  # it finds better paths, not just greedy's
+    assert torch.equal(rvq.beam_codes(z, 4, 8, chunk=7), wide)  # deterministic
+    x = torch.randn(1, 3200) * 0.1
+    assert torch.equal(m.encode(x, 3, beam=1), m.encode(x, 3))
+
+
 def test_tokenizer_round_trip_lengths_and_errors(tmp_path, train_manifest):
     train(cfg(tmp_path / "t", train_manifest, 1), progress=False)
     tok = get("uniaudio-codec", checkpoint=str(tmp_path / "t/codec.pt"), n_codebooks=3)
@@ -245,6 +267,14 @@ def test_tokenizer_round_trip_lengths_and_errors(tmp_path, train_manifest):
         tok.decode(np.full((3, 5), 32))
     with pytest.raises(FileNotFoundError, match="uniaudio train codec"):
         get("uniaudio-codec", checkpoint=str(tmp_path / "none.pt"))
+    for bad in (0, 2.5):
+        with pytest.raises(TokenizerError, match="beam"):
+            get("uniaudio-codec", checkpoint=str(tmp_path / "t/codec.pt"), beam=bad)
+    wide = get("uniaudio-codec", checkpoint=str(tmp_path / "t/codec.pt"), n_codebooks=3, beam=4)
+    assert wide.version != tok.version and "beam4" in wide.version
+    wav = rng.uniform(-0.3, 0.3, 16000).astype(np.float32)
+    codes = wide.encode(wav, 16000)
+    assert codes.shape == tok.encode(wav, 16000).shape and abs(len(wide.decode(codes)) - 16000) <= 320
 
 
 def test_model_shapes_at_default_size():

@@ -196,6 +196,42 @@ class ResidualVQ(nn.Module):
             commit = commit + c
         return out.view(b, t, d).permute(0, 2, 1), torch.stack(codes, 1), commit
 
+    @torch.no_grad()
+    def beam_codes(self, z: torch.Tensor, n_q: int, beam: int, chunk: int = 4096) -> torch.Tensor:
+        """Codes [B, n_q, T] for latent z [B, dim, T] by beam search over the residual stages.
+
+        Greedy RVQ picks each stage's nearest code; an early choice that is nearest on its own
+        can leave a residual the later codebooks fit badly. This keeps the `beam` best partial
+        sums per frame and takes the one with the smallest final error, or greedy's where that
+        is smaller (pruning can drop greedy's path), so no frame ends further from z than
+        greedy puts it. Decoding is unchanged: the codes are ordinary RVQ codes."""
+        b, d, t = z.shape
+        x = z.permute(0, 2, 1).reshape(-1, d)
+        out = []
+        for s in range(0, x.shape[0], chunk):  # frames are independent: bound memory by chunking
+            xs = x[s:s + chunk]
+            (wide, wide_err), (greedy, greedy_err) = self._beam_frames(xs, n_q, beam), self._beam_frames(xs, n_q, 1)
+            out.append(torch.where((wide_err <= greedy_err)[:, None], wide, greedy))
+        return torch.cat(out).view(b, t, n_q).permute(0, 2, 1)
+
+    def _beam_frames(self, x: torch.Tensor, n_q: int, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best path [N, n_q] of a width-`beam` search and its squared error [N]."""
+        n = x.shape[0]
+        residual = x[:, None]  # [N, W, dim], W = live paths (1 at the start)
+        paths = torch.zeros(n, 1, 0, dtype=torch.long, device=x.device)
+        for layer in self.layers[:n_q]:
+            cb = layer.codebook
+            # squared error of every (path, code) continuation: [N, W, K]
+            err = (residual.pow(2).sum(-1, keepdim=True) - 2 * residual @ cb.t() + cb.pow(2).sum(1))
+            w, k = err.shape[1], err.shape[2]
+            best = err.reshape(n, w * k).topk(min(beam, w * k), dim=1, largest=False).indices
+            parent, code = best // k, best % k
+            residual = torch.gather(residual, 1, parent[..., None].expand(-1, -1, residual.shape[-1])) - cb[code]
+            paths = torch.cat([torch.gather(paths, 1, parent[..., None].expand(-1, -1, paths.shape[-1])),
+                               code[..., None]], -1)
+        err, final = residual.pow(2).sum(-1).min(1)  # [N]
+        return paths[torch.arange(n, device=x.device), final], err
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, n_q, T] -> latent [B, dim, T]."""
         out = 0
@@ -227,8 +263,11 @@ class Codec(nn.Module):
         return y, codes, commit
 
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor, n_q: int) -> torch.Tensor:
-        return self.quantizer(self.encoder(self.pad(wav)), n_q)[1]
+    def encode(self, wav: torch.Tensor, n_q: int, beam: int = 1) -> torch.Tensor:
+        z = self.encoder(self.pad(wav))
+        if beam > 1:
+            return self.quantizer.beam_codes(z, n_q, beam)
+        return self.quantizer(z, n_q)[1]
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

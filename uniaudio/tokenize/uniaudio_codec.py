@@ -16,7 +16,8 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "uniaudio_codec_16k
 class UniAudioCodec(Tokenizer):
     name = "uniaudio-codec"
 
-    def __init__(self, checkpoint: str | None = None, n_codebooks: int = 3, device: str | None = None):
+    def __init__(self, checkpoint: str | None = None, n_codebooks: int = 3, device: str | None = None,
+                 beam: int = 1):
         import torch
 
         from .codec_model import Codec
@@ -36,13 +37,16 @@ class UniAudioCodec(Tokenizer):
         self.sample_rate, self.codebook_size, self.n_codebooks = c.sample_rate, c.codebook_size, n_codebooks
         self.frame_rate = c.sample_rate / c.hop
         self.hop = c.hop
-        self.version = f"{path.name}@step{ck.get('step', '?')}/{n_codebooks}q"
+        if not isinstance(beam, int) or beam < 1:
+            raise TokenizerError(f"beam must be an integer >= 1, got {beam!r}")
+        self.beam = beam  # RVQ beam width at encode time (1 = greedy); decoding is the same either way
+        self.version = f"{path.name}@step{ck.get('step', '?')}/{n_codebooks}q" + (f"/beam{beam}" if beam > 1 else "")
 
     def encode(self, wav: np.ndarray, sr: int) -> np.ndarray:
         x = self.prepare(wav, sr)
         if len(x) < self.hop:
             raise TokenizerError(f"{self.name}: need at least {self.hop} samples ({self.hop / self.sample_rate:.3f}s)")
-        codes = self.model.encode(self.torch.from_numpy(x)[None].to(self.device), self.n_codebooks)
+        codes = self.model.encode(self.torch.from_numpy(x)[None].to(self.device), self.n_codebooks, self.beam)
         return codes[0, :, : -(-len(x) // self.hop)].cpu().numpy().astype(np.int64)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
