@@ -1,7 +1,8 @@
 """Codec encode/decode speed as real-time factor (audio seconds per wall second), batch 1
-and batched, on CPU (and CUDA when present), side by side.
+and batched, on CPU (and CUDA when present), side by side; encode both greedy and with the
+tokenizer's RVQ beam search, with their ratio (what the beam costs).
 
-    python benchmarks/codec_speed.py [--checkpoint OUT/codec.pt] [--seconds 10] [--batch 8]
+    python benchmarks/codec_speed.py [--checkpoint OUT/codec.pt] [--seconds 10] [--batch 8] [--beam 8]
 Without a checkpoint the default architecture with random weights is timed (same compute)."""
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--n-codebooks", type=int, default=3)
     ap.add_argument("--decoder", default="seanet", help="architecture without --checkpoint: seanet or istft")
+    ap.add_argument("--beam", type=int, default=None, help="RVQ beam width (default: the tokenizer's)")
     args = ap.parse_args()
 
     from uniaudio.tokenize.codec_model import DECODERS, Codec, CodecConfig
+    from uniaudio.tokenize.uniaudio_codec import DEFAULT_BEAM
+
+    beam = args.beam or DEFAULT_BEAM
 
     if args.decoder not in DECODERS:
         ap.error(f"--decoder must be one of {', '.join(DECODERS)}")
@@ -42,7 +47,7 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"uniaudio-codec ({label}), {args.n_codebooks} codebooks, {args.seconds:g} s clips, "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'device':8}{'batch':>6}{'encode xRT':>12}{'decode xRT':>12}")
+    print(f"{'device':8}{'batch':>6}{'encode xRT':>12}{f'beam {beam} xRT':>14}{'beam/greedy':>13}{'decode xRT':>12}")
     for dev in devices:
         m = model.to(dev)
         for b in (1, args.batch):
@@ -50,8 +55,10 @@ def main() -> None:
             codes = m.encode(x, args.n_codebooks)
             sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
             t_enc = timed(lambda: (m.encode(x, args.n_codebooks), sync()))
+            t_beam = timed(lambda: (m.encode(x, args.n_codebooks, beam), sync()))
             t_dec = timed(lambda: (m.decode(codes), sync()))
-            print(f"{dev:8}{b:6d}{b * args.seconds / t_enc:12.1f}{b * args.seconds / t_dec:12.1f}")
+            sec = b * args.seconds
+            print(f"{dev:8}{b:6d}{sec / t_enc:12.1f}{sec / t_beam:14.1f}{t_enc / t_beam:13.2f}{sec / t_dec:12.1f}")
 
 
 if __name__ == "__main__":

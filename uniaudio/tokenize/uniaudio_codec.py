@@ -10,6 +10,9 @@ import numpy as np
 from .base import Tokenizer, TokenizerError, register
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "uniaudio_codec_16k.pt"
+# RVQ beam width at encode: codes nearer the encoder's latent for the same bits and the same
+# decoder (MODEL_CARD: PESQ-wb/STOI by width); beam=1 is plain greedy RVQ and the fastest.
+DEFAULT_BEAM = 8
 
 
 @register("uniaudio-codec")
@@ -17,7 +20,7 @@ class UniAudioCodec(Tokenizer):
     name = "uniaudio-codec"
 
     def __init__(self, checkpoint: str | None = None, n_codebooks: int = 3, device: str | None = None,
-                 beam: int = 1):
+                 beam: int = DEFAULT_BEAM):
         import torch
 
         from .codec_model import Codec
