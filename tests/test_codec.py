@@ -267,7 +267,7 @@ def test_tokenizer_round_trip_lengths_and_errors(tmp_path, train_manifest):
         tok.decode(np.full((3, 5), 32))
     with pytest.raises(FileNotFoundError, match="uniaudio train codec"):
         get("uniaudio-codec", checkpoint=str(tmp_path / "none.pt"))
-    for bad in (0, 2.5):
+    for bad in (0, 2.5, True):
         with pytest.raises(TokenizerError, match="beam"):
             get("uniaudio-codec", checkpoint=str(tmp_path / "t/codec.pt"), beam=bad)
     wide = get("uniaudio-codec", checkpoint=str(tmp_path / "t/codec.pt"), n_codebooks=3, beam=4)

@@ -40,7 +40,7 @@ class UniAudioCodec(Tokenizer):
         self.sample_rate, self.codebook_size, self.n_codebooks = c.sample_rate, c.codebook_size, n_codebooks
         self.frame_rate = c.sample_rate / c.hop
         self.hop = c.hop
-        if not isinstance(beam, int) or beam < 1:
+        if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
             raise TokenizerError(f"beam must be an integer >= 1, got {beam!r}")
         self.beam = beam  # RVQ beam width at encode time (1 = greedy); decoding is the same either way
         self.version = f"{path.name}@step{ck.get('step', '?')}/{n_codebooks}q" + (f"/beam{beam}" if beam > 1 else "")
