@@ -75,7 +75,7 @@ def main() -> None:
     if data is None:
         raise SystemExit("ljspeech-mini not found; pass --data")
     tok = get("uniaudio-codec", checkpoint=args.checkpoint, n_codebooks=args.n_codebooks,
-              **({"beam": args.beam} if args.beam else {}))
+              **({"beam": args.beam} if args.beam is not None else {}))
     kbps = tok.n_codebooks * np.log2(tok.codebook_size) * tok.frame_rate / 1000
     metrics = [M.get("pesq"), M.get("pesq", mode="nb"), M.get("stoi"), M.get("mel_distance")]
     rows = {"ours": [], "codec2": []}

@@ -34,7 +34,9 @@ def main() -> None:
     from uniaudio.tokenize.codec_model import DECODERS, Codec, CodecConfig
     from uniaudio.tokenize.uniaudio_codec import DEFAULT_BEAM
 
-    beam = args.beam or DEFAULT_BEAM
+    beam = DEFAULT_BEAM if args.beam is None else args.beam
+    if beam < 1:
+        ap.error("--beam must be >= 1")
 
     if args.decoder not in DECODERS:
         ap.error(f"--decoder must be one of {', '.join(DECODERS)}")

@@ -246,6 +246,8 @@ def test_beam_search_rvq_is_greedy_at_width_one_and_never_further_from_the_laten
     assert torch.equal(rvq.beam_codes(z, 4, 8, chunk=7), wide)  # deterministic
     x = torch.randn(1, 3200) * 0.1
     assert torch.equal(m.encode(x, 3, beam=1), m.encode(x, 3))
+    with pytest.raises(ValueError, match="beam"):
+        m.encode(x, 3, beam=0)
 
 
 def test_tokenizer_round_trip_lengths_and_errors(tmp_path, train_manifest):

@@ -122,6 +122,11 @@ class ISTFTDecoder(nn.Module):
 DECODERS = {"seanet": Decoder, "istft": ISTFTDecoder}
 
 
+def sq_dist(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Squared distance of every vector x [..., dim] to every code [K, dim] -> [..., K]."""
+    return x.pow(2).sum(-1, keepdim=True) - 2 * x @ codebook.t() + codebook.pow(2).sum(1)
+
+
 class VectorQuantizer(nn.Module):
     """One codebook with EMA updates (no codebook gradient), k-means init, dead-code restart."""
 
@@ -150,8 +155,7 @@ class VectorQuantizer(nn.Module):
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, dim] -> nearest code index [N]."""
-        d = x.pow(2).sum(1, keepdim=True) - 2 * x @ self.codebook.t() + self.codebook.pow(2).sum(1)[None]
-        return d.argmin(1)
+        return sq_dist(x, self.codebook).argmin(1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.training and not bool(self.initialized):
@@ -222,7 +226,7 @@ class ResidualVQ(nn.Module):
         for layer in self.layers[:n_q]:
             cb = layer.codebook
             # squared error of every (path, code) continuation: [N, W, K]
-            err = (residual.pow(2).sum(-1, keepdim=True) - 2 * residual @ cb.t() + cb.pow(2).sum(1))
+            err = sq_dist(residual, cb)
             w, k = err.shape[1], err.shape[2]
             best = err.reshape(n, w * k).topk(min(beam, w * k), dim=1, largest=False).indices
             parent, code = best // k, best % k
@@ -264,6 +268,8 @@ class Codec(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, n_q: int, beam: int = 1) -> torch.Tensor:
+        if beam < 1:
+            raise ValueError(f"beam must be >= 1, got {beam}")
         z = self.encoder(self.pad(wav))
         if beam > 1:
             return self.quantizer.beam_codes(z, n_q, beam)
