@@ -8,6 +8,15 @@ import time
 from pathlib import Path
 
 
+def progress(iterable, desc: str, total: int | None = None):
+    """A progress bar on stderr for loops that run more than a few seconds (tables stay on stdout)."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit="it", file=sys.stderr, leave=False)
+
+
 def demo_corpora(root: Path, scale: float, seed: int = 0) -> Path:
     if not (root / "demo.json").exists():
         from uniaudio.demo import build_demo

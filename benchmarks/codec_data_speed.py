@@ -9,7 +9,12 @@ well under that to keep the GPU busy."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import progress  # noqa: E402
 
 
 def main() -> None:
@@ -29,7 +34,7 @@ def main() -> None:
     ms = {}
     for name, sampler in (("disk", disk), ("preload", mem)):
         t = time.perf_counter()
-        for step in range(args.steps):
+        for step in progress(range(args.steps), f"{name} batches"):
             sampler.batch(step, args.batch)
         ms[name] = (time.perf_counter() - t) / args.steps * 1000
     hours = sum(d for _, _, d in disk.items) / 3600

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import progress  # noqa: E402
 from codec_quality import align, codec2_1600  # noqa: E402
 
 
@@ -49,7 +50,7 @@ def main() -> None:
         means = {}
         for name, run in (("ours", lambda x: tok.decode(tok.encode(x, 16000))), ("codec2", codec2_1600)):
             vals = []
-            for (utt, ref), g in zip(refs, gains):
+            for (utt, ref), g in progress(list(zip(refs, gains)), f"{gain:+g} dB {name}"):
                 s = M.Sample(utt, ref_audio=ref, hyp_audio=align(ref, run(ref * g) / g))
                 vals.append([pesq.score([s])[0]["pesq"], stoi.score([s])[0]["stoi"]])
             means[name] = np.nanmean(vals, axis=0)

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import progress  # noqa: E402
+
 
 def align(ref: np.ndarray, hyp: np.ndarray, max_lag: int = 1600) -> np.ndarray:
     """Shift hyp by the lag (|lag| <= max_lag samples) that maximises correlation with ref."""
@@ -79,7 +82,7 @@ def main() -> None:
     kbps = tok.n_codebooks * np.log2(tok.codebook_size) * tok.frame_rate / 1000
     metrics = [M.get("pesq"), M.get("pesq", mode="nb"), M.get("stoi"), M.get("mel_distance")]
     rows = {"ours": [], "codec2": []}
-    for wav_path in sorted((data / "wavs").glob("*.wav")):
+    for wav_path in progress(sorted((data / "wavs").glob("*.wav")), "ljspeech-mini"):
         ref, _ = audio.load(wav_path, 16000)
         outs = {"ours": tok.decode(tok.encode(ref, 16000)), "codec2": codec2_1600(ref)}
         for name, hyp in outs.items():

@@ -8,6 +8,7 @@ Without a checkpoint the default architecture with random weights is timed (same
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -53,6 +54,8 @@ def main() -> None:
     for dev in devices:
         m = model.to(dev)
         for b in (1, args.batch):
+            print(f"timing {dev} batch {b}: greedy, beam {beam}, decode (3 runs each after a warm-up)...",
+                  file=sys.stderr, flush=True)
             x = torch.randn(b, int(args.seconds * m.config.sample_rate), device=dev) * 0.1
             codes = m.encode(x, args.n_codebooks)
             sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)

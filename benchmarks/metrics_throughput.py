@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import demo_corpora  # noqa: E402
+from _common import demo_corpora, progress  # noqa: E402
 
 
 def main() -> None:
@@ -72,14 +72,14 @@ def main() -> None:
         return out
 
     t0 = time.perf_counter()
-    for job in jobs:
+    for job in progress(jobs, "per-utterance loop"):
         s = timed("loop", "decode", lambda: sample(job))
         for m in metrics:
             timed("loop", m.name, lambda: m.score([s]))
     t_loop = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    for i in range(0, len(jobs), args.batch):
+    for i in progress(range(0, len(jobs), args.batch), "harness batches"):
         batch = timed("harness", "decode", lambda: [sample(j) for j in jobs[i:i + args.batch]])
         for m in metrics:
             timed("harness", m.name, lambda: m.score(batch))

@@ -33,6 +33,7 @@ def save_tiny_whisper(path, multilingual: bool):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("multilingual", [False, True])
 def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual):
     import torch

@@ -113,6 +113,7 @@ def write_bad_outputs(root, ids, speech):
     return root
 
 
+@pytest.mark.slow
 def test_bad_outputs_give_nan_and_reasons(tmp_path, small_suite):
     suite, ids, speech = small_suite
     system = write_bad_outputs(tmp_path / "sys", ids, speech)
@@ -167,6 +168,7 @@ def test_resume_scores_only_new_items(tmp_path, small_suite):
     assert len(new) == 3 and new[0] == lines[0] and res["items"] == 3
 
 
+@pytest.mark.slow
 def test_metric_cards_name_models_and_versions(tmp_path, small_suite):
     suite, _, _ = small_suite
     (res,) = run(["tts"], "ground-truth", str(suite), None, tmp_path / "out", progress=False)
@@ -190,6 +192,7 @@ def test_whisper_tiny_on_ljspeech_mini(tmp_path, ljspeech_mini):
     assert 0.0 < wer < 0.12 and res["metrics"]["wer"]["items_failed"] == 0
 
 
+@pytest.mark.slow
 def test_wavlm_sim_backend_on_a_tiny_saved_model(tmp_path, small_suite):
     """The transformers WavLM x-vector path, on a tiny random model saved locally."""
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector

@@ -70,6 +70,7 @@ def test_clap_long_audio_is_deterministic_and_bad_input_fails(tiny_clap):
     assert "empty text" in str(bad[0]) and "0.1 s" in str(bad[1])
 
 
+@pytest.mark.slow
 def test_tta_task_with_tiny_clap_and_offline_fallback(tiny_clap, tmp_path, demo_root, monkeypatch):
     import json
     import math
@@ -101,6 +102,7 @@ def test_tta_task_with_tiny_clap_and_offline_fallback(tiny_clap, tmp_path, demo_
     assert "huggingface-cli download laion/clap-htsat-unfused" in line["errors"]["clap"]
 
 
+@pytest.mark.slow
 def test_fad_in_tta_cache_and_degradation(tmp_path, demo_root):
     """FAD with the packaged Whisper-encoder embedder: ground truth ~0, a degraded system
     higher, reference statistics cached by content (a changed file gets new statistics)."""

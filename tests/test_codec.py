@@ -142,7 +142,7 @@ def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manif
     mem = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True)
     assert mem.cache is not None and len(mem.cache) == len(disk.items)
     for step in range(5):  # 16 kHz FLAC: no resampling, so the very same samples
-        assert torch.equal(disk.batch(step, 3), mem.batch(step, 3))
+        assert torch.equal(disk.batch(step, 3)[0], mem.batch(step, 3)[0])
     train(cfg(tmp_path / "disk", train_manifest, 2), progress=False)
     train(cfg(tmp_path / "mem", train_manifest, 2, preload=True), progress=False)
     a = torch.load(tmp_path / "disk/codec.pt", weights_only=False)["model"]
@@ -157,7 +157,7 @@ def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tm
     aug = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True, gain_db=[-12, 6])
     ratios = []
     for step in range(40):
-        a, b = plain.batch(step, 4), aug.batch(step, 4)
+        a, b = plain.batch(step, 4)[0], aug.batch(step, 4)[0]
         assert float(b.abs().max()) <= 0.99 + 1e-6
         for x, y in zip(a, b):  # the same crop, scaled by one gain
             g = float(y.abs().max() / x.abs().max())
@@ -166,7 +166,7 @@ def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tm
             if g < 0.99 / float(x.abs().max()) - 1e-3:  # not capped by the peak: inside the range
                 assert -12 - 1e-3 <= ratios[-1] <= 6 + 1e-3
     assert min(ratios) < -8 and max(ratios) > 2  # the range is used, not one fixed gain
-    assert torch.equal(aug.batch(7, 4), aug.batch(7, 4))  # a pure function of (seed, step): resume stays exact
+    assert torch.equal(aug.batch(7, 4)[0], aug.batch(7, 4)[0])  # a pure function of (seed, step): resume stays exact
     # trains and resumes bit-exactly with augmentation on
     train(cfg(tmp_path / "straight", train_manifest, 3, gain_db=[-6, 3]), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 2, gain_db=[-6, 3]), progress=False)
@@ -177,20 +177,55 @@ def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tm
     assert "random gain -6..+3 dB" in (tmp_path / "resumed/MODEL_CARD.md").read_text()
 
 
-def test_preload_leaves_out_unreadable_files(tmp_path):
+def test_unreadable_crops_are_left_out_counted_and_stop_the_run_by_default(tmp_path):
     from uniaudio import audio
-    from uniaudio.train.codec import CropSampler
+    from uniaudio.train.codec import CropSampler, UnreadableData
 
     good = audio.save(tmp_path / "good.wav", np.sin(np.arange(16000) / 5).astype(np.float32) * 0.3, 16000)
     bad = tmp_path / "bad.wav"
-    bad.write_bytes(b"RIFF" + b"\0" * 100)  # not audio
+    bad.write_bytes(b"RIFF" + b"\0" * 100)  # not audio, but its row claims a duration: found at crop time
     recs = [manifest.Record(id=p.stem, corpus="t", split="train", domain="speech", path=str(p), duration=1.0)
             for p in (good, bad)]
     manifest.write_manifest(tmp_path / "m.parquet", recs)
-    s = CropSampler([str(tmp_path / "m.parquet")], 16000, 0.5, seed=0, preload=True)
-    assert set(s.cache) == {(str(good), 0.0)}
-    x = s.batch(0, 8)  # every crop comes from the readable file
-    assert x.shape == (8, 8000) and bool((x.abs().amax(1) > 0.1).all())
+    for preload in (False, True):
+        strict = CropSampler([str(tmp_path / "m.parquet")], 16000, 0.5, seed=0, preload=preload)
+        with pytest.raises(UnreadableData, match="bad.wav"):  # no silent zeros, no substitute file
+            for step in range(20):
+                strict.batch(step, 8)
+        lenient = CropSampler([str(tmp_path / "m.parquet")], 16000, 0.5, seed=0, preload=preload, max_bad_share=0.9)
+        x, unreadable = lenient.batch(0, 8)
+        assert len(unreadable) > 0 and all(p == str(bad) for p, _ in unreadable)
+        assert x.shape == (8 - len(unreadable), 8000) and bool((x.abs().amax(1) > 0.1).all())
+
+
+def test_codec_run_over_missing_files_fails_before_step_one_naming_them(tmp_path, train_manifest):
+    from uniaudio.train.codec import UnreadableData
+
+    rows = list(manifest.iter_records(train_manifest))
+    rows[1].path = str(tmp_path / "gone-1.flac")
+    rows[3].path = str(tmp_path / "gone-3.flac")
+    manifest.write_manifest(tmp_path / "m.parquet", rows)
+    with pytest.raises(UnreadableData, match=r"2 of \d+ files .*gone-1\.flac \(missing\).*gone-3\.flac"):
+        train(cfg(tmp_path / "run", tmp_path / "m.parquet", 2), progress=False)
+    assert not (tmp_path / "run/last.pt").exists() and not (tmp_path / "run/log.jsonl").exists()
+    # opting in trains on the rest and says so in the card
+    train(cfg(tmp_path / "run", tmp_path / "m.parquet", 1, skip_missing_files=True), progress=False)
+    assert "2 unreadable and left out" in (tmp_path / "run/MODEL_CARD.md").read_text()
+
+
+def test_manifest_built_in_one_folder_trains_from_another(tmp_path, demo_root, monkeypatch):
+    """Relative paths typed in one working directory keep working from any other."""
+    import shutil
+
+    corpus = tmp_path / "work" / "corpora"
+    shutil.copytree(demo_root / "LibriSpeech" / "train-clean-100", corpus / "LibriSpeech" / "train-clean-100")
+    monkeypatch.chdir(tmp_path / "work")
+    manifest.write_manifest("ls.parquet", records("librispeech", "corpora/LibriSpeech"))
+    monkeypatch.chdir(tmp_path)  # elsewhere
+    res = train(cfg(tmp_path / "run", tmp_path / "work" / "ls.parquet", 1), progress=False)
+    assert res["step"] == 1
+    first = json.loads((tmp_path / "run/log.jsonl").read_text().splitlines()[0])
+    assert first["loss"] < 100  # real audio; silence gave a loss of ~5e7
 
 
 def test_device_is_validated(tmp_path, train_manifest):
@@ -345,6 +380,7 @@ def test_adversarial_training_resumes_bit_exact_and_logs_gan_losses(tmp_path, tr
         cfg(tmp_path, train_manifest, 1, adv_weight=-1.0)
 
 
+@pytest.mark.slow
 def test_discriminator_learns_real_from_fake_and_feature_matching_is_zero_on_real():
     from uniaudio.train.discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from uniaudio import audio, manifest
@@ -44,6 +45,7 @@ def test_pack_opus_packs_and_leaves_out_unreadable_files(demo_root, tmp_path):
         assert 10 * np.log10(np.sum(ref**2) / np.sum(err**2)) > 15  # lossy, but the same audio
 
 
+@pytest.mark.slow
 def test_train_codec_timed_ends_inside_its_budget_with_a_complete_schedule(demo_root, tmp_path):
     m = tmp_path / "train.parquet"
     manifest.write_manifest(m, list(records("librispeech", demo_root / "LibriSpeech", split="train-clean-100")))

@@ -12,6 +12,7 @@ from uniaudio.pipeline.recipes import records
 SR = 16000
 
 
+@pytest.mark.slow
 def test_batched_dnsmos_equals_speechmos_per_clip(demo_root):
     from speechmos import dnsmos
 

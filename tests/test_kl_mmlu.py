@@ -120,6 +120,7 @@ def test_hf_causal_lm_loglikelihood_matches_independent_computation(tiny_llama):
     assert set(res["per_subject"]) == {"anatomy", "world_religions"}
 
 
+@pytest.mark.slow
 def test_benchmark_mmlu_command(tiny_llama, tmp_path):
     import json
     import subprocess
@@ -173,6 +174,7 @@ def test_demo_mmlu_data_is_well_formed():
     assert len(mmlu.records(mmlu.DEMO)) == 15
 
 
+@pytest.mark.slow
 def test_chance_lm_is_the_same_model_in_every_process():
     """The chance baseline is rebuilt per run; its vocabulary must not depend on a process's
     hash order (tokenizers' ByteLevel.alphabet() comes back in a different order each time)."""

@@ -108,6 +108,16 @@ def _wav_declared_data_bytes(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _check_wav_length(p: Path) -> None:
+    """`info` and `load` both refuse a WAV whose data chunk is shorter than its header says."""
+    try:
+        declared = _wav_declared_data_bytes(p)
+    except OSError as e:
+        raise AudioError(p, UNREADABLE, str(e)) from None
+    if declared is not None and declared[1] < declared[0]:
+        raise AudioError(p, TRUNCATED, f"data chunk declares {declared[0]} bytes, {declared[1]} present")
+
+
 def _open_error(path: Path, err: Exception) -> AudioError:
     msg = str(err)
     if "Format not recognised" in msg or "not recognised" in msg.lower():
@@ -121,6 +131,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
     """Header information without decoding samples. Raises `AudioError`."""
     p = Path(path)
     _check_path(p)
+    _check_wav_length(p)
     try:
         i = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
@@ -165,12 +176,7 @@ def load(
     _check_path(p)
     if offset < 0 or (duration is not None and duration <= 0):
         raise AudioError(p, BAD_WINDOW, f"offset={offset} duration={duration}")
-    try:
-        declared = _wav_declared_data_bytes(p)
-    except OSError as e:
-        raise AudioError(p, UNREADABLE, str(e)) from None
-    if declared is not None and declared[1] < declared[0]:
-        raise AudioError(p, TRUNCATED, f"data chunk declares {declared[0]} bytes, {declared[1]} present")
+    _check_wav_length(p)
     try:
         with sf.SoundFile(str(p)) as f:
             file_sr = int(f.samplerate)

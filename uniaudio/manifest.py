@@ -2,6 +2,14 @@
 
 A manifest is a Parquet file of `Record` rows (one utterance or clip each). It is
 written and read in row batches so that a 165k-hour corpus never has to fit in memory.
+
+Paths (the `path` column and every `*_path` key of `extra`) follow one rule, so that a
+manifest built in one folder works from any other: the writer makes a relative path
+absolute (against the working directory it was given in), then stores it relative to the
+manifest's own folder when the file lies under that folder (a suite or corpus folder stays
+movable) and absolute otherwise; every reader here resolves relative paths against the
+manifest's folder. Manifests written before this rule (schema tag `manifest/1`) stored
+paths as typed; their relative paths are read against the working directory, as then.
 `problems(record)` lists what is wrong with one row without raising (the pipeline turns
 those into rejects); `validate` raises a `ManifestError` naming the field and the row.
 """
@@ -40,9 +48,43 @@ SCHEMA = pa.schema(
         # Corpus-specific fields (extra captions, chapter, gender, labels) as a JSON object.
         pa.field("extra", pa.string()),
     ],
-    metadata={b"uniaudio.schema": b"manifest/1"},
+    metadata={b"uniaudio.schema": b"manifest/2"},
 )
 COLUMNS = tuple(SCHEMA.names)
+LEGACY_TAG = b"manifest/1"  # paths stored as typed (relative to whatever cwd wrote them)
+
+
+def is_path_key(key: str) -> bool:
+    """Keys of `extra` that hold file paths (prompt_path, input_path, enroll_path, ...)."""
+    return key.endswith("_path")
+
+
+def store_path(value: str, base: Path) -> str:
+    """How the writer stores a path: absolute, or relative to `base` (the manifest's folder,
+    resolved) when it lies under it."""
+    p = Path(os.path.abspath(os.path.expanduser(value)))
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def resolve_path(value: str, base: Path) -> str:
+    """How readers see a stored path: relative ones are joined to the manifest's folder."""
+    if not value or os.path.isabs(value):
+        return value
+    return str(base / value)
+
+
+def _extra_paths(extra: Any, fn) -> Any:
+    """Apply `fn` to the `*_path` values of an extra (a JSON string or a dict)."""
+    if not extra:
+        return extra
+    obj = json.loads(extra) if isinstance(extra, str) else extra
+    if not isinstance(obj, dict) or not any(is_path_key(k) and isinstance(v, str) for k, v in obj.items()):
+        return extra
+    obj = {k: fn(v) if is_path_key(k) and isinstance(v, str) else v for k, v in obj.items()}
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True) if isinstance(extra, str) else obj
 
 
 class ManifestError(ValueError):
@@ -156,6 +198,7 @@ class ManifestWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._base = self.path.parent.resolve()
         self._writer = pq.ParquetWriter(str(self._tmp), SCHEMA, compression="zstd")
         self._buf: list[dict[str, Any]] = []
         self.batch_size = batch_size
@@ -166,6 +209,13 @@ class ManifestWriter:
         row = rec.to_row() if isinstance(rec, Record) else dict(rec)
         if self.strict:
             validate(row, row=self.count)
+        if isinstance(row.get("path"), str) and row["path"].strip():
+            row["path"] = store_path(row["path"], self._base)
+        if row.get("extra"):
+            try:
+                row["extra"] = _extra_paths(row["extra"], lambda v: store_path(v, self._base) if v else v)
+            except ValueError:
+                pass  # not JSON: kept as is for the planner to reject (strict=False writers)
         self._buf.append(row)
         self.count += 1
         if len(self._buf) >= self.batch_size:
@@ -210,15 +260,53 @@ def _check_schema(path: Path, schema: pa.Schema) -> None:
         raise ManifestError(f"{path} is not a uniaudio manifest: missing column(s) {missing}", field=missing[0])
 
 
+def path_base(path: str | os.PathLike, schema: pa.Schema) -> Path:
+    """The folder a manifest's relative paths are relative to: its own (the working
+    directory for legacy `manifest/1` files)."""
+    tag = (schema.metadata or {}).get(b"uniaudio.schema")
+    return Path.cwd() if tag == LEGACY_TAG else Path(path).parent.resolve()
+
+
+def _resolve_column(col: pa.Array, base: Path) -> pa.Array:
+    """Vectorised `resolve_path` over a string column (no per-row Python for big manifests)."""
+    import pyarrow.compute as pc
+
+    prefix = str(base).rstrip("/") + "/"
+    # absolute, null or blank (the row's problem, left for validation to report) stay as they are
+    absolute = pc.fill_null(pc.or_(pc.starts_with(col, "/"), pc.equal(pc.utf8_trim_whitespace(col), "")), True)
+    joined = pc.binary_join_element_wise(pa.scalar(prefix), col, "")
+    return pc.if_else(absolute, col, joined)
+
+
+def _resolve_batch(batch: pa.RecordBatch | pa.Table, base: Path):
+    names = batch.schema.names
+    if "path" in names:
+        i = names.index("path")
+        batch = batch.set_column(i, "path", _resolve_column(batch.column(i), base))
+    if "extra" in names:
+        i = names.index("extra")
+        vals = batch.column(i).to_pylist()
+        if any(v and "_path" in v for v in vals):  # cheap test before any JSON parsing
+            fixed = []
+            for v in vals:
+                try:
+                    fixed.append(_extra_paths(v, lambda x: resolve_path(x, base)) if v and "_path" in v else v)
+                except ValueError:
+                    fixed.append(v)  # invalid JSON: the row's problem, reported by validation
+            batch = batch.set_column(i, "extra", pa.array(fixed, pa.string()))
+    return batch
+
+
 def iter_batches(path: str | os.PathLike, batch_size: int = 10_000, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Arrow record batches of a manifest, conformed to SCHEMA column order."""
+    """Arrow record batches of a manifest, paths resolved (see the module docstring)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"manifest not found: {p}")
     pf = pq.ParquetFile(str(p))
     _check_schema(p, pf.schema_arrow)
+    base = path_base(p, pf.schema_arrow)
     for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
-        yield batch
+        yield _resolve_batch(batch, base)
 
 
 def iter_records(path: str | os.PathLike, batch_size: int = 10_000, *, validate_rows: bool = True) -> Iterator[Record]:
@@ -233,11 +321,18 @@ def iter_records(path: str | os.PathLike, batch_size: int = 10_000, *, validate_
 
 
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """Whole manifest as an Arrow table: for small manifests and id/size-only columns."""
+    """Whole manifest as an Arrow table, paths resolved: for small manifests and id/size-only columns."""
     p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"manifest not found: {p}")
     table = pq.read_table(str(p), columns=columns)
     _check_schema(p, table.schema) if columns is None else None
-    return table
+    return _resolve_batch(table, path_base(p, pq.read_schema(str(p))))
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """A small manifest (a test set) as dicts, paths resolved."""
+    return read_table(path).to_pylist()
 
 
 def count(path: str | os.PathLike) -> int:

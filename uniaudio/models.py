@@ -19,11 +19,22 @@ def models_dir() -> Path:
     return Path(os.environ.get("UNIAUDIO_MODELS", Path.home() / ".cache" / "uniaudio" / "models"))
 
 
+def looks_local(name: str) -> bool:
+    """A name that can only mean a path on this machine: absolute, ~, ./ or ../, or more
+    than one '/' (hub ids are `model` or `org/model`)."""
+    return name.startswith(("/", "~", "./", "../", ".\\")) or name in (".", "..") or name.count("/") > 1 \
+        or "\\" in name
+
+
 def resolve(name: str) -> str:
-    """A local directory for `name` if one exists, else `name` itself (a hub id)."""
+    """A local directory for `name` if one exists, else `name` itself (a hub id). A name
+    that can only be a local path and does not exist is a ModelNotFound saying so."""
     p = Path(name).expanduser()
     if p.is_dir():
         return str(p)
+    if looks_local(name):
+        what = "is a file, not a model folder" if p.exists() else "does not exist"
+        raise ModelNotFound(f"model folder {name} {what} (a local path; a hub id looks like org/model)")
     local = models_dir() / name
     if local.is_dir():
         return str(local)
@@ -68,6 +79,8 @@ def resolve_file(name: str, filename: str, url: str) -> Path:
     p = Path(name).expanduser()
     if p.is_file():
         return p
+    if looks_local(name):
+        raise ModelNotFound(f"checkpoint file {name} does not exist")
     local = models_dir() / name / filename
     if local.is_file():
         return local

@@ -7,14 +7,15 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from ._common import CONTEXT
+from ._common import CONTEXT, Group, debug_option
 from .benchmark import benchmark
 from .data import data
 from .pipeline import pipeline
 from .train import train
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
+@debug_option
 @click.version_option(__version__, prog_name="uniaudio")
 def main() -> None:
     """uniaudio: audio foundation model toolkit.

@@ -1,3 +1,37 @@
-"""Shared click settings."""
+"""Shared click settings and the one rule for errors: a failing command prints one clear
+line and exits non-zero; `--debug` (or UNIAUDIO_DEBUG=1) shows the traceback instead."""
+
+from __future__ import annotations
+
+import os
+
+import click
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get("uniaudio.debug")) or os.environ.get("UNIAUDIO_DEBUG", "0").lower() in ("1", "true", "yes")
+
+
+class Group(click.Group):
+    """A click group whose commands never end in a traceback unless asked to."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the user gets the message; --debug gets the traceback
+            if _debug(ctx):
+                raise
+            # our errors (ValueError/RuntimeError/OSError families) carry whole sentences;
+            # anything else is a bug or an unexpected library error: name its type
+            msg = str(e) if isinstance(e, (ValueError, RuntimeError, OSError)) and str(e) else f"{type(e).__name__}: {e}"
+            raise click.ClickException(msg) from None  # the traceback: --debug or UNIAUDIO_DEBUG=1
+
+
+def debug_option(f):
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
+                        callback=lambda ctx, param, value: ctx.meta.__setitem__("uniaudio.debug", value),
+                        help="Show the full traceback of an error.")(f)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT
+from ._common import CONTEXT, Group, debug_option
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def data() -> None:
     """Demo corpora and data inspection."""
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT
+from ._common import CONTEXT, Group, debug_option
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def train() -> None:
     """Train codecs and UniAudio-style models."""
 
@@ -46,5 +46,19 @@ def train_bpe(manifests: tuple[Path, ...], vocab_size: int, min_frequency: int, 
     """Train a byte-level BPE on the text and captions of manifests."""
     from ..tokenize.text import BPETokenizer, manifest_texts
 
-    bpe = BPETokenizer.train(manifest_texts(manifests), vocab_size=vocab_size, min_frequency=min_frequency)
+    stats = {"texts": 0, "chars": 0}
+
+    def counted():
+        for t in manifest_texts(manifests):
+            stats["texts"] += 1
+            stats["chars"] += len(t)
+            yield t
+
+    bpe = BPETokenizer.train(counted(), vocab_size=vocab_size, min_frequency=min_frequency)
+    if stats["texts"] == 0:
+        raise click.ClickException(f"no text or captions in {', '.join(map(str, manifests))}: nothing to train on")
     click.echo(f"vocab {bpe.vocab_size} -> {bpe.save(out)}")
+    if bpe.vocab_size < vocab_size:
+        click.echo(f"note: the vocabulary stopped at {bpe.vocab_size} of the {vocab_size} asked: {stats['texts']} "
+                   f"texts ({stats['chars']:,} characters) hold no more pairs seen at least {min_frequency} times "
+                   "(--min-frequency); more text gives a larger vocabulary", err=True)

@@ -101,9 +101,54 @@ class PipelineConfig:
             if self.tokenizer not in REGISTRY:
                 raise ConfigError("tokenizer", f"unknown tokenizer {self.tokenizer!r}; known: none, {', '.join(sorted(REGISTRY))}")
 
+    def plan_fields(self) -> dict:
+        """What must not change between a run and its resume (outputs would differ), written
+        the same however it was given: an input's shard prefix rather than whether it was
+        named, and absolute paths rather than paths as typed, so that `--input` flags and a
+        config file that describe the same plan agree."""
+        from pathlib import Path
+
+        d = to_dict(self)
+        for k in ("ray", "output", "inputs"):
+            d.pop(k)
+        d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
+                        "root": str(Path(i.root).resolve()) if i.root else None,
+                        "manifest": str(Path(i.manifest).resolve()) if i.manifest else None} for i in self.inputs]
+        return json.loads(json.dumps(d, sort_keys=True))
+
     def fingerprint(self) -> str:
-        """What must not change between a run and its resume (outputs would differ)."""
+        return hashlib.sha256(json.dumps(self.plan_fields(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint of plans written before `plan_fields` (raw config minus ray/output)."""
         d = to_dict(self)
         d.pop("ray")
         d.pop("output")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    if isinstance(obj, list):
+        out = {}
+        for i, v in enumerate(obj):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out or {prefix: []}
+    return {prefix: obj}
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Human lines `field: old -> new` for every leaf that differs."""
+    a, b = _flatten(old), _flatten(new)
+    missing = object()
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb:
+            show = lambda v: "(absent)" if v is missing else json.dumps(v)  # noqa: E731
+            lines.append(f"{key}: {show(va)} -> {show(vb)}")
+    return lines

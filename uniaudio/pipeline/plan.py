@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from .. import manifest
 from ..files import atomic_write_text
-from .config import InputSpec, PipelineConfig
+from .config import InputSpec, PipelineConfig, config_diff
 from .recipes import records
 from .recipes.common import REJECT_KEY
 
@@ -76,15 +76,42 @@ def _reject_rows(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
 
 
+class PlanMismatch(RuntimeError):
+    """A run asked of an output that was planned with another configuration."""
+
+
+def check_resumable(cfg: PipelineConfig, out: Path) -> None:
+    """Refuse, before anything is loaded or written, a config that differs from the one an
+    existing output was planned with; the message names each differing field."""
+    for spec in cfg.inputs:
+        meta_path = out / "plan" / f"{spec.prefix}.json"
+        if not meta_path.exists():
+            continue
+        meta = json.loads(meta_path.read_text())
+        if "config" in meta:
+            diff = config_diff(meta["config"], cfg.plan_fields())
+        elif meta["fingerprint"] != cfg.legacy_fingerprint():  # planned by an older uniaudio
+            diff = [f"(planned before field-by-field records: fingerprint {meta['fingerprint']} != "
+                    f"{cfg.legacy_fingerprint()})"]
+        else:
+            diff = []
+        if diff:
+            raise PlanMismatch(
+                f"{out} was planned with a different configuration; differing fields (planned -> now):\n  "
+                + "\n  ".join(diff) + "\nResume with the same settings, or write to a new output folder (--out).")
+    planned = {p.stem for p in (out / "plan").glob("*.json")} if (out / "plan").is_dir() else set()
+    extra = sorted(planned - {s.prefix for s in cfg.inputs})
+    if extra:
+        raise PlanMismatch(f"{out} also holds input(s) {extra} that this config does not name; resume with the "
+                           "same inputs, or write to a new output folder (--out).")
+
+
 def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict | None = None) -> InputPlan:
     plan_dir = out / "plan"
     meta_path = plan_dir / f"{spec.prefix}.json"
     if meta_path.exists():
+        check_resumable(cfg, out)
         meta = json.loads(meta_path.read_text())
-        if meta["fingerprint"] != cfg.fingerprint():
-            raise RuntimeError(
-                f"{out} was planned with a different configuration (fingerprint {meta['fingerprint']} != "
-                f"{cfg.fingerprint()}); resume with the same config or write to a new output folder")
         return InputPlan(**{k: meta[k] for k in InputPlan.__dataclass_fields__})
 
     mpath = build_manifest(spec, out)
@@ -136,6 +163,6 @@ def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict 
 
     plan = InputPlan(prefix=spec.prefix, manifest=str(mpath), plan_path=str(plan_path), n_shards=n_shards,
                      row_group=row_group, rows=len(valid), rejected=len(rejects))
-    meta = dict(plan.__dict__, fingerprint=cfg.fingerprint(), version=PLAN_VERSION)
+    meta = dict(plan.__dict__, fingerprint=cfg.fingerprint(), config=cfg.plan_fields(), version=PLAN_VERSION)
     atomic_write_text(meta_path, json.dumps(meta))  # written last: its presence means the plan is complete
     return plan

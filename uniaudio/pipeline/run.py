@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from ..files import atomic_write_text
 from .config import PipelineConfig, RaySpec
-from .plan import REJECT_SCHEMA, InputPlan, plan_input
+from .plan import REJECT_SCHEMA, InputPlan, check_resumable, plan_input
 from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
 
 INDEX_SCHEMA = pa.schema([
@@ -49,6 +50,12 @@ def _remove_temp_files(out: Path) -> None:
             p.unlink(missing_ok=True)
 
 
+def _status(progress: bool, text: str) -> None:
+    """One line on stderr for the silent phases (model loads, Ray start, planning)."""
+    if progress:
+        tqdm.write(f"[pipeline] {text}", file=sys.stderr)
+
+
 def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
     rec = {"shard": shard, "name": plan.shard_name(shard), "prefix": plan.prefix, "tar": None, "sha256": None,
            "bytes": 0, "samples": [], "rejects": [], "finished": time.time()}
@@ -58,16 +65,19 @@ def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
 def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> dict:
     t0 = time.time()
     out = Path(cfg.output).resolve()  # task rows carry it to workers that may not share our cwd
+    check_resumable(cfg, out)  # before any model load or write: a refused run changes nothing
     for sub in ("shards", "done", "plan"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     _remove_temp_files(out)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
 
     tok = None  # the tokenizer's describe(): loaded once here (a model load), only for its rates
     if cfg.tokenizer != "none":
         from ..tokenize import get
 
+        _status(progress, f"loading tokenizer {cfg.tokenizer} (for its rates)")
         tok = get(cfg.tokenizer, **cfg.tokenizer_options).describe()
+    _status(progress, f"planning {len(cfg.inputs)} input(s) (a recipe reads every file's header once)")
     plans = [plan_input(spec, cfg, out, tok) for spec in cfg.inputs]
     t_plan = time.time() - t0
     sample_rate = tok["sample_rate"] if tok else cfg.sample_rate
@@ -90,6 +100,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
     done_seconds = 0.0
     t_exec = time.time()
     if tasks:
+        _status(progress, f"{len(tasks)} shard(s) to write, {skipped} already done; starting Ray")
         init_ray(cfg.ray)
         import ray
         import ray.data
@@ -116,6 +127,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
             ctx.op_resource_reservation_enabled = False
             ds = ds.map(process_shard, num_cpus=1)
         bar = tqdm(total=len(tasks), desc="shards", unit="shard", disable=not progress)
+        if cfg.tokenizer != "none":  # the first shard waits on each worker's model load
+            bar.set_postfix_str(f"workers loading {cfg.tokenizer}...")
         for r in ds.iter_rows():
             done_seconds += r["seconds"]
             bar.update(1)

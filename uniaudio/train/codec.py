@@ -82,6 +82,12 @@ class CodecTrainConfig:
     adv_start: int = 0
     disc_channels: int = 32
     disc_lr_ratio: float = 1.0  # discriminator lr = codec lr (same schedule) x this
+    # never train on substitutes: a crop that cannot be read is left out of its batch and
+    # logged (OUT/unreadable.jsonl); above this share of a batch the run stops with an error
+    max_unreadable_share: float = 0.0
+    # files listed in the manifests but missing or unreadable at start: an error naming them,
+    # unless this is true (then training uses the rest and the model card counts them)
+    skip_missing_files: bool = False
 
     def validate(self) -> None:
         if not self.manifests:
@@ -110,6 +116,8 @@ class CodecTrainConfig:
             raise ConfigError("disc_channels", "must be >= 1")
         if self.disc_lr_ratio <= 0:
             raise ConfigError("disc_lr_ratio", "must be > 0")
+        if not 0 <= self.max_unreadable_share < 1:
+            raise ConfigError("max_unreadable_share", f"must be in [0, 1), got {self.max_unreadable_share}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError("device", f"must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.focus_prob > 0 and self.focus_codebooks is None:
@@ -139,25 +147,56 @@ class CodecTrainConfig:
         return n_q
 
 
+class UnreadableData(RuntimeError):
+    """Training data that cannot be read: missing files at start, or too many bad crops in a batch."""
+
+
+def _listing(bad: list[tuple[str, str]], limit: int = 5) -> str:
+    shown = "; ".join(f"{p} ({why})" for p, why in bad[:limit])
+    return shown + (f"; ... and {len(bad) - limit} more" if len(bad) > limit else "")
+
+
 class CropSampler:
-    """Random fixed-length crops; which file and where is decided by (seed, step) alone."""
+    """Random fixed-length crops; which file and where is decided by (seed, step) alone.
+
+    Every file is checked before training starts (missing or unreadable ones are an error
+    naming them, or left out and counted with `skip_bad`); a crop that fails later is left
+    out of its batch, never replaced by silence or by another file."""
 
     def __init__(self, manifests: list[str], sr: int, seconds: float, seed: int, preload: bool = False,
-                 gain_db: list[float] | None = None):
+                 gain_db: list[float] | None = None, *, skip_bad: bool = False, max_bad_share: float = 0.0):
         self.sr, self.n, self.seed, self.gain_db = sr, int(seconds * sr), seed, gain_db
-        self.items = []
+        self.max_bad_share = max_bad_share
+        self.items, self.bad_files, self.short_files, self.listed = [], [], 0, 0
         for m in manifests:
             for r in manifest.iter_records(m):
-                dur = r.duration if r.duration is not None else _duration(r.path)
-                if dur is not None and dur >= seconds:
+                self.listed += 1
+                if r.duration is None or not os.path.isfile(r.path):
+                    try:  # the header says why a file cannot be used (missing, permission, truncated, ...)
+                        dur = audio.info(r.path).duration
+                    except audio.AudioError as e:
+                        self.bad_files.append((r.path, e.reason))
+                        continue
+                    dur = r.duration if r.duration is not None else dur
+                else:
+                    dur = r.duration
+                if dur >= seconds:
                     self.items.append((r.path, r.offset, dur))
+                else:
+                    self.short_files += 1
+        if self.bad_files and not skip_bad:
+            raise UnreadableData(
+                f"{len(self.bad_files)} of {self.listed} files in {', '.join(map(str, manifests))} cannot be read: "
+                f"{_listing(self.bad_files)}. Fix the paths (a manifest's relative paths are relative to its own "
+                f"folder), or set skip_missing_files: true to train on the rest")
         if not self.items:
-            raise ValueError(f"no audio of at least {seconds}s in {manifests}")
+            raise UnreadableData(f"no audio of at least {seconds}s in {manifests} ({self.listed} rows, "
+                                 f"{self.short_files} shorter, {len(self.bad_files)} unreadable)")
         self.cache: dict[tuple[str, float], np.ndarray] | None = self._preload() if preload else None
 
     def _preload(self) -> dict[tuple[str, float], np.ndarray]:
-        """Each item's whole window at the model rate; an unreadable file is left out (and so
-        skipped at crop time, as without preload)."""
+        """Each item's whole window at the model rate; an unreadable file is left out here and
+        fails at crop time (counted like a crop read from disk)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from tqdm import tqdm
@@ -182,33 +221,32 @@ class CropSampler:
         i = int(round((start - off) * self.sr))
         return wav[i : i + self.n]
 
-    def batch(self, step: int, size: int) -> torch.Tensor:
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+        """(crops, unreadable): crops that could not be read are left out of the batch and
+        returned as (path, reason); more than `max_bad_share` of the batch is an error."""
         rng = np.random.default_rng([self.seed, step])
         out = np.zeros((size, self.n), np.float32)
+        ok, bad = [], []
         for b in range(size):
-            for _ in range(5):  # an unreadable file is skipped, never fatal
-                path, off, dur = self.items[rng.integers(len(self.items))]
-                start = off + rng.uniform(0, dur - self.n / self.sr)
-                try:
-                    wav = self._crop(path, off, start)
-                except audio.AudioError:
-                    continue
-                out[b, : len(wav)] = wav[: self.n]
-                break
+            path, off, dur = self.items[rng.integers(len(self.items))]
+            start = off + rng.uniform(0, dur - self.n / self.sr)
+            try:
+                wav = self._crop(path, off, start)
+            except audio.AudioError as e:
+                bad.append((path, f"{e.reason}: {e.detail}"))
+                continue
+            out[b, : len(wav)] = wav[: self.n]
+            ok.append(b)
+        if len(bad) > self.max_bad_share * size:
+            raise UnreadableData(f"step {step}: {len(bad)} of {size} crops could not be read (limit: "
+                                 f"max_unreadable_share {self.max_bad_share}): {_listing(bad)}")
         if self.gain_db is not None:
             # a separate stream, so crops are the same with and without augmentation
             gains = 10 ** (np.random.default_rng([self.seed, step, 11]).uniform(*self.gain_db, size) / 20)
             peak = np.abs(out).max(axis=1)
             gains = np.minimum(gains, 0.99 / np.maximum(peak, 1e-4))
             out *= gains[:, None].astype(np.float32)
-        return torch.from_numpy(out)
-
-
-def _duration(path: str) -> float | None:
-    try:
-        return audio.info(path).duration
-    except audio.AudioError:
-        return None
+        return torch.from_numpy(out[ok] if bad else out), bad
 
 
 class SpectralLoss(torch.nn.Module):
@@ -269,7 +307,10 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     elif cfg.init_from:
         init_weights(model, cfg.init_from)
     sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed, cfg.preload,
-                          cfg.gain_db)
+                          cfg.gain_db, skip_bad=cfg.skip_missing_files, max_bad_share=cfg.max_unreadable_share)
+    if sampler.bad_files:
+        print(f"codec: leaving out {len(sampler.bad_files)} unreadable files (skip_missing_files): "
+              f"{_listing(sampler.bad_files, 3)}")
     loss_fn = SpectralLoss(model_cfg.sample_rate).to(device)
     model.train()
     from tqdm import tqdm
@@ -278,7 +319,11 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     t0 = time.time()
     with open(out / "log.jsonl", "a") as log:
         while step < cfg.steps:
-            x = sampler.batch(step, cfg.batch_size).to(device, non_blocking=True)
+            x, unreadable = sampler.batch(step, cfg.batch_size)
+            x = x.to(device, non_blocking=True)
+            if unreadable:
+                with open(out / "unreadable.jsonl", "a") as f:
+                    f.write(json.dumps({"step": step, "crops": [{"path": p, "reason": r} for p, r in unreadable]}) + "\n")
             n_q = cfg.n_q_at(step)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(step)
@@ -353,6 +398,10 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
     import sys
 
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
+    bad_crops = 0
+    if (out / "unreadable.jsonl").exists():
+        bad_crops = sum(len(json.loads(line)["crops"]) for line in (out / "unreadable.jsonl").read_text().splitlines()
+                        if line.strip())
     tail = log[-10:]
     mean = {k: sum(r[k] for r in tail) / len(tail) for k in ("loss", "stft", "mel")} if tail else {}
     hours = sum(d for _, _, d in sampler.items) / 3600
@@ -370,7 +419,7 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
 
 - **Model**: SEANet-style encoder, {c.decoder} decoder, residual VQ, {c.n_codebooks} codebooks x {c.codebook_size} codes,
   latent {c.latent_dim}, base width {c.channels}, 16 kHz, 50 Hz frames (3 codebooks = 1.5 kbps).
-- **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)}.
+- **Data**: {len(sampler.items)} files, {hours:.2f} h, from {', '.join(cfg.manifests)} ({sampler.listed} listed; {sampler.short_files} shorter than a crop; {len(sampler.bad_files)} unreadable and left out; {bad_crops} crops unreadable during training, left out of their batches).
 - **Training**: {step} steps, batch {cfg.batch_size} x {cfg.segment_seconds} s crops, AdamW lr {cfg.lr} ({schedule}), {dropout}, seed {cfg.seed}{f", on {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""}.
 - **Decoder**: {c.decoder}{f" (width {c.decoder_dim}, {c.decoder_layers} ConvNeXt blocks, iSTFT head)" if c.decoder == "istft" else " (transposed convolutions 8,5,4,2)"}{f"; initialised from {cfg.init_from}" if cfg.init_from else ""}.
 - **Command**: `uniaudio train codec` ({' '.join(sys.argv[1:]) or 'API'})
