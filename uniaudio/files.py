@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+
+
+_UNSAFE = {True: re.compile(r"[^A-Za-z0-9_.-]"), False: re.compile(r"[^A-Za-z0-9_-]")}
+
+
+def safe_name(uid: str, *, dots: bool = True) -> str:
+    """The one mapping from an untrusted id (test sets, manifests) to a file name or a
+    webdataset key. An id of letters, digits, `_`, `-` (and `.` when `dots`, not leading)
+    maps to itself; any other is sanitised and gets a short hash of the original, so it can
+    never name a path outside its folder (`/`, `..`, a leading `.`) and distinct ids stay
+    distinct. `dots=False` is for webdataset keys, which split at the first dot."""
+    name = _UNSAFE[dots].sub("_", uid)
+    if name.startswith("."):
+        name = "_" + name[1:]
+    if name != uid or not name:
+        name = f"{name}_{hashlib.blake2b(uid.encode(), digest_size=4).hexdigest()}"
+    return name
 
 
 def sha256_file(path: str | os.PathLike) -> str:

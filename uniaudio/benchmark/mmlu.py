@@ -1,13 +1,25 @@
-"""MMLU in the lm-eval-harness format: for each subject, a description line, 5 dev examples,
-the test question, `Answer:`; the prediction is the letter whose continuation " A".." D" has
-the highest log-likelihood; accuracy is micro-averaged over questions (and per subject).
+"""MMLU exactly as lm-eval-harness (0.4.x, task `mmlu`, model `hf`) scores it.
 
-Reads the official layout: data/dev/{subject}_dev.csv and data/test/{subject}_test.csv
-(no header; question, A, B, C, D, answer)."""
+Prompt (its `_default_template_yaml`): `The following are multiple choice questions (with
+answers) about {subject with spaces}.\n\n`, then the first 5 dev rows, each
+`{question.strip()}\nA. {A}\nB. {B}\nC. {C}\nD. {D}\nAnswer: {answer}` joined by `\n\n`,
+then `\n\n` and the test row in the same form ending `Answer:`. Choices are not stripped.
+
+Scoring (its HFLM): the prediction is the letter whose continuation " A".." D" has the
+highest log-likelihood. Context and continuation are encoded as `_encode_pair` does: trailing
+whitespace of the context moves into the continuation, the whole string is encoded once and
+the continuation is `whole[len(encode(context)):]` even when a token spans the boundary; no
+BOS unless `add_bos_token` (Gemma: on); context + continuation are cut from the left to the
+model's maximum length + 1; log-softmax in the model's dtype unless `softmax_dtype` says.
+Accuracy is micro-averaged over questions (and per subject).
+
+Reads the official layout: data/dev/{subject}_dev.csv and data/test/{subject}_test.csv (no
+header; question, A, B, C, D, answer); quoted fields may hold newlines and any character."""
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,7 +45,11 @@ def read_csv(path: Path, subject: str) -> list[Question]:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise MMLUFormatError(f"{path}: not valid UTF-8 at byte {e.start}") from None
-    for n, row in enumerate(csv.reader(text.splitlines()), 1):
+    # csv splits records itself (newline=""): a quoted field keeps its newlines, and \x85,
+    # \x0c or \u2028 inside a field (which str.splitlines would break at) stay characters
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for row in reader:
+        n = reader.line_num
         if not row:
             continue
         if len(row) != 6:
@@ -62,7 +78,7 @@ def load(root: str | Path, subjects: list[str] | None = None) -> dict[str, tuple
 
 
 def format_example(q: Question, with_answer: bool) -> str:
-    text = q.question + "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, q.choices)) + "\nAnswer:"
+    text = q.question.strip() + "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, q.choices)) + "\nAnswer:"
     return text + (f" {q.answer}\n\n" if with_answer else "")
 
 
@@ -118,11 +134,29 @@ def evaluate(model: LogLikelihoodModel, data: dict[str, tuple[list[Question], li
             "aggregation": "micro average over questions", "per_subject": per_subject, "predictions": predictions}
 
 
-class HFCausalLM:
-    """Any transformers causal LM from a local dir, $UNIAUDIO_MODELS or the HF cache."""
+def encode_pair(encode, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's `_encode_pair`: trailing whitespace of the context moves to the continuation;
+    the continuation's tokens are those of the whole string after the context's, even where
+    the tokenizer merges across the boundary."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    whole = encode(context + continuation)
+    ctx = encode(context)
+    return ctx, whole[len(ctx):]
 
-    def __init__(self, model: str, device: str = "cpu", *, objects: tuple | None = None):
-        """`objects=(tokenizer, model)` scores an already-built model (e.g. the chance baseline)."""
+
+class HFCausalLM:
+    """Any transformers causal LM from a local dir, $UNIAUDIO_MODELS or the HF cache, scored
+    as lm-eval's `hf` model scores a loglikelihood request (see the module docstring)."""
+
+    DEFAULT_MAX_LENGTH = 2048  # lm-eval's, for models that name no length
+
+    def __init__(self, model: str, device: str = "cpu", *, objects: tuple | None = None,
+                 max_length: int | None = None, softmax_dtype: str | None = None, add_bos_token: bool | None = None):
+        """`objects=(tokenizer, model)` scores an already-built model (e.g. the chance baseline).
+        `max_length`: context window (default: the model config's); `softmax_dtype`: None = the
+        model's dtype (lm-eval's default) or "float32"; `add_bos_token`: None = lm-eval's rule."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -136,21 +170,45 @@ class HFCausalLM:
             self.model = from_pretrained(AutoModelForCausalLM, model)
         self.model = self.model.eval().to(device)
         self.device = device
+        if softmax_dtype not in (None, "float32", "float64", "bfloat16", "float16"):
+            raise ValueError(f"softmax_dtype must be None (the model's) or a torch float dtype name, got {softmax_dtype!r}")
+        self.softmax_dtype = softmax_dtype
+        model_type = getattr(self.model.config, "model_type", "") or ""
+        self.add_bos_token = ("gemma" in model_type) if add_bos_token is None else add_bos_token
+        self.max_length = max_length or self._config_max_length()
+
+    def _config_max_length(self) -> int:
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+            if hasattr(self.model.config, attr):
+                return int(getattr(self.model.config, attr))
+        n = getattr(self.tok, "model_max_length", None)
+        return self.DEFAULT_MAX_LENGTH if not n or n > 10**9 else int(n)
+
+    def settings(self) -> dict:
+        """What changes the scores, for the metric/system card."""
+        return {"max_length": self.max_length, "add_bos_token": self.add_bos_token,
+                "softmax_dtype": self.softmax_dtype or f"model ({str(next(self.model.parameters()).dtype)})",
+                "encode_pair": "lm-eval _encode_pair", "truncation": "left, context + continuation to max_length + 1"}
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok(text, add_special_tokens=bool(self.add_bos_token)).input_ids)
 
     def loglikelihood(self, context: str, continuations: list[str]) -> list[float]:
-        """Sum of log p(continuation tokens | context), continuation tokenised after the context
-        as lm-eval-harness does (encode(context + cont) split at len(encode(context)))."""
-        ctx = self.tok(context, add_special_tokens=True).input_ids
+        """Sum of log p(continuation tokens | context) for each continuation."""
+        self.truncated = 0
         out = []
         for cont in continuations:
-            full = self.tok(context + cont, add_special_tokens=True).input_ids
-            n_cont = len(full) - len(ctx)
-            if n_cont <= 0 or full[: len(ctx)] != ctx:  # tokenisation merged across the boundary
-                full = ctx + self.tok(cont, add_special_tokens=False).input_ids
-                n_cont = len(full) - len(ctx)
-            ids = self.torch.tensor([full], device=self.device)
+            ctx_ids, cont_ids = encode_pair(self.encode, context, cont)
+            if not cont_ids:
+                raise ValueError(f"continuation {cont!r} encodes to no tokens after the context")
+            full = (ctx_ids + cont_ids)[-(self.max_length + 1):]
+            self.truncated = max(self.truncated, len(ctx_ids) + len(cont_ids) - len(full))
+            ids = self.torch.tensor([full[:-1]], device=self.device)
             with self.torch.inference_mode():
-                logp = self.torch.log_softmax(self.model(ids).logits[0].float(), -1)
-            target = ids[0, -n_cont:]
-            out.append(float(logp[-n_cont - 1:-1].gather(1, target[:, None]).sum()))
+                logits = self.model(ids).logits[0]
+                dtype = getattr(self.torch, self.softmax_dtype) if self.softmax_dtype else logits.dtype
+                logp = self.torch.log_softmax(logits.to(dtype), -1)
+            n = len(cont_ids)
+            target = self.torch.tensor(cont_ids, device=self.device)
+            out.append(float(logp[-n:].gather(1, target[:, None]).sum()))
         return out

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,10 +14,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__, audio, manifest
+from ..files import safe_name
 from ..models import ModelNotFound
 from . import metrics as M
 from . import systems as S
-from .tasks import TASKS, Task, row_value
+from .tasks import TASKS, Task, output_file, row_value
 
 NAN = float("nan")
 
@@ -44,8 +44,9 @@ def _load_text(path: Path, what: str, sample) -> str | None:
     return None
 
 
-def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
-    """Decode everything one item needs, once, for all metrics."""
+def make_sample(task: Task, row: dict, outdir: Path, failed: str | None = None) -> M.Sample:
+    """Decode everything one item needs, once, for all metrics. `failed`: why the system
+    could not produce this item (its output then counts as missing, with that reason)."""
     s = M.Sample(id=row["id"])
     for field, how in task.refs.items():
         value = row_value(row, how)
@@ -55,15 +56,49 @@ def make_sample(task: Task, row: dict, outdir: Path) -> M.Sample:
                 s.paths[field] = value
         else:
             setattr(s, field, value)
-    if task.output == "text":
-        s.hyp_text = _load_text(outdir / f"{row['id']}.txt", "hyp_text", s)
+    hyp = "hyp_text" if task.output == "text" else "hyp_audio"
+    p = output_file(outdir, row["id"], ".txt" if task.output == "text" else ".wav")
+    if failed and not p.exists():
+        s.errors[hyp] = f"system_failed: {failed}"
+    elif task.output == "text":
+        s.hyp_text = _load_text(p, "hyp_text", s)
     else:
-        p = outdir / f"{row['id']}.wav"
         s.hyp_audio = _load_audio(str(p) if p.exists() else None, "hyp_audio", s)
         s.paths["hyp_audio"] = str(p)
         if not p.exists():
             s.errors["hyp_audio"] = f"missing: {p.name}"
     return s
+
+
+def _details(outdir: Path, uid: str) -> dict | None:
+    """A system's per-item record beside a text output (`{name}.json`: e.g. MMLU's four
+    log-likelihoods and the pick, as lm-eval keeps per sample), kept in items.jsonl."""
+    p = output_file(outdir, uid, ".json")
+    if not p.is_file():
+        return None
+    try:
+        obj = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return {"unreadable": p.name}
+    return obj if isinstance(obj, dict) else {"value": obj}
+
+
+def produce(system: S.System, task: Task, rows: list[dict], outdir: Path) -> dict[str, str]:
+    """Let the system write its outputs; returns id -> reason for the items it could not
+    produce. A system that raises is retried one item at a time, so one bad item fails
+    alone and the rest are scored."""
+    system.__dict__.setdefault("failures", {})
+    try:
+        system.produce(task, rows, outdir)
+    except Exception as e:  # noqa: BLE001 - adapters are other people's code
+        ext = ".txt" if task.output == "text" else ".wav"
+        if len(rows) == 1:
+            system.failures[rows[0]["id"]] = f"{type(e).__name__}: {e}"
+        else:
+            for r in rows:
+                if not output_file(outdir, r["id"], ext).exists() and r["id"] not in system.failures:
+                    produce(system, task, [r], outdir)
+    return {r["id"]: system.failures[r["id"]] for r in rows if r["id"] in system.failures}
 
 
 class MetricPool:
@@ -134,15 +169,11 @@ def _read_done(items_path: Path) -> set[str]:
     return {g["id"] for g in good}
 
 
-def safe_name(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
-
-
 def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: MetricPool, *, resume: bool,
-             batch_size: int = 16, progress: bool = True) -> dict:
-    rows = manifest.read_table(suite_dir / f"{task.name}.parquet").to_pylist()
+             batch_size: int = 16, progress: bool = True, overall: tqdm | None = None) -> dict:
+    rows = manifest.read_rows(suite_dir / f"{task.name}.parquet")  # paths resolved against the suite folder
     sys_dir = out / "outputs" / safe_name(system.name) / task.name
-    res_dir = out / "results" / task.name / safe_name(system.name)
+    res_dir = out / "results" / task.name / safe_name(system.name)  # system names are untrusted too
     if not isinstance(system, S.Folder):
         sys_dir.mkdir(parents=True, exist_ok=True)
     res_dir.mkdir(parents=True, exist_ok=True)
@@ -154,19 +185,25 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
         items_path.unlink()
     todo = [r for r in rows if r["id"] not in done]
 
+    failures: dict[str, str] = {}
     if isinstance(system, S.Folder):
         sys_dir = system.path / task.name  # score the user's outputs in place
     else:
         ext = ".txt" if task.output == "text" else ".wav"
-        missing_outputs = [r for r in todo if not (sys_dir / f"{r['id']}{ext}").exists()]
+        missing_outputs = [r for r in todo if not output_file(sys_dir, r["id"], ext).exists()]
         if missing_outputs:
-            system.produce(task, missing_outputs, sys_dir)
+            _note(overall, f"{task.name}: {system.name} producing {len(missing_outputs)} output(s)")
+            failures = produce(system, task, missing_outputs, sys_dir)
 
+    _note(overall, f"{task.name}: loading metrics {', '.join(n for n, _ in task.metrics)}")
     metrics = [pool.get(n, kw) for n, kw in task.metrics]
-    bar = tqdm(total=len(todo), desc=f"{task.name}/{system.name}", unit="item", disable=not progress)
+    if overall is not None:
+        overall.update(len(rows) - len(todo))  # already scored (resume)
+    bar = tqdm(total=len(todo), desc=f"{task.name}/{system.name}", unit="item", disable=not progress,
+               leave=overall is None, position=1 if overall is not None else None)
     with open(items_path, "a") as f:
         for i in range(0, len(todo), batch_size):
-            batch = [make_sample(task, r, sys_dir) for r in todo[i:i + batch_size]]
+            batch = [make_sample(task, r, sys_dir, failures.get(r["id"])) for r in todo[i:i + batch_size]]
             values = {s.id: {} for s in batch}
             errors = {s.id: {} for s in batch}
             for m in metrics:
@@ -187,11 +224,19 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
                     else:
                         values[s.id].update(r)
             for s in batch:
-                f.write(json.dumps({"id": s.id, "task": task.name, "system": system.name,
-                                    "values": values[s.id], "errors": errors[s.id]}) + "\n")
+                item = {"id": s.id, "task": task.name, "system": system.name, "values": values[s.id],
+                        "errors": errors[s.id]}
+                details = _details(sys_dir, s.id) if task.output == "text" else None
+                if details is not None:
+                    item["output"] = details
+                f.write(json.dumps(item) + "\n")
             f.flush()
             bar.update(len(batch))
+            if overall is not None:
+                overall.update(len(batch))
     bar.close()
+    if task.set_metrics:
+        _note(overall, f"{task.name}: set-level metrics {', '.join(n for n, _ in task.set_metrics)}")
     result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir)
     if task.set_metrics:
         result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
@@ -206,7 +251,7 @@ def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool",
     from .metrics.base import SET_METRICS
 
     ext = ".txt" if task.output == "text" else ".wav"
-    present = [r for r in rows if (sys_dir / f"{r['id']}{ext}").exists()]
+    present = [r for r in rows if output_file(sys_dir, r["id"], ext).exists()]
     out = {}
     for name, kw in task.set_metrics:
         kw = {**dict(kw), **pool.overrides.get(name, {})}
@@ -255,18 +300,38 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
 
     suite_dir = load_suite(suite, data_root)
     pool = MetricPool(metric_options)
-    results = []
     for name in task_names:
-        task = TASKS[name]
         if not (suite_dir / f"{name}.parquet").exists():
             raise FileNotFoundError(f"suite {suite_dir} has no test set for task {name!r}")
-        system = S.load(system_spec or S.BASELINE[name])
-        if system.tasks and name not in system.tasks:
-            if progress:
-                print(f"skip {name}: system {system.name!r} produces only {', '.join(system.tasks)}")
-            continue
-        results.append(run_task(task, system, suite_dir, out, pool, resume=resume, progress=progress))
+    sizes = {name: manifest.count(suite_dir / f"{name}.parquet") for name in task_names}
+    overall = tqdm(total=sum(sizes.values()), desc=f"benchmark ({len(task_names)} tasks)", unit="item",
+                   disable=not progress, position=0) if progress and len(task_names) > 1 else None
+    results = []
+    try:
+        for name in task_names:
+            task = TASKS[name]
+            if overall is not None:
+                overall.set_description(f"benchmark: {name} ({task_names.index(name) + 1}/{len(task_names)})")
+            system = S.load(system_spec or S.BASELINE[name])
+            if system.tasks and name not in system.tasks:
+                if progress:
+                    say = overall.write if overall is not None else print
+                    say(f"skip {name}: system {system.name!r} produces only {', '.join(system.tasks)}")
+                if overall is not None:
+                    overall.update(sizes[name])
+                continue
+            results.append(run_task(task, system, suite_dir, out, pool, resume=resume, progress=progress,
+                                    overall=overall))
+    finally:
+        if overall is not None:
+            overall.close()
     return results
+
+
+def _note(overall: tqdm | None, text: str) -> None:
+    """A status line for the silent phases (model loads, output production) of a long run."""
+    if overall is not None:
+        overall.set_postfix_str(text[:60])
 
 
 def is_nan(x) -> bool:

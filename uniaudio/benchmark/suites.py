@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-4"
+SUITE_VERSION = "demo-5"  # 5: paths stored relative to the suite folder (any cwd)
 
 
 def default_root() -> Path:

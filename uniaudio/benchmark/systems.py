@@ -1,7 +1,10 @@
 """Systems under test. Every system ends up as a folder of outputs named by utterance id
-(`{task}/{id}.wav` or `.txt`), so built-in baselines are scored exactly like anyone's
-outputs. Built-ins write that folder; `--system DIR` points at an existing one;
-`--system pkg.module:Class` loads an adapter with `produce(task, rows, outdir)`."""
+(`{task}/{name}.wav` or `.txt`, name = `output_file(...)`: the id itself when it is a safe
+file name, else a sanitised form with a hash, since test-set ids are untrusted), so built-in
+baselines are scored exactly like anyone's outputs. Built-ins write that folder; `--system
+DIR` points at an existing one; `--system pkg.module:Class` loads an adapter with
+`produce(task, rows, outdir)` (which should name files with `output_file`). An item a system
+cannot produce is recorded in `system.failures` (id -> reason) and the others go on."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .. import audio
-from .tasks import Task, row_value
+from .tasks import Task, output_file, row_value
 
 
 class System:
@@ -20,6 +23,16 @@ class System:
 
     def produce(self, task: Task, rows: list[dict], outdir: Path) -> None:
         raise NotImplementedError
+
+    def each(self, rows: list[dict], fn) -> None:
+        """fn(row) for every row; an item that raises is recorded in `self.failures` with
+        its reason and the rest go on."""
+        failures = self.__dict__.setdefault("failures", {})
+        for r in rows:
+            try:
+                fn(r)
+            except Exception as e:  # noqa: BLE001 - recorded per item, shown as that item's failure
+                failures[r["id"]] = f"{type(e).__name__}: {e}"
 
     def card(self) -> dict:
         """What the aggregate records about the system (its model and size where it has one)."""
@@ -44,12 +57,14 @@ class GroundTruth(System):
     name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec", "tta", "ttm", "caption", "mmlu")
 
     def produce(self, task, rows, outdir):
-        for r in rows:
+        def one(r):
             if task.output == "text":  # the reference text: transcript, answer key, or first caption
-                (outdir / f"{r['id']}.txt").write_text(row_value(r, task.refs.get("ref_text", "caption")) or "")
+                output_file(outdir, r["id"], ".txt").write_text(row_value(r, task.refs.get("ref_text", "caption")) or "")
             else:  # native rate: 48 kHz metrics (CLAP) must not get a 16 kHz copy
                 wav, sr = audio.load(r["path"])
-                audio.save(outdir / f"{r['id']}.wav", wav, sr)
+                audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
+
+        self.each(rows, one)
 
 
 class WhisperTiny(System):
@@ -60,9 +75,12 @@ class WhisperTiny(System):
         from .asr import FasterWhisper
 
         asr = FasterWhisper()
-        for r in rows:
+
+        def one(r):
             wav, _ = audio.load(r["path"], 16000)
-            (outdir / f"{r['id']}.txt").write_text(asr.transcribe([wav])[0])
+            output_file(outdir, r["id"], ".txt").write_text(asr.transcribe([wav])[0])
+
+        self.each(rows, one)
 
 
 class Espeak(System):
@@ -76,11 +94,13 @@ class Espeak(System):
         from ..demo.tools import require
 
         with tempfile.TemporaryDirectory() as tmp:
-            for r in rows:
+            def one(r):
                 subprocess.run([require("espeak-ng"), "-v", self.voice, "-w", f"{tmp}/x.wav", r["text"].lower()],
                                check=True, capture_output=True)
                 wav, sr = audio.load(f"{tmp}/x.wav", 16000)
-                audio.save(outdir / f"{r['id']}.wav", wav, sr)
+                audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
+
+            self.each(rows, one)
 
 
 class Passthrough(System):
@@ -89,9 +109,11 @@ class Passthrough(System):
     name, tasks = "passthrough", ("se", "tse", "vc", "codec")
 
     def produce(self, task, rows, outdir):
-        for r in rows:
+        def one(r):
             wav, sr = audio.load(row_value(r, task.input))
-            audio.save(outdir / f"{r['id']}.wav", wav, sr)
+            audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
+
+        self.each(rows, one)
 
 
 class Shuffled(System):
@@ -102,13 +124,16 @@ class Shuffled(System):
 
     def produce(self, task, rows, outdir):
         order = sorted(rows, key=lambda r: r["id"])
-        for k, r in enumerate(order):
-            other = order[(k + 1) % len(order)]
+        other = {r["id"]: order[(k + 1) % len(order)] for k, r in enumerate(order)}
+
+        def one(r):
             if task.output == "text":
-                (outdir / f"{r['id']}.txt").write_text(other["caption"] or "")
-                continue
-            wav, sr = audio.load(other["path"])
-            audio.save(outdir / f"{r['id']}.wav", wav, sr)
+                output_file(outdir, r["id"], ".txt").write_text(other[r["id"]]["caption"] or "")
+                return
+            wav, sr = audio.load(other[r["id"]]["path"])
+            audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
+
+        self.each(order, one)
 
 
 class CodecResynthesis(System):
@@ -122,10 +147,12 @@ class CodecResynthesis(System):
         self.name = f"codec-{tokenizer}"
 
     def produce(self, task, rows, outdir):
-        for r in rows:
+        def one(r):
             wav, sr = audio.load(r["path"], self.tok.sample_rate)
             out = self.tok.decode(self.tok.encode(wav, sr))
-            audio.save(outdir / f"{r['id']}.wav", out, self.tok.sample_rate)
+            audio.save(output_file(outdir, r["id"], ".wav"), out, self.tok.sample_rate)
+
+        self.each(rows, one)
 
 
 class LanguageModel(System):
@@ -143,17 +170,29 @@ class LanguageModel(System):
         return HFCausalLM(self.model)
 
     def produce(self, task, rows, outdir):
+        import json
+
         from tqdm import tqdm
 
-        from .mmlu import answer
+        from .mmlu import LETTERS, answer
 
         lm = self.load()
         self.n_parameters = sum(p.numel() for p in lm.model.parameters())
-        for r in tqdm(rows, desc=f"{self.name} answering", unit="q", leave=False):
-            (outdir / f"{r['id']}.txt").write_text(answer(lm, r["text"])[0])
+        self.settings = lm.settings()
+
+        def one(r):
+            letter, lls = answer(lm, r["text"])
+            # lm-eval's per-sample record: every choice's log-likelihood and the pick
+            output_file(outdir, r["id"], ".json").write_text(json.dumps(
+                {"prediction": letter, "loglikelihoods": dict(zip(LETTERS, lls)),
+                 "truncated_tokens": lm.truncated}))
+            output_file(outdir, r["id"], ".txt").write_text(letter)
+
+        self.each(tqdm(rows, desc=f"{self.name} answering", unit="q", leave=False), one)
 
     def card(self) -> dict:
-        return dict(super().card(), model=self.model, n_parameters=getattr(self, "n_parameters", None))
+        return dict(super().card(), model=self.model, n_parameters=getattr(self, "n_parameters", None),
+                    scoring=getattr(self, "settings", None))
 
 
 class ChanceLM(LanguageModel):

@@ -5,6 +5,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..files import safe_name
+
+
+def output_file(outdir: Path, uid: str, ext: str) -> Path:
+    """Where a system's output for test item `uid` lives: `files.safe_name(uid)` + ext, so an
+    untrusted id never names a path outside `outdir`."""
+    return Path(outdir) / f"{safe_name(uid)}{ext}"
 
 
 def row_value(row: dict, how: str):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT
+from ._common import CONTEXT, Group, debug_option
 
 
-@click.group(context_settings=CONTEXT)  # also the entry point of the `benchmark` script
+@click.group(cls=Group, context_settings=CONTEXT)  # also the entry point of the `benchmark` script
+@debug_option
 def benchmark() -> None:
     """Score systems on tasks and publish leaderboards (`benchmark run --task all`)."""
 
@@ -75,19 +76,27 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
 @click.option("--shots", default=5, show_default=True)
 @click.option("--limit", default=None, type=int, help="At most this many test questions per subject.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Write results JSON here.")
+@click.option("--max-length", default=None, type=click.IntRange(min=2),
+              help="Context window in tokens (default: the model config's, as lm-eval).")
+@click.option("--softmax-dtype", default=None, type=click.Choice(["float32", "float64", "bfloat16", "float16"]),
+              help="dtype of the log-softmax (default: the model's own, as lm-eval).")
+@click.option("--add-bos-token/--no-add-bos-token", default=None,
+              help="Prepend BOS (default: lm-eval's rule: only for Gemma models).")
 def benchmark_mmlu(data: Path, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
-                   out: Path | None) -> None:
-    """MMLU accuracy (lm-eval-harness format, argmax log-likelihood of " A".." D")."""
+                   out: Path | None, max_length: int | None, softmax_dtype: str | None, add_bos_token: bool | None) -> None:
+    """MMLU accuracy exactly as lm-eval-harness scores it (prompt, encoding, truncation:
+    see uniaudio/benchmark/mmlu.py); argmax log-likelihood of " A".." D"."""
     from ..benchmark import mmlu
     from ..models import ModelNotFound
 
     try:
         ds = mmlu.load(data, list(subjects) or None)
-        lm = mmlu.HFCausalLM(model)
+        lm = mmlu.HFCausalLM(model, max_length=max_length, softmax_dtype=softmax_dtype, add_bos_token=add_bos_token)
         res = mmlu.evaluate(lm, ds, shots=shots, limit=limit)
     except (FileNotFoundError, mmlu.MMLUFormatError, ModelNotFound) as e:
         raise click.ClickException(str(e)) from None
     res["model"] = model
+    res["scoring"] = lm.settings()
     res["n_parameters"] = sum(p.numel() for p in lm.model.parameters())  # tiny test models show as such
     for subject, r in res["per_subject"].items():
         click.echo(f"{subject:40}{r['accuracy']:8.4f}{r['questions']:6d}")

@@ -7,26 +7,20 @@ a shard is on disk whole or not at all, and rewriting it gives the same bytes.""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import re
 import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from ..files import safe_name
 from ..files import sha256_file as file_sha256
-
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def sample_key(uid: str) -> str:
-    """A webdataset-safe key (webdataset splits keys at the first dot). When sanitising
-    changes the id, a short hash of the original keeps distinct ids distinct."""
-    key = _KEY_BAD.sub("_", uid)
-    if key != uid:
-        key = f"{key}_{hashlib.blake2b(uid.encode(), digest_size=4).hexdigest()}"
-    return key
+    """A webdataset-safe key (webdataset splits keys at the first dot): `files.safe_name`
+    without dots."""
+    return safe_name(uid, dots=False)
 
 
 def write_tar(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[str, int]:

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..tasks import row_value
+from ..tasks import output_file, row_value
 from .base import SET_METRICS, MetricError, versions
 
 
@@ -51,7 +51,7 @@ class CaptionScores:
     def score_set(self, rows: list[dict], sys_dir: Path, cache_dir: Path) -> dict:
         gts, res, skipped = {}, {}, {}
         for r in rows:
-            refs, path = references(r), sys_dir / f"{r['id']}.txt"
+            refs, path = references(r), output_file(sys_dir, r["id"], ".txt")
             if not path.exists():
                 continue  # counted as missing by the runner
             try:

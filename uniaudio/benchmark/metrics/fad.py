@@ -13,6 +13,7 @@ import numpy as np
 
 from ... import audio
 from .. import embedders
+from ..tasks import output_file
 from ..frechet import FrechetError, Gaussian, fad_inf, fit, frechet_distance
 from .base import SET_METRICS, sha256_of, versions
 
@@ -51,7 +52,7 @@ class FAD:
         """References: every row's `path` (the whole test set, so cached stats stay valid);
         generated: the rows' outputs that exist."""
         ref, cached = self.reference_stats([r["path"] for r in rows], cache_dir)
-        hyp_paths = [sys_dir / f"{r['id']}.wav" for r in rows]
+        hyp_paths = [output_file(sys_dir, r["id"], ".wav") for r in rows]
         frames = self._embed_all([str(p) for p in hyp_paths if p.exists()])
         hyp = fit(frames)
         out = {"fad": frechet_distance(ref, hyp), "ref_frames": ref.n, "hyp_frames": hyp.n,

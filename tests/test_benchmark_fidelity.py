@@ -1,0 +1,268 @@
+"""Benchmark fidelity on data from elsewhere (issue 17): MMLU prompts and scoring exactly as
+lm-eval-harness 0.4.x, hostile test-set ids, suites used from another working directory,
+and a system that fails on one item only."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uniaudio import audio, manifest
+from uniaudio.benchmark import mmlu
+
+# lm-eval's mmlu `_default_template_yaml` doc_to_text and its per-subject description, verbatim
+LM_EVAL_DOC_TO_TEXT = ("{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\n"
+                       "D. {{choices[3]}}\nAnswer:")
+LM_EVAL_DESCRIPTION = "The following are multiple choice questions (with answers) about {{subject}}.\n\n"
+
+
+def lm_eval_context(subject: str, shots: list[list[str]], test: list[str]) -> str:
+    """lm-eval's context: description + shots (doc_to_text + " " + target) joined and ended
+    by "\\n\\n" (fewshot_delimiter, first_n sampler) + the test doc_to_text."""
+    import jinja2
+
+    env = jinja2.Environment(keep_trailing_newline=True)
+    text = env.from_string(LM_EVAL_DOC_TO_TEXT)
+
+    def doc(row):
+        return text.render(question=row[0], choices=row[1:5])
+
+    desc = env.from_string(LM_EVAL_DESCRIPTION).render(subject=subject.replace("_", " "))
+    return desc + "".join(doc(s) + " " + s[5] + "\n\n" for s in shots) + doc(test)
+
+
+HARD_DEV = [
+    ["  What does this print?\n```\nprint(1 +\n      2)\n```  ", "1", "2", "3", " 12 ", "C"],
+    ["Stray whitespace after the question mark?   ", "yes", "no", "maybe", "never", "A"],
+    ["A field with a \x85 next-line, a \x0c form feed and a \u2028 line separator", "a\x85b", "c", "d", "e", "B"],
+    ['He said "quoted, with commas", then left.', "one", "two, three", "four", "five", "D"],
+    ["\tTabbed question\r\nwith a CRLF inside", "w", "x", "y", "z", "A"],
+]
+HARD_TEST = [["Which passage?\n\nPassage one.\nPassage two.  ", "first", "second", "both", "neither", "B"]]
+
+
+def write_hard_mmlu(root: Path, subject: str = "computer_security") -> Path:
+    import csv
+
+    for split, rows in (("dev", HARD_DEV), ("test", HARD_TEST)):
+        (root / "data" / split).mkdir(parents=True, exist_ok=True)
+        with open(root / "data" / split / f"{subject}_{split}.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)  # quoting as pandas/csv writes the official files
+    return root
+
+
+def test_mmlu_prompts_equal_lm_eval_character_for_character(tmp_path):
+    data = mmlu.load(write_hard_mmlu(tmp_path))
+    dev, test = data["computer_security"]
+    assert [q.question for q in dev] == [r[0] for r in HARD_DEV]  # newlines, \x85, \x0c, \u2028 survive
+    assert dev[2].choices[0] == "a\x85b" and dev[3].choices[1] == "two, three"
+    got = mmlu.prompt(test[0], dev[:5])
+    assert got == lm_eval_context("computer_security", HARD_DEV, HARD_TEST[0])
+    assert "print(1 +\n      2)" in got and "mark?\nA. yes" in got and "B. 2\nC. 3\nD.  12 \n" in got
+    (rec,) = mmlu.records(tmp_path)
+    assert rec.text == got
+
+
+class MergingTokenizer:
+    """A real `tokenizers` BPE with no pre-tokenizer and the merge ': ' so that the context
+    "...Answer:" ends in ':' while "...Answer: A" holds ': ' then 'A' (a merge across the
+    boundary, as SentencePiece vocabularies do)."""
+
+    @staticmethod
+    def build(corpus: str):
+        from tokenizers import Tokenizer, models
+        from transformers import PreTrainedTokenizerFast
+
+        chars = sorted(set(corpus) | set(" ABCD:"))
+        vocab = {c: i for i, c in enumerate(chars)}
+        vocab[": "] = len(vocab)
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[(":", " ")]))
+        return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory):
+    """A GPT-2 with LEARNED positions (n_positions=48): a prompt longer than that crashes it
+    unless cut from the left, as lm-eval does."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    d = tmp_path_factory.mktemp("gpt2")
+    root = write_hard_mmlu(d / "mmlu")
+    data = mmlu.load(root)
+    dev, test = data["computer_security"]
+    corpus = "".join(mmlu.prompt(q, dev[:5]) for q in test) + " A B C D"
+    tok = MergingTokenizer.build(corpus)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=48, n_embd=16, n_layer=1, n_head=2))
+    tok.save_pretrained(d / "model")
+    model.save_pretrained(d / "model")
+    return d
+
+
+def manual_loglikelihood(model, ids_ctx: list[int], ids_cont: list[int], max_length: int) -> float:
+    import torch
+
+    full = (ids_ctx + ids_cont)[-(max_length + 1):]
+    with torch.no_grad():
+        logits = model(torch.tensor([full[:-1]])).logits[0]
+    logp = torch.log_softmax(logits, -1)
+    n = len(ids_cont)
+    return float(sum(logp[len(full) - 1 - n + i, t] for i, t in enumerate(ids_cont)))
+
+
+def test_merged_continuation_and_left_truncation_follow_lm_eval(tiny_gpt2):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    lm = mmlu.HFCausalLM(str(tiny_gpt2 / "model"))
+    assert lm.max_length == 48 and lm.add_bos_token is False
+    data = mmlu.load(tiny_gpt2 / "mmlu")
+    dev, test = data["computer_security"]
+    ctx = mmlu.prompt(test[0], dev[:5])
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2 / "model")
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids  # noqa: E731
+    ctx_ids, whole = enc(ctx), enc(ctx + " A")
+    assert whole[: len(ctx_ids)] != ctx_ids  # the tokenizer really merges across "Answer:| A"
+    cont_ids = whole[len(ctx_ids):]  # lm-eval's rule: the whole string's tokens after the context's
+    assert cont_ids == [tok.convert_tokens_to_ids("A")] != enc(" A")
+    assert len(ctx_ids) > 10 * lm.max_length  # far longer than the model's window
+    got = lm.loglikelihood(ctx, [" A", " B", " C", " D"])  # no IndexError from the position table
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2 / "model").eval()
+    for letter, value in zip("ABCD", got):
+        cont = enc(ctx + " " + letter)[len(ctx_ids):]
+        assert value == pytest.approx(manual_loglikelihood(model, ctx_ids, cont, 48), abs=1e-5)
+    assert lm.truncated > 0 and lm.settings()["truncation"].startswith("left")
+
+
+def test_softmax_dtype_is_the_models_unless_asked(tiny_gpt2):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2 / "model")
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2 / "model").to(torch.bfloat16)
+    native = mmlu.HFCausalLM("bf16", objects=(tok, model))
+    wide = mmlu.HFCausalLM("bf16", objects=(tok, model), softmax_dtype="float32")
+    assert native.settings()["softmax_dtype"] == "model (torch.bfloat16)"
+    assert wide.settings()["softmax_dtype"] == "float32"
+    ctx = "Question: B or C?\nAnswer:"
+    ctx_ids = tok(ctx, add_special_tokens=False).input_ids
+    (cont,) = tok(ctx + " C", add_special_tokens=False).input_ids[len(ctx_ids):]
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx_ids])).logits[0, -1]
+    assert native.loglikelihood(ctx, [" C"])[0] == float(torch.log_softmax(logits, -1)[cont])
+    assert wide.loglikelihood(ctx, [" C"])[0] == pytest.approx(float(torch.log_softmax(logits.float(), -1)[cont]), abs=1e-6)
+    assert native.loglikelihood(ctx, [" C"])[0] != wide.loglikelihood(ctx, [" C"])[0]  # the option matters
+    with pytest.raises(ValueError, match="softmax_dtype"):
+        mmlu.HFCausalLM("bf16", objects=(tok, model), softmax_dtype="int8")
+
+
+def test_mmlu_task_keeps_every_log_likelihood_and_the_pick(tiny_gpt2, tmp_path):
+    from uniaudio.benchmark.runner import run
+
+    suite = tmp_path / "suite"
+    manifest.write_manifest(suite / "mmlu.parquet", mmlu.records(tiny_gpt2 / "mmlu"))
+    (res,) = run(["mmlu"], f"lm:{tiny_gpt2 / 'model'}", str(suite), None, tmp_path / "out", progress=False)
+    (item,) = [json.loads(line) for line in (tmp_path / "out/results/mmlu/lm-model/items.jsonl").read_text().splitlines()]
+    out = item["output"]
+    assert set(out["loglikelihoods"]) == set("ABCD") and out["prediction"] in "ABCD"
+    lls = out["loglikelihoods"]
+    assert out["prediction"] == max(lls, key=lls.get) and out["truncated_tokens"] > 0
+    assert item["values"]["accuracy"] == float(out["prediction"] == "B")
+    assert res["system_card"]["scoring"]["max_length"] == 48
+
+
+def speech_suite(folder: Path, ids: list[str], *, relative_to: Path | None = None) -> Path:
+    """A tiny se suite (clean + noisy copies) written with paths typed relative to `relative_to`."""
+    import os
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, uid in enumerate(ids):
+        t = np.arange(16000) / 16000
+        clean = (0.3 * np.sin(2 * np.pi * (150 + 40 * k) * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32)
+        c = audio.save(folder / "clean" / f"c{k}.wav", clean, 16000)
+        n = audio.save(folder / "noisy" / f"n{k}.wav", clean + 0.05 * rng.standard_normal(16000).astype(np.float32), 16000)
+        rel = (lambda p: os.path.relpath(p, relative_to)) if relative_to else str
+        rows.append(manifest.Record(id=uid, corpus="t", split="test", domain="speech", path=rel(c), text="x",
+                                    extra={"input_path": rel(n)}))
+    manifest.write_manifest(folder / "se.parquet", rows)
+    return folder
+
+
+def test_hostile_ids_write_nothing_outside_out(tmp_path):
+    from uniaudio.benchmark.runner import run
+
+    suite = speech_suite(tmp_path / "suite", ["../../../escape", "/abs/olute", "ok-1", ".hidden"])
+    out = tmp_path / "deep" / "er" / "out"
+    (res,) = run(["se"], "passthrough", str(suite), None, out, progress=False)
+    assert res["metrics"]["pesq"]["items_scored"] == 4
+    written = {p.resolve() for p in tmp_path.rglob("*.wav")} - {p.resolve() for p in suite.rglob("*.wav")}
+    assert written and all(str(p).startswith(str(out.resolve()) + "/") for p in written)
+    names = sorted(p.name for p in (out / "outputs" / "passthrough" / "se").iterdir())
+    assert "ok-1.wav" in names and not any(n.startswith(".") for n in names) and len(names) == 4
+    assert not (tmp_path / "escape.wav").exists() and not Path("/abs/olute.wav").exists()
+    ids = [json.loads(line)["id"] for line in (out / "results/se/passthrough/items.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(["../../../escape", "/abs/olute", "ok-1", ".hidden"])  # ids themselves kept
+
+
+def test_suite_scores_the_same_from_another_working_directory(tmp_path, monkeypatch):
+    from uniaudio.benchmark.runner import run
+
+    monkeypatch.chdir(tmp_path)
+    speech_suite(Path("data/suite"), ["a", "b"], relative_to=Path("."))  # built with relative paths
+    (here,) = run(["se"], "passthrough", "data/suite", None, tmp_path / "out1", progress=False)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    (there,) = run(["se"], "passthrough", str(tmp_path / "data/suite"), None, tmp_path / "out2", progress=False)
+    for name in ("pesq", "stoi", "si_sdr"):
+        assert here["metrics"][name]["items_failed"] == 0
+        assert here["metrics"][name]["value"] == there["metrics"][name]["value"]
+
+
+def test_a_system_failing_on_one_item_fails_that_item_only(tmp_path):
+    from uniaudio.benchmark.runner import run
+
+    suite = speech_suite(tmp_path / "suite", ["a", "b", "c"])
+    (suite / "noisy" / "n1.wav").unlink()  # item b's input is gone
+    (res,) = run(["se"], "passthrough", str(suite), None, tmp_path / "out", progress=False)
+    m = res["metrics"]["pesq"]
+    assert m["items_scored"] == 2 and m["items_failed"] == 1 and m["failure_reasons"] == {"system_failed": 1}
+    items = {json.loads(line)["id"]: json.loads(line) for line in
+             (tmp_path / "out/results/se/passthrough/items.jsonl").read_text().splitlines()}
+    assert math.isnan(items["b"]["values"]["pesq"]) and "missing" in items["b"]["errors"]["pesq"]
+    assert not math.isnan(items["a"]["values"]["pesq"])
+
+
+class RaisingAdapter:
+    """An adapter that dies on one item inside a whole-batch produce()."""
+    name = "raiser"
+    tasks = ("se",)
+
+    def produce(self, task, rows, outdir):
+        from uniaudio.benchmark.tasks import output_file, row_value
+
+        for r in rows:
+            if r["id"] == "b":
+                raise RuntimeError("cannot enhance b")
+            wav, sr = audio.load(row_value(r, task.input))
+            audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
+
+
+def test_an_adapter_that_raises_is_retried_item_by_item(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from uniaudio.benchmark.runner import run
+
+    mod = types.ModuleType("fidelity_adapters")
+    mod.RaisingAdapter = RaisingAdapter
+    monkeypatch.setitem(sys.modules, "fidelity_adapters", mod)
+    suite = speech_suite(tmp_path / "suite", ["a", "b", "c"])
+    (res,) = run(["se"], "fidelity_adapters:RaisingAdapter", str(suite), None, tmp_path / "out", progress=False)
+    m = res["metrics"]["stoi"]
+    assert m["items_scored"] == 2 and m["items_failed"] == 1
+    items = [json.loads(line) for line in (tmp_path / "out/results/se/raiser/items.jsonl").read_text().splitlines()]
+    (b,) = [i for i in items if i["id"] == "b"]
+    assert b["errors"]["stoi"] == "system_failed: RuntimeError: cannot enhance b"
