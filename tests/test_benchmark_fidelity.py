@@ -188,6 +188,7 @@ def speech_suite(folder: Path, ids: list[str], *, relative_to: Path | None = Non
         rows.append(manifest.Record(id=uid, corpus="t", split="test", domain="speech", path=rel(c), text="x",
                                     extra={"input_path": rel(n)}))
     manifest.write_manifest(folder / "se.parquet", rows)
+    manifest.write_manifest(folder / "codec.parquet", rows)  # no model metrics: quick to score
     return folder
 
 
@@ -196,17 +197,18 @@ def test_hostile_ids_write_nothing_outside_out(tmp_path):
 
     suite = speech_suite(tmp_path / "suite", ["../../../escape", "/abs/olute", "ok-1", ".hidden"])
     out = tmp_path / "deep" / "er" / "out"
-    (res,) = run(["se"], "passthrough", str(suite), None, out, progress=False)
+    (res,) = run(["codec"], "passthrough", str(suite), None, out, progress=False)
     assert res["metrics"]["pesq"]["items_scored"] == 4
     written = {p.resolve() for p in tmp_path.rglob("*.wav")} - {p.resolve() for p in suite.rglob("*.wav")}
     assert written and all(str(p).startswith(str(out.resolve()) + "/") for p in written)
-    names = sorted(p.name for p in (out / "outputs" / "passthrough" / "se").iterdir())
+    names = sorted(p.name for p in (out / "outputs" / "passthrough" / "codec").iterdir())
     assert "ok-1.wav" in names and not any(n.startswith(".") for n in names) and len(names) == 4
     assert not (tmp_path / "escape.wav").exists() and not Path("/abs/olute.wav").exists()
-    ids = [json.loads(line)["id"] for line in (out / "results/se/passthrough/items.jsonl").read_text().splitlines()]
+    ids = [json.loads(line)["id"] for line in (out / "results/codec/passthrough/items.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(["../../../escape", "/abs/olute", "ok-1", ".hidden"])  # ids themselves kept
 
 
+@pytest.mark.slow
 def test_suite_scores_the_same_from_another_working_directory(tmp_path, monkeypatch):
     from uniaudio.benchmark.runner import run
 
@@ -221,6 +223,7 @@ def test_suite_scores_the_same_from_another_working_directory(tmp_path, monkeypa
         assert here["metrics"][name]["value"] == there["metrics"][name]["value"]
 
 
+@pytest.mark.slow
 def test_a_system_failing_on_one_item_fails_that_item_only(tmp_path):
     from uniaudio.benchmark.runner import run
 
@@ -238,7 +241,7 @@ def test_a_system_failing_on_one_item_fails_that_item_only(tmp_path):
 class RaisingAdapter:
     """An adapter that dies on one item inside a whole-batch produce()."""
     name = "raiser"
-    tasks = ("se",)
+    tasks = ("codec",)
 
     def produce(self, task, rows, outdir):
         from uniaudio.benchmark.tasks import output_file, row_value
@@ -260,9 +263,9 @@ def test_an_adapter_that_raises_is_retried_item_by_item(tmp_path, monkeypatch):
     mod.RaisingAdapter = RaisingAdapter
     monkeypatch.setitem(sys.modules, "fidelity_adapters", mod)
     suite = speech_suite(tmp_path / "suite", ["a", "b", "c"])
-    (res,) = run(["se"], "fidelity_adapters:RaisingAdapter", str(suite), None, tmp_path / "out", progress=False)
+    (res,) = run(["codec"], "fidelity_adapters:RaisingAdapter", str(suite), None, tmp_path / "out", progress=False)
     m = res["metrics"]["stoi"]
     assert m["items_scored"] == 2 and m["items_failed"] == 1
-    items = [json.loads(line) for line in (tmp_path / "out/results/se/raiser/items.jsonl").read_text().splitlines()]
+    items = [json.loads(line) for line in (tmp_path / "out/results/codec/raiser/items.jsonl").read_text().splitlines()]
     (b,) = [i for i in items if i["id"] == "b"]
     assert b["errors"]["stoi"] == "system_failed: RuntimeError: cannot enhance b"
