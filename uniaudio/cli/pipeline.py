@@ -105,6 +105,53 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
     click.echo(f"report: {Path(cfg.output) / 'report.json'}")
 
 
+@pipeline.command("sentences")
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--shards", "tokens", default=None, help="A finished token-shard output (`pipeline run --tokenizer ...`).")
+@click.option("--out", default=None, help="Output folder (shards/, index.parquet, sequences.parquet, rejects.parquet, "
+              "report.json, vocab.json, text_tokenizer.json).")
+@click.option("--layout", default=None, type=click.Choice(["uniaudio", "multistream"]),
+              help="uniaudio: [rows, K] frames; multistream: [rows, K+1] (UniAudio 2.0).")
+@click.option("--context", default=None, type=int, help="Rows per packed bundle (default 2048).")
+@click.option("--ray-address", default=None, help="Join this Ray cluster (default: RAY_ADDRESS, else local Ray).")
+@click.option("--num-cpus", default=None, type=int, help="CPUs of the local Ray.")
+def pipeline_sentences(config: Path | None, tokens: str | None, out: str | None, layout: str | None,
+                       context: int | None, ray_address: str | None, num_cpus: int | None) -> None:
+    """Token shards -> auditory-sentence bundles (packed, exactly once). Rerun to resume."""
+    import yaml
+
+    from ..config import ConfigError, from_dict
+    from ..pipeline.sentences import SentenceConfig, run
+
+    data = yaml.safe_load(config.read_text()) if config else {}
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{config}: top level must be a mapping")
+    for key, val in (("tokens", tokens), ("output", out), ("layout", layout), ("context", context)):
+        if val is not None:
+            data[key] = val
+    for key, val in (("address", ray_address), ("num_cpus", num_cpus)):
+        if val is not None:
+            data.setdefault("ray", {})[key] = val
+    try:
+        cfg = from_dict(SentenceConfig, data)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    report = run(cfg)
+    click.echo(json.dumps({k: report[k] for k in ("bundles", "sequences", "rows", "fill", "padding_baseline_fill",
+                                                 "left_out_by_reason", "tasks", "shards", "wall_seconds")}, indent=2))
+    click.echo(f"report: {Path(cfg.output) / 'report.json'}")
+
+
+@pipeline.command("inspect")
+@click.argument("target")
+@click.option("--limit", default=3, show_default=True, help="Bundles to show when no KEY is given.")
+def pipeline_inspect(target: str, limit: int) -> None:
+    """Print auditory-sentence bundles: SHARD.tar (the first --limit) or SHARD.tar:KEY."""
+    from ..pipeline.sentences.inspect import describe
+
+    click.echo(describe(target, limit=limit))
+
+
 @pipeline.command("verify")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def pipeline_verify(out: Path) -> None:

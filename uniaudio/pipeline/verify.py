@@ -15,8 +15,11 @@ from .shards import file_sha256, read_tar
 
 def verify(out: str | Path) -> dict:
     """Checks checksums, keys, decodability of every member, index/shard agreement and that
-    no id appears twice. Returns {"shards", "samples", "problems": [...]}."""
+    no id appears twice. Returns {"shards", "samples", "problems": [...]}. A sentence output
+    (`pipeline sentences`) is checked by `verify_sentences`."""
     out = Path(out)
+    if (out / "plan" / "sentences.json").exists():
+        return verify_sentences(out)
     problems: list[str] = []
     seen: dict[str, str] = {}
     n_shards = n_samples = 0
@@ -65,3 +68,58 @@ def verify(out: str | Path) -> dict:
         if idx_ids != sorted(seen):
             problems.append(f"index.parquet lists {len(idx_ids)} ids, shards hold {len(seen)}")
     return {"shards": n_shards, "samples": n_samples, "problems": problems}
+
+
+def verify_sentences(out: Path) -> dict:
+    """Bundle outputs: checksums, keys, array shapes within the context, every sequence parsed
+    back through the vocabulary to the task its record names, no sequence in two bundles, and
+    agreement with sequences.parquet."""
+    from .sentences.inspect import BundleReader
+
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    n_shards = n_bundles = 0
+    reader = BundleReader(out)
+    for name in ("index.parquet", "sequences.parquet"):
+        if not (out / name).exists():
+            problems.append(f"{name} missing (run did not finish)")
+    for done in sorted((out / "done").glob("*.json")):
+        rec = json.loads(done.read_text())
+        if rec["tar"] is None:
+            continue
+        n_shards += 1
+        tar = out / "shards" / rec["tar"]
+        if not tar.exists():
+            problems.append(f"{rec['tar']}: missing")
+            continue
+        if file_sha256(tar) != rec["sha256"]:
+            problems.append(f"{rec['tar']}: sha256 mismatch")
+            continue
+        got = []
+        for key, members in read_tar(tar):
+            got.append(key)
+            n_bundles += 1
+            try:
+                tokens, meta = reader.uniaudio_rows(members)
+                loss = np.load(io.BytesIO(members["loss.npy"]))
+                if not 0 < meta["rows"] <= meta["context"] or len(tokens) != meta["rows"] or len(loss) != meta["rows"]:
+                    raise ValueError(f"{len(tokens)} rows / {meta['rows']} recorded / context {meta['context']}")
+                if meta["layout"] == "multistream":
+                    streams = np.load(io.BytesIO(members["streams.npy"]))
+                    if streams.shape != loss.shape or streams.shape[1] != meta["width"]:
+                        raise ValueError(f"stream mask {streams.shape} vs loss {loss.shape}")
+                seqs = reader.decode(members)
+            except (KeyError, ValueError) as e:
+                problems.append(f"{rec['tar']}:{key}: {e}")
+                continue
+            for s in seqs:
+                if s["seq"] in seen:
+                    problems.append(f"sequence {s['seq']!r} in {seen[s['seq']]} and {rec['tar']}:{key}")
+                seen[s["seq"]] = f"{rec['tar']}:{key}"
+        if got != [b["key"] for b in rec["bundles"]]:
+            problems.append(f"{rec['tar']}: keys differ from the done record")
+    if (out / "sequences.parquet").exists():
+        listed = pq.read_table(out / "sequences.parquet", columns=["seq"]).column("seq").to_pylist()
+        if sorted(listed) != sorted(seen):
+            problems.append(f"sequences.parquet lists {len(listed)} sequences, bundles hold {len(seen)}")
+    return {"shards": n_shards, "samples": n_bundles, "problems": problems}

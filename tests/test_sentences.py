@@ -1,0 +1,352 @@
+"""Auditory sentences (issue 15): relations true of their source rows, bundles within the
+context, round trips back to the token arrays and text, packing fill, exactly-once resume,
+bad input left out with its reason, both layouts."""
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline_helpers import config
+from uniaudio.config import ConfigError, from_dict
+from uniaudio.pipeline.sentences import SentenceConfig, run
+from uniaudio.pipeline.shards import read_tar
+from uniaudio.pipeline.verify import verify
+
+
+@pytest.fixture(scope="module")
+def token_out(tmp_path_factory, demo_root, ray_local):
+    """The demo corpora through the real pipeline with our codec (greedy RVQ: fastest)."""
+    from uniaudio.pipeline.run import run as run_pipeline
+
+    out = tmp_path_factory.mktemp("tokens") / "out"
+    inputs = [{"recipe": "librispeech", "root": str(demo_root / "LibriSpeech")},
+              {"recipe": "audiocaps", "root": str(demo_root / "audiocaps")},
+              {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]
+    run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
+                        shard={"max_samples": 6}), progress=False)  # ~10 token tars
+    return out
+
+
+def sentences(tokens: Path, out: Path, **kw):
+    return run(from_dict(SentenceConfig, {"tokens": str(tokens), "output": str(out), **kw}), progress=False)
+
+
+@pytest.fixture(scope="module")
+def sent_out(token_out, tmp_path_factory, ray_local):
+    out = tmp_path_factory.mktemp("sent") / "out"
+    return out, sentences(token_out, out)
+
+
+def source_rows(token_out: Path) -> dict[str, dict]:
+    rows = {}
+    for p in (token_out / "plan").glob("*.parquet"):
+        if not p.name.endswith(".rejects.parquet"):
+            for r in pq.read_table(p).to_pylist():
+                r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
+                rows[r["id"]] = r
+    return rows
+
+
+def source_codes(token_out: Path) -> dict[str, np.ndarray]:
+    codes = {}
+    for tar in (token_out / "shards").glob("*.tar"):
+        for _, m in read_tar(tar):
+            codes[json.loads(m["json"])["id"]] = np.load(io.BytesIO(m["codes.npy"]))
+    return codes
+
+
+def all_sequences(out: Path):
+    from uniaudio.pipeline.sentences.inspect import BundleReader
+
+    reader = BundleReader(out)
+    for tar in sorted((out / "shards").glob("*.tar")):
+        for key, members in read_tar(tar):
+            meta = json.loads(members["json"])
+            yield meta, reader.decode(members)
+
+
+@pytest.mark.slow
+def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, token_out):
+    out, report = sent_out
+    rows, codes = source_rows(token_out), source_codes(token_out)
+    frame_rate = report["tokenizer"]["frame_rate"]
+    seen_tasks = set()
+    for meta, seqs in all_sequences(out):
+        assert meta["rows"] <= meta["context"] == 2048
+        for s in seqs:
+            seen_tasks.add(s["task"])
+            segs = s["segments"]
+            for g in segs:  # round trip: every segment gives back its source's codes or text
+                src = rows[g["id"]]
+                if "codes" in g:
+                    a, b = g["frames"]
+                    assert np.array_equal(g["codes"], codes[g["id"]][:, a:b])
+                elif g["modality"] == "caption":
+                    caps = src["extra"].get("captions") or [src["caption"]]
+                    assert g["text"] in [c.strip() for c in caps]  # the caption belongs to its clip
+                else:
+                    assert g["text"] == src["text"].strip()
+            if s["task"] == "tts":  # same_speaker: a 3 s prompt from ANOTHER utterance of the speaker
+                text, prompt, target = segs
+                assert [g["modality"] for g in segs] == ["text", "prompt", "audio"]
+                assert prompt["id"] != target["id"] and text["id"] == target["id"]
+                assert rows[prompt["id"]]["speaker"] == rows[target["id"]]["speaker"]
+                assert prompt["frames"][1] - prompt["frames"][0] == round(3.0 * frame_rate)
+            if s["task"] == "interleave":  # consecutive utterances of one chapter, in order
+                ids = [g["id"] for g in segs[::2]]
+                assert len(ids) >= 2 and ids == sorted(ids) and len(set(ids)) == len(ids)
+                assert len({(rows[i]["speaker"], rows[i]["extra"]["chapter"]) for i in ids}) == 1
+                assert [g["modality"] for g in segs] == ["audio", "text"] * len(ids)
+                assert all(segs[2 * k]["id"] == segs[2 * k + 1]["id"] for k in range(len(ids)))
+            if s["task"] in ("tta", "ttm", "caption"):
+                clip = [g for g in segs if "codes" in g][0]
+                assert rows[clip["id"]]["domain"] == ("music" if s["task"] == "ttm" else
+                                                      rows[clip["id"]]["domain"])
+                assert all(g["id"] == clip["id"] for g in segs)
+            if s["task"] == "asr":
+                assert [g["modality"] for g in segs] == ["audio", "text"]
+    assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text"}
+    assert verify(out)["problems"] == []
+
+
+@pytest.mark.slow
+def test_fill_report_and_padding_baseline(sent_out):
+    out, r = sent_out
+    assert r["fill"] >= 0.98 and r["padding_baseline_fill"] < r["fill"]
+    assert r["rows"] + r["waste_rows"] == r["bundles"] * 2048
+    assert r["sequences"] + r["left_out"] == r["sequences_planned"] + r["left_out_by_reason"].get("no_prompt", 0) \
+        + r["left_out_by_reason"].get("empty_transcript", 0) + r["left_out_by_reason"].get("no_caption", 0)
+    assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text"}
+    assert abs(sum(r["modality_share"].values()) - 1) < 1e-3 and r["peak_rss_mb"]["driver"] > 0
+    seqs = pq.read_table(out / "sequences.parquet").to_pylist()
+    assert len(seqs) == r["sequences"] and len({s["seq"] for s in seqs}) == len(seqs)
+
+
+@pytest.mark.slow
+def test_multistream_layout_is_the_same_plan_in_streams(sent_out, token_out, tmp_path, ray_local):
+    from uniaudio.tokenize.vocab import Vocabulary
+
+    base, _ = sent_out
+    ms_out = tmp_path / "ms"
+    sentences(token_out, ms_out, layout="multistream")
+    v = Vocabulary.load(ms_out / "vocab.json")
+    empty, k = v.id("<empty>"), v.audio_range().codebooks
+    for tar in sorted((ms_out / "shards").glob("*.tar")):
+        other = dict(read_tar(base / "shards" / tar.name))
+        for key, m in read_tar(tar):
+            ms = np.load(io.BytesIO(m["tokens.npy"]))
+            streams = np.load(io.BytesIO(m["streams.npy"])).astype(bool)
+            loss = np.load(io.BytesIO(m["loss.npy"])).astype(bool)
+            assert ms.shape[1] == k + 1 and ms.dtype == np.int32
+            audio_rows = streams[:, 0]
+            assert (streams[audio_rows, :k].all() and not streams[audio_rows, k].any()
+                    and (ms[audio_rows, k] == empty).all())  # an audio row: K codes, text stream empty
+            assert (streams[~audio_rows, k].all() and not streams[~audio_rows, :k].any()
+                    and (ms[~audio_rows, :k] == empty).all())  # a text row: the other way round
+            assert not (loss & ~streams).any()  # no loss on a silent stream
+            uni = np.load(io.BytesIO(other[key]["tokens.npy"]))  # same packing, other layout
+            assert np.array_equal(v.from_multistream(ms), uni)
+            assert np.array_equal(loss.any(1), np.load(io.BytesIO(other[key]["loss.npy"])).astype(bool))
+    assert verify(ms_out)["problems"] == []
+
+
+@pytest.mark.slow
+def test_resume_skips_and_changed_config_is_refused(sent_out, token_out):
+    from uniaudio.pipeline.plan import PlanMismatch
+
+    out, _ = sent_out
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.tar")}
+    again = sentences(token_out, out)
+    assert again["shards"]["written_this_run"] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.tar")} == before
+    cfg_before = (out / "config.json").read_bytes()
+    with pytest.raises(PlanMismatch, match=r"context: 2048 -> 1024"):
+        sentences(token_out, out, context=1024)
+    assert (out / "config.json").read_bytes() == cfg_before
+
+
+def damaged_copy(token_out: Path, dest: Path) -> dict:
+    """A copy of the token output with the troubles of real data: one speaker reduced to a
+    single utterance, an empty transcript, one token tar corrupted and one deleted."""
+    shutil.copytree(token_out, dest)
+    plan = dest / "plan" / "librispeech.parquet"
+    t = pq.read_table(plan)
+    rows = t.to_pylist()
+    speech = sorted(r["id"] for r in rows)
+    lonely, silent = speech[0], speech[1]
+    for r in rows:
+        if r["id"] == lonely:
+            r["speaker"] = "lonely-speaker"
+        if r["id"] == silent:
+            r["text"] = "  "
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), plan)
+    damaged = sorted((dest / "shards").glob("librispeech-*.tar"))[-1]
+    gone = sorted((dest / "shards").glob("audiocaps-*.tar"))[0]
+    data = bytearray(damaged.read_bytes())
+    data[700:720] = b"\xff" * 20
+    damaged.write_bytes(bytes(data))
+    gone.unlink()
+    index = pq.read_table(dest / "index.parquet").to_pylist()
+    in_tar = lambda tar: {r["id"] for r in index if r["shard"] == tar.name}  # noqa: E731
+    return {"lonely": lonely, "silent": silent, "damaged": in_tar(damaged), "gone": in_tar(gone)}
+
+
+@pytest.mark.slow
+def test_bad_input_is_left_out_with_reasons_and_the_run_goes_on(token_out, tmp_path, ray_local):
+    bad = damaged_copy(token_out, tmp_path / "tokens")
+    out = tmp_path / "sent"
+    r = sentences(tmp_path / "tokens", out, context=400)  # music (10 s = 500 frames) no longer fits
+    rej = pq.read_table(out / "rejects.parquet").to_pylist()
+    by = {}
+    for x in rej:
+        by.setdefault(x["reason"], set()).add(x["id"])
+    assert bad["lonely"] in by["no_prompt"] and bad["silent"] in by["empty_transcript"]
+    assert by["missing_token_tar"] == bad["gone"]  # every clip of the deleted tar, and nothing else
+    assert by["damaged_token_tar"] >= bad["damaged"] - {bad["silent"]}
+    rows = source_rows(tmp_path / "tokens")
+    assert "music" in {rows[i]["domain"] for i in by["longer_than_context"]}  # every 10 s clip
+    assert r["bundles"] > 0 and verify(out)["problems"] == []
+    for _, seqs in all_sequences(out):  # no audio from a damaged or missing tar in any bundle
+        for s in seqs:
+            assert not {g["id"] for g in s["segments"] if "codes" in g} & (bad["damaged"] | bad["gone"])
+
+
+@pytest.mark.slow
+def test_sentences_need_a_finished_token_output(tmp_path, demo_root, ray_local):
+    from uniaudio.pipeline.run import run as run_pipeline
+    from uniaudio.pipeline.sentences.plan import TokenOutputError
+
+    with pytest.raises(TokenOutputError, match="index.parquet is missing"):
+        sentences(tmp_path / "nothing", tmp_path / "o1")
+    audio_out = tmp_path / "audio"
+    run_pipeline(config(audio_out, [{"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]), progress=False)
+    with pytest.raises(TokenOutputError, match="FLAC audio, not tokens"):
+        sentences(audio_out, tmp_path / "o2")
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"layout": "frames"}, "layout"),
+    ({"tasks": {"asr": 1, "speak": 1}}, "tasks.speak"),
+    ({"tasks": {"asr": -1}}, "tasks.asr"),
+    ({"tasks": {"asr": 0}}, "tasks"),
+    ({"context": 8}, "context"),
+    ({"memory_limit": "lots"}, "memory_limit"),
+    ({"interleave_max": 1}, "interleave_max"),
+])
+def test_config_errors_name_the_field(data, field):
+    with pytest.raises(ConfigError) as ei:
+        from_dict(SentenceConfig, {"tokens": "t", "output": "o", **data})
+    assert ei.value.field == field
+
+
+@pytest.mark.slow
+def test_inspect_prints_a_bundle_for_a_person(sent_out):
+    import subprocess
+    import sys
+
+    out, _ = sent_out
+    tar = sorted((out / "shards").glob("*.tar"))[0]
+    res = subprocess.run([str(Path(sys.executable).parent / "uniaudio"), "pipeline", "inspect", str(tar),
+                          "--limit", "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("bundle ") and "rows" in res.stdout and '"' in res.stdout
+    key = res.stdout.split()[1].rstrip(":")
+    one = subprocess.run([str(Path(sys.executable).parent / "uniaudio"), "pipeline", "inspect", f"{tar}:{key}"],
+                         capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0 and one.stdout == res.stdout
+
+
+@pytest.mark.slow
+def test_kill_driver_mid_run_then_resume_is_exactly_once(token_out, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    out = tmp_path / "sent"
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({"shard_rows": 2048, "ray": {"num_cpus": 2}}))  # a shard per token tar
+    cmd = [str(Path(sys.executable).parent / "uniaudio"), "pipeline", "sentences", str(cfg), "--shards", str(token_out),
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while len(list((out / "shards").glob("*.tar"))) < 2:
+        assert proc.poll() is None, "finished before the crash point"
+        assert time.time() - t0 < 240
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = {json.loads(p.read_text())["tar"] for p in (out / "done").glob("*.json")}
+    finished = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.tar") if p.name in done}
+    assert finished and not (out / "report.json").exists()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for name, mtime in finished.items():
+        assert (out / "shards" / name).stat().st_mtime_ns == mtime, f"{name} was rewritten"
+    report = json.loads((out / "report.json").read_text())
+    assert report["shards"]["skipped_done"] >= len(finished) and report["shards"]["planned"] >= 6
+    assert report["shards"]["written_this_run"] >= 1  # the kill came before the end
+    planned = pq.read_table(out / "plan" / "specs.parquet", columns=["seq"]).column("seq").to_pylist()
+    bundled = pq.read_table(out / "sequences.parquet", columns=["seq"]).column("seq").to_pylist()
+    dropped = [r["seq"] for r in pq.read_table(out / "rejects.parquet").to_pylist() if r["seq"]]
+    assert len(bundled) == len(set(bundled)), "a sequence is in two bundles"
+    assert sorted(bundled + dropped) == sorted(planned), "a planned sequence is missing"
+    assert verify(out)["problems"] == []
+
+
+def test_packer_never_cuts_never_overflows_and_fills():
+    from uniaudio.pipeline.packing import Packer, padding_fill_sums
+
+    rng = np.random.default_rng(0)
+    lengths = [int(x) for x in rng.integers(20, 700, 400)]
+    fillers = [int(x) for x in rng.integers(5, 40, 300)]
+    p = Packer(1024, buffer=64, max_open=8)
+    bins = []
+    for i, n in enumerate(lengths):
+        bins += p.add(n, ("seq", i))
+    for i, n in enumerate(fillers):
+        bins += p.add(n, ("fill", i), filler=True)
+    rest, unused = p.finish()
+    bins += rest
+    placed = [payload for b in bins for _, payload in b.items]
+    assert all(b.used <= 1024 and b.used == sum(n for n, _ in b.items) for b in bins)
+    assert sorted(x for x in placed if x[0] == "seq") == [("seq", i) for i in range(len(lengths))]  # all, once
+    assert sorted([x for x in placed if x[0] == "fill"] + unused) == sorted(("fill", i) for i in range(300))
+    fill = sum(b.used for b in bins) / (len(bins) * 1024)
+    assert fill > 0.98, fill
+    with pytest.raises(ValueError, match="does not fit"):
+        p.add(1025, "too long")
+    assert padding_fill_sums([10, 20, 30], batch=2) == (60, 2 * 20 + 30)
+
+
+def test_rows_layouts_round_trip_through_the_vocabulary():
+    from uniaudio.tokenize.vocab import Vocabulary
+
+    v = Vocabulary()
+    v.add("text", 500)
+    v.add("audio", 1024, codebooks=3)
+    codes = np.arange(3 * 7).reshape(3, 7) % 1024
+    prompt = codes[:, 2:5]
+    rows = v.sequence_rows("tts", [("text", "text", [5, 6, 7]), ("prompt", "audio", prompt), ("audio", "audio", codes)], 2)
+    assert len(rows) == 3 + 2 * 3 + 3 + 3 + 7 and rows.ids.shape == (len(rows), 3)
+    assert rows.segment_rows == [(2, 7), (7, 12), (12, 21)]
+    assert rows.loss[-1] == 1 and rows.loss[12] == 0 and rows.loss[13:21].all() and not rows.loss[:12].any()
+    task, segs = v.parse_rows(rows.ids)
+    assert task == "tts" and [s[0] for s in segs] == ["text", "prompt", "audio"]
+    assert np.array_equal(segs[1][2], prompt) and np.array_equal(segs[2][2], codes)
+    flat, mask = v.sequence("tts", [("text", "text", [5, 6, 7]), ("prompt", "audio", prompt), ("audio", "audio", codes)], 2)
+    flat_task, flat_segs = v.parse(flat)  # the 1-D layout of `sequence` holds the same segments
+    assert flat_task == task and all(a[:2] == b[:2] and np.array_equal(a[2], b[2]) for a, b in zip(flat_segs, segs))
+    ms, streams, loss = v.multistream(rows.ids, rows.loss)
+    assert ms.shape == (len(rows), 4) and np.array_equal(v.from_multistream(ms), rows.ids)
+    assert (streams.sum(1) == np.where(v.is_audio_row(rows.ids), 3, 1)).all()
+    assert np.array_equal(loss.any(1), rows.loss.astype(bool))

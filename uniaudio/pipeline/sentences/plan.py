@@ -1,0 +1,362 @@
+"""Plan auditory sentences from a finished token-shard output, from metadata only.
+
+1. `metadata`: DuckDB joins the token output's index (id -> tar, key, frames) with its plan
+   rows (speaker, chapter, text, captions) and sorts them by (domain, corpus, speaker,
+   chapter, id) under a memory limit (it spills to disk), into OUT/plan/meta.parquet.
+2. `write_specs`: one sequential pass over that file in row batches, holding one speaker (or
+   one clip) at a time, turns rows into sequence *specs*: which source ids, which frames,
+   which text, which task and relation. No token is read here.
+3. Each spec goes to the output shard of its primary source's token tar (consecutive tars
+   grouped to about `shard_rows` rows), and DuckDB sorts the specs by (shard, seq) into
+   OUT/plan/specs.parquet, so a worker reads its shard's row groups only.
+Everything is a pure function of the token output and the config: a rerun plans the same."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ...files import atomic_write_text, sha256_file
+from ...tokenize.text import BPETokenizer
+from ...tokenize.vocab import Vocabulary
+from .config import TASK_RELATION, SentenceConfig
+
+PLAN_VERSION = 1
+
+
+def _sql(path) -> str:
+    """A path as a SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
+SPEC_SCHEMA = pa.schema([
+    ("seq", pa.string()), ("task", pa.string()), ("relation", pa.string()), ("primary", pa.string()),
+    ("tar", pa.string()), ("segments", pa.string()), ("targets", pa.string()), ("est_rows", pa.int64()),
+])
+REJECT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("seq", pa.string()), ("task", pa.string()), ("reason", pa.string()),
+    ("detail", pa.string()), ("stage", pa.string()),
+])
+SPECIALS_PER_SEQUENCE = 3  # <start> <task> ... <end>
+SPECIALS_PER_SEGMENT = 2  # <m_start> ... <m_end>
+
+
+class TokenOutputError(ValueError):
+    """The --shards folder is not a finished token-shard output."""
+
+
+def token_output(tokens: Path) -> dict:
+    """What the sentence stage needs from a token output: its tokenizer and files."""
+    tokens = Path(tokens)
+    for name in ("index.parquet", "report.json", "config.json"):
+        if not (tokens / name).is_file():
+            raise TokenOutputError(f"{tokens} is not a finished token-shard output: {name} is missing "
+                                   "(run `uniaudio pipeline run ... --tokenizer NAME` to completion first)")
+    cfg = json.loads((tokens / "config.json").read_text())
+    if cfg.get("tokenizer", "none") == "none":
+        raise TokenOutputError(f"{tokens} holds FLAC audio, not tokens: auditory sentences are built from codec "
+                               "tokens (rerun the pipeline with --tokenizer uniaudio-codec, encodec, ...)")
+    plans = sorted(str(p) for p in (tokens / "plan").glob("*.parquet") if not p.name.endswith(".rejects.parquet"))
+    if not plans:
+        raise TokenOutputError(f"{tokens}/plan holds no plan files")
+    desc = None
+    from ..shards import read_tar
+
+    for done in sorted((tokens / "done").glob("*.json")):  # the tokenizer as the shards recorded it
+        rec = json.loads(done.read_text())
+        if rec.get("tar") and (tokens / "shards" / rec["tar"]).is_file():
+            try:
+                _, members = next(read_tar(tokens / "shards" / rec["tar"]))
+                desc = json.loads(members["json"])["tokenizer"]
+                break
+            except (OSError, KeyError, ValueError, StopIteration):
+                continue
+    if desc is None:
+        raise TokenOutputError(f"{tokens}: no readable shard to learn the tokenizer from")
+    return {"root": tokens, "plans": plans, "tokenizer": desc, "index": str(tokens / "index.parquet")}
+
+
+def metadata(tok_out: dict, out: Path, cfg: SentenceConfig) -> Path:
+    """OUT/plan/meta.parquet: one row per token-shard sample with its grouping fields, sorted."""
+    import duckdb
+
+    dest = out / "plan" / "meta.parquet"
+    tmp = dest.with_name(".meta.parquet.tmp")
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit='{cfg.memory_limit}'")
+    con.execute(f"SET temp_directory={_sql(out / 'plan' / 'duckdb.tmp')}")
+    con.execute("SET preserve_insertion_order=false")
+    plans = "[" + ", ".join(_sql(p) for p in tok_out["plans"]) + "]"
+    con.execute(f"""
+        COPY (
+          SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, p.corpus, p.domain, p.split,
+                 coalesce(p.speaker, '') AS speaker,
+                 coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
+                 p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions
+          FROM read_parquet({_sql(tok_out['index'])}) i
+          JOIN read_parquet({plans}, union_by_name=true) p USING (id)
+          ORDER BY p.domain, p.corpus, speaker, chapter, i.id
+        ) TO {_sql(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 8192)""")
+    con.close()
+    os.replace(tmp, dest)
+    return dest
+
+
+def iter_meta(path: Path, batch: int = 8192) -> Iterator[dict]:
+    for b in pq.ParquetFile(str(path)).iter_batches(batch_size=batch):
+        yield from b.to_pylist()
+
+
+def texts_of(row: dict) -> list[str]:
+    """The non-empty captions of a clip (all of them: AudioCaps/Clotho carry several)."""
+    caps = json.loads(row["captions"]) if row.get("captions") else None
+    if not isinstance(caps, list) or not caps:
+        caps = [row.get("caption")]
+    return [c.strip() for c in caps if isinstance(c, str) and c.strip()]
+
+
+def text_tokenizer(meta: Path, out: Path, cfg: SentenceConfig) -> BPETokenizer:
+    """The BPE for text segments: trained on the corpus's transcripts and captions (once,
+    saved as OUT/text_tokenizer.json) or the given tokenizer.json."""
+    dest = out / "text_tokenizer.json"
+    if dest.exists():
+        return BPETokenizer.load(dest)
+    if cfg.text_tokenizer != "train":
+        bpe = BPETokenizer.load(cfg.text_tokenizer)
+    else:
+        def texts():
+            for r in iter_meta(meta):
+                if r["domain"] in ("sound", "music"):
+                    yield from texts_of(r)
+                elif r.get("text"):
+                    yield r["text"]
+
+        bpe = BPETokenizer.train(texts(), vocab_size=cfg.text_vocab_size)
+    tmp = out / ".text_tokenizer.json.tmp"
+    bpe.save(tmp)
+    os.replace(tmp, dest)
+    return bpe
+
+
+def vocabulary(bpe: BPETokenizer, tokenizer: dict) -> Vocabulary:
+    """The one vocabulary: specials, the text BPE, the audio codec (K codebooks)."""
+    v = Vocabulary()
+    v.add("text", bpe.vocab_size)
+    v.add("audio", int(tokenizer["codebook_size"]), codebooks=int(tokenizer["n_codebooks"]))
+    return v
+
+
+def _u(*parts) -> float:
+    """A stable uniform number in [0, 1) from (seed, task, id, ...)."""
+    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 2**64
+
+
+def copies(weight: float, *parts) -> int:
+    """How many sequences a weight gives one eligible item: floor(w), plus one with probability frac(w)."""
+    whole = int(math.floor(weight))
+    return whole + int(_u(*parts) < weight - whole)
+
+
+class SpecWriter:
+    """Streams specs and plan-stage rejects to Parquet; counts rows per primary tar."""
+
+    def __init__(self, out: Path):
+        self.path = out / "plan" / ".specs-unsorted.parquet"
+        self.w = pq.ParquetWriter(str(self.path), SPEC_SCHEMA, compression="zstd")
+        self.buf: list[dict] = []
+        self.rejects: list[dict] = []
+        self.rows_per_tar: Counter = Counter()
+        self.tasks: Counter = Counter()
+        self.n = 0
+
+    def add(self, seq: str, task: str, primary: dict, segments: list[dict], targets: list[int]) -> None:
+        est = SPECIALS_PER_SEQUENCE + sum(SPECIALS_PER_SEGMENT + _est_rows(s) for s in segments)
+        self.buf.append({"seq": seq, "task": task, "relation": TASK_RELATION[task], "primary": primary["id"],
+                         "tar": primary["tar"], "segments": json.dumps(segments, ensure_ascii=False),
+                         "targets": json.dumps(targets), "est_rows": est})
+        self.rows_per_tar[primary["tar"]] += est
+        self.tasks[task] += 1
+        self.n += 1
+        if len(self.buf) >= 8192:
+            self.flush()
+
+    def reject(self, uid: str, task: str, reason: str, detail: str) -> None:
+        self.rejects.append({"id": uid, "seq": None, "task": task, "reason": reason, "detail": detail, "stage": "plan"})
+
+    def flush(self) -> None:
+        if self.buf:
+            self.w.write_table(pa.Table.from_pylist(self.buf, schema=SPEC_SCHEMA))
+            self.buf = []
+
+    def close(self) -> None:
+        self.flush()
+        self.w.close()
+
+
+def _est_rows(seg: dict) -> int:
+    """Rows of a segment: frames for audio; for text an upper bound (byte-level BPE never
+    gives more tokens than UTF-8 bytes); the builder checks the exact count."""
+    return seg["end"] - seg["start"] if seg["kind"] == "audio" else len(seg["text"].encode("utf-8"))
+
+
+def _audio(row: dict, modality: str = "audio", start: int = 0, end: int | None = None) -> dict:
+    return {"kind": "audio", "modality": modality, "id": row["id"], "tar": row["tar"], "key": row["key"],
+            "sha256": row["sha256"], "start": start, "end": row["frames"] if end is None else end}
+
+
+def _text(row: dict, text: str, modality: str = "text") -> dict:
+    return {"kind": "text", "modality": modality, "id": row["id"], "text": text}
+
+
+def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: SpecWriter) -> None:
+    """Sequences of one speaker's utterances (sorted by chapter, id)."""
+    tasks, seed = cfg.tasks, cfg.seed
+    prompt_frames = max(1, int(round(cfg.prompt_seconds * frame_rate)))
+    long_enough = [r for r in rows if r["frames"] >= prompt_frames]
+    position = {p["id"]: i for i, p in enumerate(long_enough)}
+    for r in rows:
+        text = (r.get("text") or "").strip()
+        if not text:
+            w.reject(r["id"], "asr,tts,interleave,text", "empty_transcript", "no transcript: no text task can use it")
+            continue
+        for k in range(copies(tasks.get("asr", 0), seed, "asr", r["id"])):
+            w.add(f"asr:{r['id']}:{k}", "asr", r, [_audio(r), _text(r, text)], [1])
+        for k in range(copies(tasks.get("text", 0), seed, "text", r["id"])):
+            w.add(f"text:{r['id']}:{k}", "text", r, [_text(r, text)], [0])
+        n_tts = copies(tasks.get("tts", 0), seed, "tts", r["id"])
+        own = position.get(r["id"])
+        n_others = len(long_enough) - (own is not None)
+        if n_tts and not n_others:
+            w.reject(r["id"], "tts", "no_prompt", f"speaker {r['speaker']!r} has no other utterance of at least "
+                                                 f"{cfg.prompt_seconds} s")
+            continue
+        for k in range(n_tts):  # UniAudio's rule: the prompt is cut from ANOTHER utterance of the speaker
+            j = int(_u(seed, "tts-prompt", r["id"], k) * n_others)
+            p = long_enough[j + 1 if own is not None and j >= own else j]
+            start = int(_u(seed, "tts-crop", r["id"], k) * (p["frames"] - prompt_frames + 1))
+            w.add(f"tts:{r['id']}:{k}", "tts", r,
+                  [_text(r, text), _audio(p, "prompt", start, start + prompt_frames), _audio(r)], [2])
+    if tasks.get("interleave", 0) > 0:
+        _consecutive(rows, cfg, w)
+
+
+def _consecutive(rows: list[dict], cfg: SentenceConfig, w: SpecWriter) -> None:
+    """Runs of consecutive utterances of one chapter, in order, that fit the context."""
+    run: list[dict] = []
+
+    def emit():
+        if len(run) >= 2:
+            first = run[0]
+            for k in range(copies(cfg.tasks["interleave"], cfg.seed, "interleave", first["id"])):
+                segs = []
+                for r in run:
+                    segs += [_audio(r), _text(r, r["text"].strip())]
+                w.add(f"interleave:{first['id']}:{len(run)}:{k}", "interleave", first, segs, list(range(1, len(segs))))
+        run.clear()
+
+    budget = cfg.context - SPECIALS_PER_SEQUENCE
+    used = 0
+    for r in rows:
+        text = (r.get("text") or "").strip()
+        cost = 2 * SPECIALS_PER_SEGMENT + r["frames"] + len(text.encode("utf-8"))
+        if run and (r["chapter"] != run[-1]["chapter"] or not text or len(run) >= cfg.interleave_max
+                    or used + cost > budget):
+            emit()
+            used = 0
+        if text and cost <= budget:
+            run.append(r)
+            used += cost
+    emit()
+
+
+def _clip(r: dict, cfg: SentenceConfig, w: SpecWriter) -> None:
+    """Sequences of one sound or music clip and its caption(s)."""
+    caps = texts_of(r)
+    if not caps:
+        w.reject(r["id"], "caption,tta,ttm,text", "no_caption", "clip without a caption")
+        return
+    gen = "ttm" if r["domain"] == "music" else "tta"
+    for c, cap in enumerate(caps):
+        for k in range(copies(cfg.tasks.get("caption", 0), cfg.seed, "caption", r["id"], c)):
+            w.add(f"caption:{r['id']}:{c}:{k}", "caption", r, [_audio(r), _text(r, cap, "caption")], [1])
+        for k in range(copies(cfg.tasks.get(gen, 0), cfg.seed, gen, r["id"], c)):
+            w.add(f"{gen}:{r['id']}:{c}:{k}", gen, r, [_text(r, cap, "caption"), _audio(r)], [1])
+        for k in range(copies(cfg.tasks.get("text", 0), cfg.seed, "text", r["id"], c)):
+            w.add(f"text:{r['id']}:{c}:{k}", "text", r, [_text(r, cap, "caption")], [0])
+
+
+def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> dict:
+    """The grouping pass and the shard assignment; returns the plan summary."""
+    import duckdb
+
+    w = SpecWriter(out)
+    group: list[dict] = []
+    key = None
+    other = Counter()
+    for r in iter_meta(meta):
+        if r["domain"] == "speech":
+            k = (r["corpus"], r["speaker"] or f"\x00{r['id']}")  # no speaker: a group of one
+            if k != key and group:
+                _speaker_group(group, cfg, tokenizer["frame_rate"], w)
+                group = []
+            key = k
+            group.append(r)
+        elif r["domain"] in ("sound", "music"):
+            _clip(r, cfg, w)
+        else:
+            other[r["domain"]] += 1
+    if group:
+        _speaker_group(group, cfg, tokenizer["frame_rate"], w)
+    w.close()
+
+    # output shards: consecutive token tars (sorted) grouped to about shard_rows rows each
+    tarmap, shard, acc = [], 0, 0
+    for tar in sorted(w.rows_per_tar):
+        if acc and acc + w.rows_per_tar[tar] > cfg.shard_rows:
+            shard, acc = shard + 1, 0
+        tarmap.append({"tar": tar, "out_shard": shard})
+        acc += w.rows_per_tar[tar]
+    n_shards = shard + 1 if tarmap else 0
+    dest = out / "plan" / "specs.parquet"
+    tmp = dest.with_name(".specs.parquet.tmp")
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit='{cfg.memory_limit}'")
+    con.execute(f"SET temp_directory={_sql(out / 'plan' / 'duckdb.tmp')}")
+    con.register("tarmap", pa.Table.from_pylist(tarmap, schema=pa.schema([("tar", pa.string()), ("out_shard", pa.int32())])))
+    con.execute(f"""
+        COPY (SELECT s.*, t.out_shard FROM read_parquet({_sql(w.path)}) s JOIN tarmap t USING (tar)
+              ORDER BY t.out_shard, s.seq)
+        TO {_sql(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 2048)""")
+    per_shard = dict(con.execute(f"SELECT out_shard, count(*) FROM read_parquet({_sql(tmp)}) GROUP BY 1").fetchall())
+    con.close()
+    os.replace(tmp, dest)
+    w.path.unlink()
+    pq.write_table(pa.Table.from_pylist(w.rejects, schema=REJECT_SCHEMA), str(out / "plan" / "rejects.parquet"))
+    return {"specs": w.n, "shards": n_shards, "specs_per_shard": [per_shard.get(i, 0) for i in range(n_shards)],
+            "tasks_planned": dict(sorted(w.tasks.items())), "plan_rejects": len(w.rejects),
+            "skipped_domains": dict(other)}
+
+
+def plan(cfg: SentenceConfig, out: Path, tok_out: dict) -> dict:
+    """Plan once (OUT/plan/sentences.json is written last: its presence means complete)."""
+    meta_path = out / "plan" / "sentences.json"
+    if meta_path.exists():
+        return json.loads(meta_path.read_text())
+    (out / "plan").mkdir(parents=True, exist_ok=True)
+    meta = metadata(tok_out, out, cfg)
+    bpe = text_tokenizer(meta, out, cfg)
+    vocab = vocabulary(bpe, tok_out["tokenizer"])
+    atomic_write_text(out / "vocab.json", json.dumps(vocab.to_dict(), indent=2))
+    summary = write_specs(meta, out, cfg, tok_out["tokenizer"])
+    summary.update(version=PLAN_VERSION, config=cfg.plan_fields(), fingerprint=cfg.fingerprint(),
+                   token_index_sha256=sha256_file(tok_out["index"]),
+                   tokenizer=tok_out["tokenizer"], text_vocab=bpe.vocab_size, vocab_size=vocab.size)
+    atomic_write_text(meta_path, json.dumps(summary, indent=2))
+    return summary

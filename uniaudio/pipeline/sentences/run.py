@@ -1,0 +1,152 @@
+"""The sentence-stage driver: plan (metadata only), skip finished shards, build the rest on
+Ray (one task per output shard), then merge done records into the index, the rejects and
+the report. Rerunning the same command resumes; a changed config is refused."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from ...files import atomic_write_text, sha256_file
+from ..config import config_diff
+from ..plan import PlanMismatch
+from ..run import _remove_temp_files, init_ray
+from ..stages import is_done
+from .build import build_shard
+from .config import SentenceConfig
+from .plan import REJECT_SCHEMA, plan, token_output
+
+INDEX_SCHEMA = pa.schema([("shard", pa.string()), ("key", pa.string()), ("rows", pa.int64()),
+                          ("sequences", pa.int64()), ("sha256", pa.string())])
+SEQUENCE_SCHEMA = pa.schema([("seq", pa.string()), ("task", pa.string()), ("relation", pa.string()),
+                             ("id", pa.string()), ("shard", pa.string()), ("key", pa.string()),
+                             ("row_start", pa.int64()), ("row_end", pa.int64())])
+
+
+def check_resumable(cfg: SentenceConfig, out: Path) -> None:
+    meta = out / "plan" / "sentences.json"
+    if meta.exists():
+        planned = json.loads(meta.read_text())
+        diff = config_diff(planned["config"], cfg.plan_fields())
+        index = Path(cfg.tokens) / "index.parquet"
+        if not diff and index.is_file() and sha256_file(index) != planned["token_index_sha256"]:
+            raise PlanMismatch(f"{out} was planned from an earlier state of {cfg.tokens} (its index.parquet has "
+                               "changed since): write to a new output folder (--out)")
+        if diff:
+            raise PlanMismatch(f"{out} was planned with a different configuration; differing fields (planned -> now):"
+                               "\n  " + "\n  ".join(diff) + "\nResume with the same settings, or write to a new "
+                               "output folder (--out).")
+
+
+def shard_name(j: int) -> str:
+    return f"sentences-{j:06d}"
+
+
+def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
+    t0 = time.time()
+    out = Path(cfg.output).resolve()
+    check_resumable(cfg, out)  # before anything is written
+    tok_out = token_output(Path(cfg.tokens).resolve())
+    for sub in ("shards", "done", "plan"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    _remove_temp_files(out)
+    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    say = (lambda m: tqdm.write(f"[sentences] {m}", file=sys.stderr)) if progress else (lambda m: None)
+    say("planning from metadata (DuckDB sort; no tokens read)")
+    summary = plan(cfg, out, tok_out)
+    t_plan = time.time() - t0
+    tasks, skipped = [], 0
+    for j in range(summary["shards"]):
+        if is_done(out, shard_name(j)):
+            skipped += 1
+            continue
+        tasks.append({"shard": j, "name": shard_name(j), "out": str(out), "tokens": str(tok_out["root"]),
+                      "specs": str(out / "plan" / "specs.parquet"), "layout": cfg.layout, "context": cfg.context,
+                      "pack_buffer": cfg.pack_buffer, "tokenizer": summary["tokenizer"]})
+    t_exec = time.time()
+    if tasks:
+        say(f"{summary['specs']} sequences planned in {summary['shards']} shard(s); {len(tasks)} to build, "
+            f"{skipped} already done; starting Ray")
+        init_ray(cfg.ray)
+        import ray.data
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        ctx.op_resource_reservation_enabled = False  # one operator: reservation would only idle CPUs
+        ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map(build_shard, num_cpus=1)
+        bar = tqdm(total=len(tasks), desc="sentence shards", unit="shard", disable=not progress)
+        bundles = 0
+        for r in ds.iter_rows():
+            bundles += r["bundles"]
+            bar.update(1)
+            bar.set_postfix(bundles=bundles, left_out=r["left_out"])
+        bar.close()
+    timings = {"plan": round(t_plan, 3), "execute": round(time.time() - t_exec, 3)}
+    return finalize(out, cfg, summary, wall=time.time() - t0, shards_run=len(tasks), shards_skipped=skipped,
+                    timings=timings)
+
+
+def finalize(out: Path, cfg: SentenceConfig, summary: dict, *, wall: float, shards_run: int, shards_skipped: int,
+             timings: dict) -> dict:
+    """index.parquet (bundles), sequences.parquet, rejects.parquet and report.json, streamed
+    from the done records one shard at a time."""
+    t_fin = time.time()
+    counts = {"tasks": Counter(), "relations": Counter(), "modality_rows": Counter()}
+    reasons, tot = Counter(), Counter()
+    worker_peak = 0.0
+    idx_w = pq.ParquetWriter(str(out / ".index.parquet.tmp"), INDEX_SCHEMA)
+    seq_w = pq.ParquetWriter(str(out / ".sequences.parquet.tmp"), SEQUENCE_SCHEMA)
+    rej_w = pq.ParquetWriter(str(out / ".rejects.parquet.tmp"), REJECT_SCHEMA)
+    plan_rejects = pq.read_table(out / "plan" / "rejects.parquet")
+    rej_w.write_table(plan_rejects)
+    reasons.update(plan_rejects.column("reason").to_pylist())
+    for j in range(summary["shards"]):
+        rec = json.loads((out / "done" / f"{shard_name(j)}.json").read_text())
+        idx_w.write_table(pa.Table.from_pylist([dict(b, shard=rec["tar"], sha256=rec["sha256"]) for b in rec["bundles"]],
+                                               schema=INDEX_SCHEMA))
+        seq_w.write_table(pa.Table.from_pylist([dict(s, shard=rec["tar"]) for s in rec["sequences"]],
+                                               schema=SEQUENCE_SCHEMA))
+        rej_w.write_table(pa.Table.from_pylist(rec["rejects"], schema=REJECT_SCHEMA))
+        reasons.update(r["reason"] for r in rec["rejects"])
+        for k in counts:
+            counts[k].update(rec["counts"][k])
+        for k in ("useful_rows", "context_rows", "padding_useful", "padding_rows", "specs"):
+            tot[k] += rec[k]
+        tot["bundles"] += len(rec["bundles"])
+        tot["sequences"] += len(rec["sequences"])
+        worker_peak = max(worker_peak, rec["peak_rss_mb"])
+    for w, name in ((idx_w, "index"), (seq_w, "sequences"), (rej_w, "rejects")):
+        w.close()
+        (out / f".{name}.parquet.tmp").replace(out / f"{name}.parquet")
+    total_rows = sum(counts["modality_rows"].values()) or 1
+    fill = tot["useful_rows"] / tot["context_rows"] if tot["context_rows"] else None
+    report = {
+        "output": str(out), "tokens": summary["config"]["tokens"], "layout": cfg.layout, "context": cfg.context,
+        "tokenizer": summary["tokenizer"], "vocab_size": summary["vocab_size"], "text_vocab": summary["text_vocab"],
+        "shards": {"planned": summary["shards"], "written_this_run": shards_run, "skipped_done": shards_skipped},
+        "sequences_planned": summary["specs"], "sequences": tot["sequences"], "bundles": tot["bundles"],
+        "rows": tot["useful_rows"],
+        "fill": round(fill, 4) if fill is not None else None,
+        "waste_rows": tot["context_rows"] - tot["useful_rows"],
+        "padding_baseline_fill": round(tot["padding_useful"] / tot["padding_rows"], 4) if tot["padding_rows"] else None,
+        "padding_baseline": "batches of 8 sequences in arrival order, each padded to its longest",
+        "left_out": sum(reasons.values()), "left_out_by_reason": dict(sorted(reasons.items())),
+        "tasks": dict(sorted(counts["tasks"].items())), "relations": dict(sorted(counts["relations"].items())),
+        "modality_share": {k: round(v / total_rows, 4) for k, v in sorted(counts["modality_rows"].items())},
+        "wall_seconds": round(wall, 2), "timings": dict(timings, finalize=round(time.time() - t_fin, 3)),
+        "bundles_per_second": round(tot["bundles"] / timings["execute"], 2) if shards_run and timings["execute"] else None,
+        "peak_rss_mb": {"driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                        "largest_worker": round(worker_peak, 1)},
+    }
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
+    return report
