@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # uniaudio's two commands, each installing what it needs first (a no-op when set up):
-#   ./run.sh demo [DIR]     demo corpora -> pipeline -> verify -> benchmark run --task all (local Ray)
+#   ./run.sh demo [DIR]     demo corpora -> token shards -> auditory sentences -> verify -> benchmark run --task all (local Ray)
 #   ./run.sh test [ARGS]    the test suite (ARGS go to pytest, e.g. -m "not slow")
 #   ./run.sh setup          only install
 # Environment: UNIAUDIO_VENV (default .venv), UNIAUDIO_TORCH_INDEX (a PyTorch wheel index
@@ -71,6 +71,9 @@ case "$cmd" in
       --input "musiccaps:$dir/corpora/musiccaps"
     "$VENV/bin/uniaudio" pipeline verify "$dir/shards"
     log "shards in $dir/shards (report.json, index.parquet, rejects.parquet)"
+    "$VENV/bin/uniaudio" pipeline sentences configs/demo-sentences.yaml --shards "$dir/shards" --out "$dir/sentences"
+    "$VENV/bin/uniaudio" pipeline verify "$dir/sentences"
+    log "auditory-sentence bundles in $dir/sentences (see: uniaudio pipeline inspect $dir/sentences/shards/sentences-000000.tar)"
     # The demo needs nothing from the network: metrics whose weights are not here report NaN
     # with the command that fetches them instead of waiting on hub retries.
     HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} UNIAUDIO_BENCHMARK_DATA="$dir/benchmark-data" \

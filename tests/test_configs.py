@@ -13,6 +13,8 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 def test_shipped_config_is_valid(path):
     if path.name.startswith("codec"):
         from uniaudio.train.codec import CodecTrainConfig as cls
+    elif path.name.endswith("sentences.yaml"):
+        from uniaudio.pipeline.sentences import SentenceConfig as cls
     else:
         from uniaudio.pipeline.config import PipelineConfig as cls
     cfg = load(cls, path)
@@ -21,4 +23,4 @@ def test_shipped_config_is_valid(path):
 
 
 def test_there_are_configs():
-    assert {"demo-pipeline.yaml", "codec-demo.yaml", "codec-16k.yaml"} <= {p.name for p in CONFIGS}
+    assert {"demo-pipeline.yaml", "demo-sentences.yaml", "codec-demo.yaml", "codec-16k.yaml"} <= {p.name for p in CONFIGS}

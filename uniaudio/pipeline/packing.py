@@ -4,13 +4,15 @@ Sequences are never cut. Each buffered batch is placed longest first into the op
 whose free space fits it most tightly (a new bin when none does); a bin is closed when it is
 full to `close_at`, and when more than `max_open` bins are open the fullest are closed, so
 memory holds at most `buffer` sequences and `max_open` contexts. Short *filler* sequences
-(text-only) are kept aside and poured into the gaps at the end (UniAudio 2.0 tops batches up
-with text-only data); fillers left over form bins of their own only when those bins come out
-at least `filler_fill` full, the rest are returned as unused (counted by the caller).
+(text-only) are kept aside and poured into each bin's gap as it closes, largest that fits
+first (UniAudio 2.0 tops batches up with text-only data); fillers left at the end form bins of
+their own only when those bins come out at least `filler_fill` full, the rest are returned as
+unused (counted by the caller).
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,8 @@ class Packer:
         self.context, self.buffer, self.max_open = context, buffer, max_open
         self.close_at, self.filler_fill = close_at, filler_fill
         self._pending: list[tuple[int, Any]] = []
-        self._fillers: list[tuple[int, Any]] = []  # bounded by the caller's shard size
+        self._fillers: list[tuple[int, int, Any]] = []  # sorted (length, arrival, payload); bounded by the shard
+        self._arrival = 0
         self._open: list[Bin] = []
 
     def add(self, length: int, payload: Any, *, filler: bool = False) -> list[Bin]:
@@ -46,7 +49,8 @@ class Packer:
         if not 1 <= length <= self.context:
             raise ValueError(f"sequence of {length} rows does not fit a context of {self.context}")
         if filler:
-            self._fillers.append((length, payload))
+            bisect.insort(self._fillers, (length, self._arrival, payload), key=lambda x: x[:2])
+            self._arrival += 1
             return []
         self._pending.append((length, payload))
         return self._place() if len(self._pending) >= self.buffer else []
@@ -54,16 +58,12 @@ class Packer:
     def finish(self) -> tuple[list[Bin], list[Any]]:
         """Place everything left; returns (the remaining bins, payloads of unused fillers)."""
         closed = self._place(final=True)
-        rest = []
-        for length, payload in sorted(self._fillers, key=lambda x: -x[0]):  # into the gaps of open bins
-            b = self._best_fit(length)
-            if b is None:
-                rest.append((length, payload))
-            else:
-                b.put(length, payload)
-        self._fillers = []
+        for b in sorted(self._open, key=lambda b: -b.used):  # the fullest first: their gaps are the smallest
+            self._top_up(b)
         closed += self._open
         self._open = []
+        rest = [(length, payload) for length, _, payload in self._fillers]
+        self._fillers = []
         has_main = bool(closed)
         unused: list[Any] = []
         for b in self._pack_new(rest):  # a text-only corpus keeps them all
@@ -74,6 +74,13 @@ class Packer:
         return closed, unused
 
     # --- internals -------------------------------------------------------------------
+    def _top_up(self, b: Bin) -> None:
+        """Pour fillers into a bin's gap, the largest that still fits each time."""
+        while self._fillers and b.free >= self._fillers[0][0]:
+            i = bisect.bisect_right(self._fillers, b.free, key=lambda x: x[0]) - 1
+            length, _, payload = self._fillers.pop(i)
+            b.put(length, payload)
+
     def _best_fit(self, length: int) -> Bin | None:
         best = None
         for b in self._open:
@@ -108,6 +115,8 @@ class Packer:
             cut = len(self._open) - self.max_open
             closed += self._open[-cut:]
             self._open = self._open[:-cut]
+        for b in closed:
+            self._top_up(b)
         return closed
 
 

@@ -6,9 +6,10 @@
 2. `write_specs`: one sequential pass over that file in row batches, holding one speaker (or
    one clip) at a time, turns rows into sequence *specs*: which source ids, which frames,
    which text, which task and relation. No token is read here.
-3. Each spec goes to the output shard of its primary source's token tar (consecutive tars
-   grouped to about `shard_rows` rows), and DuckDB sorts the specs by (shard, seq) into
-   OUT/plan/specs.parquet, so a worker reads its shard's row groups only.
+3. Each spec goes to the output shard of its primary source's token tar (runs of tars, every
+   corpus spread evenly over them, grouped to about `shard_rows` rows), and DuckDB sorts the specs by (shard, stable hash of
+   the sequence id) into OUT/plan/specs.parquet: a worker reads its shard's row groups only,
+   and packs the tasks mixed rather than all of one task together.
 Everything is a pure function of the token output and the config: a rerun plans the same."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def _sql(path) -> str:
 SPEC_SCHEMA = pa.schema([
     ("seq", pa.string()), ("task", pa.string()), ("relation", pa.string()), ("primary", pa.string()),
     ("tar", pa.string()), ("segments", pa.string()), ("targets", pa.string()), ("est_rows", pa.int64()),
+    ("order", pa.int64()),  # a stable hash of seq: the order a shard's sequences are packed in (tasks mixed)
 ])
 REJECT_SCHEMA = pa.schema([
     ("id", pa.string()), ("seq", pa.string()), ("task", pa.string()), ("reason", pa.string()),
@@ -180,7 +182,8 @@ class SpecWriter:
         est = SPECIALS_PER_SEQUENCE + sum(SPECIALS_PER_SEGMENT + _est_rows(s) for s in segments)
         self.buf.append({"seq": seq, "task": task, "relation": TASK_RELATION[task], "primary": primary["id"],
                          "tar": primary["tar"], "segments": json.dumps(segments, ensure_ascii=False),
-                         "targets": json.dumps(targets), "est_rows": est})
+                         "targets": json.dumps(targets), "est_rows": est,
+                         "order": int(_u("order", seq) * 2**62)})
         self.rows_per_tar[primary["tar"]] += est
         self.tasks[task] += 1
         self.n += 1
@@ -292,6 +295,16 @@ def _clip(r: dict, cfg: SentenceConfig, w: SpecWriter) -> None:
             w.add(f"text:{r['id']}:{c}:{k}", "text", r, [_text(r, cap, "caption")], [0])
 
 
+def spread(tars) -> list[str]:
+    """Token tar names `{prefix}-{index}.tar` ordered by their relative position within their
+    prefix, so that consecutive runs hold every corpus in proportion."""
+    by_prefix: dict[str, list[str]] = {}
+    for t in sorted(tars):
+        by_prefix.setdefault(t.rsplit("-", 1)[0], []).append(t)
+    return [t for _, _, t in sorted(((i + 0.5) / len(names), prefix, t) for prefix, names in by_prefix.items()
+                                    for i, t in enumerate(names))]
+
+
 def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> dict:
     """The grouping pass and the shard assignment; returns the plan summary."""
     import duckdb
@@ -316,9 +329,11 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
         _speaker_group(group, cfg, tokenizer["frame_rate"], w)
     w.close()
 
-    # output shards: consecutive token tars (sorted) grouped to about shard_rows rows each
+    # output shards: runs of token tars grouped to about shard_rows rows each, the tars ordered
+    # so that every corpus is spread evenly over the run (a shard of one corpus alone packs badly:
+    # all its sequences have about one length)
     tarmap, shard, acc = [], 0, 0
-    for tar in sorted(w.rows_per_tar):
+    for tar in spread(w.rows_per_tar):
         if acc and acc + w.rows_per_tar[tar] > cfg.shard_rows:
             shard, acc = shard + 1, 0
         tarmap.append({"tar": tar, "out_shard": shard})
@@ -332,7 +347,7 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
     con.register("tarmap", pa.Table.from_pylist(tarmap, schema=pa.schema([("tar", pa.string()), ("out_shard", pa.int32())])))
     con.execute(f"""
         COPY (SELECT s.*, t.out_shard FROM read_parquet({_sql(w.path)}) s JOIN tarmap t USING (tar)
-              ORDER BY t.out_shard, s.seq)
+              ORDER BY t.out_shard, s."order", s.seq)
         TO {_sql(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 2048)""")
     per_shard = dict(con.execute(f"SELECT out_shard, count(*) FROM read_parquet({_sql(tmp)}) GROUP BY 1").fetchall())
     con.close()
