@@ -43,7 +43,9 @@ def main() -> None:
         ap.error(f"--decoder must be one of {', '.join(DECODERS)}")
 
     if args.checkpoint:
-        model = Codec.from_checkpoint(torch.load(args.checkpoint, map_location="cpu", weights_only=False))
+        from uniaudio import checkpoint
+
+        model = Codec.from_checkpoint(checkpoint.load(args.checkpoint))
         label = args.checkpoint
     else:
         model, label = Codec(CodecConfig(decoder=args.decoder)).eval(), f"{args.decoder} decoder, random weights"

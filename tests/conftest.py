@@ -39,3 +39,28 @@ def ray_local():
         ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def token_out(tmp_path_factory, demo_root, ray_local):
+    """The demo corpora through the real pipeline with our codec (greedy RVQ: fastest), ~30 s."""
+    from pipeline_helpers import config
+    from uniaudio.pipeline.run import run as run_pipeline
+
+    out = tmp_path_factory.mktemp("tokens") / "out"
+    inputs = [{"recipe": "librispeech", "root": str(demo_root / "LibriSpeech")},
+              {"recipe": "audiocaps", "root": str(demo_root / "audiocaps")},
+              {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]
+    run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
+                        shard={"max_samples": 6}), progress=False)  # ~10 token tars
+    return out
+
+
+@pytest.fixture(scope="session")
+def sent_out(token_out, tmp_path_factory, ray_local):
+    """Auditory-sentence bundles (uniaudio layout, default config) of the demo token shards."""
+    from uniaudio.config import from_dict
+    from uniaudio.pipeline.sentences import SentenceConfig, run
+
+    out = tmp_path_factory.mktemp("sent") / "out"
+    return out, run(from_dict(SentenceConfig, {"tokens": str(token_out), "output": str(out)}), progress=False)

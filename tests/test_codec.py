@@ -31,8 +31,8 @@ def test_resume_is_bit_exact(tmp_path, train_manifest):
     train(cfg(tmp_path / "straight", train_manifest, 4), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 2), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 4), progress=False)  # same folder: resumes at step 2
-    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(l) for l in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in log)
@@ -45,8 +45,8 @@ def test_resume_is_bit_exact_with_lr_schedule_and_codebook_focus(tmp_path, train
     train(cfg(tmp_path / "straight", train_manifest, 4, **kw), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 3, **kw), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 4, **kw), progress=False)
-    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(l) for l in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
     c = cfg(tmp_path, train_manifest, 4, **kw)
@@ -89,8 +89,8 @@ def test_istft_decoder_trains_resumes_and_round_trips(tmp_path, train_manifest):
     train(cfg(tmp_path / "straight", train_manifest, 3, model=model), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 2, model=model), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 3, model=model), progress=False)
-    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert "istft" in (tmp_path / "resumed/MODEL_CARD.md").read_text()
     tok = get("uniaudio-codec", checkpoint=str(tmp_path / "resumed/codec.pt"), n_codebooks=2)
@@ -116,7 +116,7 @@ def test_init_from_a_checkpoint_and_old_runs_still_resume(tmp_path, train_manife
     train(cfg(tmp_path / "src", train_manifest, 2), progress=False)
     fresh = Codec(CodecConfig(**TINY))
     init_weights(fresh, str(tmp_path / "src/codec.pt"))  # inference checkpoint: no EMA state
-    src = torch.load(tmp_path / "src/codec.pt", weights_only=False)["model"]
+    src = torch.load(tmp_path / "src/codec.pt", weights_only=True)["model"]
     state = fresh.state_dict()
     assert all(torch.equal(state[k], src[k]) for k in src)
     assert torch.equal(state["quantizer.layers.0.ema_sum"], src["quantizer.layers.0.codebook"])
@@ -127,12 +127,12 @@ def test_init_from_a_checkpoint_and_old_runs_still_resume(tmp_path, train_manife
     with pytest.raises(FileNotFoundError, match="init_from"):
         init_weights(fresh, str(tmp_path / "missing.pt"))
     # a run saved before the decoder fields existed resumes under today's defaults
-    ck = torch.load(tmp_path / "src/last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "src/last.pt", weights_only=True)
     for k in ("decoder", "decoder_dim", "decoder_layers"):
         del ck["train_config"]["model"][k]
     torch.save(ck, tmp_path / "src/last.pt")
     train(cfg(tmp_path / "src", train_manifest, 3), progress=False)
-    assert torch.load(tmp_path / "src/last.pt", weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / "src/last.pt", weights_only=True)["step"] == 3
 
 
 def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manifest):
@@ -145,8 +145,8 @@ def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manif
         assert torch.equal(disk.batch(step, 3)[0], mem.batch(step, 3)[0])
     train(cfg(tmp_path / "disk", train_manifest, 2), progress=False)
     train(cfg(tmp_path / "mem", train_manifest, 2, preload=True), progress=False)
-    a = torch.load(tmp_path / "disk/codec.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "mem/codec.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "disk/codec.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "mem/codec.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -171,8 +171,8 @@ def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tm
     train(cfg(tmp_path / "straight", train_manifest, 3, gain_db=[-6, 3]), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 2, gain_db=[-6, 3]), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 3, gain_db=[-6, 3]), progress=False)
-    a = torch.load(tmp_path / "straight/codec.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "straight/codec.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed/codec.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert "random gain -6..+3 dB" in (tmp_path / "resumed/MODEL_CARD.md").read_text()
 
@@ -365,8 +365,8 @@ def test_adversarial_training_resumes_bit_exact_and_logs_gan_losses(tmp_path, tr
     train(cfg(tmp_path / "straight", train_manifest, 3, **kw), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 2, **kw), progress=False)
     train(cfg(tmp_path / "resumed", train_manifest, 3, **kw), progress=False)
-    a = torch.load(tmp_path / "straight/last.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed/last.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed/last.pt", weights_only=True)
     for part in ("model", "disc"):
         assert a[part].keys() == b[part].keys() and all(torch.equal(a[part][k], b[part][k]) for k in a[part])
     log = [json.loads(l) for l in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
@@ -375,7 +375,7 @@ def test_adversarial_training_resumes_bit_exact_and_logs_gan_losses(tmp_path, tr
     # a run saved without a discriminator goes on with a fresh one when the config enables it
     train(cfg(tmp_path / "plain", train_manifest, 1), progress=False)
     train(cfg(tmp_path / "plain", train_manifest, 2, **kw), progress=False)
-    assert torch.load(tmp_path / "plain/last.pt", weights_only=False)["disc"] is not None
+    assert torch.load(tmp_path / "plain/last.pt", weights_only=True)["disc"] is not None
     with pytest.raises(Exception, match="adv_weight"):
         cfg(tmp_path, train_manifest, 1, adv_weight=-1.0)
 

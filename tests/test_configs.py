@@ -15,6 +15,8 @@ def test_shipped_config_is_valid(path):
         from uniaudio.train.codec import CodecTrainConfig as cls
     elif path.name.endswith("sentences.yaml"):
         from uniaudio.pipeline.sentences import SentenceConfig as cls
+    elif path.name.startswith("lm-"):
+        from uniaudio.train.lm import LMTrainConfig as cls
     else:
         from uniaudio.pipeline.config import PipelineConfig as cls
     cfg = load(cls, path)

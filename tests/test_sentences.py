@@ -19,28 +19,8 @@ from uniaudio.pipeline.shards import read_tar
 from uniaudio.pipeline.verify import verify
 
 
-@pytest.fixture(scope="module")
-def token_out(tmp_path_factory, demo_root, ray_local):
-    """The demo corpora through the real pipeline with our codec (greedy RVQ: fastest)."""
-    from uniaudio.pipeline.run import run as run_pipeline
-
-    out = tmp_path_factory.mktemp("tokens") / "out"
-    inputs = [{"recipe": "librispeech", "root": str(demo_root / "LibriSpeech")},
-              {"recipe": "audiocaps", "root": str(demo_root / "audiocaps")},
-              {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]
-    run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
-                        shard={"max_samples": 6}), progress=False)  # ~10 token tars
-    return out
-
-
 def sentences(tokens: Path, out: Path, **kw):
     return run(from_dict(SentenceConfig, {"tokens": str(tokens), "output": str(out), **kw}), progress=False)
-
-
-@pytest.fixture(scope="module")
-def sent_out(token_out, tmp_path_factory, ray_local):
-    out = tmp_path_factory.mktemp("sent") / "out"
-    return out, sentences(token_out, out)
 
 
 def source_rows(token_out: Path) -> dict[str, dict]:
@@ -113,6 +93,26 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert [g["modality"] for g in segs] == ["audio", "text"]
     assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text"}
     assert verify(out)["problems"] == []
+
+
+@pytest.mark.slow
+def test_held_out_splits_never_reach_a_training_bundle(sent_out, token_out):
+    from uniaudio.pipeline.sentences.inspect import BundleReader
+
+    out, report = sent_out
+    rows = source_rows(token_out)
+    held = lambda uid: rows[uid]["split"].startswith(("test", "dev", "val", "eval"))  # noqa: E731
+    reader, seen = BundleReader(out), {"sentences": set(), "heldout": set()}
+    for tar in sorted((out / "shards").glob("*.tar")):
+        kind = tar.name.split("-")[0]
+        for _, members in read_tar(tar):
+            for s in reader.decode(members):
+                ids = {g["id"] for g in s["segments"]}
+                assert {held(i) for i in ids} == {kind == "heldout"}, (tar.name, s["seq"])  # no mixing
+                seen[kind] |= ids
+    assert seen["heldout"] and seen["sentences"] and report["bundles_heldout"] > 0
+    index = pq.read_table(out / "index.parquet").to_pylist()
+    assert {r["split"] for r in index} == {"train", "heldout"}
 
 
 @pytest.mark.slow

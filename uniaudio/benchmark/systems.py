@@ -224,6 +224,55 @@ class ChanceLM(LanguageModel):
         return HFCausalLM(self.model, objects=(fast, LlamaForCausalLM(cfg)))
 
 
+class LMCheckpoint(System):
+    """lm-ckpt:PATH: a `uniaudio train lm` checkpoint (OUT or OUT/model.pt) generates speech
+    from text + a same-speaker prompt (tts) and sound/music from captions (tta, ttm), sampled
+    with a seed per item (a stable hash of its id) so reruns give the same outputs."""
+    tasks = ("tts", "tta", "ttm")
+
+    def __init__(self, path: str, **sampling):
+        p = Path(path)
+        self.path = p / "model.pt" if p.is_dir() else p
+        if not self.path.is_file():
+            raise ValueError(f"lm-ckpt: {self.path} not found (give a `uniaudio train lm` out folder or its model.pt)")
+        self.name = f"lm-ckpt-{self.path.parent.name}"
+        self.sampling = sampling
+        self._gen = None
+
+    @property
+    def generator(self):
+        if self._gen is None:
+            from ..train.generate import LMGenerator
+
+            self._gen = LMGenerator(self.path)
+        return self._gen
+
+    def produce(self, task, rows, outdir):
+        import hashlib
+
+        from tqdm import tqdm
+
+        from ..train.generate import Sampling
+
+        gen = self.generator
+
+        def one(r):
+            seed = int.from_bytes(hashlib.blake2b(r["id"].encode(), digest_size=4).digest(), "little")
+            s = Sampling(**{**self.sampling, "seed": seed})
+            if task.name == "tts":
+                prompt = row_value(r, "extra:prompt_path")
+                wav, sr = audio.load(prompt) if prompt else (None, 0)
+                out = gen.tts(r["text"], wav, sr, s)
+            else:
+                out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0)
+            audio.save(output_file(outdir, r["id"], ".wav"), out, gen.audio.sample_rate)
+
+        self.each(tqdm(rows, desc=f"{self.name} {task.name}", unit="item", leave=False), one)
+
+    def card(self) -> dict:
+        return dict(super().card(), **self.generator.card(), sampling=self.sampling)
+
+
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
 BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "passthrough", "tse": "passthrough",
@@ -238,6 +287,8 @@ def load(spec: str) -> System:
         return CodecResynthesis(spec.split(":", 1)[1])
     if spec.startswith("lm:"):
         return LanguageModel(spec.split(":", 1)[1])
+    if spec.startswith("lm-ckpt:"):
+        return LMCheckpoint(spec.split(":", 1)[1])
     if Path(spec).is_dir():
         return Folder(spec)
     if ":" in spec:
@@ -249,4 +300,4 @@ def load(spec: str) -> System:
         obj.name = getattr(obj, "name", "") or cls
         return obj
     raise ValueError(f"unknown system {spec!r}: a folder of outputs, one of {sorted(BUILTIN)}, "
-                     f"codec:TOKENIZER, lm:MODEL, or pkg.module:Class")
+                     f"codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT, or pkg.module:Class")

@@ -19,7 +19,8 @@ def benchmark() -> None:
 @benchmark.command("run")
 @click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, vc, tse, codec, tta, ttm, caption, mmlu (comma-separated), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
-              "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL) or pkg.module:Class. "
+              "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
+              "or pkg.module:Class. "
               "Default: each task's baseline.")
 @click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),

@@ -1,4 +1,4 @@
-"""Training commands: codec, bpe."""
+"""Training commands: codec, lm, generate, bpe."""
 
 from __future__ import annotations
 
@@ -34,6 +34,58 @@ def train_codec(config: Path, steps: int | None, out: str | None) -> None:
         raise click.ClickException(str(e)) from None
     click.echo(f"step {res['step']}: {Path(cfg.out) / 'codec.pt'} (inference), {res['checkpoint']} (resume); "
                f"losses in {Path(cfg.out) / 'log.jsonl'}")
+
+
+@train.command("lm")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--steps", default=None, type=int, help="Override the config's step count.")
+@click.option("--out", default=None, help="Override the config's output folder.")
+def train_lm(config: Path, steps: int | None, out: str | None) -> None:
+    """Train the UniAudio multi-scale LM on sentence bundles; rerun to resume exactly.
+    Several processes: `torchrun --nproc_per_node N -m uniaudio train lm CONFIG`."""
+    from ..config import ConfigError, load
+    from ..train.lm import LMTrainConfig, train
+
+    overrides = {k: v for k, v in (("steps", steps), ("out", out)) if v is not None}
+    try:
+        cfg = load(LMTrainConfig, config, overrides)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    res = train(cfg)
+    click.echo(f"step {res['step']}: {res['model']} (generate / lm-ckpt:), {res['checkpoint']} (resume); "
+               f"losses in {Path(cfg.out) / 'log.jsonl'}")
+
+
+@train.command("generate")
+@click.option("--checkpoint", "ckpt", required=True, help="`train lm` out folder or its model.pt.")
+@click.option("--task", "task_name", required=True, type=click.Choice(["tts", "tta", "ttm"]))
+@click.option("--suite", default="demo", show_default=True, help="'demo' or a folder of {task}.parquet test sets.")
+@click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Writes OUT/{task}/{id}.wav: score it with `benchmark run --task T --system OUT`.")
+@click.option("--limit", default=None, type=int, help="Only the first N items of the test set.")
+@click.option("--temperature", default=0.9, show_default=True)
+@click.option("--top-k", default=30, show_default=True)
+@click.option("--top-p", default=1.0, show_default=True)
+def train_generate(ckpt: str, task_name: str, suite: str, data_root: Path | None, out: Path, limit: int | None,
+                   temperature: float, top_k: int, top_p: float) -> None:
+    """Generate a benchmark task's outputs from an LM checkpoint (KV-cached sampling)."""
+    from .. import manifest
+    from ..benchmark.suites import load as load_suite
+    from ..benchmark.systems import LMCheckpoint
+    from ..benchmark.tasks import TASKS
+
+    system = LMCheckpoint(ckpt, temperature=temperature, top_k=top_k, top_p=top_p)
+    rows = manifest.read_rows(load_suite(suite, data_root) / f"{task_name}.parquet")[:limit]
+    dest = out / task_name
+    dest.mkdir(parents=True, exist_ok=True)
+    system.produce(TASKS[task_name], rows, dest)
+    failed = getattr(system, "failures", {})
+    for uid, why in failed.items():
+        click.echo(f"FAILED {uid}: {why}", err=True)
+    click.echo(f"{len(rows) - len(failed)} of {len(rows)} outputs in {dest}; score them with "
+               f"`benchmark run --task {task_name} --system {out}`")
 
 
 @train.command("bpe")

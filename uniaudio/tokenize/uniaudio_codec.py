@@ -30,7 +30,9 @@ class UniAudioCodec(Tokenizer):
             raise FileNotFoundError(f"codec checkpoint not found: {path}. Train one with "
                                     f"`uniaudio train codec configs/codec-demo.yaml` and pass checkpoint=OUT/codec.pt")
         self.torch = torch
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        from .. import checkpoint
+
+        ck = checkpoint.load(path)
         self.model = Codec.from_checkpoint(ck)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)

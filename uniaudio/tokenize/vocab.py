@@ -253,7 +253,10 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        d = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocabulary":
         v = cls(tasks=(), modalities=())
         v.specials = d["specials"]
         v.special_id = {t: i for i, t in enumerate(v.specials)}

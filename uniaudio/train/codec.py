@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import audio, manifest
+from .. import audio, checkpoint, manifest
 from ..config import ConfigError
 from ..dsp import mel_filterbank
 from ..tokenize.codec_model import DECODERS, Codec, CodecConfig
@@ -290,7 +290,7 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     step = 0
     last = out / "last.pt"
     if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = checkpoint.load(last)
         trained = {**asdict(ModelSpec()), **ck["train_config"]["model"]}  # fields added later: their defaults
         if trained != asdict(cfg.model):
             raise RuntimeError(f"{last} was trained with model {trained}; "
@@ -377,7 +377,7 @@ def init_weights(model: Codec, path: str) -> None:
     carry no codebook EMA state: it restarts from the codebooks, as after k-means init."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"init_from: codec checkpoint not found: {path}")
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = checkpoint.load(path)
     src = Codec.from_checkpoint(ck)
     if asdict(src.config) != asdict(model.config):
         raise RuntimeError(f"init_from {path}: its codec config {asdict(src.config)} differs from the "
@@ -442,6 +442,4 @@ def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig, disc=No
           "disc_optimizer": None if disc_opt is None else disc_opt.state_dict()}
     for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(inference=True), "step": step,
                                                       "train_config": asdict(cfg)})):
-        tmp = out / f".{name}.tmp"
-        torch.save(obj, tmp)
-        os.replace(tmp, out / name)
+        checkpoint.save(obj, out / name)

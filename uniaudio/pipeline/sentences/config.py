@@ -36,6 +36,10 @@ class SentenceConfig:
     # sequences fill the gaps of packed bundles (those not needed are left out and counted), so
     # a supply above the gaps is what keeps the fill near 1 on small corpora
     tasks: dict[str, float] = field(default_factory=lambda: {**{t: 1.0 for t in TASK_RELATION}, "text": 2.0})
+    # source rows whose manifest split matches one of these (fnmatch) never reach a training
+    # bundle: they are packed into separate held-out bundles (validation loss), and a relation
+    # never joins a held-out row with a training row. Test sets stay out of training by default.
+    holdout_splits: list[str] = field(default_factory=lambda: ["test*", "dev*", "val*", "eval*"])
     prompt_seconds: float = 3.0  # UniAudio's same-speaker prompt length
     interleave_max: int = 6  # utterances per consecutive sequence at most
     # "train": a byte-level BPE trained on the corpus's transcripts and captions (saved in the

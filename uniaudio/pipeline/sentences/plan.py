@@ -7,7 +7,8 @@
    one clip) at a time, turns rows into sequence *specs*: which source ids, which frames,
    which text, which task and relation. No token is read here.
 3. Each spec goes to the output shard of its primary source's token tar (runs of tars, every
-   corpus spread evenly over them, grouped to about `shard_rows` rows), and DuckDB sorts the specs by (shard, stable hash of
+   corpus spread evenly over them, grouped to about `shard_rows` rows; sources from held-out
+   splits to `heldout-*` shards of their own), and DuckDB sorts the specs by (shard, stable hash of
    the sequence id) into OUT/plan/specs.parquet: a worker reads its shard's row groups only,
    and packs the tasks mixed rather than all of one task together.
 Everything is a pure function of the token output and the config: a rerun plans the same."""
@@ -40,6 +41,7 @@ SPEC_SCHEMA = pa.schema([
     ("seq", pa.string()), ("task", pa.string()), ("relation", pa.string()), ("primary", pa.string()),
     ("tar", pa.string()), ("segments", pa.string()), ("targets", pa.string()), ("est_rows", pa.int64()),
     ("order", pa.int64()),  # a stable hash of seq: the order a shard's sequences are packed in (tasks mixed)
+    ("heldout", pa.bool_()),  # from a held-out split (holdout_splits): packed into held-out bundles only
 ])
 REJECT_SCHEMA = pa.schema([
     ("id", pa.string()), ("seq", pa.string()), ("task", pa.string()), ("reason", pa.string()),
@@ -180,11 +182,12 @@ class SpecWriter:
 
     def add(self, seq: str, task: str, primary: dict, segments: list[dict], targets: list[int]) -> None:
         est = SPECIALS_PER_SEQUENCE + sum(SPECIALS_PER_SEGMENT + _est_rows(s) for s in segments)
+        held = bool(primary["heldout"])
         self.buf.append({"seq": seq, "task": task, "relation": TASK_RELATION[task], "primary": primary["id"],
                          "tar": primary["tar"], "segments": json.dumps(segments, ensure_ascii=False),
                          "targets": json.dumps(targets), "est_rows": est,
-                         "order": int(_u("order", seq) * 2**62)})
-        self.rows_per_tar[primary["tar"]] += est
+                         "order": int(_u("order", seq) * 2**62), "heldout": held})
+        self.rows_per_tar[(primary["tar"], held)] += est
         self.tasks[task] += 1
         self.n += 1
         if len(self.buf) >= 8192:
@@ -309,13 +312,17 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
     """The grouping pass and the shard assignment; returns the plan summary."""
     import duckdb
 
+    from fnmatch import fnmatchcase
+
     w = SpecWriter(out)
     group: list[dict] = []
     key = None
     other = Counter()
     for r in iter_meta(meta):
+        r["heldout"] = any(fnmatchcase(r["split"] or "", p) for p in cfg.holdout_splits)
         if r["domain"] == "speech":
-            k = (r["corpus"], r["speaker"] or f"\x00{r['id']}")  # no speaker: a group of one
+            # no speaker: a group of one; held-out and training rows never share a group
+            k = (r["corpus"], r["heldout"], r["speaker"] or f"\x00{r['id']}")
             if k != key and group:
                 _speaker_group(group, cfg, tokenizer["frame_rate"], w)
                 group = []
@@ -332,21 +339,27 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
     # output shards: runs of token tars grouped to about shard_rows rows each, the tars ordered
     # so that every corpus is spread evenly over the run (a shard of one corpus alone packs badly:
     # all its sequences have about one length)
-    tarmap, shard, acc = [], 0, 0
-    for tar in spread(w.rows_per_tar):
-        if acc and acc + w.rows_per_tar[tar] > cfg.shard_rows:
-            shard, acc = shard + 1, 0
-        tarmap.append({"tar": tar, "out_shard": shard})
-        acc += w.rows_per_tar[tar]
-    n_shards = shard + 1 if tarmap else 0
+    tarmap, names, shard = [], [], -1
+    for held in (False, True):  # training shards first, then the held-out ones
+        tars = [t for t, h in w.rows_per_tar if h == held]
+        acc = None
+        for tar in spread(tars):
+            rows = w.rows_per_tar[(tar, held)]
+            if acc is None or acc + rows > cfg.shard_rows:
+                shard, acc = shard + 1, 0
+                names.append(f"{'heldout' if held else 'sentences'}-{shard:06d}")
+            tarmap.append({"tar": tar, "heldout": held, "out_shard": shard})
+            acc += rows
+    n_shards = len(names)
     dest = out / "plan" / "specs.parquet"
     tmp = dest.with_name(".specs.parquet.tmp")
     con = duckdb.connect()
     con.execute(f"SET memory_limit='{cfg.memory_limit}'")
     con.execute(f"SET temp_directory={_sql(out / 'plan' / 'duckdb.tmp')}")
-    con.register("tarmap", pa.Table.from_pylist(tarmap, schema=pa.schema([("tar", pa.string()), ("out_shard", pa.int32())])))
+    con.register("tarmap", pa.Table.from_pylist(tarmap, schema=pa.schema([("tar", pa.string()), ("heldout", pa.bool_()),
+                                                                          ("out_shard", pa.int32())])))
     con.execute(f"""
-        COPY (SELECT s.*, t.out_shard FROM read_parquet({_sql(w.path)}) s JOIN tarmap t USING (tar)
+        COPY (SELECT s.*, t.out_shard FROM read_parquet({_sql(w.path)}) s JOIN tarmap t USING (tar, heldout)
               ORDER BY t.out_shard, s."order", s.seq)
         TO {_sql(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 2048)""")
     per_shard = dict(con.execute(f"SELECT out_shard, count(*) FROM read_parquet({_sql(tmp)}) GROUP BY 1").fetchall())
@@ -354,7 +367,8 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
     os.replace(tmp, dest)
     w.path.unlink()
     pq.write_table(pa.Table.from_pylist(w.rejects, schema=REJECT_SCHEMA), str(out / "plan" / "rejects.parquet"))
-    return {"specs": w.n, "shards": n_shards, "specs_per_shard": [per_shard.get(i, 0) for i in range(n_shards)],
+    return {"specs": w.n, "shards": n_shards, "shard_names": names,
+            "specs_per_shard": [per_shard.get(i, 0) for i in range(n_shards)],
             "tasks_planned": dict(sorted(w.tasks.items())), "plan_rejects": len(w.rejects),
             "skipped_domains": dict(other)}
 

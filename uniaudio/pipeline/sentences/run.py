@@ -26,7 +26,8 @@ from .config import SentenceConfig
 from .plan import REJECT_SCHEMA, plan, token_output
 
 INDEX_SCHEMA = pa.schema([("shard", pa.string()), ("key", pa.string()), ("rows", pa.int64()),
-                          ("sequences", pa.int64()), ("sha256", pa.string())])
+                          ("sequences", pa.int64()), ("sha256", pa.string()),
+                          ("split", pa.string())])  # "train", or "heldout" (sources from holdout_splits)
 SEQUENCE_SCHEMA = pa.schema([("seq", pa.string()), ("task", pa.string()), ("relation", pa.string()),
                              ("id", pa.string()), ("shard", pa.string()), ("key", pa.string()),
                              ("row_start", pa.int64()), ("row_end", pa.int64())])
@@ -47,10 +48,6 @@ def check_resumable(cfg: SentenceConfig, out: Path) -> None:
                                "output folder (--out).")
 
 
-def shard_name(j: int) -> str:
-    return f"sentences-{j:06d}"
-
-
 def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
     t0 = time.time()
     out = Path(cfg.output).resolve()
@@ -65,11 +62,11 @@ def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
     summary = plan(cfg, out, tok_out)
     t_plan = time.time() - t0
     tasks, skipped = [], 0
-    for j in range(summary["shards"]):
-        if is_done(out, shard_name(j)):
+    for j, name in enumerate(summary["shard_names"]):
+        if is_done(out, name):
             skipped += 1
             continue
-        tasks.append({"shard": j, "name": shard_name(j), "out": str(out), "tokens": str(tok_out["root"]),
+        tasks.append({"shard": j, "name": name, "out": str(out), "tokens": str(tok_out["root"]),
                       "specs": str(out / "plan" / "specs.parquet"), "layout": cfg.layout, "context": cfg.context,
                       "pack_buffer": cfg.pack_buffer, "tokenizer": summary["tokenizer"]})
     t_exec = time.time()
@@ -110,10 +107,12 @@ def finalize(out: Path, cfg: SentenceConfig, summary: dict, *, wall: float, shar
     plan_rejects = pq.read_table(out / "plan" / "rejects.parquet")
     rej_w.write_table(plan_rejects)
     reasons.update(plan_rejects.column("reason").to_pylist())
-    for j in range(summary["shards"]):
-        rec = json.loads((out / "done" / f"{shard_name(j)}.json").read_text())
-        idx_w.write_table(pa.Table.from_pylist([dict(b, shard=rec["tar"], sha256=rec["sha256"]) for b in rec["bundles"]],
-                                               schema=INDEX_SCHEMA))
+    for name in summary["shard_names"]:
+        rec = json.loads((out / "done" / f"{name}.json").read_text())
+        split = "heldout" if name.startswith("heldout-") else "train"
+        idx_w.write_table(pa.Table.from_pylist([dict(b, shard=rec["tar"], sha256=rec["sha256"], split=split)
+                                                for b in rec["bundles"]], schema=INDEX_SCHEMA))
+        tot[f"bundles_{split}"] += len(rec["bundles"])
         seq_w.write_table(pa.Table.from_pylist([dict(s, shard=rec["tar"]) for s in rec["sequences"]],
                                                schema=SEQUENCE_SCHEMA))
         rej_w.write_table(pa.Table.from_pylist(rec["rejects"], schema=REJECT_SCHEMA))
@@ -135,6 +134,7 @@ def finalize(out: Path, cfg: SentenceConfig, summary: dict, *, wall: float, shar
         "tokenizer": summary["tokenizer"], "vocab_size": summary["vocab_size"], "text_vocab": summary["text_vocab"],
         "shards": {"planned": summary["shards"], "written_this_run": shards_run, "skipped_done": shards_skipped},
         "sequences_planned": summary["specs"], "sequences": tot["sequences"], "bundles": tot["bundles"],
+        "bundles_heldout": tot["bundles_heldout"], "holdout_splits": cfg.holdout_splits,
         "rows": tot["useful_rows"],
         "fill": round(fill, 4) if fill is not None else None,
         "waste_rows": tot["context_rows"] - tot["useful_rows"],

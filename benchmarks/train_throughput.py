@@ -1,0 +1,136 @@
+"""Trainer throughput vs a minimal nanoGPT-style loop of the same FLOPs, side by side, in one run.
+
+ours    : `uniaudio train lm` (the real loop: streaming bundles, multi-scale model, logging),
+          model FLOP/s and rows/s from its log after warm-up;
+baseline: a minimal GPT (embedding, pre-LN blocks with fused causal attention and a GELU MLP,
+          one head) trained by a bare loop on random tokens, sized so that one of its steps
+          costs the same FLOPs as one of ours, on the same threads.
+Goal: ours / baseline >= 0.9 in FLOP/s. On a GPU both print MFU against the card's peak.
+
+    python benchmarks/train_throughput.py [--data demo-data/sentences] [--steps 30] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+class MiniBlock(nn.Module):
+    def __init__(self, d: int, h: int):
+        super().__init__()
+        self.h = h
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
+        self.fc, self.out = nn.Linear(d, 4 * d, bias=False), nn.Linear(4 * d, d, bias=False)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, -1)
+        q, k, v = (z.view(b, t, self.h, d // self.h).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.out(F.gelu(self.fc(self.ln2(x))))
+
+
+class MiniGPT(nn.Module):
+    def __init__(self, vocab: int, d: int, layers: int, heads: int, t: int):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(t, d)
+        self.blocks = nn.ModuleList(MiniBlock(d, heads) for _ in range(layers))
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for blk in self.blocks:
+            x = blk(x)
+        return F.cross_entropy(self.head(self.ln(x)).flatten(0, 1), targets.flatten())
+
+
+def mini_flops(d: int, layers: int, vocab: int, b: int, t: int) -> float:
+    """The same rule as ours: 6 x Linear weights x tokens + causal attention on real lengths."""
+    linear = layers * (3 * d * d + d * d + 8 * d * d) + d * vocab
+    return 3 * (2 * linear * b * t + 4 * d * layers * b * t * (t + 1) / 2)
+
+
+def time_baseline(flops_target: float, d: int, heads: int, vocab: int, b: int, t: int, steps: int) -> dict:
+    per_layer = mini_flops(d, 1, 0, b, t)
+    layers = max(1, round((flops_target - mini_flops(d, 0, vocab, b, t)) / per_layer))
+    torch.manual_seed(0)
+    model = MiniGPT(vocab, d, layers, heads, t)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    idx = torch.randint(0, vocab, (b, t))
+    for _ in range(3):  # warm-up
+        model(idx, idx).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = model(idx, idx)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    dt = (time.perf_counter() - t0) / steps
+    f = mini_flops(d, layers, vocab, b, t)
+    return {"layers": layers, "flops_per_step": f, "flops_per_s": f / dt, "rows_per_s": b * t / dt, "step_s": dt}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="demo-data/sentences", help="a sentence output (uniaudio layout)")
+    ap.add_argument("--config", default="configs/lm-tiny.yaml", help="model and batch settings for ours")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from uniaudio.config import load
+    from uniaudio.train.flops import peak_flops
+    from uniaudio.train.lm import LMTrainConfig, train
+
+    out = Path(tempfile.mkdtemp(prefix="uniaudio-trainbench-"))
+    warm = 10
+    cfg = load(LMTrainConfig, args.config, {"data": args.data, "out": str(out), "steps": warm + args.steps,
+                                          "log_every": warm if args.steps % warm == 0 else 1, "val_every": 10**6,
+                                          "checkpoint_every": 10**6, "threads": args.threads})
+    print(f"timing ours: {warm} warm-up + {args.steps} steps of `train lm` on {args.data}...", file=sys.stderr, flush=True)
+    train(cfg, progress=False)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    windows = [r for r in log if "model_flops_per_s" in r and r["step"] > warm]
+    secs = sum(r["seconds"] for r in windows)
+    ours_fps = sum(r["model_flops_per_s"] * r["seconds"] for r in windows) / secs
+    ours_rps = sum(r["rows_per_s"] * r["seconds"] for r in windows) / secs
+    step_s = secs / (windows[-1]["step"] - warm)
+    flops_per_step = ours_fps * step_s
+    d, heads = cfg.model.d_model, cfg.model.n_heads
+    rows = cfg.batch_rows
+    print("timing the minimal loop of the same FLOPs...", file=sys.stderr, flush=True)
+    base = time_baseline(flops_per_step, d, heads, 3000, 1, rows, args.steps)
+    peak = peak_flops(torch.device("cuda")) if torch.cuda.is_available() else None
+    print(f"{args.threads} threads; ours: {args.config} on {args.data}; baseline: MiniGPT d={d}, {base['layers']} "
+          f"layers, 1 x {rows} tokens, vocab 3000")
+    print(f"{'':28}{'GFLOP/step':>12}{'GFLOP/s':>10}{'rows/s':>10}{'s/step':>9}{'MFU':>8}")
+    for name, fps, rps, fl, ss in (("ours (train lm)", ours_fps, ours_rps, flops_per_step, step_s),
+                                   ("baseline (minimal loop)", base["flops_per_s"], base["rows_per_s"],
+                                    base["flops_per_step"], base["step_s"])):
+        mfu = f"{fps / peak:.3f}" if peak else "n/a"
+        print(f"{name:28}{fl / 1e9:12.2f}{fps / 1e9:10.2f}{rps:10.0f}{ss:9.3f}{mfu:>8}")
+    print(f"ratio ours / baseline (FLOP/s): {ours_fps / base['flops_per_s']:.3f} (goal >= 0.9)")
+    if not math.isfinite(ours_fps):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

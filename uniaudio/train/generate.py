@@ -1,0 +1,163 @@
+"""Generation from a trained UniAudio LM checkpoint (OUT/model.pt): KV-cached sampling.
+
+The prompt is built by the same vocabulary code as the training bundles (`sequence_rows`), up
+to and including the target segment's begin row. The global transformer keeps one KV cache for
+the whole sequence; each new frame runs the local transformer over its K slots with a fresh
+cache. Slot 0 may end the audio (any non-audio id: `<audio_end>` or another special); slots
+1..K-1 of an audio frame may only take codebook codes. Sampling: temperature, top-k, top-p,
+from a seeded generator (the same seed gives the same audio)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import checkpoint
+from ..tokenize.vocab import Vocabulary
+from .model import ModelConfig, UniAudioLM, stream_supports
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.9
+    top_k: int = 30  # UniAudio's inference default
+    top_p: float = 1.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"sampling: temperature >= 0, top_k >= 0, 0 < top_p <= 1; got {self}")
+
+
+def _pick(logits: torch.Tensor, s: Sampling, gen: torch.Generator) -> int:
+    if s.temperature == 0:
+        return int(logits.argmax())
+    logits = logits.float() / s.temperature
+    if s.top_k and s.top_k < logits.numel():
+        kth = torch.topk(logits, s.top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    if s.top_p < 1:
+        sp, si = probs.sort(descending=True)
+        keep = sp.cumsum(0) - sp < s.top_p
+        probs = torch.zeros_like(probs).scatter(0, si[keep], sp[keep])
+        probs /= probs.sum()
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+class LMGenerator:
+    """A model.pt with its vocabulary, text BPE and audio tokenizer, ready to sample."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        from tokenizers import Tokenizer
+
+        from ..tokenize.text import BPETokenizer
+
+        ck = checkpoint.load(path)
+        if ck.get("kind") != "uniaudio-lm":
+            raise ValueError(f"{path} is not a uniaudio LM checkpoint (OUT/model.pt of `uniaudio train lm`)")
+        self.path, self.ck, self.device = Path(path), ck, torch.device(device)
+        self.vocab = Vocabulary.from_dict(ck["vocab"])
+        cfg = ModelConfig(**ck["model_config"])
+        self.model = UniAudioLM(cfg, stream_supports(self.vocab, cfg.n_streams)).to(self.device).eval()
+        self.model.load_state_dict(ck["model"])
+        self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))
+        self.audio_range = self.vocab.audio_range()
+        self._audio_tok = None
+
+    @property
+    def audio(self):
+        """The audio tokenizer the bundles were made with (decodes the generated codes)."""
+        if self._audio_tok is None:
+            from ..tokenize import get
+
+            spec = self.ck["audio_tokenizer"]
+            self._audio_tok = get(spec["name"], **spec.get("options", {}))
+        return self._audio_tok
+
+    def card(self) -> dict:
+        return {"checkpoint": str(self.path), "step": self.ck.get("step"), "model_config": self.ck["model_config"],
+                "n_parameters": sum(p.numel() for p in self.model.parameters()),
+                "audio_tokenizer": self.ck["audio_tokenizer"], "data": self.ck.get("data")}
+
+    def prefix(self, task: str, segments: list[tuple[str, str, object]]) -> np.ndarray:
+        """Rows of `<start> <task> segments... <audio_start>`: the prompt for an audio target."""
+        dummy = np.zeros((self.audio_range.codebooks, 1), np.int64)
+        rows = self.vocab.sequence_rows(task, segments + [("audio", "audio", dummy)], len(segments))
+        return rows.ids[: rows.segment_rows[-1][0] + 1]
+
+    @torch.no_grad()
+    def _frame(self, h: torch.Tensor, s: Sampling, gen: torch.Generator, allow_end: bool):
+        """Sample one row from the global state h [d]: ("audio", K ids) or ("token", id)."""
+        m, k = self.model, self.model.cfg.n_streams
+        caches = [dict() for _ in m.local_blocks]
+        prev = torch.tensor([[m.cfg.vocab_size]], device=self.device)
+        ids = []
+        for slot in range(k):
+            x = m.local_forward(h[None], prev, caches, start=slot)
+            logits = m.slot_logits(x[:, -1], slot)[0]
+            support = m.support(slot)
+            is_audio = (support >= self.audio_range.offset) & (support < self.audio_range.end)
+            if slot > 0 or not allow_end:  # inside a frame, or before min_frames: codes only
+                logits = logits.masked_fill(~is_audio, float("-inf"))
+            tok = int(support[_pick(logits, s, gen)])
+            if slot == 0 and not self.audio_range.offset <= tok < self.audio_range.end:
+                return "token", tok
+            ids.append(tok)
+            prev = torch.tensor([[tok]], device=self.device)
+        return "audio", ids
+
+    @torch.no_grad()
+    def continue_audio(self, prefix: np.ndarray, max_frames: int, s: Sampling, min_frames: int = 1) -> np.ndarray:
+        """Codes [K, frames] sampled after the prefix rows until the model ends the segment."""
+        s.validate()
+        m = self.model
+        if len(prefix) + max_frames > m.cfg.max_rows:
+            max_frames = m.cfg.max_rows - len(prefix)
+            if max_frames < 1:
+                raise ValueError(f"prompt of {len(prefix)} rows leaves no room in the model's {m.cfg.max_rows} rows")
+        gen = torch.Generator().manual_seed(s.seed)
+        caches = [dict() for _ in m.blocks]
+        ids = torch.as_tensor(prefix, device=self.device)[None]
+        pos = torch.arange(len(prefix), device=self.device)[None]
+        h = m.global_forward(ids, pos, None, caches)[0, -1]
+        frames = []
+        for f in range(max_frames):
+            kind, row = self._frame(h, s, gen, allow_end=f >= min_frames)
+            if kind == "token":
+                break
+            frames.append(row)
+            step = torch.tensor([[row]], device=self.device)
+            h = m.global_forward(step, torch.tensor([[len(prefix) + f]], device=self.device), None, caches)[0, -1]
+        if not frames:
+            return np.zeros((self.audio_range.codebooks, 0), np.int64)
+        return self.vocab.decode_tokens("audio", np.array(frames).reshape(-1))
+
+    def text_ids(self, text: str) -> list[int]:
+        ids = self.bpe.encode(text)
+        if not ids:
+            raise ValueError("empty text")
+        return ids
+
+    def tts(self, text: str, prompt_wav: np.ndarray | None, prompt_sr: int, s: Sampling, *, prompt_seconds: float = 3.0,
+            max_seconds: float = 12.0) -> np.ndarray:
+        """Speech for `text` in the voice of a prompt (its first `prompt_seconds` are used, as in training)."""
+        segments = [("text", "text", self.text_ids(text.strip()))]
+        if prompt_wav is not None:
+            codes = self.audio.encode(prompt_wav, prompt_sr)
+            n = int(round(prompt_seconds * self.audio.frame_rate))
+            segments.append(("prompt", "audio", codes[:, :n]))
+        return self._audio_for("tts", segments, s, max_seconds)
+
+    def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0) -> np.ndarray:
+        return self._audio_for(task, [("caption", "text", self.text_ids(caption.strip()))], s, max_seconds)
+
+    def _audio_for(self, task: str, segments, s: Sampling, max_seconds: float) -> np.ndarray:
+        frames = self.continue_audio(self.prefix(task, segments), int(max_seconds * self.audio.frame_rate), s,
+                                     min_frames=int(0.2 * self.audio.frame_rate))
+        if frames.shape[1] == 0:
+            raise ValueError("the model generated no audio frames")
+        return self.audio.decode(frames)

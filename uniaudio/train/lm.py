@@ -1,0 +1,456 @@
+"""`uniaudio train lm CONFIG`: train the UniAudio multi-scale LM on auditory-sentence bundles.
+
+One loop (nanoGPT-style): AdamW, linear warm-up then cosine, gradient clipping, gradient
+accumulation, bf16 autocast where the device supports it, optional torch.compile, held-out
+validation, and several processes through `torchrun` (DDP; gloo on CPU, NCCL on GPU).
+
+Resume is exact: OUT/last.pt holds model, optimizer, step, the number of batches this run's
+ranks have taken (the data stream is a pure function of it) and every RNG; rerun the same
+command. A resume with another world size, loader worker count or training config is
+refused with the fields that differ. OUT/log.jsonl has the loss per task and per codebook,
+tokens/s, model FLOP/s and MFU (on devices with a known peak); OUT/model.pt is what
+`uniaudio train generate` and the `lm-ckpt:` benchmark system load."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import checkpoint
+from ..config import ConfigError
+from .data import BundleStream, SentenceData, loader, val_batches
+from .flops import peak_flops, step_flops
+from .model import ModelConfig, UniAudioLM, stream_supports
+
+
+@dataclass
+class ModelSpec:
+    d_model: int = 192
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    local_layers: int = 2
+    ffn_mult: float = 8 / 3
+    dropout: float = 0.0
+
+
+@dataclass
+class LMTrainConfig:
+    data: str  # a sentence output (`uniaudio pipeline sentences`, layout uniaudio)
+    out: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    steps: int = 1000
+    batch_rows: int = 4096  # rows per micro-batch per process (bundles are added while they fit)
+    grad_accum: int = 1
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    lr_decay_steps: int | None = None  # cosine horizon; None = steps
+    weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+    seed: int = 0
+    # validation: the sentence output's held-out bundles (sources from held-out splits); without
+    # any, val_fraction of the bundles by a stable hash of their key. At most val_bundles are used.
+    val_fraction: float = 0.05
+    val_bundles: int = 16
+    val_every: int = 100
+    log_every: int = 10
+    checkpoint_every: int = 100
+    loss_on_prefix: bool = False  # False: loss on each sequence's target segments only (the default)
+    dtype: str = "auto"  # auto: bfloat16 autocast on a GPU that supports it, else float32
+    compile: bool = False
+    device: str = "auto"
+    workers: int = 0  # DataLoader worker processes
+    threads: int | None = None  # torch intra-op threads
+
+    def validate(self) -> None:
+        for k in ("steps", "batch_rows", "grad_accum", "val_every", "val_bundles", "log_every", "checkpoint_every"):
+            if getattr(self, k) < 1:
+                raise ConfigError(k, "must be >= 1")
+        if not 0 < self.lr < 1:
+            raise ConfigError("lr", f"must be in (0, 1), got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("min_lr_ratio", "must be in [0, 1]")
+        if self.warmup_steps < 0:
+            raise ConfigError("warmup_steps", "must be >= 0")
+        if self.lr_decay_steps is not None and self.lr_decay_steps <= self.warmup_steps:
+            raise ConfigError("lr_decay_steps", f"must be > warmup_steps ({self.warmup_steps})")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError("betas", f"two numbers in [0, 1), got {self.betas}")
+        if not 0 <= self.val_fraction < 0.5:
+            raise ConfigError("val_fraction", "must be in [0, 0.5)")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise ConfigError("grad_clip" if self.grad_clip < 0 else "weight_decay", "must be >= 0")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError("dtype", f"auto, float32 or bfloat16, got {self.dtype!r}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError("device", f"auto, cpu or cuda[:N], got {self.device!r}")
+        if self.workers < 0:
+            raise ConfigError("workers", "must be >= 0")
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        horizon = self.lr_decay_steps or self.steps
+        t = min(1.0, (step - self.warmup_steps) / max(1, horizon - self.warmup_steps))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def resume_fields(self) -> dict:
+        """What must not change when a run resumes (the result would differ)."""
+        d = asdict(self)
+        for k in ("out", "steps", "val_every", "log_every", "checkpoint_every", "workers", "threads", "device",
+                  "compile"):
+            d.pop(k)
+        d["data"] = str(Path(self.data).resolve())
+        return json.loads(json.dumps(d))
+
+
+class ResumeMismatch(RuntimeError):
+    pass
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank); joins the process group torchrun set up."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but torch sees no CUDA device; use device: cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, dtype: str):
+    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    if use_bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16), "bfloat16"
+    return contextlib.nullcontext(), "float32"
+
+
+def unigram_baseline(data: SentenceData, train_refs, val_refs, max_bundles: int = 2000) -> dict:
+    """What knowing only code frequencies gives, in nats per audio token (averaged over the
+    codebooks): the entropy of the training targets' codes, and the cross-entropy of that
+    (add-one smoothed) unigram on the validation targets: the bar validation loss must beat."""
+    from .data import BundleReader
+
+    k = data.vocab.audio_range().codebooks
+    reader = BundleReader(data.root, data.vocab, 10**9, [np.arange(data.vocab.size)] * k)
+
+    def counts(refs):
+        c = [np.zeros(data.vocab.size, np.int64) for _ in range(k)]
+        for r in refs[:max_bundles]:
+            try:
+                b = reader.read(r)
+            except ValueError:
+                continue
+            audio = data.vocab.is_audio_row(b["ids"]) & b["loss"]
+            for s in range(k):
+                c[s] += np.bincount(b["ids"][audio, s], minlength=data.vocab.size)
+        return c
+
+    tr, va = counts(train_refs), counts(val_refs)
+    audio = data.vocab.audio_range()
+    ent, cross = [], []
+    for s in range(k):
+        lo, hi = audio.offset + s * audio.size, audio.offset + (s + 1) * audio.size
+        p = tr[s][lo:hi] / max(1, tr[s][lo:hi].sum())
+        nz = p[p > 0]
+        ent.append(float(-(nz * np.log(nz)).sum()) if len(nz) else float("nan"))
+        q = (tr[s][lo:hi] + 1) / (tr[s][lo:hi].sum() + audio.size)
+        v = va[s][lo:hi]
+        cross.append(float(-(v * np.log(q)).sum() / v.sum()) if v.sum() else float("nan"))
+    return {"unigram_entropy_train": round(float(np.mean(ent)), 4),
+            "unigram_cross_entropy_val": round(float(np.mean(cross)), 4)}
+
+
+def build_model(data: SentenceData, spec: ModelSpec) -> tuple[UniAudioLM, list]:
+    k = data.vocab.audio_range().codebooks
+    supports = stream_supports(data.vocab, k)
+    cfg = ModelConfig(vocab_size=data.vocab.size, n_streams=k, max_rows=data.context, **asdict(spec))
+    return UniAudioLM(cfg, supports), supports
+
+
+def _losses(model, batch, device, loss_on_prefix: bool) -> tuple[torch.Tensor, dict]:
+    ids, doc, pos = batch["ids"].to(device), batch["doc"].to(device), batch["pos"].to(device)
+    mask = (doc >= 0) if loss_on_prefix else batch["loss"].to(device)
+    out = model(ids, pos, doc, mask)
+    loss, valid = out["loss"], out["valid"]
+    n = valid.sum()
+    mean = (loss * valid).sum() / n.clamp(min=1)
+    return mean, out
+
+
+def _breakdown(out, batch, vocab, task_names: dict) -> dict:
+    """Summed losses and counts per task and per codebook (audio rows), for the log."""
+    bi, ti = out["rows"]
+    loss, valid = out["loss"].detach().float().cpu(), out["valid"].cpu()
+    bi, ti = bi.cpu(), ti.cpu()
+    tasks = batch["task"][bi, ti]
+    audio = torch.from_numpy(vocab.is_audio_row(batch["ids"][bi, ti].numpy()))
+    acc: dict = defaultdict(float)
+    row_loss = (loss * valid).sum(1) / valid.sum(1).clamp(min=1)
+    for t in tasks.unique().tolist():
+        sel = tasks == t
+        acc[f"task/{task_names.get(t, t)}/sum"] += float(row_loss[sel].sum())
+        acc[f"task/{task_names.get(t, t)}/n"] += int(sel.sum())
+    for s in range(loss.shape[1]):
+        acc[f"codebook/{s}/sum"] += float(loss[audio, s].sum())
+        acc[f"codebook/{s}/n"] += int(audio.sum())
+    acc["all/sum"] += float((loss * valid).sum())
+    acc["all/n"] += int(valid.sum())
+    acc["audio/sum"] += float(loss[audio].sum())
+    acc["audio/n"] += int(audio.sum()) * loss.shape[1]
+    acc["text/sum"] += float(loss[~audio, 0].sum())  # a text row predicts one token (repeated K times)
+    acc["text/n"] += int((~audio).sum())
+    return acc
+
+
+def _truncate(path: Path, step: int) -> None:
+    """Keep the records of a JSONL log up to `step` (a torn last line goes too)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("step", 0) <= step:
+            keep.append(line)
+    from ..files import atomic_write_text
+
+    atomic_write_text(path, "".join(k + "\n" for k in keep))
+
+
+def empty_batch(vocab) -> dict:
+    """One padding row that predicts nothing: a rank whose batch was all unusable still runs
+    a forward/backward, so DDP's collective calls stay matched."""
+    from .data import collate
+
+    k = vocab.audio_range().codebooks
+    item = {"ids": np.full((2, k), vocab.id("<pad>"), np.int64), "loss": np.zeros(2, bool), "doc": np.zeros(2, np.int64),
+            "pos": np.arange(2), "task": np.full(2, -1, np.int64), "key": "<empty>"}
+    return collate([item], vocab.id("<pad>"))
+
+
+def _means(acc: dict) -> dict:
+    out = {}
+    for key in acc:
+        if key.endswith("/sum"):
+            base = key[:-4]
+            n = acc.get(base + "/n", 0)
+            out[base] = round(acc[key] / n, 4) if n else None
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, batches, device, ctx, loss_on_prefix, vocab, task_names) -> dict:
+    model.eval()
+    acc: dict = defaultdict(float)
+    for b in batches:
+        with ctx:
+            _, out = _losses(model, b, device, loss_on_prefix)
+        for k, v in _breakdown(out, b, vocab, task_names).items():
+            acc[k] += v
+    model.train()
+    return _means(acc)
+
+
+def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
+    rank, world, local_rank = _distributed()
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device, local_rank)
+    data = SentenceData(cfg.data)
+    if data.layout != "uniaudio":
+        raise ValueError(f"{cfg.data} holds {data.layout!r} bundles; this model reads the uniaudio layout "
+                         "(build them with `pipeline sentences --layout uniaudio`)")
+    train_refs, val_refs = data.split(cfg.val_fraction, cfg.seed)
+    val_refs = sorted(val_refs, key=lambda r: hashlib.blake2b(r.key.encode(), digest_size=8).digest())[:cfg.val_bundles]
+    torch.manual_seed(cfg.seed)  # initial weights from the seed, the same on every rank
+    model, supports = build_model(data, cfg.model)
+    model.to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas),
+                            fused=device.type == "cuda")
+    step, taken = 0, 0
+    last = out / "last.pt"
+    if last.exists():
+        ck = checkpoint.load(last)
+        if ck["world"] != world or ck["workers"] != cfg.workers:
+            raise ResumeMismatch(f"{last} was written by {ck['world']} process(es) with {ck['workers']} loader "
+                                 f"worker(s); this run has {world} and {cfg.workers}: the data order depends on both, "
+                                 "so resume with the same, or train into a new out folder")
+        from ..pipeline.config import config_diff
+
+        diff = config_diff(ck["resume_fields"], cfg.resume_fields())
+        if diff:
+            raise ResumeMismatch(f"{last} was trained with another configuration; differing fields (then -> now):\n  "
+                                 + "\n  ".join(diff) + "\nresume with the same settings, or use a new out folder")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, taken = ck["step"], ck["batches"]
+        if rank == 0:  # steps logged after the checkpoint by the interrupted run are redone: drop them
+            for name in ("log.jsonl", "batches.jsonl", "skipped.jsonl"):
+                _truncate(out / name, step)
+        torch.set_rng_state(ck["rng"][rank]["torch"])
+        if device.type == "cuda" and ck["rng"][rank].get("cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng"][rank]["cuda"], device)
+    np_supports = [s.numpy() for s in supports]
+    stream = BundleStream(data, train_refs, batch_rows=cfg.batch_rows, seed=cfg.seed, rank=rank, world=world,
+                          workers=cfg.workers, start=taken, max_rows=data.context, supports=np_supports)
+    batches = iter(loader(stream, cfg.workers))
+    vals = val_batches(data, val_refs, cfg.batch_rows, data.context, np_supports) if rank == 0 else []
+    ddp = model
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    fwd = torch.compile(ddp) if cfg.compile else ddp
+    ctx, dtype_name = autocast(device, cfg.dtype)
+    task_names = {i: t[len("<task:"):-1] for i, t in enumerate(data.vocab.specials) if t.startswith("<task:")}
+    peak = peak_flops(device)
+    baseline = unigram_baseline(data, train_refs, val_refs) if rank == 0 and step == 0 else None
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    seen = open(out / "batches.jsonl", "a") if rank == 0 else None  # which bundles each step trained on
+    if rank == 0:
+        n_all, n_non_emb = model.n_params(False), model.n_params(True)
+        header = {"event": "start", "step": step, "world": world, "device": str(device), "dtype": dtype_name,
+                  "parameters": n_all, "non_embedding_parameters": n_non_emb, "train_bundles": len(train_refs),
+                  "val_bundles": len(val_refs), "peak_flops": peak}
+        if baseline is not None:
+            header.update(baseline)
+        log.write(json.dumps(header) + "\n")
+        log.flush()
+        if progress:
+            print(f"[lm] {n_all:,} parameters ({n_non_emb:,} without embeddings), {world} process(es), {device}, "
+                  f"{dtype_name}; {len(train_refs)} train / {len(val_refs)} val bundles", flush=True)
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, desc="lm", unit="step", disable=not progress or rank != 0)
+    acc: dict = defaultdict(float)
+    window_t0, window_rows, window_flops, skipped_total = time.time(), 0, 0.0, 0
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr_at(step)
+        for micro in range(cfg.grad_accum):
+            batch = next(batches)
+            taken += 1
+            if rank == 0:
+                seen.write(json.dumps({"step": step + 1, "micro": micro, "batch": batch["index"],
+                                       "epoch": batch["epoch"], "keys": batch["keys"]}) + "\n")
+                seen.flush()
+            if batch["skipped"] and rank == 0:
+                skipped_total += len(batch["skipped"])
+                with open(out / "skipped.jsonl", "a") as f:
+                    for s in batch["skipped"]:
+                        f.write(json.dumps(dict(s, step=step)) + "\n")
+            sync = contextlib.nullcontext() if (world == 1 or micro == cfg.grad_accum - 1) else ddp.no_sync()
+            with sync:
+                if not batch["keys"]:  # every bundle of this batch was unusable: take part with a zero loss
+                    with ctx:
+                        loss, _ = _losses(fwd, empty_batch(data.vocab), device, cfg.loss_on_prefix)
+                    (loss * 0.0).backward()  # through DDP, so the other ranks' all-reduce is matched
+                    continue
+                with ctx:
+                    loss, o = _losses(fwd, batch, device, cfg.loss_on_prefix)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss at step {step} (batch {batch['index']})")
+                (loss / cfg.grad_accum).backward()
+            for k, v in _breakdown(o, batch, data.vocab, task_names).items():
+                acc[k] += v
+            window_rows += int((batch["doc"] >= 0).sum())
+            window_flops += step_flops(model, batch["doc"], len(o["rows"][0]))
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.time() - window_t0
+            means = _means(acc)
+            rec = {"step": step, "loss": means.get("all"), "audio_loss": means.get("audio"), "text_loss": means.get("text"),
+                   "tasks": {k.split("/")[1]: v for k, v in means.items() if k.startswith("task/")},
+                   "codebooks": {k.split("/")[1]: v for k, v in means.items() if k.startswith("codebook/")},
+                   "lr": opt.param_groups[0]["lr"], "rows_per_s": round(window_rows * world / dt, 1),
+                   "tokens_per_s": round(window_rows * model.cfg.n_streams * world / dt, 1),
+                   "model_flops_per_s": round(window_flops * world / dt, 1),
+                   "mfu": round(window_flops / dt / peak, 4) if peak else None,
+                   "skipped_bundles": skipped_total, "batches": taken, "seconds": round(dt, 3)}
+            if rank == 0:
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(audio=rec["audio_loss"], text=rec["text_loss"])
+            acc = defaultdict(float)
+            window_t0, window_rows, window_flops = time.time(), 0, 0.0
+        if (step % cfg.val_every == 0 or step == cfg.steps) and rank == 0 and vals:
+            v = evaluate(model, vals, device, ctx, cfg.loss_on_prefix, data.vocab, task_names)
+            log.write(json.dumps({"step": step, "event": "val", "val_audio_loss": v.get("audio"),
+                                  "val_text_loss": v.get("text"),
+                                  "val_tasks": {k.split("/")[1]: x for k, x in v.items() if k.startswith("task/")}})
+                      + "\n")
+            log.flush()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save(out, model, opt, step, taken, cfg, data, rank, world, device)
+    bar.close()
+    if log:
+        log.close()
+        seen.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return {"step": step, "checkpoint": str(last), "model": str(out / "model.pt")}
+
+
+def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data: SentenceData, rank: int,
+         world: int, device: torch.device) -> None:
+    """last.pt (resume: every rank's RNG gathered) and model.pt (inference), written by rank 0."""
+    rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    rngs = [rng]
+    if world > 1:
+        import torch.distributed as dist
+
+        rngs = [None] * world
+        dist.all_gather_object(rngs, rng)
+    if rank != 0:
+        return
+    tokens_cfg = Path(data.report["tokens"]) / "config.json"
+    audio_tok = {"name": data.tokenizer["name"], "options": {}}
+    if tokens_cfg.is_file():
+        audio_tok["options"] = json.loads(tokens_cfg.read_text()).get("tokenizer_options", {})
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    checkpoint.save({"model": weights, "optimizer": opt.state_dict(), "step": step, "batches": taken, "world": world,
+                     "workers": cfg.workers, "resume_fields": cfg.resume_fields(), "train_config": asdict(cfg),
+                     "model_config": model.config_dict(), "rng": rngs}, out / "last.pt")
+    checkpoint.save({"model": weights, "model_config": model.config_dict(), "step": step,
+                     "vocab": data.vocab.to_dict(), "text_tokenizer": (data.root / "text_tokenizer.json").read_text(),
+                     "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": str(data.root),
+                     "kind": "uniaudio-lm"}, out / "model.pt")
