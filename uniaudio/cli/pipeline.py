@@ -37,6 +37,12 @@ def pipeline_manifest(recipe: str, root: Path, out: Path, split: str | None, man
     click.echo(f"{n} rows -> {out}")
 
 
+def _ray_options(data: dict, address: str | None, num_cpus: int | None) -> None:
+    for key, val in (("address", address), ("num_cpus", num_cpus)):
+        if val is not None:
+            data.setdefault("ray", {})[key] = val
+
+
 def _input_spec(text: str) -> dict:
     """RECIPE:ROOT[:SPLIT] or a .parquet manifest path."""
     if text.endswith(".parquet"):
@@ -89,9 +95,7 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
         if not sep:
             raise click.BadParameter(f"{opt!r}: expected KEY=VALUE", param_hint="--tokenizer-option")
         data.setdefault("tokenizer_options", {})[key] = yaml.safe_load(val)
-    for key, val in (("address", ray_address), ("num_cpus", num_cpus)):
-        if val is not None:
-            data.setdefault("ray", {})[key] = val
+    _ray_options(data, ray_address, num_cpus)
     try:
         cfg = from_dict(PipelineConfig, data)
     except ConfigError as e:
@@ -129,9 +133,7 @@ def pipeline_sentences(config: Path | None, tokens: str | None, out: str | None,
     for key, val in (("tokens", tokens), ("output", out), ("layout", layout), ("context", context)):
         if val is not None:
             data[key] = val
-    for key, val in (("address", ray_address), ("num_cpus", num_cpus)):
-        if val is not None:
-            data.setdefault("ray", {})[key] = val
+    _ray_options(data, ray_address, num_cpus)
     try:
         cfg = from_dict(SentenceConfig, data)
     except ConfigError as e:

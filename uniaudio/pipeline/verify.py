@@ -13,6 +13,22 @@ from .. import audio
 from .shards import file_sha256, read_tar
 
 
+def _intact_tars(out: Path, problems: list[str]):
+    """(done record, tar path) of every finished shard whose tar exists with its recorded
+    sha256; the others are added to `problems`."""
+    for done in sorted((out / "done").glob("*.json")):
+        rec = json.loads(done.read_text())
+        if rec["tar"] is None:
+            continue
+        tar = out / "shards" / rec["tar"]
+        if not tar.exists():
+            problems.append(f"{rec['tar']}: missing")
+        elif file_sha256(tar) != rec["sha256"]:
+            problems.append(f"{rec['tar']}: sha256 mismatch")
+        else:
+            yield rec, tar
+
+
 def verify(out: str | Path) -> dict:
     """Checks checksums, keys, decodability of every member, index/shard agreement and that
     no id appears twice. Returns {"shards", "samples", "problems": [...]}. A sentence output
@@ -26,18 +42,8 @@ def verify(out: str | Path) -> dict:
     index = pq.read_table(out / "index.parquet").to_pylist() if (out / "index.parquet").exists() else None
     if index is None:
         problems.append("index.parquet missing (run did not finish)")
-    for done in sorted((out / "done").glob("*.json")):
-        rec = json.loads(done.read_text())
-        if rec["tar"] is None:
-            continue
+    for rec, tar in _intact_tars(out, problems):
         n_shards += 1
-        tar = out / "shards" / rec["tar"]
-        if not tar.exists():
-            problems.append(f"{rec['tar']}: missing")
-            continue
-        if file_sha256(tar) != rec["sha256"]:
-            problems.append(f"{rec['tar']}: sha256 mismatch")
-            continue
         expected = [s["key"] for s in rec["samples"]]
         got = []
         for key, members in read_tar(tar):
@@ -83,18 +89,8 @@ def verify_sentences(out: Path) -> dict:
     for name in ("index.parquet", "sequences.parquet"):
         if not (out / name).exists():
             problems.append(f"{name} missing (run did not finish)")
-    for done in sorted((out / "done").glob("*.json")):
-        rec = json.loads(done.read_text())
-        if rec["tar"] is None:
-            continue
+    for rec, tar in _intact_tars(out, problems):
         n_shards += 1
-        tar = out / "shards" / rec["tar"]
-        if not tar.exists():
-            problems.append(f"{rec['tar']}: missing")
-            continue
-        if file_sha256(tar) != rec["sha256"]:
-            problems.append(f"{rec['tar']}: sha256 mismatch")
-            continue
         got = []
         for key, members in read_tar(tar):
             got.append(key)
