@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 VENV=${UNIAUDIO_VENV:-.venv}
 APT_PKGS=(espeak-ng sox libsox-fmt-all fluidsynth fluid-soundfont-gm libsndfile1 codec2 flite festival festvox-us-slt-hts
           festvox-kallpc16k festvox-kdlpc16k festvox-ru festvox-czech-dita festvox-czech-machac festvox-czech-krb
-          festvox-suopuhe-lj festvox-suopuhe-mv)
+          festvox-suopuhe-lj festvox-suopuhe-mv chromium chromium-driver)
 
 log() { printf '\033[1m[uniaudio]\033[0m %s\n' "$*" >&2; }
 
@@ -79,6 +79,7 @@ case "$cmd" in
     HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} UNIAUDIO_BENCHMARK_DATA="$dir/benchmark-data" \
       "$VENV/bin/benchmark" run --task all --out "$dir/benchmark-results"
     log "benchmark results in $dir/benchmark-results/results/{task}/{system}/"
+    log "leaderboards: open $dir/benchmark-results/leaderboards/index.html"
     ;;
   test)
     setup_system; setup_python

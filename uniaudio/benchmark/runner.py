@@ -14,9 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__, audio, manifest
-from ..files import safe_name
+from ..files import safe_name, sha256_file
 from ..models import ModelNotFound
 from . import metrics as M
+from . import provenance
 from . import systems as S
 from .tasks import TASKS, Task, output_file, row_value
 
@@ -226,6 +227,8 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
             for s in batch:
                 item = {"id": s.id, "task": task.name, "system": system.name, "values": values[s.id],
                         "errors": errors[s.id]}
+                if task.output == "text":  # what was compared, for per-item pages (lm-eval keeps samples)
+                    item["hyp"], item["ref"] = s.hyp_text, s.ref_text
                 details = _details(sys_dir, s.id) if task.output == "text" else None
                 if details is not None:
                     item["output"] = details
@@ -237,7 +240,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
     bar.close()
     if task.set_metrics:
         _note(overall, f"{task.name}: set-level metrics {', '.join(n for n, _ in task.set_metrics)}")
-    result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir)
+    result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir, scored_now=len(todo))
     if task.set_metrics:
         result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
         (res_dir / "aggregate.json").write_text(json.dumps(result, indent=2, default=float))
@@ -268,14 +271,25 @@ def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool",
 
 
 def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Metric], dest: Path,
-              suite_dir: Path) -> dict:
+              suite_dir: Path, scored_now: int = 1) -> dict:
+    """aggregate.json from items.jsonl. A resume that scored nothing keeps the previous run's
+    date, so republishing unchanged results gives the same bytes."""
     items = [json.loads(line) for line in items_path.read_text().splitlines() if line.strip()]
     system_card = system.card() if hasattr(system, "card") else {"name": system.name}  # adapters may lack one
+    test_set = suite_dir / f"{task.name}.parquet"
     result = {"task": task.name, "system": system.name, "system_card": system_card, "suite": str(suite_dir),
+              "test_set": {"file": test_set.name, "sha256": sha256_file(test_set) if test_set.exists() else None,
+                           "items": manifest.count(test_set) if test_set.exists() else None},
               "items": len(items),
               "metrics": {}, "run": {"uniaudio": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                      "host": platform.node(), "python": platform.python_version(),
-                                     "machine": platform.machine()}}
+                                     "machine": platform.machine(), **provenance.toolkit(),
+                                     "device": provenance.device(), "libraries": provenance.libraries()}}
+    if not scored_now and dest.exists():
+        try:
+            result["run"]["date"] = json.loads(dest.read_text())["run"]["date"]
+        except (ValueError, KeyError):
+            pass
     for m in metrics:
         rows = [it["values"] for it in items]
         failed = [it for it in items if m.name in it["errors"]]
@@ -295,7 +309,10 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
 
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
-        resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None) -> list[dict]:
+        resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
+        all_builtins: bool = False) -> list[dict]:
+    """Score `system_spec` on each task; with no system, each task's baseline, or with
+    `all_builtins` every built-in system that applies (floors, ceilings, baselines)."""
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root)
@@ -303,16 +320,18 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
     for name in task_names:
         if not (suite_dir / f"{name}.parquet").exists():
             raise FileNotFoundError(f"suite {suite_dir} has no test set for task {name!r}")
+    plan = [(name, spec) for name in task_names
+            for spec in ([system_spec] if system_spec else S.applicable(name) if all_builtins else [S.BASELINE[name]])]
     sizes = {name: manifest.count(suite_dir / f"{name}.parquet") for name in task_names}
-    overall = tqdm(total=sum(sizes.values()), desc=f"benchmark ({len(task_names)} tasks)", unit="item",
-                   disable=not progress, position=0) if progress and len(task_names) > 1 else None
+    overall = tqdm(total=sum(sizes[n] for n, _ in plan), desc=f"benchmark ({len(plan)} runs)", unit="item",
+                   disable=not progress, position=0) if progress and len(plan) > 1 else None
     results = []
     try:
-        for name in task_names:
+        for k, (name, spec) in enumerate(plan):
             task = TASKS[name]
             if overall is not None:
-                overall.set_description(f"benchmark: {name} ({task_names.index(name) + 1}/{len(task_names)})")
-            system = S.load(system_spec or S.BASELINE[name])
+                overall.set_description(f"benchmark: {name} {spec} ({k + 1}/{len(plan)})")
+            system = S.load(spec)
             if system.tasks and name not in system.tasks:
                 if progress:
                     say = overall.write if overall is not None else print

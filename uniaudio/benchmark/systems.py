@@ -279,6 +279,15 @@ BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "
             "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 
 
+def applicable(task: str) -> list[str]:
+    """Every built-in system that produces outputs for `task`, the task's baseline first."""
+    specs = [BASELINE[task]] if task in BASELINE else []
+    specs += [n for n, cls in BUILTIN.items() if task in cls.tasks and n not in specs]
+    if task == "codec" and "codec:uniaudio-codec" not in specs:
+        specs.append("codec:uniaudio-codec")
+    return specs
+
+
 def load(spec: str) -> System:
     """A built-in name, `codec:TOKENIZER`, `pkg.module:Class`, or a folder of outputs."""
     if spec in BUILTIN:

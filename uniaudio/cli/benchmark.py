@@ -21,7 +21,7 @@ def benchmark() -> None:
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
               "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
               "or pkg.module:Class. "
-              "Default: each task's baseline.")
+              "Default: every built-in system that applies, then leaderboards.")
 @click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
@@ -29,9 +29,14 @@ def benchmark() -> None:
 @click.option("--resume", is_flag=True, help="Skip items already scored in OUT.")
 @click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
               help="e.g. wer.asr_backend=openai-whisper wer.asr_model=large-v3, sim.backend=wavlm (repeatable).")
+@click.option("--publish", "publish_to", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Also publish leaderboards here (default without --system: OUT/leaderboards).")
+@click.option("--date", default=None, help="Pin the leaderboards' generation date (YYYY-MM-DD).")
 def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool,
-                  metric_opts: tuple[str, ...]) -> None:
-    """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards."""
+                  metric_opts: tuple[str, ...], publish_to: Path | None, date: str | None) -> None:
+    """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards. Without
+    --system: every built-in system that applies to each task (baselines, floors, ceilings),
+    then the leaderboards in OUT/leaderboards."""
     import math
 
     from ..benchmark.runner import run
@@ -51,7 +56,8 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
             raise click.BadParameter(f"{opt!r}: expected METRIC.KEY=VALUE", param_hint="--metric-option")
         options.setdefault(metric, {})[key] = yaml.safe_load(val)
     try:
-        results = run(names, system, suite, data_root, out, resume=resume, metric_options=options)
+        results = run(names, system, suite, data_root, out, resume=resume, metric_options=options,
+                      all_builtins=system is None)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{'task':8}{'system':18}{'metric':34}{'value':>10}{'failed':>8}")
@@ -67,6 +73,31 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
             if m.get("error"):
                 click.echo(f"{'':26}{name}: {m['error'][:200]}")
     click.echo(f"results: {out / 'results'}")
+    if system is None or publish_to:
+        from ..benchmark.publish import publish
+
+        dest = publish_to or out / "leaderboards"
+        res = publish([out], dest, date=date)
+        click.echo(f"leaderboards: {dest / 'index.html'} ({len(res['files'])} files)")
+
+
+@benchmark.command("publish")
+@click.argument("results", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--date", default=None, help="Pin the generation date (YYYY-MM-DD) for byte-identical reruns.")
+def benchmark_publish(results: tuple[Path, ...], out: Path, date: str | None) -> None:
+    """Leaderboards from `benchmark run` outputs (default: ./benchmark-results): index.html, a page per
+    task and per (task, system), leaderboard.json (+ schema), .csv and .md."""
+    from ..benchmark.publish import publish
+
+    res = publish(list(results) or [Path("benchmark-results")], out, date=date)
+    board = res["board"]
+    for x in board["refused"]:
+        click.echo(f"REFUSED {x['path']}: {x['reason']}", err=True)
+    n_rows = sum(len(t["rows"]) for t in board["tasks"])
+    click.echo(f"{n_rows} results in {len(board['tasks'])} tasks -> {out / 'index.html'} ({len(res['files'])} files)")
+    if not n_rows:
+        raise click.ClickException("no results found to publish (give `benchmark run --out` folders)")
 
 
 @benchmark.command("mmlu")

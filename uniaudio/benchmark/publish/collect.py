@@ -1,0 +1,198 @@
+"""Read `benchmark run` results (aggregate.json + items.jsonl per task and system), check them,
+and build the leaderboard: one row per (task, system) with every value, its 95% interval
+recomputed from the per-item scores, items expected / scored / failed with reasons, the system
+and metric cards and the run's provenance.
+
+Result files are data from elsewhere: a run whose files do not validate, or whose aggregate
+disagrees with its own items, is refused with the reason and the others are published.
+Missing values are None (JSON null), never -1 or NaN."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from ..tasks import TASKS
+from .stats import mean_ci, ratio_ci
+
+SCHEMA_ID = "uniaudio.leaderboard/1"
+# bookkeeping values of an aggregate that are not scores
+SKIP_SUFFIXES = ("_errors", "_ref_words", "_ref_characters", "_frames", "_cached", "_slope", "_r2", "_S", "_D", "_I",
+                 "_N", "items_scored")
+LOWER_IS_BETTER = ("wer", "cer", "fad", "kl", "mel_distance")
+HIGHER_IS_BETTER = ("pesq", "stoi", "estoi", "si_sdr", "sim", "utmos", "dnsmos", "clap", "bleu", "cider", "rouge",
+                    "accuracy")
+ERROR_RATES = ("wer", "cer")
+
+
+class ResultError(ValueError):
+    pass
+
+
+def direction(key: str) -> str | None:
+    """"higher" or "lower" is better, from the value's name; None when unknown (not sortable)."""
+    for prefix in LOWER_IS_BETTER:
+        if key == prefix or key.startswith(prefix + "_"):
+            return "lower"
+    for prefix in HIGHER_IS_BETTER:
+        if key == prefix or key.startswith(prefix + "_"):
+            return "higher"
+    return None
+
+
+def finite(x) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Every results/{task}/{system}/aggregate.json under the given folders (a `benchmark run
+    --out` folder, its results/ folder, or one task/system folder)."""
+    found = []
+    for p in paths:
+        p = Path(p)
+        if (p / "aggregate.json").is_file():
+            found.append(p / "aggregate.json")
+        found += sorted(p.glob("results/*/*/aggregate.json")) + sorted(p.glob("*/*/aggregate.json"))
+    return sorted(set(found))
+
+
+def _check_aggregate(agg) -> None:
+    if not isinstance(agg, dict):
+        raise ResultError("aggregate.json is not a JSON object")
+    for key, kind in (("task", str), ("system", str), ("metrics", dict), ("run", dict)):
+        if not isinstance(agg.get(key), kind):
+            raise ResultError(f"field {key!r} must be a {kind.__name__}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", agg["task"]):
+        raise ResultError(f"task name {agg['task']!r} is not a task name")
+    for name, m in agg["metrics"].items():
+        if not isinstance(m, dict) or not isinstance(m.get("value"), dict):
+            raise ResultError(f"metric {name!r} has no value object")
+        for k, v in m["value"].items():
+            if not (v is None or isinstance(v, (int, float, str, bool, list, dict))):
+                raise ResultError(f"metric {name!r} value {k!r} has type {type(v).__name__}")
+
+
+def _read_items(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise ResultError(f"{path.name} is missing")
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            it = json.loads(line)
+        except ValueError:
+            raise ResultError(f"{path.name} line {n} is not JSON") from None
+        if not isinstance(it, dict) or not isinstance(it.get("id"), str) or not isinstance(it.get("values"), dict) \
+                or not isinstance(it.get("errors", {}), dict):
+            raise ResultError(f"{path.name} line {n} lacks id/values/errors")
+        items.append(it)
+    return items
+
+
+def _values(metric: str, entry: dict, items: list[dict]) -> dict:
+    """The row's cells for one metric: each score key with its value and interval."""
+    set_level = "items_scored" not in entry and "items_failed" not in entry
+    out = {}
+    for key, raw in sorted(entry["value"].items()):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or key.endswith(SKIP_SUFFIXES):
+            continue
+        value = finite(raw)
+        cell = {"metric": metric, "value": value, "direction": direction(key), "ci95": None, "n": None}
+        if set_level:
+            cell["method"] = "set-level value: no per-item scores, no interval"
+            cell["n"] = entry.get("items")
+        elif key in ERROR_RATES and key == metric:
+            ok = [it["values"] for it in items if finite(it["values"].get(key)) is not None
+                  and all(f"{key}_{c}" in it["values"] for c in "SDIN")]
+            ci = ratio_ci([v[f"{key}_S"] + v[f"{key}_D"] + v[f"{key}_I"] for v in ok], [v[f"{key}_N"] for v in ok])
+            cell.update({k: ci[k] for k in ("ci95", "n", "method")}, recomputed=ci["value"])
+        else:
+            per_item = metric if key == f"{metric}_utt_mean" else key
+            ci = mean_ci([it["values"].get(per_item) for it in items])
+            cell.update({k: ci[k] for k in ("ci95", "n", "method")}, recomputed=ci["value"])
+        rec = cell.pop("recomputed", None)
+        if value is not None and rec is not None and abs(rec - value) > 1e-6 * max(1.0, abs(value)):
+            raise ResultError(f"aggregate {key} = {value} but its items give {rec}")
+        if value is None and rec is not None:
+            raise ResultError(f"aggregate {key} is missing but its items give {rec}")
+        cell["failed"] = entry.get("items_failed", entry.get("items_missing"))
+        cell["failure_reasons"] = entry.get("failure_reasons", {}) if not entry.get("error") else \
+            {"set metric error": 1}
+        if entry.get("error"):
+            cell["error"] = str(entry["error"])[:500]
+        out[key] = cell
+    return out
+
+
+def load_run(agg_path: Path) -> dict:
+    """One (task, system) row, or ResultError with the reason it cannot be published."""
+    try:
+        agg = json.loads(agg_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ResultError(f"aggregate.json is not valid JSON: {e}") from None
+    _check_aggregate(agg)
+    items = _read_items(agg_path.with_name("items.jsonl"))
+    values, cards = {}, {}
+    for metric, entry in sorted(agg["metrics"].items()):
+        values.update(_values(metric, entry, items))
+        cards[metric] = entry.get("card", {})
+    run = agg["run"]
+    test_set = agg.get("test_set") or {}
+    expected = test_set.get("items") if isinstance(test_set.get("items"), int) else agg.get("items")
+    failed_items = sorted({it["id"] for it in items if it.get("errors")})
+    return {"task": agg["task"], "system": agg["system"], "system_card": agg.get("system_card", {}),
+            "suite": agg.get("suite"), "test_set": test_set,
+            "items": {"expected": expected, "in_results": len(items), "with_a_failure": len(failed_items)},
+            "values": values, "cards": cards,
+            "run": {k: run.get(k) for k in ("uniaudio", "git_commit", "git_dirty", "date", "python", "machine",
+                                            "device", "libraries")},
+            "_items": items, "_source": str(agg_path.parent)}
+
+
+def collect(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """(rows, refused) from every run found under `paths`; duplicates of a (task, system)
+    keep the most recent run and refuse the others with the reason."""
+    rows, refused = {}, []
+    for agg in find_runs(paths):
+        try:
+            row = load_run(agg)
+        except ResultError as e:
+            refused.append({"path": str(agg.parent), "reason": str(e)})
+            continue
+        key = (row["task"], row["system"])
+        if key in rows:
+            old = rows[key]
+            keep, drop = (row, old) if (row["run"].get("date") or "") > (old["run"].get("date") or "") else (old, row)
+            refused.append({"path": drop["_source"], "reason": f"another run of {key[1]} on {key[0]} is newer: "
+                                                               f"{keep['_source']}"})
+            rows[key] = keep
+        else:
+            rows[key] = row
+    return [rows[k] for k in sorted(rows)], refused
+
+
+def columns(rows: list[dict]) -> list[dict]:
+    """A task's columns: every value key any of its rows has, metrics in task order."""
+    seen: dict[str, dict] = {}
+    for r in rows:
+        for key, cell in r["values"].items():
+            seen.setdefault(key, {"key": key, "metric": cell["metric"], "direction": cell["direction"]})
+    task = TASKS.get(rows[0]["task"]) if rows else None
+    order = [m for m, _ in task.metrics] + [m for m, _ in task.set_metrics] if task else []
+    return sorted(seen.values(), key=lambda c: (order.index(c["metric"]) if c["metric"] in order else len(order),
+                                                c["metric"], c["key"] != c["metric"], c["key"]))
+
+
+def primary(task: str, cols: list[dict], rows: list[dict]) -> str | None:
+    """The value a task's overview shows: its first metric's own value that some row has (an
+    offline run may lack a metric's model, e.g. CLAP: then the next metric)."""
+    t = TASKS.get(task)
+    names = [m for m, _ in t.metrics] + [m for m, _ in t.set_metrics] if t else []
+    keys = [c["key"] for c in cols]
+    for name in names + keys:
+        if name in keys and any((r["values"].get(name) or {}).get("value") is not None for r in rows):
+            return name
+    return keys[0] if keys else None

@@ -1,0 +1,225 @@
+"""Static HTML pages of a leaderboard: index.html (overview), task-{task}.html (the full
+table, a plot of each metric with its interval, metric cards, provenance) and one per-item page
+per (task, system), worst items first. No framework and no network: one small inline script
+sorts a table when a metric header is clicked (best first by the metric's direction, missing
+always last; a second click reverses). Every string from results is HTML-escaped; the JSON
+embedded in a page has < > & and U+2028/9 escaped, so it cannot close its script tag."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+
+from ...files import safe_name
+from .tables import fmt
+
+CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th[data-dir]{cursor:pointer;background:#f3f3f3}th[data-sorted=best]::after{content:" \\25BC"}
+th[data-sorted=worst]::after{content:" \\25B2"}td.num{text-align:right;white-space:nowrap}
+.ci{color:#777;font-size:12px}.fail{color:#b00;font-weight:600}.missing{color:#999}
+pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:400px}code{background:#f3f3f3}"""
+
+SORT_JS = """document.querySelectorAll('table.sortable th[data-dir]').forEach(function (th) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var best = th.getAttribute('data-sorted') !== 'best';
+    var sign = (th.getAttribute('data-dir') === 'lower' ? 1 : -1) * (best ? 1 : -1);
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var va = a.cells[idx].getAttribute('data-value'), vb = b.cells[idx].getAttribute('data-value');
+      var ma = va === null || va === '', mb = vb === null || vb === '';
+      if (ma || mb) { return ma === mb ? 0 : (ma ? 1 : -1); }
+      return sign * (parseFloat(va) - parseFloat(vb));
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-sorted'); });
+    th.setAttribute('data-sorted', best ? 'best' : 'worst');
+  });
+});"""
+
+
+def esc(x) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def script_json(obj) -> str:
+    """JSON safe inside <script type="application/json">."""
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(a, b)
+    return text
+
+
+def page(title: str, body: str, data=None) -> str:
+    data_tag = f'<script type="application/json" id="leaderboard-data">{script_json(data)}</script>\n' if data else ""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title>"
+            f"<style>{CSS}</style></head><body>\n{body}\n{data_tag}<script>{SORT_JS}</script></body></html>\n")
+
+
+def task_page_name(task: str) -> str:
+    return f"task-{safe_name(task)}.html"
+
+
+def items_page_name(task: str, system: str) -> str:
+    return f"items-{safe_name(task)}-{safe_name(system)}.html"
+
+
+def value_cell(cell: dict | None, key: str) -> str:
+    if cell is None or cell.get("value") is None:
+        why = (cell or {}).get("error") or "no value"
+        fail = f' <span class="fail" title="{esc(why)}">⚠ {esc(cell.get("failed"))} failed</span>' \
+            if cell and cell.get("failed") else ""
+        return f'<td class="num missing" data-value="">—{fail}</td>'
+    ci = ""
+    if cell.get("ci95"):
+        ci = f'<br><span class="ci" title="{esc(cell.get("method"))}">[{fmt(cell["ci95"][0], key)}, ' \
+             f'{fmt(cell["ci95"][1], key)}]</span>'
+    fail = ""
+    if cell.get("failed"):
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted((cell.get("failure_reasons") or {}).items()))
+        fail = f'<br><span class="fail" title="{esc(reasons)}">⚠ {esc(cell["failed"])} failed</span>'
+    return f'<td class="num" data-value="{cell["value"]!r}">{esc(fmt(cell["value"], key))}{ci}{fail}</td>'
+
+
+def header(c: dict) -> str:
+    arrow = {"higher": " ↑", "lower": " ↓"}.get(c["direction"], "")
+    attr = f' data-dir="{c["direction"]}"' if c["direction"] else ""
+    return f'<th{attr} title="{esc(c["metric"])}: {esc(c["direction"] or "no direction")} is better">' \
+           f'{esc(c["key"])}{arrow}</th>'
+
+
+def plot_svg(task: dict) -> str:
+    """Bars with 95% intervals, one panel per metric value, systems on the y axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in task["columns"] if c["key"] == c["metric"] or c["key"].endswith("_ovrl")][:6]
+    if not cols or not task["rows"]:
+        return ""
+    with matplotlib.rc_context({"svg.hashsalt": "uniaudio", "svg.fonttype": "none", "text.parse_math": False,
+                                "font.size": 9}):
+        fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols), 0.45 * len(task["rows"]) + 1.2),
+                                 squeeze=False)
+        names = [r["system"] for r in task["rows"]]
+        for ax, c in zip(axes[0], cols):
+            vals, lo, hi = [], [], []
+            for r in task["rows"]:
+                cell = r["values"].get(c["key"]) or {}
+                v = cell.get("value")
+                vals.append(v if v is not None else math.nan)
+                ci = cell.get("ci95")
+                lo.append(v - ci[0] if v is not None and ci else 0.0)
+                hi.append(ci[1] - v if v is not None and ci else 0.0)
+            y = range(len(names))
+            ax.barh(list(y), [0 if math.isnan(v) else v for v in vals], xerr=[lo, hi], color="#7aa6d6",
+                    ecolor="#333", capsize=3)
+            for i, v in enumerate(vals):
+                if math.isnan(v):
+                    ax.text(0, i, " missing", va="center", color="#999")
+            ax.set_yticks(list(y))
+            ax.set_yticklabels(names if ax is axes[0][0] else [""] * len(names))
+            ax.invert_yaxis()
+            ax.set_title(f"{c['key']} ({c['direction'] or '?'} is better)")
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+        plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def task_page(task: dict) -> str:
+    cols = task["columns"]
+    rows_html = []
+    for r in task["rows"]:
+        items = r["items"]
+        name = f'<a href="{esc(items_page_name(task["task"], r["system"]))}">{esc(r["system"])}</a>'
+        cells = "".join(value_cell(r["values"].get(c["key"]), c["key"]) for c in cols)
+        rows_html.append(f'<tr><td>{name}</td>{cells}<td class="num" data-value="{items["expected"] or ""}">'
+                         f'{esc(items["in_results"])} / {esc(items["expected"])}</td>'
+                         f'<td><a href="#run-{esc(safe_name(r["system"]))}">run</a></td></tr>')
+    table = (f'<table class="sortable" id="results"><thead><tr><th>system</th>{"".join(header(c) for c in cols)}'
+             f'<th>items (results / expected)</th><th>provenance</th></tr></thead>'
+             f'<tbody>{"".join(rows_html)}</tbody></table>')
+    cards = {}
+    for r in task["rows"]:
+        for m, card in r["cards"].items():
+            cards.setdefault(m, card)
+    cards_html = "".join(f"<h3>{esc(m)}</h3><pre>{esc(json.dumps(c, indent=2, sort_keys=True, default=str))}</pre>"
+                         for m, c in sorted(cards.items()))
+    prov = "".join(
+        f'<h3 id="run-{esc(safe_name(r["system"]))}">{esc(r["system"])}</h3>'
+        f'<pre>{esc(json.dumps({"system_card": r["system_card"], "test_set": r["test_set"], "suite": r["suite"], "run": r["run"]}, indent=2, sort_keys=True, default=str))}</pre>'
+        for r in task["rows"])
+    body = (f'<p><a href="index.html">all tasks</a></p><h1>{esc(task["task"])}</h1><p>{esc(task.get("description"))}</p>'
+            f"<p>Click a metric to sort best first (missing last); the interval under each value is its 95% CI "
+            f"(hover for the method); ⚠ marks items a metric could not score (hover for reasons).</p>{table}"
+            f'<h2>Plot</h2><div class="plot">{plot_svg(task)}</div><h2>Metric cards</h2>{cards_html}'
+            f"<h2>Provenance</h2>{prov}")
+    return page(f"uniaudio leaderboard: {task['task']}", body, {"task": task["task"], "rows": [
+        {k: r[k] for k in ("system", "values", "items")} for r in task["rows"]]})
+
+
+def items_page(task: dict, row: dict, items: list[dict]) -> str:
+    """Per-item scores of one system on one task, worst first (failures, then by the primary value)."""
+    primary = task.get("primary")
+    d = next((c["direction"] for c in task["columns"] if c["key"] == primary), None)
+    keys = sorted({k for it in items for k, v in it["values"].items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and not k.endswith(("_S", "_D", "_I", "_N"))})
+
+    def badness(it):
+        v = it["values"].get(primary)
+        ok = isinstance(v, (int, float)) and math.isfinite(v)
+        return (0 if it.get("errors") else 1, (v if d == "higher" else -v) if ok else math.inf, it["id"])
+
+    rows = []
+    for it in sorted(items, key=badness):
+        hyp = it.get("hyp") if it.get("hyp") is not None else it["values"].get("transcript")
+        cells = "".join(value_cell({"value": v if isinstance(v, (int, float)) and math.isfinite(v) else None}, k)
+                        for k in keys for v in [it["values"].get(k)])
+        errs = "; ".join(f"{k}: {v}" for k, v in sorted(it.get("errors", {}).items()))
+        rows.append(f"<tr><td>{esc(it['id'])}</td><td>{esc(it.get('ref'))}</td><td>{esc(hyp)}</td>{cells}"
+                    f'<td class="fail">{esc(errs)}</td></tr>')
+    heads = "".join(header({"key": k, "metric": k, "direction": _dir(k)}) for k in keys)
+    body = (f'<p><a href="{esc(task_page_name(task["task"]))}">{esc(task["task"])}</a> · <a href="index.html">all tasks</a></p>'
+            f'<h1>{esc(row["system"])} on {esc(task["task"])}: {len(items)} items</h1>'
+            f"<p>Worst first: items with a failure, then by {esc(primary)}.</p>"
+            f'<table class="sortable"><thead><tr><th>id</th><th>reference</th><th>output / transcript</th>{heads}'
+            f'<th>failures</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return page(f"{row['system']} on {task['task']}", body)
+
+
+def _dir(key: str) -> str | None:
+    from .collect import direction
+
+    return direction(key)
+
+
+def index_page(board: dict) -> str:
+    parts = [f"<h1>uniaudio leaderboard</h1><p>Generated {esc(board['generated'])} by uniaudio "
+             f"{esc(board['publisher'].get('uniaudio'))} (commit {esc(board['publisher'].get('git_commit'))}"
+             f"{', dirty tree' if board['publisher'].get('git_dirty') else ''}). Data: "
+             '<a href="leaderboard.json">JSON</a> (<a href="leaderboard.schema.json">schema</a>), '
+             '<a href="leaderboard.csv">CSV</a>, <a href="leaderboard.md">Markdown</a>.</p>']
+    for t in board["tasks"]:
+        key = t.get("primary")
+        col = next((c for c in t["columns"] if c["key"] == key), None)
+        rows = "".join(f'<tr><td><a href="{esc(items_page_name(t["task"], r["system"]))}">{esc(r["system"])}</a></td>'
+                       f'{value_cell(r["values"].get(key), key or "")}</tr>' for r in t["rows"])
+        head = header(col) if col else "<th>value</th>"
+        parts.append(f'<h2><a href="{esc(task_page_name(t["task"]))}">{esc(t["task"])}</a></h2>'
+                     f'<p>{esc(t.get("description"))}</p><table class="sortable"><thead><tr><th>system</th>{head}'
+                     f"</tr></thead><tbody>{rows}</tbody></table>")
+    if board["refused"]:
+        parts.append("<h2>Refused result files</h2><ul>" + "".join(
+            f"<li><code>{esc(x['path'])}</code>: {esc(x['reason'])}</li>" for x in board["refused"]) + "</ul>")
+    return page("uniaudio leaderboard", "\n".join(parts), {"generated": board["generated"],
+                                                          "tasks": [t["task"] for t in board["tasks"]]})

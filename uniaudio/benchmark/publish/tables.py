@@ -1,0 +1,137 @@
+"""The machine-readable leaderboard files: leaderboard.json (+ its JSON Schema), leaderboard.csv
+and leaderboard.md. Everything that came from results (system names, reasons, card strings) is
+escaped for its format: JSON never holds NaN (allow_nan=False), CSV cells that a spreadsheet
+would run as a formula get a leading apostrophe, Markdown cells have `|`, newlines and HTML
+special characters escaped."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "uniaudio.leaderboard/1",
+    "title": "uniaudio leaderboard",
+    "type": "object",
+    "required": ["schema", "generated", "publisher", "tasks", "refused"],
+    "properties": {
+        "schema": {"const": "uniaudio.leaderboard/1"},
+        "generated": {"type": "string"},
+        "publisher": {"type": "object"},
+        "refused": {"type": "array", "items": {"type": "object", "required": ["path", "reason"],
+                                               "properties": {"path": {"type": "string"}, "reason": {"type": "string"}}}},
+        "tasks": {"type": "array", "items": {
+            "type": "object", "required": ["task", "columns", "rows"],
+            "properties": {
+                "task": {"type": "string"}, "description": {"type": ["string", "null"]},
+                "primary": {"type": ["string", "null"]},
+                "columns": {"type": "array", "items": {"type": "object", "required": ["key", "metric", "direction"],
+                                                       "properties": {"direction": {"enum": ["higher", "lower", None]}}}},
+                "rows": {"type": "array", "items": {
+                    "type": "object", "required": ["system", "values", "items", "run"],
+                    "properties": {
+                        "system": {"type": "string"},
+                        "values": {"type": "object", "additionalProperties": {
+                            "type": "object", "required": ["value", "ci95", "failed"],
+                            "properties": {"value": {"type": ["number", "null"]},
+                                           "ci95": {"oneOf": [{"type": "null"},
+                                                              {"type": "array", "items": {"type": "number"},
+                                                               "minItems": 2, "maxItems": 2}]},
+                                           "failed": {"type": ["integer", "null"]}}}},
+                        "items": {"type": "object"}, "run": {"type": "object"}}}}}}},
+    },
+}
+
+
+def json_text(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def csv_cell(x) -> str | float | int:
+    if x is None:
+        return ""
+    if isinstance(x, str) and x.startswith(CSV_FORMULA):
+        return "'" + x
+    return x
+
+
+def csv_text(board: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["task", "system", "value_name", "value", "ci95_low", "ci95_high", "ci_method", "n", "failed",
+                "direction", "items_expected", "git_commit", "date"])
+    for t in board["tasks"]:
+        for r in t["rows"]:
+            for c in t["columns"]:
+                cell = r["values"].get(c["key"])
+                if cell is None:
+                    continue
+                ci = cell.get("ci95") or [None, None]
+                w.writerow([csv_cell(x) for x in (t["task"], r["system"], c["key"], cell["value"], ci[0], ci[1],
+                                                  cell.get("method"), cell.get("n"), cell.get("failed"),
+                                                  c["direction"], r["items"]["expected"], r["run"].get("git_commit"),
+                                                  r["run"].get("date"))])
+    return buf.getvalue()
+
+
+def md_cell(x) -> str:
+    s = "" if x is None else str(x)
+    s = html.escape(s, quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return s.replace("`", "\\`")
+
+
+def fmt(value: float | None, key: str) -> str:
+    """Display text for a value: error rates and accuracies as percentages."""
+    if value is None:
+        return "—"
+    if key.split("_")[0] in ("wer", "cer", "accuracy"):
+        return f"{100 * value:.2f}%"
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.4g}"
+
+
+def md_text(board: dict) -> str:
+    out = [f"# uniaudio leaderboard\n\nGenerated {md_cell(board['generated'])} by uniaudio "
+           f"{md_cell(board['publisher'].get('uniaudio'))}. Values with their 95% interval in brackets; "
+           f"`—` = missing (never a made-up number); `n failed` = items a metric could not score.\n"]
+    for t in board["tasks"]:
+        cols = t["columns"]
+        out.append(f"\n## {md_cell(t['task'])}\n\n{md_cell(t.get('description'))}\n")
+        out.append("| system | " + " | ".join(md_cell(c["key"]) + (" ↑" if c["direction"] == "higher" else
+                                                                       " ↓" if c["direction"] == "lower" else "")
+                                                 for c in cols) + " |")
+        out.append("|---" * (len(cols) + 1) + "|")
+        for r in t["rows"]:
+            cells = []
+            for c in cols:
+                cell = r["values"].get(c["key"])
+                if cell is None:
+                    cells.append("—")
+                    continue
+                text = fmt(cell["value"], c["key"])
+                if cell.get("ci95"):
+                    text += f" [{fmt(cell['ci95'][0], c['key'])}, {fmt(cell['ci95'][1], c['key'])}]"
+                if cell.get("failed"):
+                    text += f" ⚠ {cell['failed']} failed"
+                cells.append(md_cell(text))
+            out.append(f"| {md_cell(r['system'])} | " + " | ".join(cells) + " |")
+    if board["refused"]:
+        out.append("\n## Refused result files\n")
+        out += [f"- `{md_cell(x['path'])}`: {md_cell(x['reason'])}" for x in board["refused"]]
+    return "\n".join(out) + "\n"
+
+
+def write(board: dict, out: Path) -> list[Path]:
+    files = {"leaderboard.json": json_text(board), "leaderboard.schema.json": json_text(SCHEMA),
+             "leaderboard.csv": csv_text(board), "leaderboard.md": md_text(board)}
+    paths = []
+    for name, text in files.items():
+        p = out / name
+        p.write_text(text, encoding="utf-8")
+        paths.append(p)
+    return paths
