@@ -109,8 +109,8 @@ class LMTrainConfig:
     def resume_fields(self) -> dict:
         """What must not change when a run resumes (the result would differ)."""
         d = asdict(self)
-        for k in ("out", "steps", "val_every", "log_every", "checkpoint_every", "workers", "threads", "device",
-                  "compile"):
+        for k in ("out", "steps", "val_every", "val_bundles", "log_every", "checkpoint_every", "workers", "threads",
+                  "device", "compile"):
             d.pop(k)
         d["data"] = str(Path(self.data).resolve())
         return json.loads(json.dumps(d))
@@ -368,7 +368,7 @@ def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
                 skipped_total += len(batch["skipped"])
                 with open(out / "skipped.jsonl", "a") as f:
                     for s in batch["skipped"]:
-                        f.write(json.dumps(dict(s, step=step)) + "\n")
+                        f.write(json.dumps(dict(s, step=step + 1)) + "\n")  # the step these bundles were for
             sync = contextlib.nullcontext() if (world == 1 or micro == cfg.grad_accum - 1) else ddp.no_sync()
             with sync:
                 if not batch["keys"]:  # every bundle of this batch was unusable: take part with a zero loss
