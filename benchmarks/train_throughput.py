@@ -5,9 +5,15 @@ ours    : `uniaudio train lm` (the real loop: streaming bundles, multi-scale mod
 baseline: a minimal GPT (embedding, pre-LN blocks with fused causal attention and a GELU MLP,
           one head) trained by a bare loop on random tokens, sized so that one of its steps
           costs the same FLOPs as one of ours, on the same threads.
-Goal: ours / baseline >= 0.9 in FLOP/s. On a GPU both print MFU against the card's peak.
+Goal: ours / baseline >= 0.9 in FLOP/s. On a GPU both print MFU against the card's peak
+(GPU_CHECKS item 3: the 100M config, bf16, compiled; goal MFU >= 45%).
 
     python benchmarks/train_throughput.py [--data demo-data/sentences] [--steps 30] [--threads 2]
+    python benchmarks/train_throughput.py --config configs/lm-100m.yaml --device cuda --compile --check
+
+--check (GPU) first runs one eager step of ours under torch's FlopCounterMode and compares it with
+the structural count, and compares the gradients of the flex (GPU) and spans (CPU) attention
+paths on one batch.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ class MiniGPT(nn.Module):
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
 
     def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for blk in self.blocks:
             x = blk(x)
         return F.cross_entropy(self.head(self.ln(x)).flatten(0, 1), targets.flatten())
@@ -64,27 +70,90 @@ def mini_flops(d: int, layers: int, vocab: int, b: int, t: int) -> float:
     return 3 * (2 * linear * b * t + 4 * d * layers * b * t * (t + 1) / 2)
 
 
-def time_baseline(flops_target: float, d: int, heads: int, vocab: int, b: int, t: int, steps: int) -> dict:
+def time_baseline(flops_target: float, d: int, heads: int, vocab: int, b: int, t: int, steps: int,
+                  device: torch.device, compile: bool, ctx) -> dict:
     per_layer = mini_flops(d, 1, 0, b, t)
     layers = max(1, round((flops_target - mini_flops(d, 0, vocab, b, t)) / per_layer))
     torch.manual_seed(0)
-    model = MiniGPT(vocab, d, layers, heads, t)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    idx = torch.randint(0, vocab, (b, t))
-    for _ in range(3):  # warm-up
-        model(idx, idx).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = model(idx, idx)
+    model = MiniGPT(vocab, d, layers, heads, t).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
+    fwd = torch.compile(model) if compile else model
+    idx = torch.randint(0, vocab, (b, t), device=device)
+
+    def step():
+        with ctx:
+            loss = fwd(idx, idx)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+
+    for _ in range(3):  # warm-up (and compilation)
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
     dt = (time.perf_counter() - t0) / steps
     f = mini_flops(d, layers, vocab, b, t)
     return {"layers": layers, "flops_per_step": f, "flops_per_s": f / dt, "rows_per_s": b * t / dt, "step_s": dt}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def check(cfg, device: torch.device) -> None:
+    """GPU: FlopCounterMode vs the structural count on one eager step (spans attention, whose
+    SDPA calls torch counts), and flex vs spans gradients on the same batch (float32)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from uniaudio.train.data import BundleReader, collate
+    from uniaudio.train.flops import step_flops
+    from uniaudio.train.lm import SentenceData, build_model
+    from uniaudio.train.model import attention_plan
+
+    data = SentenceData(cfg.data)
+    torch.manual_seed(0)
+    model, supports = build_model(data, cfg.model)
+    model.to(device)
+    reader = BundleReader(data.root, data.vocab, data.context, [s.numpy() for s in supports])
+    b = collate([reader.read(r) for r in data.bundles[:2]], data.vocab.id("<pad>"))
+    ids, pos, doc, loss = (b[k].to(device) for k in ("ids", "pos", "doc", "loss"))
+    if device.type == "cuda":  # rows padded to the context, as the trainer does for flex attention
+        from uniaudio.train.lm import _padded
+
+        n = data.context
+        ids, pos, doc, loss = (_padded(ids, n, data.vocab.id("<pad>")), _padded(pos, n, 0), _padded(doc, n, -1),
+                               _padded(loss, n, False))
+    with FlopCounterMode(display=False) as fc:
+        out = model(ids, pos, doc, loss, attention_plan(doc, "spans"))
+        (out["loss"] * out["valid"]).sum().backward()
+    counted = fc.get_total_flops()
+    # torch counts the CUDA SDPA kernels, whose backward it charges for recomputing the scores
+    # (5 matmuls where the model needs 4: +1/6 of the attention FLOPs); it does not count the
+    # CPU SDPA kernel (global attention on CPU)
+    n_pred, cuda = len(out["rows"][0]), device.type == "cuda"
+    ours = step_flops(model, doc.cpu(), n_pred, dense=True, global_attention=cuda)
+    if cuda:
+        global_att = ours - step_flops(model, doc.cpu(), n_pred, dense=True, global_attention=False)
+        ours += global_att / 6
+    print(f"check FLOPs, one step of 2 bundles{'' if cuda else ' without global attention (CPU)'}: FlopCounterMode "
+          f"{counted / 1e9:.3f} GFLOP, structural (dense{', + recomputed scores' if cuda else ''}) {ours / 1e9:.3f} "
+          f"GFLOP, ratio {ours / counted:.6f}")
+    if device.type != "cuda":
+        print("check gradients flex vs spans: skipped (FlexAttention has no CPU backward)")
+        return
+    grads = []
+    for kind in ("spans", "flex"):
+        model.zero_grad()
+        out = model(ids, pos, doc, loss, attention_plan(doc, kind))
+        ((out["loss"] * out["valid"]).sum() / out["valid"].sum()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    rel = float((grads[0] - grads[1]).norm() / grads[0].norm())
+    print(f"check gradients flex vs spans (float32): relative difference {rel:.2e}")
 
 
 def main() -> None:
@@ -93,18 +162,26 @@ def main() -> None:
     ap.add_argument("--config", default="configs/lm-tiny.yaml", help="model and batch settings for ours")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both loops")
+    ap.add_argument("--workers", type=int, default=0, help="loader workers for ours")
+    ap.add_argument("--check", action="store_true", help="FLOPs vs FlopCounterMode, flex vs spans gradients")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from uniaudio.config import load
     from uniaudio.train.flops import peak_flops
-    from uniaudio.train.lm import LMTrainConfig, train
+    from uniaudio.train.lm import LMTrainConfig, autocast, train
 
+    device = torch.device(args.device)
     out = Path(tempfile.mkdtemp(prefix="uniaudio-trainbench-"))
     warm = 10
     cfg = load(LMTrainConfig, args.config, {"data": args.data, "out": str(out), "steps": warm + args.steps,
                                           "log_every": warm if args.steps % warm == 0 else 1, "val_every": 10**6,
-                                          "checkpoint_every": 10**6, "threads": args.threads})
+                                          "checkpoint_every": 10**6, "threads": args.threads, "device": args.device,
+                                          "compile": args.compile, "workers": args.workers})
+    if args.check:
+        check(cfg, device)
     print(f"timing ours: {warm} warm-up + {args.steps} steps of `train lm` on {args.data}...", file=sys.stderr, flush=True)
     train(cfg, progress=False)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -115,18 +192,22 @@ def main() -> None:
     step_s = secs / (windows[-1]["step"] - warm)
     flops_per_step = ours_fps * step_s
     d, heads = cfg.model.d_model, cfg.model.n_heads
-    rows = cfg.batch_rows
+    context = json.loads((Path(args.data) / "report.json").read_text())["context"]
+    b, t = max(1, cfg.batch_rows // context), min(cfg.batch_rows, context)
     print("timing the minimal loop of the same FLOPs...", file=sys.stderr, flush=True)
-    base = time_baseline(flops_per_step, d, heads, 3000, 1, rows, args.steps)
-    peak = peak_flops(torch.device("cuda")) if torch.cuda.is_available() else None
-    print(f"{args.threads} threads; ours: {args.config} on {args.data}; baseline: MiniGPT d={d}, {base['layers']} "
-          f"layers, 1 x {rows} tokens, vocab 3000")
-    print(f"{'':28}{'GFLOP/step':>12}{'GFLOP/s':>10}{'rows/s':>10}{'s/step':>9}{'MFU':>8}")
+    ctx, dtype = autocast(device, cfg.dtype)
+    base = time_baseline(flops_per_step, d, heads, 3000, b, t, args.steps, device, args.compile, ctx)
+    peak = peak_flops(device)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} CPU threads"
+    params = log[0]["parameters"]
+    print(f"{card}, {dtype}{', compiled' if args.compile else ''}; ours: {args.config} ({params / 1e6:.1f}M "
+          f"parameters) on {args.data}; baseline: MiniGPT d={d}, {base['layers']} layers, {b} x {t} tokens, vocab 3000")
+    print(f"{'':28}{'GFLOP/step':>12}{'TFLOP/s':>10}{'rows/s':>10}{'s/step':>9}{'MFU':>8}")
     for name, fps, rps, fl, ss in (("ours (train lm)", ours_fps, ours_rps, flops_per_step, step_s),
                                    ("baseline (minimal loop)", base["flops_per_s"], base["rows_per_s"],
                                     base["flops_per_step"], base["step_s"])):
         mfu = f"{fps / peak:.3f}" if peak else "n/a"
-        print(f"{name:28}{fl / 1e9:12.2f}{fps / 1e9:10.2f}{rps:10.0f}{ss:9.3f}{mfu:>8}")
+        print(f"{name:28}{fl / 1e9:12.2f}{fps / 1e12:10.3f}{rps:10.0f}{ss:9.3f}{mfu:>8}")
     print(f"ratio ours / baseline (FLOP/s): {ours_fps / base['flops_per_s']:.3f} (goal >= 0.9)")
     if not math.isfinite(ours_fps):
         sys.exit(1)

@@ -21,6 +21,10 @@ from uniaudio.train.model import ModelConfig, UniAudioLM, stream_supports
 
 BIN = Path(sys.executable).parent
 TINY = {"d_model": 48, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "local_layers": 1}
+# UniAudio 2.0's layout (issue 23): bottom / middle (LoRA on a frozen middle) / top, local decoder on audio rows
+TINY_MS = {"kind": "multistream", "d_model": 48, "n_layers": 1, "bottom_layers": 1, "top_layers": 1, "n_heads": 4,
+           "n_kv_heads": 2, "local_layers": 1, "lora_rank": 2}
+KINDS = pytest.mark.parametrize("model", [TINY, TINY_MS], ids=["multiscale", "multistream"])
 
 
 def tiny_vocab(k: int = 3, codes: int = 64) -> Vocabulary:
@@ -96,6 +100,57 @@ def test_packed_attention_equals_each_sequence_alone():
                 assert torch.allclose(packed[i, a:e], alone[0], atol=1e-5)
 
 
+def test_flex_document_mask_equals_per_sequence_attention():
+    """The GPU path (one FlexAttention call with a document BlockMask) gives the CPU path's
+    rows, padding included (zeros), and the same losses. (FlexAttention has no CPU backward:
+    benchmarks/train_throughput.py --check compares the gradients on a GPU.)"""
+    from uniaudio.train.model import attention_plan, document_mask
+
+    v = tiny_vocab()
+    m = tiny_model(v).eval()
+    b = synthetic_batch(v, np.random.default_rng(3))
+    assert (b["doc"] < 0).any()  # the shorter bundle is padded
+    spans, flex = attention_plan(b["doc"], "spans"), attention_plan(b["doc"], "flex")
+    assert isinstance(spans, dict) and not isinstance(flex, dict)
+    with torch.no_grad():
+        assert torch.allclose(m.global_forward(b["ids"], b["pos"], spans),
+                              m.global_forward(b["ids"], b["pos"], flex), atol=1e-5)
+        a, f = m(b["ids"], b["pos"], b["doc"], b["loss"], spans), m(b["ids"], b["pos"], b["doc"], b["loss"], flex)
+    assert torch.allclose(a["loss"], f["loss"], atol=1e-5)
+    # the block mask built from sequence ranges is the one torch builds from the dense mask
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    doc = b["doc"]
+
+    def allowed(bi, h, q, kv):
+        return (doc[bi, q] == doc[bi, kv]) & (q >= kv) & (doc[bi, q] >= 0)
+
+    for size in (16, 32):
+        ref = create_block_mask(allowed, doc.shape[0], None, doc.shape[1], doc.shape[1], device="cpu", BLOCK_SIZE=size)
+        mine = document_mask(doc, block=size)
+        assert torch.equal(ref.kv_num_blocks, mine.kv_num_blocks)
+        assert torch.equal(ref.full_kv_num_blocks, mine.full_kv_num_blocks)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        attention_plan(b["doc"], "dense")
+
+
+def test_small_attention_equals_sdpa():
+    """The local transformer's written-out attention is causal SDPA, with and without a cache."""
+    import torch.nn.functional as F
+
+    from uniaudio.train.model import small_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(5, 4, 3, 8) for _ in range(3))
+    assert torch.allclose(small_attention(q, k, v), F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-6)
+    # a cached step: the last query sees every key
+    assert torch.allclose(small_attention(q[:, :, 2:], k, v), F.scaled_dot_product_attention(q[:, :, 2:], k, v),
+                          atol=1e-6)
+    # two new queries after one cached key: query i sees keys 0..i+1
+    want = F.scaled_dot_product_attention(q[:, :, 1:], k, v, attn_mask=torch.ones(2, 3, dtype=torch.bool).tril(1))
+    assert torch.allclose(small_attention(q[:, :, 1:], k, v), want, atol=1e-6)
+
+
 def test_structural_flops_equal_flop_counter_mode():
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -108,8 +163,9 @@ def test_structural_flops_equal_flop_counter_mode():
         out = m(b["ids"], b["pos"], b["doc"], b["loss"])
         (out["loss"] * out["valid"]).sum().backward()
     n_pred = len(out["rows"][0])
-    # CPU attention kernels are invisible to FlopCounterMode: compare everything else exactly
-    assert fc.get_total_flops() == step_flops(m, b["doc"], n_pred, dense=True, attention=False)
+    # the CPU SDPA kernel (global attention) is invisible to FlopCounterMode: compare the rest
+    # exactly (the local attention's matmuls included)
+    assert fc.get_total_flops() == step_flops(m, b["doc"], n_pred, dense=True, global_attention=False)
     useful = step_flops(m, b["doc"], n_pred)
     dense = step_flops(m, b["doc"], n_pred, dense=True)
     assert 0 < useful < dense  # padding and masked attention are not counted as useful work
@@ -154,12 +210,13 @@ def per_step(out: Path) -> tuple[dict, dict]:
 
 
 @pytest.mark.slow
-def test_kill_then_resume_gives_the_same_losses_and_batches(sent_out, tmp_path):
+@KINDS
+def test_kill_then_resume_gives_the_same_losses_and_batches(sent_out, tmp_path, model):
     sent, _ = sent_out
     straight = tmp_path / "straight"
-    train(lm_config(sent, straight, steps=6), progress=False)
+    train(lm_config(sent, straight, steps=6, model=model), progress=False)
     killed = tmp_path / "killed"
-    cfg = write_config(lm_config(sent, killed, steps=6), tmp_path / "lm.yaml")
+    cfg = write_config(lm_config(sent, killed, steps=6, model=model), tmp_path / "lm.yaml")
     cmd = [str(BIN / "uniaudio"), "train", "lm", str(cfg)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
@@ -194,12 +251,13 @@ def test_resume_with_another_world_or_config_is_refused(sent_out, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_with_twice_the_accumulation(sent_out, tmp_path):
+@KINDS
+def test_two_processes_equal_one_with_twice_the_accumulation(sent_out, tmp_path, model):
     sent, _ = sent_out
     one = tmp_path / "one"
-    train(lm_config(sent, one, steps=3, grad_accum=2, checkpoint_every=3), progress=False)
+    train(lm_config(sent, one, steps=3, grad_accum=2, checkpoint_every=3, model=model), progress=False)
     two = tmp_path / "two"
-    cfg = write_config(lm_config(sent, two, steps=3, checkpoint_every=3), tmp_path / "ddp.yaml")
+    cfg = write_config(lm_config(sent, two, steps=3, checkpoint_every=3, model=model), tmp_path / "ddp.yaml")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "uniaudio",
                           "train", "lm", str(cfg)], capture_output=True, text=True, timeout=600, env=env)

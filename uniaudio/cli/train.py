@@ -40,13 +40,14 @@ def train_codec(config: Path, steps: int | None, out: str | None) -> None:
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--steps", default=None, type=int, help="Override the config's step count.")
 @click.option("--out", default=None, help="Override the config's output folder.")
-def train_lm(config: Path, steps: int | None, out: str | None) -> None:
+@click.option("--data", default=None, help="Override the config's sentence output.")
+def train_lm(config: Path, steps: int | None, out: str | None, data: str | None) -> None:
     """Train the UniAudio multi-scale LM on sentence bundles; rerun to resume exactly.
     Several processes: `torchrun --nproc_per_node N -m uniaudio train lm CONFIG`."""
     from ..config import ConfigError, load
     from ..train.lm import LMTrainConfig, train
 
-    overrides = {k: v for k, v in (("steps", steps), ("out", out)) if v is not None}
+    overrides = {k: v for k, v in (("steps", steps), ("out", out), ("data", data)) if v is not None}
     try:
         cfg = load(LMTrainConfig, config, overrides)
     except ConfigError as e:

@@ -82,7 +82,7 @@ class BundleReader:
 
     def __init__(self, root: Path, vocab: Vocabulary, max_rows: int, supports: list[np.ndarray]):
         self.root, self.max_rows = root, max_rows
-        self.vocab_size = vocab.size
+        self.vocab, self.vocab_size = vocab, vocab.size
         self.allowed = [np.isin(np.arange(vocab.size), s) for s in supports]  # slot k -> bool over ids
         self.tasks = {t[len("<task:"):-1]: i for i, t in enumerate(vocab.specials) if t.startswith("<task:")}
         self.members: dict[str, dict[str, tuple[int, int]] | str] = {}
@@ -115,9 +115,13 @@ class BundleReader:
             loss = np.load(io.BytesIO(self._member(ref.shard, f"{ref.key}.loss.npy")), allow_pickle=False)
         except (ValueError, OSError, KeyError) as e:
             raise ValueError(f"unreadable: {e}") from None
-        if meta.get("layout") != "uniaudio" or ids.ndim != 2 or ids.shape[1] != len(self.allowed):
-            raise ValueError(f"layout {meta.get('layout')} {ids.shape}: this model reads the uniaudio layout "
-                             f"with {len(self.allowed)} streams")
+        k = len(self.allowed)
+        if meta.get("layout") == "multistream" and ids.ndim == 2 and ids.shape[1] == k + 1 and loss.shape == ids.shape:
+            # UniAudio 2.0's [rows, K + 1] streams hold what the uniaudio rows hold: one reader, one batch
+            ids, loss = self.vocab.from_multistream(ids), loss.any(1)
+        elif meta.get("layout") != "uniaudio" or ids.ndim != 2 or ids.shape[1] != k:
+            raise ValueError(f"layout {meta.get('layout')} {ids.shape}: expected the uniaudio layout with {k} "
+                             f"streams or the multistream layout with {k + 1}")
         if loss.shape != (len(ids),):
             raise ValueError(f"unreadable: loss mask {loss.shape} does not match {len(ids)} rows")
         if len(ids) > self.max_rows:
@@ -226,8 +230,8 @@ class BundleStream(torch.utils.data.IterableDataset):
         return (e, first, batches), e, batches[n - first]
 
 
-def loader(stream: BundleStream, workers: int) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
+def loader(stream: BundleStream, workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                                        persistent_workers=workers > 0, prefetch_factor=2 if workers > 0 else None)
 
 

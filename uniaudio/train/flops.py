@@ -1,10 +1,12 @@
 """Model FLOPs counted from the structure of a step, and MFU against a device's peak.
 
 Each Linear costs 2 x its weights per row it processes (forward; backward is 2x that, so a
-training step is 3x). The global transformer processes every real row; the local
-transformer processes K slots of every *predicted* row (it runs K times per frame, which is
-why 6 x all parameters x rows undercounts a multi-scale model); slot heads run on predicted
-rows. Causal attention is counted on real sequence lengths: 4 x d x L(L+1)/2 per layer and
+training step is 3x; a frozen weight, e.g. an LLM middle under LoRA, needs no weight gradient:
+2x). The global transformer processes every real row; the local transformer processes K
+slots of every *predicted* row (it runs K times per frame, which is why 6 x all parameters x
+rows undercounts a multi-scale model); slot heads run on predicted rows. In the multi-stream
+model the local decoder and codebook heads run on audio targets only, the text head on every
+predicted row. Causal attention is counted on real sequence lengths: 4 x d x L(L+1)/2 per layer and
 sequence (QK^T and AV). Padding is excluded. Embedding lookups cost nothing.
 
 `dense=True` counts what the kernels execute instead (every row of the padded batch; each
@@ -38,21 +40,39 @@ def peak_flops(device: torch.device) -> float | None:
     return None
 
 
-def _linear_params(module: torch.nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
+def _linear_params(modules, train: bool) -> float:
+    """Weights of every Linear (LoRA adapters included: x A^T B^T is two more products per
+    row), each weighed by its passes: forward 1; a training step adds 2 when the weight learns
+    (input and weight gradients) and 1 when it is frozen (input gradient only)."""
+    n = 0.0
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, torch.nn.Linear):
+                n += m.weight.numel() * ((3 if m.weight.requires_grad else 2) if train else 1)
+            elif hasattr(m, "merged"):  # LoRALinear: its adapters always learn
+                n += (m.a.numel() + m.b.numel()) * (3 if train else 1)
+    return n
 
 
 def step_flops(model, doc: torch.Tensor, n_predicted: int, *, dense: bool = False, train: bool = True,
-               attention: bool = True) -> float:
-    """FLOPs of one forward (x3 with `train`) of `model` on a batch whose sequence numbers are
+               attention: bool = True, global_attention: bool = True, n_audio: int | None = None) -> float:
+    """FLOPs of one forward (with `train`, + its backward) of `model` on a batch whose sequence numbers are
     `doc` [B, T] (-1 = padding), with `n_predicted` rows going through the local transformer.
-    `attention=False` leaves out the attention matmuls (FlopCounterMode does not count the CPU
-    attention kernel, so the tests compare the rest)."""
+    `attention=False` leaves out the attention matmuls, `global_attention=False` those of the
+    global transformer only (FlopCounterMode does not count the CPU SDPA kernel that the global
+    transformer uses; the local one's matmuls are written out, and counted)."""
     cfg = model.cfg
     d, k = cfg.d_model, cfg.n_streams
-    glob = sum(_linear_params(b) for b in model.blocks)
-    local = sum(_linear_params(b) for b in model.local_blocks)
-    heads = d * sum(model.head_sizes)  # tied or not, a slot head is a d x |ids it may hold| product
+    multistream = getattr(model, "layout", "") == "multistream"
+    layers = [*model.bottom, *model.blocks, *model.top] if multistream else list(model.blocks)
+    glob = _linear_params(layers, train)
+    local = _linear_params(model.local_blocks, train)
+    if multistream:  # the text head on every predicted row; local decoder and codebook heads on audio targets
+        n_local = n_predicted if n_audio is None else n_audio
+        text_head = _linear_params([model.text_head] + ([model.llm_head] if model.llm_text else []), train)
+        heads = _linear_params(model.heads, train)
+    else:  # tied or not, a slot head is a d x |ids it may hold| product, on every predicted row
+        n_local, text_head, heads = n_predicted, 0, _linear_params(model.heads, train)
     b, t = doc.shape
     lengths = []
     for row in doc:
@@ -61,14 +81,16 @@ def step_flops(model, doc: torch.Tensor, n_predicted: int, *, dense: bool = Fals
     if dense:
         rows = b * t
         pairs = sum(n * n for n in lengths)  # each sequence's full score matrix
-        local_pairs = n_predicted * k * k
+        local_pairs = n_local * k * k
     else:
         rows = int((doc >= 0).sum())
         pairs = sum(n * (n + 1) // 2 for n in lengths)  # causal, real lengths
-        local_pairs = n_predicted * k * (k + 1) // 2
-    att = 1 if attention else 0
-    fwd = (2 * glob * rows + att * 4 * d * pairs * cfg.n_layers
-           + 2 * model.g2l.weight.numel() * n_predicted
-           + 2 * local * n_predicted * k + att * 4 * d * local_pairs * cfg.local_layers
-           + 2 * heads * n_predicted)
-    return float(fwd * (3 if train else 1))
+        local_pairs = n_local * k * (k + 1) // 2
+    passes = 3 if train else 1  # attention's products: both operands need gradients
+    att = passes if attention else 0
+    gatt = passes if attention and global_attention else 0
+    total = (2 * glob * rows + gatt * 4 * d * pairs * len(layers)
+             + 2 * _linear_params([model.g2l], train) * n_local
+             + 2 * local * n_local * k + att * 4 * d * local_pairs * cfg.local_layers
+             + 2 * heads * n_local + 2 * text_head * n_predicted)
+    return float(total)

@@ -33,9 +33,10 @@ class Sampling:
 
 
 def _pick(logits: torch.Tensor, s: Sampling, gen: torch.Generator) -> int:
+    logits = logits.float().cpu()  # sampled on the CPU with a seeded generator: the same on every device
     if s.temperature == 0:
         return int(logits.argmax())
-    logits = logits.float() / s.temperature
+    logits = logits / s.temperature
     if s.top_k and s.top_k < logits.numel():
         kth = torch.topk(logits, s.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -51,7 +52,7 @@ def _pick(logits: torch.Tensor, s: Sampling, gen: torch.Generator) -> int:
 class LMGenerator:
     """A model.pt with its vocabulary, text BPE and audio tokenizer, ready to sample."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    def __init__(self, path: str | Path, device: str = "auto"):
         from tokenizers import Tokenizer
 
         from ..tokenize.text import BPETokenizer
@@ -59,9 +60,14 @@ class LMGenerator:
         ck = checkpoint.load(path)
         if ck.get("kind") != "uniaudio-lm":
             raise ValueError(f"{path} is not a uniaudio LM checkpoint (OUT/model.pt of `uniaudio train lm`)")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.path, self.ck, self.device = Path(path), ck, torch.device(device)
         self.vocab = Vocabulary.from_dict(ck["vocab"])
         cfg = ModelConfig(**ck["model_config"])
+        if cfg.kind != "multiscale":
+            raise NotImplementedError(f"{path}: generation from the {cfg.kind} model is not built yet (issue 23); "
+                                      "its checkpoints train, validate and resume")
         self.model = UniAudioLM(cfg, stream_supports(self.vocab, cfg.n_streams)).to(self.device).eval()
         self.model.load_state_dict(ck["model"])
         self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))

@@ -14,6 +14,7 @@ tokens/s, model FLOP/s and MFU (on devices with a known peak); OUT/model.pt is w
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -35,13 +36,39 @@ from .model import ModelConfig, UniAudioLM, stream_supports
 
 @dataclass
 class ModelSpec:
+    kind: str = "multiscale"  # multiscale: UniAudio (UniAudioLM); multistream: UniAudio 2.0 (MultiStreamLM)
     d_model: int = 192
-    n_layers: int = 4
+    n_layers: int = 4  # multiscale: the global transformer; multistream: the middle blocks
     n_heads: int = 4
     n_kv_heads: int = 2
     local_layers: int = 2
     ffn_mult: float = 8 / 3
     dropout: float = 0.0
+    # multistream only
+    bottom_layers: int = 2  # audio-understanding expert
+    top_layers: int = 2  # audio-generation expert
+    middle: str | None = None  # a local transformers Llama folder: its layers, norm, embedding and head
+    #   (d_model, n_layers, heads, ffn_mult, norm eps and RoPE theta then come from its config)
+    lora_rank: int = 0  # > 0: the middle stays frozen and trains LoRA adapters of this rank
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["qkv", "o", "gate_up", "down"])
+
+    def validate(self) -> None:
+        from .model import LORA_TARGETS
+
+        if self.kind not in ("multiscale", "multistream"):
+            raise ConfigError("model.kind", f"multiscale or multistream, got {self.kind!r}")
+        if self.kind == "multiscale" and (self.middle or self.lora_rank):
+            raise ConfigError("model.middle" if self.middle else "model.lora_rank", "only for kind: multistream")
+        if self.lora_rank < 0:
+            raise ConfigError("model.lora_rank", "must be >= 0")
+        bad = [t for t in self.lora_targets if t not in LORA_TARGETS]
+        if bad:
+            raise ConfigError("model.lora_targets", f"{bad}: choose from {list(LORA_TARGETS)}")
+        if self.middle and not Path(self.middle).is_dir():
+            raise ConfigError("model.middle", f"{self.middle} is not a folder (a transformers Llama saved with "
+                                              "save_pretrained)")
 
 
 @dataclass
@@ -71,6 +98,9 @@ class LMTrainConfig:
     dtype: str = "auto"  # auto: bfloat16 autocast on a GPU that supports it, else float32
     compile: bool = False
     device: str = "auto"
+    # how packed sequences are kept apart: spans (a loop of SDPA calls, the CPU default), flex
+    # (one FlexAttention call with a document mask, rows padded to the context: the GPU default)
+    attention: str = "auto"
     workers: int = 0  # DataLoader worker processes
     threads: int | None = None  # torch intra-op threads
 
@@ -98,6 +128,13 @@ class LMTrainConfig:
             raise ConfigError("device", f"auto, cpu or cuda[:N], got {self.device!r}")
         if self.workers < 0:
             raise ConfigError("workers", "must be >= 0")
+        self.model.validate()
+        from .model import ATTENTION_KINDS
+
+        if self.attention not in ATTENTION_KINDS:
+            raise ConfigError("attention", f"one of {', '.join(ATTENTION_KINDS)}, got {self.attention!r}")
+        if self.attention == "flex" and self.model.dropout:
+            raise ConfigError("attention", "flex attention has no dropout: use spans, or model.dropout 0")
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -110,7 +147,7 @@ class LMTrainConfig:
         """What must not change when a run resumes (the result would differ)."""
         d = asdict(self)
         for k in ("out", "steps", "val_every", "val_bundles", "log_every", "checkpoint_every", "workers", "threads",
-                  "device", "compile"):
+                  "device", "compile", "attention"):
             d.pop(k)
         d["data"] = str(Path(self.data).resolve())
         return json.loads(json.dumps(d))
@@ -183,17 +220,60 @@ def unigram_baseline(data: SentenceData, train_refs, val_refs, max_bundles: int 
             "unigram_cross_entropy_val": round(float(np.mean(cross)), 4)}
 
 
-def build_model(data: SentenceData, spec: ModelSpec) -> tuple[UniAudioLM, list]:
+def build_model(data: SentenceData, spec: ModelSpec):
+    """(model, per-slot supports for the data reader). multistream with `middle`: the Llama's
+    shape fills the config, its weights the middle; with lora_rank the middle and the LLM's
+    embedding, head and final norm stay frozen and only adapters (and the experts) train."""
+    from .model import apply_lora, llama_shape, load_llama, make_model
+
     k = data.vocab.audio_range().codebooks
     supports = stream_supports(data.vocab, k)
-    cfg = ModelConfig(vocab_size=data.vocab.size, n_streams=k, max_rows=data.context, **asdict(spec))
-    return UniAudioLM(cfg, supports), supports
+    fields = {n: v for n, v in asdict(spec).items() if n not in ("middle", "lora_rank", "lora_alpha", "lora_dropout",
+                                                                  "lora_targets")}
+    if spec.middle:
+        shape = llama_shape(spec.middle)
+        fields.update({n: v for n, v in shape.items() if n != "llm_vocab"}, llm_vocab=shape["llm_vocab"])
+    cfg = ModelConfig(vocab_size=data.vocab.size, n_streams=k, max_rows=data.context,
+                      empty_id=data.vocab.id("<empty>"), **fields)
+    model = make_model(cfg, data.vocab)
+    if spec.middle:
+        load_llama(model, spec.middle)
+    if spec.lora_rank:
+        apply_lora(model.blocks, spec.lora_rank, spec.lora_alpha, spec.lora_dropout, spec.lora_targets)
+        if spec.middle:
+            for m in (model.llm_embed, model.llm_head, model.norm):
+                m.weight.requires_grad_(False)
+    return model, supports
 
 
-def _losses(model, batch, device, loss_on_prefix: bool) -> tuple[torch.Tensor, dict]:
-    ids, doc, pos = batch["ids"].to(device), batch["doc"].to(device), batch["pos"].to(device)
-    mask = (doc >= 0) if loss_on_prefix else batch["loss"].to(device)
-    out = model(ids, pos, doc, mask)
+def _padded(x: torch.Tensor, rows: int, value) -> torch.Tensor:
+    if x.shape[1] >= rows:
+        return x
+    pad = x.new_full((x.shape[0], rows - x.shape[1], *x.shape[2:]), value)
+    return torch.cat([x, pad], 1)
+
+
+def _losses(model, batch, device, loss_on_prefix: bool, attention: str = "spans",
+            pad_rows: int = 0, pad_id: int = 0, audio_offset: int = 0) -> tuple[torch.Tensor, dict]:
+    """Mean loss of a batch and the model's per-row output. With flex attention the rows are
+    padded to `pad_rows` (padding predicts nothing and is masked out), so a compiled model
+    sees one shape."""
+    from .model import attention_plan, predicted_rows
+
+    ids, doc, pos, loss = batch["ids"], batch["doc"], batch["pos"], batch["loss"]
+    flex = attention == "flex"
+    if flex and pad_rows:
+        ids, doc = _padded(ids, pad_rows, pad_id), _padded(doc, pad_rows, -1)
+        pos, loss = _padded(pos, pad_rows, 0), _padded(loss, pad_rows, False)
+    mask = (doc >= 0) if loss_on_prefix else loss
+    rows = predicted_rows(doc, mask)  # on the host: the device is never asked how many rows
+    # how many predicted rows are audio frames (the multistream model's local decoder runs on those only)
+    n_audio = int((ids[rows[0], rows[1] + 1, 0] >= audio_offset).sum())
+    on = dict(device=device, non_blocking=True)
+    ids, doc, pos, mask = ids.to(**on), doc.to(**on), pos.to(**on), mask.to(**on)
+    rows = tuple(r.to(**on) for r in rows)
+    out = model(ids, pos, doc, mask, attention_plan(doc, "flex" if flex else "spans"), rows)
+    out["n_predicted"], out["n_audio"] = len(rows[0]), n_audio
     loss, valid = out["loss"], out["valid"]
     n = valid.sum()
     mean = (loss * valid).sum() / n.clamp(min=1)
@@ -208,19 +288,22 @@ def _breakdown(out, batch, vocab, task_names: dict) -> dict:
     tasks = batch["task"][bi, ti]
     audio = torch.from_numpy(vocab.is_audio_row(batch["ids"][bi, ti].numpy()))
     acc: dict = defaultdict(float)
+    k = vocab.audio_range().codebooks
+    # multiscale: [N, K] (a text row: slot 0); multistream: [N, K + 1] (codebooks, then the text stream)
+    text_col = k if loss.shape[1] == k + 1 else 0
     row_loss = (loss * valid).sum(1) / valid.sum(1).clamp(min=1)
     for t in tasks.unique().tolist():
         sel = tasks == t
         acc[f"task/{task_names.get(t, t)}/sum"] += float(row_loss[sel].sum())
         acc[f"task/{task_names.get(t, t)}/n"] += int(sel.sum())
-    for s in range(loss.shape[1]):
+    for s in range(k):
         acc[f"codebook/{s}/sum"] += float(loss[audio, s].sum())
         acc[f"codebook/{s}/n"] += int(audio.sum())
     acc["all/sum"] += float((loss * valid).sum())
     acc["all/n"] += int(valid.sum())
-    acc["audio/sum"] += float(loss[audio].sum())
-    acc["audio/n"] += int(audio.sum()) * loss.shape[1]
-    acc["text/sum"] += float(loss[~audio, 0].sum())  # a text row predicts one token (repeated K times)
+    acc["audio/sum"] += float(loss[audio, :k].sum())
+    acc["audio/n"] += int(audio.sum()) * k
+    acc["text/sum"] += float(loss[~audio, text_col].sum())  # a text row predicts one token (repeated K times)
     acc["text/n"] += int((~audio).sum())
     return acc
 
@@ -264,12 +347,12 @@ def _means(acc: dict) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model, batches, device, ctx, loss_on_prefix, vocab, task_names) -> dict:
+def evaluate(model, batches, ctx, losses, vocab, task_names) -> dict:
     model.eval()
     acc: dict = defaultdict(float)
     for b in batches:
         with ctx:
-            _, out = _losses(model, b, device, loss_on_prefix)
+            _, out = losses(model, b)
         for k, v in _breakdown(out, b, vocab, task_names).items():
             acc[k] += v
     model.train()
@@ -285,16 +368,16 @@ def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device, local_rank)
     data = SentenceData(cfg.data)
-    if data.layout != "uniaudio":
-        raise ValueError(f"{cfg.data} holds {data.layout!r} bundles; this model reads the uniaudio layout "
-                         "(build them with `pipeline sentences --layout uniaudio`)")
+    if data.layout not in ("uniaudio", "multistream"):
+        raise ValueError(f"{cfg.data} holds {data.layout!r} bundles; the trainer reads the uniaudio and multistream "
+                         "layouts")
     train_refs, val_refs = data.split(cfg.val_fraction, cfg.seed)
     val_refs = sorted(val_refs, key=lambda r: hashlib.blake2b(r.key.encode(), digest_size=8).digest())[:cfg.val_bundles]
     torch.manual_seed(cfg.seed)  # initial weights from the seed, the same on every rank
     model, supports = build_model(data, cfg.model)
     model.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas),
                             fused=device.type == "cuda")
@@ -324,7 +407,7 @@ def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
     np_supports = [s.numpy() for s in supports]
     stream = BundleStream(data, train_refs, batch_rows=cfg.batch_rows, seed=cfg.seed, rank=rank, world=world,
                           workers=cfg.workers, start=taken, max_rows=data.context, supports=np_supports)
-    batches = iter(loader(stream, cfg.workers))
+    batches = iter(loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
     vals = val_batches(data, val_refs, cfg.batch_rows, data.context, np_supports) if rank == 0 else []
     ddp = model
     if world > 1:
@@ -334,25 +417,37 @@ def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
     ctx, dtype_name = autocast(device, cfg.dtype)
     task_names = {i: t[len("<task:"):-1] for i, t in enumerate(data.vocab.specials) if t.startswith("<task:")}
     peak = peak_flops(device)
+    attention = cfg.attention  # auto: flex on CUDA unless attention dropout is asked for (flex has none)
+    if attention == "auto":
+        attention = "flex" if device.type == "cuda" and not cfg.model.dropout else "spans"
+    losses = functools.partial(_losses, device=device, loss_on_prefix=cfg.loss_on_prefix, attention=attention,
+                               pad_rows=data.context, pad_id=data.vocab.id("<pad>"),
+                               audio_offset=data.vocab.audio_range().offset)
     baseline = unigram_baseline(data, train_refs, val_refs) if rank == 0 and step == 0 else None
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     seen = open(out / "batches.jsonl", "a") if rank == 0 else None  # which bundles each step trained on
     if rank == 0:
         n_all, n_non_emb = model.n_params(False), model.n_params(True)
+        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         header = {"event": "start", "step": step, "world": world, "device": str(device), "dtype": dtype_name,
-                  "parameters": n_all, "non_embedding_parameters": n_non_emb, "train_bundles": len(train_refs),
-                  "val_bundles": len(val_refs), "peak_flops": peak}
+                  "parameters": n_all, "non_embedding_parameters": n_non_emb,
+                  "trainable_parameters": n_train, "model": cfg.model.kind, "train_bundles": len(train_refs),
+                  "val_bundles": len(val_refs), "peak_flops": peak, "attention": attention,
+                  "compiled": cfg.compile}
         if baseline is not None:
             header.update(baseline)
         log.write(json.dumps(header) + "\n")
         log.flush()
         if progress:
-            print(f"[lm] {n_all:,} parameters ({n_non_emb:,} without embeddings), {world} process(es), {device}, "
+            print(f"[lm] {cfg.model.kind}: {n_all:,} parameters ({n_non_emb:,} without embeddings, {n_train:,} "
+                  f"trainable), {world} process(es), {device}, "
                   f"{dtype_name}; {len(train_refs)} train / {len(val_refs)} val bundles", flush=True)
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.steps, initial=step, desc="lm", unit="step", disable=not progress or rank != 0)
     acc: dict = defaultdict(float)
+    pending: list = []
+    nonfinite, last_check = torch.zeros((), dtype=torch.bool, device=device), step
     window_t0, window_rows, window_flops, skipped_total = time.time(), 0, 0.0, 0
     while step < cfg.steps:
         for g in opt.param_groups:
@@ -373,25 +468,37 @@ def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
             with sync:
                 if not batch["keys"]:  # every bundle of this batch was unusable: take part with a zero loss
                     with ctx:
-                        loss, _ = _losses(fwd, empty_batch(data.vocab), device, cfg.loss_on_prefix)
+                        loss, _ = losses(fwd, empty_batch(data.vocab))
                     (loss * 0.0).backward()  # through DDP, so the other ranks' all-reduce is matched
                     continue
                 with ctx:
-                    loss, o = _losses(fwd, batch, device, cfg.loss_on_prefix)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at step {step} (batch {batch['index']})")
+                    loss, o = losses(fwd, batch)
+                if device.type == "cuda":  # checked at the next log or checkpoint: no wait per step
+                    nonfinite = nonfinite | ~torch.isfinite(loss.detach())
+                elif not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss at step {step + 1} (batch {batch['index']})")
                 (loss / cfg.grad_accum).backward()
-            for k, v in _breakdown(o, batch, data.vocab, task_names).items():
-                acc[k] += v
+            # the per-task / per-codebook sums read values back from the device: do it at log
+            # time, so a GPU never waits for the host between steps
+            pending.append(({"loss": o["loss"].detach(), "valid": o["valid"], "rows": o["rows"]}, batch))
             window_rows += int((batch["doc"] >= 0).sum())
-            window_flops += step_flops(model, batch["doc"], len(o["rows"][0]))
+            window_flops += step_flops(model, batch["doc"], o["n_predicted"], n_audio=o["n_audio"])
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         bar.update(1)
+        if (step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0 or step == cfg.steps) and bool(nonfinite):
+            raise FloatingPointError(f"non-finite loss between steps {last_check + 1} and {step}; the checkpoints "
+                                     "on disk are from before it (resume from them with a lower lr, or check the data)")
+        if step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0:
+            last_check = step
         if step % cfg.log_every == 0 or step == cfg.steps:
+            for o, b in pending:
+                for k, v in _breakdown(o, b, data.vocab, task_names).items():
+                    acc[k] += v
+            pending = []
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             dt = time.time() - window_t0
@@ -411,7 +518,7 @@ def train(cfg: LMTrainConfig, progress: bool = True) -> dict:
             acc = defaultdict(float)
             window_t0, window_rows, window_flops = time.time(), 0, 0.0
         if (step % cfg.val_every == 0 or step == cfg.steps) and rank == 0 and vals:
-            v = evaluate(model, vals, device, ctx, cfg.loss_on_prefix, data.vocab, task_names)
+            v = evaluate(model, vals, ctx, losses, data.vocab, task_names)
             log.write(json.dumps({"step": step, "event": "val", "val_audio_loss": v.get("audio"),
                                   "val_text_loss": v.get("text"),
                                   "val_tasks": {k.split("/")[1]: x for k, x in v.items() if k.startswith("task/")}})
@@ -446,11 +553,14 @@ def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data:
     audio_tok = {"name": data.tokenizer["name"], "options": {}}
     if tokens_cfg.is_file():
         audio_tok["options"] = json.loads(tokens_cfg.read_text()).get("tokenizer_options", {})
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    from .model import merged_state_dict
+
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # resume: adapters kept apart
+    plain = {k: v.cpu() for k, v in merged_state_dict(model).items()}  # inference: LoRA folded in
     checkpoint.save({"model": weights, "optimizer": opt.state_dict(), "step": step, "batches": taken, "world": world,
                      "workers": cfg.workers, "resume_fields": cfg.resume_fields(), "train_config": asdict(cfg),
                      "model_config": model.config_dict(), "rng": rngs}, out / "last.pt")
-    checkpoint.save({"model": weights, "model_config": model.config_dict(), "step": step,
+    checkpoint.save({"model": plain, "model_config": model.config_dict(), "step": step,
                      "vocab": data.vocab.to_dict(), "text_tokenizer": (data.root / "text_tokenizer.json").read_text(),
                      "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": str(data.root),
                      "kind": "uniaudio-lm"}, out / "model.pt")

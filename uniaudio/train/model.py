@@ -7,11 +7,15 @@ h_t predicts row t+1. A *local* transformer runs over the K slots of row t+1: sl
 g2l(h_t) plus the embedding of slot k-1's token, and a per-slot head scores only the ids slot
 k can hold (specials, text, and codebook k's codes: no probability mass outside a codebook's
 range, UniAudio's issue #30). Packed sequences never see each other: attention runs causal
-over each sequence's own rows (no cross-sequence work is computed at all) and RoPE positions
-restart at each sequence.
+over each sequence's own rows and RoPE positions restart at each sequence. Two ways to keep
+sequences apart (`attention_plan`): "spans", a loop of causal SDPA calls over each sequence
+(no cross-sequence work at all; the CPU default), and "flex", one FlexAttention call with a
+block-sparse document mask built from the sequence numbers (compiled; the GPU default, where
+hundreds of small kernels would leave the card idle). Both give the same rows.
 
-Blocks are Llama-style (RMSNorm, RoPE, SwiGLU, grouped-query attention through
-F.scaled_dot_product_attention) and take an optional KV cache for generation."""
+Blocks are Llama-style (RMSNorm, RoPE, SwiGLU, grouped-query attention) and take an optional
+KV cache for generation; the local transformer's attention over K slots is written out
+(`small_attention`), which is faster than any SDPA kernel at that length."""
 
 from __future__ import annotations
 
@@ -38,9 +42,16 @@ class ModelConfig:
     max_rows: int = 2048  # longest sequence (RoPE table)
     rope_theta: float = 10000.0
     dropout: float = 0.0
+    norm_eps: float = 1e-6
+    # UniAudio 2.0's multi-stream model (MultiStreamLM): n_layers is the middle (the LLM's layers)
+    kind: str = "multiscale"  # multiscale (UniAudioLM) | multistream (MultiStreamLM)
+    bottom_layers: int = 0  # audio-understanding expert below the middle
+    top_layers: int = 0  # audio-generation expert above it
+    empty_id: int = 4  # <empty>: the text stream of an audio row
+    llm_vocab: int = 0  # > 0: the middle is an LLM whose vocabulary is the text range (its own embedding/head)
 
     def validate(self) -> None:
-        if self.d_model % self.n_streams:
+        if self.kind == "multiscale" and self.d_model % self.n_streams:
             raise ConfigError("model.d_model", f"must be divisible by n_streams ({self.n_streams}): a row is the "
                                                f"concatenation of {self.n_streams} token embeddings")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
@@ -50,6 +61,10 @@ class ModelConfig:
         for k in ("n_layers", "local_layers", "max_rows", "n_streams"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"model.{k}", "must be >= 1")
+        if self.kind not in ("multiscale", "multistream"):
+            raise ConfigError("model.kind", f"multiscale or multistream, got {self.kind!r}")
+        if self.bottom_layers < 0 or self.top_layers < 0:
+            raise ConfigError("model.bottom_layers" if self.bottom_layers < 0 else "model.top_layers", "must be >= 0")
         if not 0 <= self.dropout < 1:
             raise ConfigError("model.dropout", "must be in [0, 1)")
 
@@ -83,14 +98,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Attention(nn.Module):
-    def __init__(self, d: int, n_heads: int, n_kv: int, dropout: float):
+    """small=True (the local transformer over a frame's K slots): attention written out as two
+    matmuls and a masked softmax. SDPA kernels are built for long sequences; on [N, H, 3, hd]
+    the cuDNN one cost ~12 ms of host time per call (a new plan for every N) and more GPU time
+    than the global attention (measured on an H200)."""
+
+    def __init__(self, d: int, n_heads: int, n_kv: int, dropout: float, small: bool = False):
         super().__init__()
-        self.h, self.kv, self.hd = n_heads, n_kv, d // n_heads
+        self.h, self.kv, self.hd, self.small = n_heads, n_kv, d // n_heads, small
         self.qkv = nn.Linear(d, (n_heads + 2 * n_kv) * self.hd, bias=False)  # one matmul for q, k, v
         self.o = nn.Linear(n_heads * self.hd, d, bias=False)
         self.dropout = dropout
 
     def forward(self, x, cos, sin, spans=None, cache: dict | None = None):
+        """spans: None (one causal sequence per batch row), {row: [(start, end), ...]} or a
+        FlexAttention BlockMask (`attention_plan`)."""
         b, t, _ = x.shape
         q, k, v = self.qkv(x).split([self.h * self.hd, self.kv * self.hd, self.kv * self.hd], -1)
         q = q.view(b, t, self.h, self.hd).transpose(1, 2)
@@ -101,10 +123,19 @@ class Attention(nn.Module):
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
             cache["k"], cache["v"] = k, v
+        if spans is not None and not isinstance(spans, dict):  # a document BlockMask
+            if self.training and self.dropout:
+                raise ValueError("flex attention has no dropout: use attention: spans, or dropout 0")
+            # contiguous [B, H, T, hd]: compiled FlexAttention on CPU (torch 2.13) returns wrong
+            # rows for the strided views of the fused qkv projection
+            y = flex_attention(q.contiguous(), k.contiguous(), v.contiguous(), spans, gqa=self.kv != self.h)
+            return self.o(y.transpose(1, 2).reshape(b, t, self.h * self.hd))
         if self.kv != self.h:
             k, v = k.repeat_interleave(self.h // self.kv, 1), v.repeat_interleave(self.h // self.kv, 1)
         drop = self.dropout if self.training else 0.0
-        if spans is None:  # one sequence, causal; a single new query (cached) sees everything before it
+        if self.small:
+            y = small_attention(q, k, v, drop)
+        elif spans is None:  # one sequence, causal; a single new query (cached) sees everything before it
             y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, dropout_p=drop)
         else:  # packed rows: each sequence attends causally to itself only; padding rows stay zero
             rows = []
@@ -123,6 +154,20 @@ class Attention(nn.Module):
         return self.o(y.transpose(1, 2).reshape(b, t, self.h * self.hd))
 
 
+def small_attention(q, k, v, dropout: float = 0.0) -> torch.Tensor:
+    """Causal attention for short sequences: q [N, H, t, hd] are the last t positions of
+    k, v [N, H, s, hd] (s >= t: a cache may hold earlier ones)."""
+    t, s = q.shape[2], k.shape[2]
+    scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+    if t > 1:
+        future = torch.ones(t, s, dtype=torch.bool, device=q.device).triu(s - t + 1)
+        scores = scores.masked_fill(future, float("-inf"))
+    p = torch.softmax(scores.float(), -1).to(q.dtype)
+    if dropout:
+        p = F.dropout(p, dropout)
+    return p @ v
+
+
 class SwiGLU(nn.Module):
     def __init__(self, d: int, hidden: int):
         super().__init__()
@@ -135,10 +180,10 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, small: bool = False):
         super().__init__()
-        self.norm1, self.norm2 = RMSNorm(cfg.d_model), RMSNorm(cfg.d_model)
-        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.dropout)
+        self.norm1, self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps), RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.dropout, small)
         self.ffn = SwiGLU(cfg.d_model, cfg.ffn_hidden)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -170,6 +215,81 @@ def sequence_spans(doc: torch.Tensor) -> dict[int, list[tuple[int, int]]]:
     return spans
 
 
+_FLEX_COMPILED = None
+
+
+def flex_attention(q, k, v, block_mask, gqa: bool):
+    """FlexAttention, compiled once on CUDA (eager FlexAttention materialises every score and
+    is for checking only; inside a compiled model the outer compile takes it)."""
+    from torch.nn.attention.flex_attention import flex_attention as flex
+
+    global _FLEX_COMPILED
+    if q.is_cuda and not torch.compiler.is_compiling():
+        if _FLEX_COMPILED is None:
+            _FLEX_COMPILED = torch.compile(flex, dynamic=False)
+        return _FLEX_COMPILED(q, k, v, block_mask=block_mask, enable_gqa=gqa)
+    return flex(q, k, v, block_mask=block_mask, enable_gqa=gqa)
+
+
+def document_mask(doc: torch.Tensor, block: int = 128):
+    """A FlexAttention BlockMask: row q sees row kv when both belong to one sequence and kv <= q;
+    padding rows (-1) see nothing (their output is zero, as with spans).
+
+    Built from per-block sequence ranges, not from a dense [B, T, T] mask (create_block_mask
+    costs ~100x more): a (q, kv) block pair is skipped when causality or the ranges rule out
+    every pair, *full* (no mask evaluated) when both blocks lie inside one sequence and kv is
+    before q, and *partial* (the mask function decides each pair) otherwise. Ranges only
+    over-approximate which sequences a block holds, so no allowed pair is ever dropped."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    b, t = doc.shape
+    n = -(-t // block)
+    padded = doc if n * block == t else torch.cat([doc, doc.new_full((b, n * block - t), -1)], 1)
+    blocks = padded.view(b, n, block)
+    hi = blocks.amax(-1)  # -1: all padding
+    lo = torch.where(blocks >= 0, blocks, torch.iinfo(blocks.dtype).max).amin(-1)
+    dense = blocks.amin(-1) >= 0  # no padding row in the block
+    qi = torch.arange(n, device=doc.device)
+    causal = qi[None, :, None] >= qi[None, None, :]  # [1, q block, kv block]
+    meet = (lo[:, :, None] <= hi[:, None, :]) & (lo[:, None, :] <= hi[:, :, None])
+    some = causal & meet & (hi[:, :, None] >= 0) & (hi[:, None, :] >= 0)
+    single = dense & (lo == hi)
+    full = (qi[None, :, None] > qi[None, None, :]) & single[:, :, None] & single[:, None, :] & \
+        (lo[:, :, None] == lo[:, None, :])
+    partial = some & ~full
+
+    def indices(m):  # BlockMask's sparse form: per q block, how many kv blocks and which (first)
+        num = m.sum(-1, dtype=torch.int32)[:, None]
+        idx = torch.sort(m.to(torch.int8), dim=-1, descending=True, stable=True).indices.to(torch.int32)[:, None]
+        return num.contiguous(), idx.contiguous()
+
+    def allowed(bi, h, q, kv):
+        return (doc[bi, q] == doc[bi, kv]) & (q >= kv) & (doc[bi, q] >= 0)
+
+    return BlockMask.from_kv_blocks(*indices(partial), *indices(full), BLOCK_SIZE=block, mask_mod=allowed,
+                                    seq_lengths=(t, t))
+
+
+def predicted_rows(doc: torch.Tensor, loss_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch row, t) of each global state h_t that predicts row t+1: both rows belong to one
+    sequence and t+1 is a target."""
+    pred = loss_mask[:, 1:] & (doc[:, 1:] == doc[:, :-1]) & (doc[:, 1:] >= 0)
+    return pred.nonzero(as_tuple=True)
+
+
+ATTENTION_KINDS = ("auto", "spans", "flex")
+
+
+def attention_plan(doc: torch.Tensor, kind: str = "auto"):
+    """How the global transformer keeps packed sequences apart: "spans" (`sequence_spans`),
+    "flex" (`document_mask`), "auto" = flex on CUDA, spans elsewhere."""
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")
+    if kind == "flex" or (kind == "auto" and doc.is_cuda):
+        return document_mask(doc)
+    return sequence_spans(doc)
+
+
 class UniAudioLM(nn.Module):
     def __init__(self, cfg: ModelConfig, supports: list[torch.Tensor]):
         super().__init__()
@@ -182,7 +302,7 @@ class UniAudioLM(nn.Module):
         self.g2l = nn.Linear(d, d, bias=False)
         self.local_embed = nn.Embedding(cfg.vocab_size + 1, d)  # + a start-of-frame slot
         self.local_pos = nn.Parameter(torch.zeros(k, d))
-        self.local_blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.local_layers))
+        self.local_blocks = nn.ModuleList(Block(cfg, small=True) for _ in range(cfg.local_layers))
         self.local_norm = RMSNorm(d)
         # untied: tying the heads to the local input embedding learned markedly slower on the demo
         # (held-out audio loss 6.54 vs 6.18 after 500 steps)
@@ -245,17 +365,18 @@ class UniAudioLM(nn.Module):
         return self.heads[k](x)
 
     # --- training ----------------------------------------------------------------------------
-    def forward(self, ids, pos, doc, loss_mask) -> dict:
+    def forward(self, ids, pos, doc, loss_mask, attn=None, rows=None) -> dict:
         """ids [B, T, K], pos [B, T] (position in its sequence), doc [B, T] (sequence number,
-        -1 = padding), loss_mask [B, T] (rows to predict). Returns per-(row, slot) losses of
-        the predicted rows: {"loss" [N, K], "rows" (b, t) of each, "mask" [N, K] valid}."""
+        -1 = padding), loss_mask [B, T] (rows to predict). attn: `attention_plan(doc)` and
+        rows: `predicted_rows(doc, loss_mask)`, made here when None; a trainer passes them in,
+        made on the host from the batch, so a compiled model neither traces them nor waits for
+        the device to count the predicted rows. Returns per-(row, slot) losses of the
+        predicted rows: {"loss" [N, K], "rows" (b, t) of each, "valid" [N, K]}."""
         b, t, k = ids.shape
-        h = self.global_forward(ids, pos, sequence_spans(doc))
-        # row t+1 is predicted from h_t when both belong to one sequence and t+1 is a target
-        pred = loss_mask[:, 1:] & (doc[:, 1:] == doc[:, :-1]) & (doc[:, 1:] >= 0)
-        bi, ti = pred.nonzero(as_tuple=True)
+        h = self.global_forward(ids, pos, attention_plan(doc) if attn is None else attn)
+        bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows
         target = ids[bi, ti + 1]  # [N, K]
-        start = torch.full((len(bi), 1), self.cfg.vocab_size, dtype=torch.long, device=ids.device)
+        start = target.new_full((target.shape[0], 1), self.cfg.vocab_size)
         x = self.local_forward(h[bi, ti], torch.cat([start, target[:, :-1]], 1))
         losses, valid = [], []
         for s in range(k):
@@ -274,3 +395,267 @@ class UniAudioLM(nn.Module):
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)
+
+
+# --- UniAudio 2.0: the multi-stream model -----------------------------------------------------
+
+
+class LoRALinear(nn.Module):
+    """A frozen Linear plus a low-rank update: y = W x + (alpha / r) B A dropout(x), B = 0 at
+    start (so the wrapped layer is unchanged until it trains). `merged()` gives W + (alpha/r) B A."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
+        super().__init__()
+        self.base = base
+        base.weight.requires_grad_(False)
+        self.a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))  # PEFT's initialisation
+        self.scale, self.drop = alpha / rank, nn.Dropout(dropout)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base.weight
+
+    def forward(self, x):
+        return self.base(x) + (self.drop(x) @ self.a.t() @ self.b.t()) * self.scale
+
+    def merged(self) -> torch.Tensor:
+        return self.base.weight + self.scale * (self.b @ self.a).to(self.base.weight.dtype)
+
+
+LORA_TARGETS = ("qkv", "o", "gate_up", "down")
+
+
+def apply_lora(blocks: nn.ModuleList, rank: int, alpha: float, dropout: float, targets) -> int:
+    """Wrap the target Linears of `blocks` (names: qkv, o, gate_up, down) in LoRALinear and
+    freeze everything else in them. Returns the number of adapter parameters."""
+    for p in blocks.parameters():
+        p.requires_grad_(False)
+    n = 0
+    for blk in blocks:
+        for parent in (blk.attn, blk.ffn):
+            for name in targets:
+                lin = getattr(parent, name, None)
+                if isinstance(lin, nn.Linear):
+                    wrapped = LoRALinear(lin, rank, alpha, dropout)
+                    setattr(parent, name, wrapped)
+                    n += wrapped.a.numel() + wrapped.b.numel()
+    return n
+
+
+def merged_state_dict(model: nn.Module) -> dict:
+    """The model's weights with every LoRA adapter folded in (W + scale B A under the plain
+    Linear's name): what inference checkpoints hold, loadable without LoRA."""
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    for name, m in model.named_modules():
+        if isinstance(m, LoRALinear):
+            for key in (".a", ".b", ".base.weight"):
+                sd.pop(name + key)
+            sd[name + ".weight"] = m.merged().detach()
+    return sd
+
+
+class MultiStreamLM(nn.Module):
+    """UniAudio 2.0's backbone over rows that are either audio (K codebook streams, embeddings
+    summed) or text/special (one token): bottom blocks (audio-understanding expert), middle
+    blocks (a text LLM's layers when `load_llama` filled them; LoRA adapters while they stay
+    frozen), top blocks (audio-generation expert), a text head over every non-audio id, and a
+    local transformer over the K codebooks run only on rows whose next row is audio.
+
+    Input is the `uniaudio` row layout (a `multistream` bundle converts to it losslessly), so
+    the trainer's data, loop and checkpoints are shared with UniAudioLM. The text stream of an
+    audio row is `<empty>`: the text head predicts it, which is how generation knows that the
+    next row is audio. Loss columns: the K codebooks, then the text stream."""
+
+    layout = "multistream"
+
+    def __init__(self, cfg: ModelConfig, text_support: torch.Tensor, codebook_size: int, audio_offset: int,
+                 llm_text: tuple[int, int] | None = None):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        d, k = cfg.d_model, cfg.n_streams
+        self.audio_offset, self.codebook_size = audio_offset, codebook_size
+        self.embed = nn.Embedding(cfg.vocab_size, d)  # audio codes (summed per row), specials, text
+        self.bottom = nn.ModuleList(Block(cfg) for _ in range(cfg.bottom_layers))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))  # the middle
+        self.top = nn.ModuleList(Block(cfg) for _ in range(cfg.top_layers))
+        self.norm = RMSNorm(d, cfg.norm_eps)
+        # text head over every non-audio id; with an LLM, its own embedding and head serve the
+        # ids of its vocabulary (llm_text = (offset of that range, size)) and these the rest
+        self.llm_text = llm_text
+        if llm_text is not None:
+            off, size = llm_text
+            is_llm = (text_support >= off) & (text_support < off + size)
+            text_support = torch.cat([text_support[~is_llm], text_support[is_llm]])
+            self.llm_embed = nn.Embedding(size, d)
+            self.llm_head = nn.Linear(d, size, bias=False)
+        self.text_head = nn.Linear(d, len(text_support) - (llm_text[1] if llm_text else 0), bias=False)
+        lut = torch.full((cfg.vocab_size,), -1, dtype=torch.long)
+        lut[text_support] = torch.arange(len(text_support))
+        self.register_buffer("text_support", text_support, persistent=False)
+        self.register_buffer("text_lut", lut, persistent=False)
+        self.g2l = nn.Linear(d, d, bias=False)
+        self.local_embed = nn.Embedding(cfg.vocab_size + 1, d)
+        self.local_pos = nn.Parameter(torch.zeros(k, d))
+        self.local_blocks = nn.ModuleList(Block(cfg, small=True) for _ in range(cfg.local_layers))
+        self.local_norm = RMSNorm(d, cfg.norm_eps)
+        self.heads = nn.ModuleList(nn.Linear(d, codebook_size, bias=False) for _ in range(k))
+        cos, sin = rope_tables(d // cfg.n_heads, max(cfg.max_rows, k) + 1, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(UniAudioLM._init)
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.o.weight", "ffn.down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * (cfg.bottom_layers + cfg.n_layers + cfg.top_layers)))
+        for blk in (*self.bottom, *self.top):  # experts start as the identity: the middle sees what it knows
+            nn.init.zeros_(blk.attn.o.weight)
+            nn.init.zeros_(blk.ffn.down.weight)
+
+    def rows_in(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T, K] -> [B, T, d]: an audio row sums its K code embeddings, any other row
+        embeds its token (the LLM's embedding for ids of its vocabulary)."""
+        audio = ids[..., 0] >= self.audio_offset
+        summed = self.embed(ids).sum(-2)
+        tok = self.embed(ids[..., 0])
+        if self.llm_text is not None:
+            off, size = self.llm_text
+            inside = (ids[..., 0] >= off) & (ids[..., 0] < off + size)
+            tok = torch.where(inside[..., None], self.llm_embed((ids[..., 0] - off).clamp(0, size - 1)), tok)
+        return torch.where(audio[..., None], summed, tok)
+
+    def global_forward(self, ids, pos, spans=None, caches=None) -> torch.Tensor:
+        x = self.rows_in(ids)
+        cos, sin = self.rope_cos[pos], self.rope_sin[pos]
+        layers = [*self.bottom, *self.blocks, *self.top]
+        for i, blk in enumerate(layers):
+            x = blk(x, cos, sin, spans, None if caches is None else caches[i])
+        return self.norm(x)
+
+    def n_global_layers(self) -> int:
+        return len(self.bottom) + len(self.blocks) + len(self.top)
+
+    def text_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Scores over `text_support` (the non-audio ids; LLM ids last when one is loaded)."""
+        own = self.text_head(h)
+        return torch.cat([own, self.llm_head(h)], -1) if self.llm_text is not None else own
+
+    local_forward = UniAudioLM.local_forward
+
+    def slot_logits(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return self.heads[k](x)
+
+    def forward(self, ids, pos, doc, loss_mask, attn=None, rows=None) -> dict:
+        """As UniAudioLM.forward; losses [N, K + 1]: codebooks (valid on audio targets), then
+        the text stream (every predicted row; `<empty>` on audio targets)."""
+        h = self.global_forward(ids, pos, attention_plan(doc) if attn is None else attn)
+        bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows
+        target = ids[bi, ti + 1]  # [N, K]
+        hp = h[bi, ti]
+        audio = target[:, 0] >= self.audio_offset
+        empty = int(self.cfg.empty_id)
+        text_target = torch.where(audio, torch.full_like(target[:, 0], empty), target[:, 0])
+        local_text = self.text_lut[text_target]
+        text_ok = local_text >= 0
+        text_loss = F.cross_entropy(self.text_logits(hp).float(), local_text.clamp(min=0), reduction="none") * text_ok
+        k = self.cfg.n_streams
+        losses = torch.zeros(len(bi), k, device=ids.device)
+        valid = torch.zeros(len(bi), k, dtype=torch.bool, device=ids.device)
+        ai = audio.nonzero().flatten()
+        if len(ai):
+            tgt = target[ai]
+            start = tgt.new_full((len(ai), 1), self.cfg.vocab_size)
+            x = self.local_forward(hp[ai], torch.cat([start, tgt[:, :-1]], 1))
+            cols = []
+            for s in range(k):
+                local = tgt[:, s] - self.audio_offset - s * self.codebook_size
+                ok = (local >= 0) & (local < self.codebook_size)
+                cols.append(F.cross_entropy(self.heads[s](x[:, s]).float(), local.clamp(0, self.codebook_size - 1),
+                                            reduction="none") * ok)
+                valid[ai, s] = ok
+            losses = losses.index_put((ai,), torch.stack(cols, 1))
+        return {"loss": torch.cat([losses, text_loss[:, None]], 1), "valid": torch.cat([valid, text_ok[:, None]], 1),
+                "rows": (bi, ti + 1)}
+
+    def n_params(self, non_embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.embed.weight.numel() + self.local_embed.weight.numel()
+            if self.llm_text is not None:
+                n -= self.llm_embed.weight.numel()
+        return n
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)
+
+
+def llama_shape(path: str) -> dict:
+    """The ModelConfig fields a transformers Llama checkpoint in a local folder fixes for the
+    middle blocks (ConfigError naming model.middle when it is not a plain Llama)."""
+    from transformers import AutoConfig
+
+    try:
+        c = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError("model.middle", f"no transformers config in {path}: {e}") from None
+    if c.model_type != "llama":
+        raise ConfigError("model.middle", f"{path} is a {c.model_type!r} model; the middle loads Llama checkpoints")
+    if getattr(c, "hidden_act", "silu") != "silu" or getattr(c, "attention_bias", False) or getattr(c, "mlp_bias", False):
+        raise ConfigError("model.middle", f"{path}: only SiLU, bias-free Llama layers are supported")
+    scaling = getattr(c, "rope_scaling", None)
+    theta = getattr(c, "rope_theta", None)
+    params = getattr(c, "rope_parameters", None) or {}
+    if theta is None:
+        theta = params.get("rope_theta", 10000.0)
+    if scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default") or \
+            params.get("rope_type", "default") != "default":
+        raise ConfigError("model.middle", f"{path}: RoPE scaling {scaling or params} is not supported")
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    if head_dim * c.num_attention_heads != c.hidden_size:
+        raise ConfigError("model.middle", f"{path}: head_dim x heads != hidden_size")
+    return {"d_model": c.hidden_size, "n_layers": c.num_hidden_layers, "n_heads": c.num_attention_heads,
+            "n_kv_heads": c.num_key_value_heads, "ffn_mult": c.intermediate_size / c.hidden_size,
+            "norm_eps": c.rms_norm_eps, "rope_theta": float(theta), "llm_vocab": c.vocab_size}
+
+
+@torch.no_grad()
+def load_llama(model: MultiStreamLM, path: str) -> None:
+    """Copy a local transformers Llama into the middle blocks, the final norm, and the LLM's
+    embedding and head (q/k/v and gate/up fused as our blocks hold them)."""
+    from transformers import AutoModelForCausalLM
+
+    llm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    sd = llm.state_dict()
+    if model.cfg.ffn_hidden != llm.config.intermediate_size:
+        raise ConfigError("model.ffn_mult", f"gives {model.cfg.ffn_hidden} hidden units; {path} has "
+                                            f"{llm.config.intermediate_size}")
+    for i, blk in enumerate(model.blocks):
+        p = f"model.layers.{i}."
+        blk.attn.qkv.weight.copy_(torch.cat([sd[p + f"self_attn.{n}_proj.weight"] for n in "qkv"]))
+        blk.attn.o.weight.copy_(sd[p + "self_attn.o_proj.weight"])
+        blk.ffn.gate_up.weight.copy_(torch.cat([sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"]]))
+        blk.ffn.down.weight.copy_(sd[p + "mlp.down_proj.weight"])
+        blk.norm1.weight.copy_(sd[p + "input_layernorm.weight"])
+        blk.norm2.weight.copy_(sd[p + "post_attention_layernorm.weight"])
+    model.norm.weight.copy_(sd["model.norm.weight"])
+    model.llm_embed.weight.copy_(sd["model.embed_tokens.weight"])
+    model.llm_head.weight.copy_(sd.get("lm_head.weight", sd["model.embed_tokens.weight"]))  # tied or not
+
+
+def make_model(cfg: ModelConfig, vocab) -> nn.Module:
+    """The model a ModelConfig describes over a vocabulary (trainer and generator alike)."""
+    k = vocab.audio_range().codebooks
+    if cfg.kind == "multiscale":
+        return UniAudioLM(cfg, stream_supports(vocab, k))
+    audio = vocab.audio_range()
+    non_audio = torch.tensor([i for i in range(vocab.size) if not audio.offset <= i < audio.end])
+    llm_text = None
+    if cfg.llm_vocab:
+        text = vocab.ranges.get("text")
+        if text is None or text.size != cfg.llm_vocab:
+            raise ConfigError("model.middle", f"the sentences' text range has {text.size if text else 0} ids, the "
+                                              f"LLM's vocabulary {cfg.llm_vocab}: build the sentences with the LLM's "
+                                              "tokenizer (text_tokenizer: DIR/tokenizer.json in the sentences config)")
+        llm_text = (text.offset, text.size)
+    return MultiStreamLM(cfg, non_audio, audio.size, audio.offset, llm_text)
