@@ -113,3 +113,31 @@ def test_multistream_flops_equal_flop_counter_mode(tiny_llama):
     assert 0 < n_audio < len(bi)  # the text target rows skip the local decoder
     # the CPU SDPA kernel of the global blocks is invisible to FlopCounterMode: compare the rest
     assert fc.get_total_flops() == step_flops(m, doc, len(bi), dense=True, global_attention=False, n_audio=n_audio)
+
+
+@pytest.mark.slow
+def test_a_multistream_checkpoint_answers_asr_and_tts(sent_out, tmp_path, demo_root):
+    """Both directions from one checkpoint through the benchmark's lm-ckpt: system (numbers
+    poor after 4 steps; every step real)."""
+    from test_lm import TINY_MS, lm_config
+
+    from uniaudio import manifest
+    from uniaudio.benchmark.runner import run
+    from uniaudio.manifest import Record
+    from uniaudio.pipeline.recipes import records
+    from uniaudio.train.lm import train
+
+    sent, _ = sent_out
+    train(lm_config(sent, tmp_path / "lm", steps=4, model=TINY_MS), progress=False)
+    speech = sorted(records("librispeech", demo_root / "LibriSpeech", split="test-clean"), key=lambda r: r.id)[:2]
+    rows = [Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": speech[1 - i].path}}) for i, r in enumerate(speech)]
+    manifest.write_manifest(tmp_path / "suite" / "tts.parquet", rows)
+    manifest.write_manifest(tmp_path / "suite" / "asr.parquet", speech)
+    results = run(["asr", "tts"], f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None, tmp_path / "bench",
+                  progress=False)
+    by_task = {r["task"]: r for r in results}
+    for task in ("asr", "tts"):
+        wer = by_task[task]["metrics"]["wer"]
+        assert wer["items_scored"] == 2 and wer["items_failed"] == 0 and np.isfinite(wer["value"]["wer"]), task
+    texts = sorted((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / "asr").glob("*.txt"))
+    assert len(texts) == 2

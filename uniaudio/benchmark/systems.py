@@ -238,6 +238,11 @@ class LMCheckpoint(System):
         self.name = f"lm-ckpt-{self.path.parent.name}"
         self.sampling = sampling
         self._gen = None
+        from .. import checkpoint
+
+        kind = checkpoint.load(self.path)["model_config"].get("kind", "multiscale")
+        # the multi-stream model also writes text through its text head
+        self.tasks = ("tts", "tta", "ttm", "asr", "caption") if kind == "multistream" else ("tts", "tta", "ttm")
 
     @property
     def generator(self):
@@ -259,6 +264,11 @@ class LMCheckpoint(System):
         def one(r):
             seed = int.from_bytes(hashlib.blake2b(r["id"].encode(), digest_size=4).digest(), "little")
             s = Sampling(**{**self.sampling, "seed": seed})
+            if task.name in ("asr", "caption"):
+                wav, sr = audio.load(r["path"])
+                text = gen.asr(wav, sr, s) if task.name == "asr" else gen.caption(wav, sr, s)
+                output_file(outdir, r["id"], ".txt").write_text(text)
+                return
             if task.name == "tts":
                 prompt = row_value(r, "extra:prompt_path")
                 wav, sr = audio.load(prompt) if prompt else (None, 0)

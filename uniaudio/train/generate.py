@@ -5,7 +5,12 @@ to and including the target segment's begin row. The global transformer keeps on
 the whole sequence; each new frame runs the local transformer over its K slots with a fresh
 cache. Slot 0 may end the audio (any non-audio id: `<audio_end>` or another special); slots
 1..K-1 of an audio frame may only take codebook codes. Sampling: temperature, top-k, top-p,
-from a seeded generator (the same seed gives the same audio)."""
+from a seeded generator (the same seed gives the same audio).
+
+The multi-stream model (UniAudio 2.0) decides each row with its text head: `<empty>` means an
+audio row, whose K codes its local decoder samples; any other token ends the audio. It also
+writes text (asr, caption): the text head restricted to the text range and the segment's end
+marker."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import torch
 
 from .. import checkpoint
 from ..tokenize.vocab import Vocabulary
-from .model import ModelConfig, UniAudioLM, stream_supports
+from .model import ModelConfig, make_model
 
 
 @dataclass
@@ -65,10 +70,8 @@ class LMGenerator:
         self.path, self.ck, self.device = Path(path), ck, torch.device(device)
         self.vocab = Vocabulary.from_dict(ck["vocab"])
         cfg = ModelConfig(**ck["model_config"])
-        if cfg.kind != "multiscale":
-            raise NotImplementedError(f"{path}: generation from the {cfg.kind} model is not built yet (issue 23); "
-                                      "its checkpoints train, validate and resume")
-        self.model = UniAudioLM(cfg, stream_supports(self.vocab, cfg.n_streams)).to(self.device).eval()
+        self.kind = cfg.kind
+        self.model = make_model(cfg, self.vocab).to(self.device).eval()
         self.model.load_state_dict(ck["model"])
         self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))
         self.audio_range = self.vocab.audio_range()
@@ -117,6 +120,61 @@ class LMGenerator:
         return "audio", ids
 
     @torch.no_grad()
+    def _ms_frame(self, h: torch.Tensor, s: Sampling, gen: torch.Generator, allow_end: bool):
+        """The multi-stream model's next row from h [d]: the text head says whether it is audio
+        (`<empty>`) or a token; an audio row's K codes come from the local decoder."""
+        m, k = self.model, self.model.cfg.n_streams
+        if allow_end and _pick(m.text_logits(h), s, gen) != int(m.text_lut[m.cfg.empty_id]):  # before min_frames: audio
+            return "token", None
+        caches = [dict() for _ in m.local_blocks]
+        prev = torch.tensor([[m.cfg.vocab_size]], device=self.device)
+        ids = []
+        for slot in range(k):
+            x = m.local_forward(h[None], prev, caches, start=slot)
+            code = _pick(m.slot_logits(x[:, -1], slot)[0], s, gen)
+            tok = m.audio_offset + slot * m.codebook_size + code
+            ids.append(tok)
+            prev = torch.tensor([[tok]], device=self.device)
+        return "audio", ids
+
+    @torch.no_grad()
+    def continue_text(self, prefix: np.ndarray, end_id: int, s: Sampling, max_tokens: int = 200) -> list[int]:
+        """Text-range ids sampled after the prefix rows until `end_id` (the segment's end
+        marker): the multi-stream model's text head, restricted to text ids and that marker."""
+        s.validate()
+        m, k = self.model, self.model.cfg.n_streams
+        if len(prefix) + max_tokens > m.cfg.max_rows:
+            max_tokens = m.cfg.max_rows - len(prefix)
+        text = self.vocab.ranges["text"]
+        sup = m.text_support
+        allowed = ((sup >= text.offset) & (sup < text.offset + text.size)) | (sup == end_id)
+        gen = torch.Generator().manual_seed(s.seed)
+        caches = [dict() for _ in range(m.n_global_layers())]
+        h = m.global_forward(torch.as_tensor(prefix, device=self.device)[None],
+                             torch.arange(len(prefix), device=self.device)[None], None, caches)[0, -1]
+        out: list[int] = []
+        for i in range(max_tokens):
+            tok = int(sup[_pick(m.text_logits(h).masked_fill(~allowed, float("-inf")), s, gen)])
+            if tok == end_id:
+                break
+            out.append(tok - text.offset)
+            row = torch.full((1, 1, k), tok, device=self.device)
+            h = m.global_forward(row, torch.tensor([[len(prefix) + i]], device=self.device), None, caches)[0, -1]
+        return out
+
+    def _text_for(self, task: str, segments, modality: str, s: Sampling) -> str:
+        rows = self.vocab.sequence_rows(task, segments + [(modality, "text", [0])], len(segments))
+        prefix = rows.ids[: rows.segment_rows[-1][0] + 1]
+        return self.bpe.decode(self.continue_text(prefix, self.vocab.id(f"<{modality}_end>"), s)).strip()
+
+    def asr(self, wav: np.ndarray, sr: int, s: Sampling) -> str:
+        """The transcript of speech (multi-stream model: text out through its text head)."""
+        return self._text_for("asr", [("audio", "audio", self.audio.encode(wav, sr))], "text", s)
+
+    def caption(self, wav: np.ndarray, sr: int, s: Sampling) -> str:
+        return self._text_for("caption", [("audio", "audio", self.audio.encode(wav, sr))], "caption", s)
+
+    @torch.no_grad()
     def continue_audio(self, prefix: np.ndarray, max_frames: int, s: Sampling, min_frames: int = 1) -> np.ndarray:
         """Codes [K, frames] sampled after the prefix rows until the model ends the segment."""
         s.validate()
@@ -126,13 +184,14 @@ class LMGenerator:
             if max_frames < 1:
                 raise ValueError(f"prompt of {len(prefix)} rows leaves no room in the model's {m.cfg.max_rows} rows")
         gen = torch.Generator().manual_seed(s.seed)
-        caches = [dict() for _ in m.blocks]
+        caches = [dict() for _ in range(m.n_global_layers() if self.kind == "multistream" else len(m.blocks))]
+        frame = self._ms_frame if self.kind == "multistream" else self._frame
         ids = torch.as_tensor(prefix, device=self.device)[None]
         pos = torch.arange(len(prefix), device=self.device)[None]
         h = m.global_forward(ids, pos, None, caches)[0, -1]
         frames = []
         for f in range(max_frames):
-            kind, row = self._frame(h, s, gen, allow_end=f >= min_frames)
+            kind, row = frame(h, s, gen, allow_end=f >= min_frames)
             if kind == "token":
                 break
             frames.append(row)

@@ -185,39 +185,50 @@ def autocast(device: torch.device, dtype: str):
 
 
 def unigram_baseline(data: SentenceData, train_refs, val_refs, max_bundles: int = 2000) -> dict:
-    """What knowing only code frequencies gives, in nats per audio token (averaged over the
-    codebooks): the entropy of the training targets' codes, and the cross-entropy of that
-    (add-one smoothed) unigram on the validation targets: the bar validation loss must beat."""
+    """What knowing only token frequencies gives, in nats per token: for audio (averaged over
+    the codebooks) and for text rows (every non-audio target token), the entropy of the
+    training targets and the cross-entropy of that (add-one smoothed) unigram on the
+    validation targets: the bars validation losses must beat."""
     from .data import BundleReader
 
     k = data.vocab.audio_range().codebooks
     reader = BundleReader(data.root, data.vocab, 10**9, [np.arange(data.vocab.size)] * k)
+    size = data.vocab.size
 
     def counts(refs):
-        c = [np.zeros(data.vocab.size, np.int64) for _ in range(k)]
+        c = [np.zeros(size, np.int64) for _ in range(k + 1)]  # K codebooks, then text
         for r in refs[:max_bundles]:
             try:
                 b = reader.read(r)
             except ValueError:
                 continue
-            audio = data.vocab.is_audio_row(b["ids"]) & b["loss"]
+            audio = data.vocab.is_audio_row(b["ids"])
             for s in range(k):
-                c[s] += np.bincount(b["ids"][audio, s], minlength=data.vocab.size)
+                c[s] += np.bincount(b["ids"][audio & b["loss"], s], minlength=size)
+            c[k] += np.bincount(b["ids"][~audio & b["loss"], 0], minlength=size)
         return c
+
+    def bars(tr, va):
+        p = tr / max(1, tr.sum())
+        nz = p[p > 0]
+        q = (tr + 1) / (tr.sum() + len(tr))
+        return (float(-(nz * np.log(nz)).sum()) if len(nz) else float("nan"),
+                float(-(va * np.log(q)).sum() / va.sum()) if va.sum() else float("nan"))
 
     tr, va = counts(train_refs), counts(val_refs)
     audio = data.vocab.audio_range()
     ent, cross = [], []
     for s in range(k):
         lo, hi = audio.offset + s * audio.size, audio.offset + (s + 1) * audio.size
-        p = tr[s][lo:hi] / max(1, tr[s][lo:hi].sum())
-        nz = p[p > 0]
-        ent.append(float(-(nz * np.log(nz)).sum()) if len(nz) else float("nan"))
-        q = (tr[s][lo:hi] + 1) / (tr[s][lo:hi].sum() + audio.size)
-        v = va[s][lo:hi]
-        cross.append(float(-(v * np.log(q)).sum() / v.sum()) if v.sum() else float("nan"))
+        e, x = bars(tr[s][lo:hi], va[s][lo:hi])
+        ent.append(e)
+        cross.append(x)
+    non_audio = np.ones(size, bool)
+    non_audio[audio.offset:audio.end] = False
+    te, tx = bars(tr[k][non_audio], va[k][non_audio])
     return {"unigram_entropy_train": round(float(np.mean(ent)), 4),
-            "unigram_cross_entropy_val": round(float(np.mean(cross)), 4)}
+            "unigram_cross_entropy_val": round(float(np.mean(cross)), 4),
+            "text_unigram_entropy_train": round(te, 4), "text_unigram_cross_entropy_val": round(tx, 4)}
 
 
 def build_model(data: SentenceData, spec: ModelSpec):
