@@ -141,3 +141,56 @@ def test_a_multistream_checkpoint_answers_asr_and_tts(sent_out, tmp_path, demo_r
         assert wer["items_scored"] == 2 and wer["items_failed"] == 0 and np.isfinite(wer["value"]["wer"]), task
     texts = sorted((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / "asr").glob("*.txt"))
     assert len(texts) == 2
+
+
+@pytest.fixture(scope="module")
+def mmlu_llama(tmp_path_factory):
+    """A tiny Llama with a byte-level BPE tokenizer and MMLU-format data (hubs are closed)."""
+    from test_kl_mmlu import write_mmlu
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from uniaudio.benchmark import mmlu
+
+    d = tmp_path_factory.mktemp("mmlu-llama")
+    data = mmlu.load(write_mmlu(d / "mmlu"))
+    corpus = [mmlu.prompt(q, dev[:5]) for dev, test in data.values() for q in test]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.save_pretrained(d / "model")
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=fast.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+                     ).save_pretrained(d / "model")
+    return d
+
+
+def test_mmlu_through_the_backbone_is_the_llms_at_step_0(mmlu_llama):
+    """The multi-stream model answers MMLU through its backbone by lm-eval's rule; with the
+    experts at identity that is the Llama's own answers and log-likelihoods."""
+    from transformers import AutoTokenizer
+
+    from uniaudio.benchmark import mmlu
+    from uniaudio.train.generate import BackboneCausalLM
+
+    data = mmlu.load(mmlu_llama / "mmlu")
+    want = mmlu.evaluate(mmlu.HFCausalLM(str(mmlu_llama / "model")), data, limit=2)
+    tok = AutoTokenizer.from_pretrained(mmlu_llama / "model")
+    v = Vocabulary()
+    text = v.add("text", tok.vocab_size)
+    audio = v.add("audio", 16, codebooks=3)
+    shape = llama_shape(str(mmlu_llama / "model"))
+    shape.pop("llm_vocab")
+    cfg = ModelConfig(vocab_size=v.size, n_streams=3, max_rows=4096, local_layers=1, kind="multistream",
+                      bottom_layers=1, top_layers=1, empty_id=v.id("<empty>"), llm_vocab=text.size, **shape)
+    non_audio = torch.tensor([i for i in range(v.size) if not audio.offset <= i < audio.end])
+    m = MultiStreamLM(cfg, non_audio, 16, audio.offset, llm_text=(text.offset, text.size))
+    load_llama(m, str(mmlu_llama / "model"))
+    got = mmlu.evaluate(mmlu.HFCausalLM("backbone", objects=(tok, BackboneCausalLM(m))), data, limit=2)
+    assert got["accuracy"] == want["accuracy"] and got["questions"] == 4
+    for a, b in zip(got["predictions"], want["predictions"]):
+        assert a["prediction"] == b["prediction"]
+        assert a["loglikelihoods"] == pytest.approx(b["loglikelihoods"], abs=1e-3)

@@ -170,29 +170,32 @@ class LanguageModel(System):
         return HFCausalLM(self.model)
 
     def produce(self, task, rows, outdir):
-        import json
-
-        from tqdm import tqdm
-
-        from .mmlu import LETTERS, answer
-
         lm = self.load()
         self.n_parameters = sum(p.numel() for p in lm.model.parameters())
         self.settings = lm.settings()
-
-        def one(r):
-            letter, lls = answer(lm, r["text"])
-            # lm-eval's per-sample record: every choice's log-likelihood and the pick
-            output_file(outdir, r["id"], ".json").write_text(json.dumps(
-                {"prediction": letter, "loglikelihoods": dict(zip(LETTERS, lls)),
-                 "truncated_tokens": lm.truncated}))
-            output_file(outdir, r["id"], ".txt").write_text(letter)
-
-        self.each(tqdm(rows, desc=f"{self.name} answering", unit="q", leave=False), one)
+        answer_mmlu(self, lm, rows, outdir)
 
     def card(self) -> dict:
         return dict(super().card(), model=self.model, n_parameters=getattr(self, "n_parameters", None),
                     scoring=getattr(self, "settings", None))
+
+
+def answer_mmlu(system: System, lm, rows: list[dict], outdir: Path) -> None:
+    """Each MMLU prompt answered by the letter of highest log-likelihood (lm-eval's rule)."""
+    import json
+
+    from tqdm import tqdm
+
+    from .mmlu import LETTERS, answer
+
+    def one(r):
+        letter, lls = answer(lm, r["text"])
+        # lm-eval's per-sample record: every choice's log-likelihood and the pick
+        output_file(outdir, r["id"], ".json").write_text(json.dumps(
+            {"prediction": letter, "loglikelihoods": dict(zip(LETTERS, lls)), "truncated_tokens": lm.truncated}))
+        output_file(outdir, r["id"], ".txt").write_text(letter)
+
+    system.each(tqdm(rows, desc=f"{system.name} answering", unit="q", leave=False), one)
 
 
 class ChanceLM(LanguageModel):
@@ -240,9 +243,12 @@ class LMCheckpoint(System):
         self._gen = None
         from .. import checkpoint
 
-        kind = checkpoint.load(self.path)["model_config"].get("kind", "multiscale")
-        # the multi-stream model also writes text through its text head
-        self.tasks = ("tts", "tta", "ttm", "asr", "caption") if kind == "multistream" else ("tts", "tta", "ttm")
+        cfg = checkpoint.load(self.path)["model_config"]
+        # the multi-stream model also writes text through its text head, and with an LLM middle
+        # answers MMLU through its backbone
+        self.tasks = ("tts", "tta", "ttm")
+        if cfg.get("kind") == "multistream":
+            self.tasks += ("asr", "caption") + (("mmlu",) if cfg.get("llm_vocab") else ())
 
     @property
     def generator(self):
@@ -260,6 +266,12 @@ class LMCheckpoint(System):
         from ..train.generate import Sampling
 
         gen = self.generator
+        if task.name == "mmlu":
+            from ..train.generate import backbone_mmlu_model
+
+            lm = backbone_mmlu_model(gen)
+            self.settings = lm.settings()
+            return answer_mmlu(self, lm, rows, outdir)
 
         def one(r):
             seed = int.from_bytes(hashlib.blake2b(r["id"].encode(), digest_size=4).digest(), "little")
@@ -280,7 +292,8 @@ class LMCheckpoint(System):
         self.each(tqdm(rows, desc=f"{self.name} {task.name}", unit="item", leave=False), one)
 
     def card(self) -> dict:
-        return dict(super().card(), **self.generator.card(), sampling=self.sampling)
+        return dict(super().card(), **self.generator.card(), sampling=self.sampling,
+                    scoring=getattr(self, "settings", None))
 
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
