@@ -562,19 +562,20 @@ class MultiStreamLM(nn.Module):
         k = self.cfg.n_streams
         losses = torch.zeros(len(bi), k, device=ids.device)
         valid = torch.zeros(len(bi), k, dtype=torch.bool, device=ids.device)
+        # run even with no audio target (empty tensors): every parameter stays in the graph,
+        # which DDP needs on every step
         ai = audio.nonzero().flatten()
-        if len(ai):
-            tgt = target[ai]
-            start = tgt.new_full((len(ai), 1), self.cfg.vocab_size)
-            x = self.local_forward(hp[ai], torch.cat([start, tgt[:, :-1]], 1))
-            cols = []
-            for s in range(k):
-                local = tgt[:, s] - self.audio_offset - s * self.codebook_size
-                ok = (local >= 0) & (local < self.codebook_size)
-                cols.append(F.cross_entropy(self.heads[s](x[:, s]).float(), local.clamp(0, self.codebook_size - 1),
-                                            reduction="none") * ok)
-                valid[ai, s] = ok
-            losses = losses.index_put((ai,), torch.stack(cols, 1))
+        tgt = target[ai]
+        start = tgt.new_full((len(ai), 1), self.cfg.vocab_size)
+        x = self.local_forward(hp[ai], torch.cat([start, tgt[:, :-1]], 1))
+        cols = []
+        for s in range(k):
+            local = tgt[:, s] - self.audio_offset - s * self.codebook_size
+            ok = (local >= 0) & (local < self.codebook_size)
+            cols.append(F.cross_entropy(self.heads[s](x[:, s]).float(), local.clamp(0, self.codebook_size - 1),
+                                        reduction="none") * ok)
+            valid[ai, s] = ok
+        losses = losses.index_put((ai,), torch.stack(cols, 1))
         return {"loss": torch.cat([losses, text_loss[:, None]], 1), "valid": torch.cat([valid, text_ok[:, None]], 1),
                 "rows": (bi, ti + 1)}
 
