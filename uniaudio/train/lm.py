@@ -278,11 +278,12 @@ def _losses(model, batch, device, loss_on_prefix: bool, attention: str = "spans"
         pos, loss = _padded(pos, pad_rows, 0), _padded(loss, pad_rows, False)
     mask = (doc >= 0) if loss_on_prefix else loss
     rows = predicted_rows(doc, mask)  # on the host: the device is never asked how many rows
-    # how many predicted rows are audio frames (the multistream model's local decoder runs on those only)
-    n_audio = int((ids[rows[0], rows[1] + 1, 0] >= audio_offset).sum())
+    # which predicted rows are audio frames (the multistream model's local decoder runs on those only)
+    audio = torch.nonzero(ids[rows[0], rows[1] + 1, 0] >= audio_offset).flatten()
+    n_audio = len(audio)
     on = dict(device=device, non_blocking=True)
     ids, doc, pos, mask = ids.to(**on), doc.to(**on), pos.to(**on), mask.to(**on)
-    rows = tuple(r.to(**on) for r in rows)
+    rows = tuple(r.to(**on) for r in (*rows, audio))
     out = model(ids, pos, doc, mask, attention_plan(doc, "flex" if flex else "spans"), rows)
     out["n_predicted"], out["n_audio"] = len(rows[0]), n_audio
     loss, valid = out["loss"], out["valid"]

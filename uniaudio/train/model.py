@@ -374,7 +374,7 @@ class UniAudioLM(nn.Module):
         predicted rows: {"loss" [N, K], "rows" (b, t) of each, "valid" [N, K]}."""
         b, t, k = ids.shape
         h = self.global_forward(ids, pos, attention_plan(doc) if attn is None else attn)
-        bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows
+        bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows[:2]
         target = ids[bi, ti + 1]  # [N, K]
         start = target.new_full((target.shape[0], 1), self.cfg.vocab_size)
         x = self.local_forward(h[bi, ti], torch.cat([start, target[:, :-1]], 1))
@@ -547,10 +547,11 @@ class MultiStreamLM(nn.Module):
         return self.heads[k](x)
 
     def forward(self, ids, pos, doc, loss_mask, attn=None, rows=None) -> dict:
-        """As UniAudioLM.forward; losses [N, K + 1]: codebooks (valid on audio targets), then
-        the text stream (every predicted row; `<empty>` on audio targets)."""
+        """As UniAudioLM.forward (rows may carry a third tensor: the indices, among the
+        predicted rows, of those whose target is audio); losses [N, K + 1]: codebooks (valid on
+        audio targets), then the text stream (every predicted row; `<empty>` on audio targets)."""
         h = self.global_forward(ids, pos, attention_plan(doc) if attn is None else attn)
-        bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows
+        bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows[:2]
         target = ids[bi, ti + 1]  # [N, K]
         hp = h[bi, ti]
         audio = target[:, 0] >= self.audio_offset
@@ -564,7 +565,8 @@ class MultiStreamLM(nn.Module):
         valid = torch.zeros(len(bi), k, dtype=torch.bool, device=ids.device)
         # run even with no audio target (empty tensors): every parameter stays in the graph,
         # which DDP needs on every step
-        ai = audio.nonzero().flatten()
+        # which of them are audio: given by the trainer (found on the host), else found here
+        ai = rows[2] if rows is not None and len(rows) > 2 else audio.nonzero().flatten()
         tgt = target[ai]
         start = tgt.new_full((len(ai), 1), self.cfg.vocab_size)
         x = self.local_forward(hp[ai], torch.cat([start, tgt[:, :-1]], 1))
