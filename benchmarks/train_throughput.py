@@ -136,9 +136,11 @@ def check(cfg, device: torch.device) -> None:
     # (5 matmuls where the model needs 4: +1/6 of the attention FLOPs); it does not count the
     # CPU SDPA kernel (global attention on CPU)
     n_pred, cuda = len(out["rows"][0]), device.type == "cuda"
-    ours = step_flops(model, doc.cpu(), n_pred, dense=True, global_attention=cuda)
+    bi, ti = out["rows"]
+    n_audio = int((ids[bi, ti, 0] >= data.vocab.audio_range().offset).sum())  # the multi-stream local decoder's rows
+    ours = step_flops(model, doc.cpu(), n_pred, dense=True, global_attention=cuda, n_audio=n_audio)
     if cuda:
-        global_att = ours - step_flops(model, doc.cpu(), n_pred, dense=True, global_attention=False)
+        global_att = ours - step_flops(model, doc.cpu(), n_pred, dense=True, global_attention=False, n_audio=n_audio)
         ours += global_att / 6
     print(f"check FLOPs, one step of 2 bundles{'' if cuda else ' without global attention (CPU)'}: FlopCounterMode "
           f"{counted / 1e9:.3f} GFLOP, structural (dense{', + recomputed scores' if cuda else ''}) {ours / 1e9:.3f} "
