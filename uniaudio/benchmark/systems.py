@@ -230,7 +230,9 @@ class ChanceLM(LanguageModel):
 class LMCheckpoint(System):
     """lm-ckpt:PATH: a `uniaudio train lm` checkpoint (OUT or OUT/model.pt) generates speech
     from text + a same-speaker prompt (tts) and sound/music from captions (tta, ttm), sampled
-    with a seed per item (a stable hash of its id) so reruns give the same outputs."""
+    with a seed per item (a stable hash of its id) so reruns give the same outputs. A
+    multi-stream checkpoint also writes transcripts (asr) and captions, and with an LLM middle
+    answers MMLU through its backbone (lm-eval's log-likelihood rule)."""
     tasks = ("tts", "tta", "ttm")
 
     def __init__(self, path: str, **sampling):
