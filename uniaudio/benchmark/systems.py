@@ -242,23 +242,10 @@ class LMCheckpoint(System):
             raise ValueError(f"lm-ckpt: {self.path} not found (give a `uniaudio train lm` out folder or its model.pt)")
         self.name = f"lm-ckpt-{self.path.parent.name}"
         self.sampling = sampling
-        self._gen = None
-        from .. import checkpoint
+        from ..train.generate import LMGenerator
 
-        cfg = checkpoint.load(self.path)["model_config"]
-        # the multi-stream model also writes text through its text head, and with an LLM middle
-        # answers MMLU through its backbone
-        self.tasks = ("tts", "tta", "ttm")
-        if cfg.get("kind") == "multistream":
-            self.tasks += ("asr", "caption") + (("mmlu",) if cfg.get("llm_vocab") else ())
-
-    @property
-    def generator(self):
-        if self._gen is None:
-            from ..train.generate import LMGenerator
-
-            self._gen = LMGenerator(self.path)
-        return self._gen
+        self.generator = LMGenerator(self.path)  # loaded once: its model kind says which tasks it serves
+        self.tasks = self.generator.tasks
 
     def produce(self, task, rows, outdir):
         import hashlib

@@ -79,6 +79,8 @@ def train_generate(ckpt: str, task_name: str, suite: str, data_root: Path | None
     from ..benchmark.tasks import TASKS
 
     system = LMCheckpoint(ckpt, temperature=temperature, top_k=top_k, top_p=top_p)
+    if task_name not in system.tasks:
+        raise click.ClickException(f"{ckpt} generates {', '.join(system.tasks)}, not {task_name}")
     rows = manifest.read_rows(load_suite(suite, data_root) / f"{task_name}.parquet")[:limit]
     dest = out / task_name
     dest.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,11 @@ class LMGenerator:
         self.vocab = Vocabulary.from_dict(ck["vocab"])
         cfg = ModelConfig(**ck["model_config"])
         self.kind = cfg.kind
+        # what it can do: audio out always; the multi-stream model writes text too, and with an
+        # LLM middle answers MMLU through its backbone
+        self.tasks = ("tts", "tta", "ttm")
+        if cfg.kind == "multistream":
+            self.tasks += ("asr", "caption") + (("mmlu",) if cfg.llm_vocab else ())
         self.model = make_model(cfg, self.vocab).to(self.device).eval()
         self.model.load_state_dict(ck["model"])
         self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))
@@ -163,6 +168,9 @@ class LMGenerator:
         return out
 
     def _text_for(self, task: str, segments, modality: str, s: Sampling) -> str:
+        if task not in self.tasks:
+            raise ValueError(f"{self.path}: a {self.kind} checkpoint does not write text ({task}); "
+                             "the multi-stream model does")
         rows = self.vocab.sequence_rows(task, segments + [(modality, "text", [0])], len(segments))
         prefix = rows.ids[: rows.segment_rows[-1][0] + 1]
         return self.bpe.decode(self.continue_text(prefix, self.vocab.id(f"<{modality}_end>"), s)).strip()

@@ -55,10 +55,10 @@ class ModelSpec:
     lora_targets: list[str] = field(default_factory=lambda: ["qkv", "o", "gate_up", "down"])
 
     def validate(self) -> None:
-        from .model import LORA_TARGETS
+        from .model import LORA_TARGETS, MODEL_KINDS
 
-        if self.kind not in ("multiscale", "multistream"):
-            raise ConfigError("model.kind", f"multiscale or multistream, got {self.kind!r}")
+        if self.kind not in MODEL_KINDS:  # the same rule as ModelConfig's, at load time
+            raise ConfigError("model.kind", f"one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
         if self.kind == "multiscale" and (self.middle or self.lora_rank):
             raise ConfigError("model.middle" if self.middle else "model.lora_rank", "only for kind: multistream")
         if self.lora_rank < 0:

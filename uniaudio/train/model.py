@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from ..config import ConfigError
 
 
+MODEL_KINDS = ("multiscale", "multistream")  # UniAudioLM (UniAudio) | MultiStreamLM (UniAudio 2.0)
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 0  # filled from the data's vocabulary
@@ -61,8 +64,8 @@ class ModelConfig:
         for k in ("n_layers", "local_layers", "max_rows", "n_streams"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"model.{k}", "must be >= 1")
-        if self.kind not in ("multiscale", "multistream"):
-            raise ConfigError("model.kind", f"multiscale or multistream, got {self.kind!r}")
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError("model.kind", f"one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
         if self.bottom_layers < 0 or self.top_layers < 0:
             raise ConfigError("model.bottom_layers" if self.bottom_layers < 0 else "model.top_layers", "must be >= 0")
         if not 0 <= self.dropout < 1:
@@ -517,8 +520,8 @@ class MultiStreamLM(nn.Module):
         """[B, T, K] -> [B, T, d]: an audio row sums its K code embeddings, any other row
         embeds its token (the LLM's embedding for ids of its vocabulary)."""
         audio = ids[..., 0] >= self.audio_offset
-        summed = self.embed(ids).sum(-2)
-        tok = self.embed(ids[..., 0])
+        emb = self.embed(ids)  # [B, T, K, d]; a text row holds its token K times
+        summed, tok = emb.sum(-2), emb[..., 0, :]
         if self.llm_text is not None:
             off, size = self.llm_text
             inside = (ids[..., 0] >= off) & (ids[..., 0] < off + size)
