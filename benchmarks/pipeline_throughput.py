@@ -131,7 +131,8 @@ def main() -> None:
 
     from uniaudio.config import from_dict
     from uniaudio.pipeline.config import PipelineConfig
-    from uniaudio.pipeline.run import init_ray, run
+    from uniaudio.pipeline.cluster import init_ray
+    from uniaudio.pipeline.run import run
 
     spec = [{"recipe": n, "root": str(r)} for n, r in inputs]
     extra = {"tokenizer_options": tok_opts} if args.tokenizer != "none" and args.random_codec else {}

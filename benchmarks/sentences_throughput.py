@@ -46,7 +46,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from uniaudio.config import from_dict
-    from uniaudio.pipeline.run import init_ray
+    from uniaudio.pipeline.cluster import init_ray
     from uniaudio.pipeline.sentences import SentenceConfig, run
 
     work = Path(args.work or tempfile.mkdtemp(prefix="uniaudio-sent-"))

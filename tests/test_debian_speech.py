@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from uniaudio import audio, manifest
 from uniaudio.cli import main
 from uniaudio.demo import debian_speech
-from uniaudio.pipeline.recipes import folder
+from uniaudio.pipeline.recipes import records
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 
@@ -81,7 +81,7 @@ def test_build_takes_speech_and_counts_what_it_leaves(debs: Path, tmp_path: Path
     assert by_path["klettres/en/syllab-ba.ogg"]["speaker"] == "klettres-en"
 
     # the folder recipe reads it into valid records whose audio loads at the model rate
-    recs = list(folder.recipe(root, manifest="manifest.jsonl", corpus="real-speech"))
+    recs = list(records("folder", root, manifest="manifest.jsonl", corpus="real-speech"))
     assert len(recs) == 5
     for r in recs:
         assert manifest.problems(r) == []

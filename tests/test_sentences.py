@@ -24,12 +24,13 @@ def sentences(tokens: Path, out: Path, **kw):
 
 
 def source_rows(token_out: Path) -> dict[str, dict]:
+    from uniaudio.pipeline.plan import plan_files
+
     rows = {}
-    for p in (token_out / "plan").glob("*.parquet"):
-        if not p.name.endswith(".rejects.parquet"):
-            for r in pq.read_table(p).to_pylist():
-                r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
-                rows[r["id"]] = r
+    for p in plan_files(token_out):
+        for r in pq.read_table(p).to_pylist():
+            r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
+            rows[r["id"]] = r
     return rows
 
 
@@ -174,18 +175,22 @@ def test_resume_skips_and_changed_config_is_refused(sent_out, token_out):
 def damaged_copy(token_out: Path, dest: Path) -> dict:
     """A copy of the token output with the troubles of real data: one speaker reduced to a
     single utterance, an empty transcript, one token tar corrupted and one deleted."""
+    from uniaudio.pipeline.plan import InputPlan
+
     shutil.copytree(token_out, dest)
-    plan = dest / "plan" / "librispeech.parquet"
-    t = pq.read_table(plan)
-    rows = t.to_pylist()
-    speech = sorted(r["id"] for r in rows)
+    plan = InputPlan.load(dest / "plan" / "librispeech.json")
+    assert all(f.startswith(str(dest.resolve())) for f in plan.files())  # the copy's own plan files
+    speech = sorted(i for f in plan.files() for i in pq.read_table(f, columns=["id"]).column("id").to_pylist())
     lonely, silent = speech[0], speech[1]
-    for r in rows:
-        if r["id"] == lonely:
-            r["speaker"] = "lonely-speaker"
-        if r["id"] == silent:
-            r["text"] = "  "
-    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), plan)
+    for f in plan.files():
+        t = pq.read_table(f)
+        rows = t.to_pylist()
+        for r in rows:
+            if r["id"] == lonely:
+                r["speaker"] = "lonely-speaker"
+            if r["id"] == silent:
+                r["text"] = "  "
+        pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), f)
     damaged = sorted((dest / "shards").glob("librispeech-*.tar"))[-1]
     gone = sorted((dest / "shards").glob("audiocaps-*.tar"))[0]
     data = bytearray(damaged.read_bytes())

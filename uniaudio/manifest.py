@@ -297,15 +297,19 @@ def _resolve_batch(batch: pa.RecordBatch | pa.Table, base: Path):
     return batch
 
 
-def iter_batches(path: str | os.PathLike, batch_size: int = 10_000, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Arrow record batches of a manifest, paths resolved (see the module docstring)."""
+def iter_batches(path: str | os.PathLike, batch_size: int = 10_000, columns: list[str] | None = None,
+                 row_groups: list[int] | None = None) -> Iterator[pa.RecordBatch]:
+    """Arrow record batches of a manifest (of some of its row groups), paths resolved (see the
+    module docstring)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"manifest not found: {p}")
-    pf = pq.ParquetFile(str(p))
+    # pre_buffer off: with it, the reader keeps the row groups it has read (measured: +26 MB per
+    # million rows of a streamed file), so memory would grow with the manifest
+    pf = pq.ParquetFile(str(p), pre_buffer=False)
     _check_schema(p, pf.schema_arrow)
     base = path_base(p, pf.schema_arrow)
-    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+    for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups):
         yield _resolve_batch(batch, base)
 
 

@@ -23,17 +23,27 @@ def pipeline() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--split", default=None, help="Only this split (e.g. test-clean).")
 @click.option("--manifest-file", default=None, help="folder recipe: a JSONL/CSV listing the items.")
-def pipeline_manifest(recipe: str, root: Path, out: Path, split: str | None, manifest_file: str | None) -> None:
-    """Write a Parquet manifest of a corpus (lazy: streams rows, reads headers only)."""
+@click.option("--serial", is_flag=True, help="Read audio headers in this process (default: Ray tasks once there "
+              "are more than a few hundred files).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all).")
+@click.option("--ray-address", default=None, help="Join this Ray cluster (default: RAY_ADDRESS, else a local Ray).")
+def pipeline_manifest(recipe: str, root: Path, out: Path, split: str | None, manifest_file: str | None, serial: bool,
+                      num_cpus: int | None, ray_address: str | None) -> None:
+    """Write a Parquet manifest of a corpus (lazy: streams rows; the files' audio headers are
+    read in batches as Ray tasks)."""
     from ..manifest import write_manifest
+    from ..pipeline.cluster import cluster_map, serial_map
+    from ..pipeline.config import RaySpec
     from ..pipeline.recipes import RECIPES, records
 
     if recipe not in RECIPES:
         raise click.BadParameter(f"unknown recipe; known: {', '.join(sorted(RECIPES))}", param_hint="--recipe")
     kw = {"manifest": manifest_file} if manifest_file else {}
+    map_fn = serial_map if serial else cluster_map(RaySpec(address=ray_address, num_cpus=num_cpus))
     from tqdm import tqdm
 
-    n = write_manifest(out, tqdm(records(recipe, root, split, **kw), desc=recipe, unit="row"), strict=False)
+    rows = records(recipe, root, split, map_fn=map_fn, **kw)
+    n = write_manifest(out, tqdm(rows, desc=recipe, unit="row"), strict=False)
     click.echo(f"{n} rows -> {out}")
 
 

@@ -2,9 +2,22 @@
 
 Each utterance goes to shard `blake2b(id) mod n_shards`; `n_shards` is fixed the first time
 an output is planned and saved with the plan, so a rerun after a crash plans the same
-shards. The plan Parquet holds the valid rows sorted by shard, one row group per shard, so
-a worker reads exactly its shard's rows. Rows that cannot be processed (schema problems,
-duplicate ids, problems a recipe flagged) go to the plan's rejects file with the reason.
+shards. Planning streams, so a 50M-row manifest needs no more driver memory than a small one:
+
+1. *stage* (one task per range of manifest row groups): row checks, vectorised over Arrow
+   batches (`manifest.problems` names the fault of each suspect row), the 64-bit id hash;
+   valid rows to an Arrow file, rejects to Parquet. Counts and seconds go back to the driver,
+   which fixes `n_shards`.
+2. *partition* (one task per staged file): each row to its plan part (a run of
+   `shards_per_part` consecutive shards), one Arrow file per (stage, part).
+3. *parts* (one task per part, a bounded number of rows): sort by (shard, id, manifest row),
+   reject repeated ids (a repeat hashes to the same shard, so per-shard detection is exact;
+   the first row in manifest order is kept), write `plan/{prefix}.parts/part-NNNNN.parquet`
+   with one row group per shard, so a worker reads exactly its shard's rows.
+
+The tasks run on Ray when the driver passes a cluster map (`pipeline run` does, for
+manifests of more than one stage unit), in this process otherwise. Plans written by
+uniaudio before parts (one `plan/{prefix}.parquet`, PLAN_VERSION 1) load and resume as they are.
 """
 
 from __future__ import annotations
@@ -13,20 +26,26 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .. import manifest
 from ..files import atomic_write_text
+from .cluster import MapFn, serial_map
 from .config import InputSpec, PipelineConfig, config_diff
 from .recipes import records
 from .recipes.common import REJECT_KEY
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
+BATCH_ROWS = 65_536  # manifest rows per Arrow batch
+STAGE_ROWS = 500_000  # manifest rows per stage task (whole row groups)
+PART_ROWS = 250_000  # target rows per plan part: what one part task holds and sorts
 UNKNOWN_DURATION = 10.0  # seconds assumed for byte planning when the header is unreadable
 
 REJECT_SCHEMA = pa.schema([
@@ -39,29 +58,68 @@ def stable_shard(uid: str, n_shards: int) -> int:
     return int.from_bytes(hashlib.blake2b(uid.encode("utf-8"), digest_size=8).digest(), "little") % n_shards
 
 
+PLAN_SCHEMA = manifest.SCHEMA.append(pa.field("shard", pa.int32()))
+# staged rows: the manifest row, its 64-bit id hash and its row number in the manifest
+STAGE_SCHEMA = manifest.SCHEMA.append(pa.field("_h", pa.uint64())).append(pa.field("_row", pa.int64()))
+
 @dataclass
 class InputPlan:
     prefix: str
     manifest: str
-    plan_path: str
+    plan_path: str  # PLAN_VERSION 1: the one plan file (absolute); 2: the folder of parts
     n_shards: int
-    row_group: list[int]  # shard -> row group in plan_path, -1 for an empty shard
+    row_group: list[int]  # shard -> row group in its plan file, -1 for an empty shard
     rows: int
     rejected: int
+    # PLAN_VERSION 2: plan files, shard s in parts[s // shards_per_part]; stored relative to
+    # the plan folder (an output copied or moved elsewhere still finds them), absolute once loaded
+    parts: list[str] | None = None
+    shards_per_part: int = 0
 
     def shard_name(self, shard: int) -> str:
         return f"{self.prefix}-{shard:06d}"
 
+    def location(self, shard: int) -> tuple[str, int] | None:
+        """(plan file, row group) holding a shard's rows; None for an empty shard."""
+        rg = self.row_group[shard]
+        if rg < 0:
+            return None
+        return (self.parts[shard // self.shards_per_part] if self.parts else self.plan_path), rg
 
-def build_manifest(spec: InputSpec, out: Path) -> Path:
-    """The input's manifest: given, or written once from its recipe (atomic; reused after)."""
+    def files(self) -> list[str]:
+        return list(self.parts) if self.parts else [self.plan_path]
+
+    @property
+    def rejects_path(self) -> Path:
+        return Path(self.plan_path).parent / f"{self.prefix}.rejects.parquet"
+
+    @classmethod
+    def load(cls, meta_path: Path) -> "InputPlan":
+        meta = json.loads(Path(meta_path).read_text())
+        plan = cls(**{k: meta[k] for k in cls.__dataclass_fields__ if k in meta})
+        if plan.parts is not None:
+            here = Path(meta_path).resolve().parent
+            plan.plan_path = str(here / plan.plan_path)
+            plan.parts = [str(here / p) for p in plan.parts]
+        return plan
+
+
+def plan_files(out: Path) -> list[str]:
+    """Every plan file (row data) of a pipeline output, in prefix order."""
+    return [f for m in sorted((Path(out) / "plan").glob("*.json")) for f in InputPlan.load(m).files()]
+
+
+def build_manifest(spec: InputSpec, out: Path, map_fn: MapFn = serial_map) -> Path:
+    """The input's manifest: given, or written once from its recipe (atomic; reused after).
+    The recipe lists files here; `map_fn` reads their headers in batches (Ray tasks in a run)."""
     if spec.manifest:
         return Path(spec.manifest)
     path = out / "manifests" / f"{spec.prefix}.parquet"
     if not path.exists():
         # absolute paths: workers on other nodes (or another cwd) must find the files
         root = Path(spec.root).resolve()
-        manifest.write_manifest(path, records(spec.recipe, root, spec.split, **spec.options), strict=False)
+        rows = records(spec.recipe, root, spec.split, map_fn=map_fn, **spec.options)
+        manifest.write_manifest(path, rows, strict=False)
     return path
 
 
@@ -70,10 +128,6 @@ def bytes_per_second(cfg: PipelineConfig, tokenizer: dict | None) -> float:
     if tokenizer is None:
         return cfg.sample_rate * 2 * 0.7  # 16-bit FLAC of speech compresses to ~70%
     return tokenizer["frame_rate"] * tokenizer["n_codebooks"] * 2  # int16 codes
-
-
-def _reject_rows(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
 
 
 class PlanMismatch(RuntimeError):
@@ -106,63 +160,266 @@ def check_resumable(cfg: PipelineConfig, out: Path) -> None:
                            "same inputs, or write to a new output folder (--out).")
 
 
-def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict | None = None) -> InputPlan:
+# ---- stage: row checks and id hashes, one task per range of manifest row groups ----------
+
+def id_hashes(ids: list[str]) -> np.ndarray:
+    """The 64-bit blake2b of each id (`stable_shard` is this mod n_shards)."""
+    b2 = hashlib.blake2b
+    return np.fromiter((int.from_bytes(b2(u.encode("utf-8"), digest_size=8).digest(), "little") for u in ids),
+                       dtype=np.uint64, count=len(ids))
+
+
+def _reject_of(row: dict, reason: str, detail: str) -> dict:
+    dur = row.get("duration")
+    seconds = float(dur) if manifest._is_number(dur) and math.isfinite(dur) and dur > 0 else None
+    return {"id": row.get("id") if isinstance(row.get("id"), str) else None, "corpus": row.get("corpus"),
+            "domain": row.get("domain"), "path": row.get("path"), "reason": reason, "detail": detail,
+            "seconds": seconds, "stage": "plan"}
+
+
+def _blank(col) -> np.ndarray:
+    return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), True).to_numpy(zero_copy_only=False)
+
+
+def _suspects(t: pa.Table) -> np.ndarray:
+    """Rows that may break the schema (a superset, vectorised); `manifest.problems` decides."""
+    bad = np.zeros(t.num_rows, dtype=bool)
+    for name in ("id", "corpus", "split", "path"):
+        bad |= _blank(t.column(name))
+    bad |= ~pc.fill_null(pc.is_in(t.column("domain"), value_set=pa.array(manifest.DOMAINS)), False).to_numpy(
+        zero_copy_only=False)
+    off = t.column("offset")
+    bad |= ~pc.fill_null(pc.and_(pc.is_finite(off), pc.greater_equal(off, 0.0)), False).to_numpy(zero_copy_only=False)
+    dur = t.column("duration")
+    bad |= ~pc.fill_null(pc.and_(pc.is_finite(dur), pc.greater(dur, 0.0)), True).to_numpy(zero_copy_only=False)
+    for name in ("sample_rate", "channels"):
+        bad |= ~pc.fill_null(pc.greater(t.column(name), 0), True).to_numpy(zero_copy_only=False)
+    return bad
+
+
+def check_batch(batch: pa.RecordBatch, first_row: int) -> tuple[pa.Table, list[dict]]:
+    """(valid rows as STAGE_SCHEMA, reject rows) of one manifest batch. A batch in the manifest
+    schema is checked column-wise and only suspect rows go through `manifest.problems`; any
+    other batch (a hand-made Parquet with other types or columns) row by row, as before."""
+    rows_no = np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
+    rejects: list[dict] = []
+    if batch.schema.names == manifest.SCHEMA.names and batch.schema.types == manifest.SCHEMA.types:
+        t = pa.Table.from_batches([batch])
+        suspect = _suspects(t)
+        extras = t.column("extra").to_pylist()
+        flagged: dict[int, str] = {}
+        for i, e in enumerate(extras):
+            if e is None:
+                continue
+            try:
+                obj = json.loads(e)
+            except ValueError:
+                suspect[i] = True
+                continue
+            if not isinstance(obj, dict):
+                suspect[i] = True
+            elif obj.get(REJECT_KEY):
+                flagged[i] = str(obj[REJECT_KEY])
+        keep = np.ones(t.num_rows, dtype=bool)
+        for i in np.flatnonzero(suspect).tolist() + sorted(flagged):
+            if not keep[i]:
+                continue
+            row = t.slice(i, 1).to_pylist()[0]
+            probs = manifest.problems(row)
+            if probs:
+                rejects.append(_reject_of(row, f"invalid_manifest:{probs[0][0]}", "; ".join(f"{f}: {m}" for f, m in probs)))
+                keep[i] = False
+            elif i in flagged:
+                reason, _, detail = flagged[i].partition(": ")
+                rejects.append(_reject_of(row, reason, detail))
+                keep[i] = False
+        valid = t.filter(pa.array(keep)) if not keep.all() else t
+        ids = valid.column("id").to_pylist()
+        rows_no = rows_no[keep]
+    else:
+        good, rows = [], batch.to_pylist()
+        for i, row in enumerate(rows):
+            probs = manifest.problems(row)
+            extra = row.get("extra")
+            obj = json.loads(extra) if not probs and isinstance(extra, str) and extra else {}
+            if probs:
+                rejects.append(_reject_of(row, f"invalid_manifest:{probs[0][0]}", "; ".join(f"{f}: {m}" for f, m in probs)))
+            elif obj.get(REJECT_KEY):
+                reason, _, detail = str(obj[REJECT_KEY]).partition(": ")
+                rejects.append(_reject_of(row, reason, detail))
+            else:
+                good.append(i)
+        # a missing offset column means 0 (as `manifest.problems` reads it)
+        valid = pa.Table.from_pylist([{"offset": 0.0, **rows[i]} for i in good], schema=manifest.SCHEMA)
+        ids = valid.column("id").to_pylist()
+        rows_no = rows_no[good]
+    valid = valid.append_column("_h", pa.array(id_hashes(ids), pa.uint64())).append_column("_row", pa.array(rows_no))
+    return valid.cast(STAGE_SCHEMA), rejects
+
+
+def _write_rejects(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA), str(tmp))
+    os.replace(tmp, path)
+
+
+def stage(mpath: str, row_groups: list[int], first_row: int, dest: str) -> dict:
+    """Stage task: check the rows of some manifest row groups; valid rows -> `dest`.arrow,
+    rejects -> `dest`.rejects.parquet. Returns counts and planned seconds."""
+    dest_p = Path(dest)
+    tmp = dest_p.with_name(f".{dest_p.name}.arrow.tmp")
+    n, valid, seconds, rejects = first_row, 0, 0.0, []
+    with ipc.new_file(str(tmp), STAGE_SCHEMA) as w:
+        for batch in manifest.iter_batches(mpath, BATCH_ROWS, row_groups=row_groups):
+            t, rej = check_batch(batch, n)
+            n += batch.num_rows
+            rejects += rej
+            if t.num_rows:
+                w.write_table(t)
+                valid += t.num_rows
+                seconds += pc.sum(pc.fill_null(t.column("duration"), UNKNOWN_DURATION)).as_py() or 0.0
+    os.replace(tmp, f"{dest}.arrow")
+    _write_rejects(Path(f"{dest}.rejects.parquet"), rejects)
+    return {"rows": valid, "seconds": seconds, "rejected": len(rejects)}
+
+
+# ---- partition: staged rows -> plan parts, one task per staged file -------------------------
+
+def partition(staged: str, n_shards: int, shards_per_part: int, dest_prefix: str) -> list[int]:
+    """Split a staged file by plan part (`shard // shards_per_part`) into
+    `{dest_prefix}-pNNNNN.arrow`; returns the parts written."""
+    writers: dict[int, ipc.RecordBatchFileWriter] = {}
+    try:
+        with pa.memory_map(staged) as src:
+            reader = ipc.open_file(src)
+            for i in range(reader.num_record_batches):
+                b = reader.get_batch(i)
+                part = (b.column("_h").to_numpy() % np.uint64(n_shards)).astype(np.int64) // shards_per_part
+                order = np.argsort(part, kind="stable")
+                b, part = b.take(pa.array(order)), part[order]
+                cuts = np.flatnonzero(np.diff(part)) + 1
+                for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(part)]):
+                    p = int(part[lo])
+                    if p not in writers:
+                        writers[p] = ipc.new_file(f"{dest_prefix}-p{p:05d}.arrow.tmp", STAGE_SCHEMA)
+                    writers[p].write_batch(b.slice(lo, hi - lo))
+    finally:
+        for w in writers.values():
+            w.close()
+    for p in writers:
+        os.replace(f"{dest_prefix}-p{p:05d}.arrow.tmp", f"{dest_prefix}-p{p:05d}.arrow")
+    return sorted(writers)
+
+
+# ---- parts: sort, drop repeated ids, one row group per shard ----------------------------------
+
+def write_part(sources: list[str], n_shards: int, dest: str, rejects_dest: str) -> dict:
+    """Plan part task: rows of a run of shards -> `dest` (Parquet, one row group per shard,
+    rows sorted by id); repeated ids -> `rejects_dest`. Returns {shard: row group}."""
+    tables = []
+    for f in sources:
+        with pa.memory_map(f) as src:
+            tables.append(ipc.open_file(src).read_all())
+    t = pa.concat_tables(tables) if tables else STAGE_SCHEMA.empty_table()
+    shard = (t.column("_h").to_numpy() % np.uint64(n_shards)).astype(np.int32)
+    t = t.append_column("shard", pa.array(shard)).sort_by([("shard", "ascending"), ("id", "ascending"),
+                                                           ("_row", "ascending")])
+    ids = t.column("id").combine_chunks()
+    repeat = np.zeros(t.num_rows, dtype=bool)
+    if t.num_rows > 1:  # an id equal to the previous one (same id -> same shard: adjacent after the sort)
+        repeat[1:] = pc.equal(ids.slice(1), ids.slice(0, t.num_rows - 1)).to_numpy(zero_copy_only=False)
+    rejects = []
+    for i in np.flatnonzero(repeat):
+        row = t.slice(int(i), 1).select(["id", "corpus", "domain", "path", "duration", "_row"]).to_pylist()[0]
+        rejects.append(_reject_of(row, "duplicate_id", f"id {row['id']!r} already planned (row {row['_row']})"))
+    if repeat.any():
+        t = t.filter(pa.array(~repeat))
+    t = t.select(PLAN_SCHEMA.names).cast(PLAN_SCHEMA)
+    shards = t.column("shard").to_numpy()
+    row_group: dict[int, int] = {}
+    tmp = Path(dest).with_name(f".{Path(dest).name}.tmp")
+    # per-shard row groups are small: no dictionaries or statistics (faster to write, and smaller)
+    with pq.ParquetWriter(str(tmp), PLAN_SCHEMA, compression="zstd", use_dictionary=False, write_statistics=False) as w:
+        cuts = np.flatnonzero(np.diff(shards)) + 1
+        for g, (lo, hi) in enumerate(zip(np.r_[0, cuts], np.r_[cuts, len(shards)]) if len(shards) else ()):
+            w.write_table(t.slice(lo, hi - lo), row_group_size=int(hi - lo) + 1)
+            row_group[int(shards[lo])] = g
+    os.replace(tmp, dest)
+    _write_rejects(Path(rejects_dest), rejects)
+    return {"row_group": row_group, "rows": t.num_rows, "rejected": len(rejects)}
+
+
+def _stage_units(mpath: Path) -> list[tuple[list[int], int]]:
+    """Whole manifest row groups grouped into runs of about STAGE_ROWS rows: (row groups, first row)."""
+    meta = pq.ParquetFile(str(mpath)).metadata
+    units, cur, first, n = [], [], 0, 0
+    for g in range(meta.num_row_groups):
+        if cur and n - first >= STAGE_ROWS:
+            units.append((cur, first))
+            cur, first = [], n
+        cur.append(g)
+        n += meta.row_group(g).num_rows
+    if cur or not units:
+        units.append((cur, first))
+    return units
+
+
+def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict | None = None,
+               map_fn: MapFn = serial_map) -> InputPlan:
+    """The plan of one input (read back when it exists: a rerun plans nothing). `map_fn` runs
+    the stage, partition and part tasks (`serial_map` here; `pipeline run` passes Ray's)."""
     plan_dir = out / "plan"
     meta_path = plan_dir / f"{spec.prefix}.json"
     if meta_path.exists():
         check_resumable(cfg, out)
-        meta = json.loads(meta_path.read_text())
-        return InputPlan(**{k: meta[k] for k in InputPlan.__dataclass_fields__})
+        return InputPlan.load(meta_path)
 
-    mpath = build_manifest(spec, out)
-    table = manifest.read_table(mpath)
-    rows = table.to_pylist()
-    valid, rejects, seen = [], [], set()
-    for n, row in enumerate(rows):
-        extra = json.loads(row["extra"]) if row.get("extra") else {}
-        probs = manifest.problems(row)
-        reason = detail = None
-        if probs:
-            reason, detail = f"invalid_manifest:{probs[0][0]}", "; ".join(f"{f}: {m}" for f, m in probs)
-        elif isinstance(extra, dict) and extra.get(REJECT_KEY):
-            reason, _, detail = str(extra[REJECT_KEY]).partition(": ")
-        elif row["id"] in seen:
-            reason, detail = "duplicate_id", f"id {row['id']!r} already planned (row {n})"
-        if reason:
-            rejects.append({"id": row.get("id"), "corpus": row.get("corpus"), "domain": row.get("domain"),
-                            "path": row.get("path"), "reason": reason, "detail": detail,
-                            "seconds": row.get("duration") if (row.get("duration") or 0) > 0 else None,
-                            "stage": "plan"})
-            continue
-        seen.add(row["id"])
-        valid.append(n)
+    mpath = build_manifest(spec, out, map_fn)
+    work = plan_dir / f".{spec.prefix}.work"  # a crashed planning leaves only this (and no meta)
+    parts_dir = plan_dir / f"{spec.prefix}.parts"
+    for d in (work, parts_dir):
+        shutil.rmtree(d, ignore_errors=True)
+    work.mkdir(parents=True)
+    parts_dir.mkdir()
 
-    est_bytes = sum((rows[i]["duration"] or UNKNOWN_DURATION) for i in valid) * bytes_per_second(cfg, tokenizer)
-    n_shards = max(1, math.ceil(len(valid) / cfg.shard.max_samples), math.ceil(est_bytes / cfg.shard.max_bytes))
-    shard_of = np.array([stable_shard(rows[i]["id"], n_shards) for i in valid], dtype=np.int64)
-    ids = [rows[i]["id"] for i in valid]
-    order = sorted(range(len(valid)), key=lambda k: (shard_of[k], ids[k]))
+    units = _stage_units(mpath)
+    staged = [str(work / f"stage-{u:05d}") for u in range(len(units))]
+    counts = map_fn(stage, [(str(mpath), rgs, first, dest) for (rgs, first), dest in zip(units, staged)])
+    rows = sum(c["rows"] for c in counts)
+    est_bytes = sum(c["seconds"] for c in counts) * bytes_per_second(cfg, tokenizer)
+    # rows passing the row checks; a repeated id is found (and rejected) per shard afterwards
+    n_shards = max(1, math.ceil(rows / cfg.shard.max_samples), math.ceil(est_bytes / cfg.shard.max_bytes))
+    n_parts = min(n_shards, max(1, math.ceil(rows / PART_ROWS)))
+    spp = math.ceil(n_shards / n_parts)
+    n_parts = math.ceil(n_shards / spp)
 
-    plan_dir.mkdir(parents=True, exist_ok=True)
-    plan_path = plan_dir / f"{spec.prefix}.parquet"
-    tmp = plan_path.with_suffix(".parquet.tmp")
-    schema = manifest.SCHEMA.append(pa.field("shard", pa.int32()))
+    written = map_fn(partition, [(f"{s}.arrow", n_shards, spp, s) for s in staged])
+    for s in staged:
+        os.unlink(f"{s}.arrow")
+    sources: list[list[str]] = [[] for _ in range(n_parts)]
+    for s, ps in zip(staged, written):
+        for p in ps:
+            sources[p].append(f"{s}-p{p:05d}.arrow")
+    parts = [str(parts_dir / f"part-{p:05d}.parquet") for p in range(n_parts)]
+    done = map_fn(write_part, [(sources[p], n_shards, parts[p], str(work / f"dups-{p:05d}.parquet"))
+                               for p in range(n_parts)])
     row_group = [-1] * n_shards
-    with pq.ParquetWriter(str(tmp), schema, compression="zstd") as w:
-        start, g = 0, 0
-        while start < len(order):
-            s = int(shard_of[order[start]])
-            end = start
-            while end < len(order) and shard_of[order[end]] == s:
-                end += 1
-            chunk = [dict(rows[valid[k]], shard=s) for k in order[start:end]]
-            w.write_table(pa.Table.from_pylist(chunk, schema=schema))
-            row_group[s], g, start = g, g + 1, end
-    os.replace(tmp, plan_path)
-    pq.write_table(_reject_rows(rejects), str(plan_dir / f"{spec.prefix}.rejects.parquet"))
+    for d in done:
+        for shard, g in d["row_group"].items():
+            row_group[int(shard)] = g
 
-    plan = InputPlan(prefix=spec.prefix, manifest=str(mpath), plan_path=str(plan_path), n_shards=n_shards,
-                     row_group=row_group, rows=len(valid), rejected=len(rejects))
+    rejects_path = plan_dir / f"{spec.prefix}.rejects.parquet"
+    tmp = rejects_path.with_name(f".{rejects_path.name}.tmp")
+    with pq.ParquetWriter(str(tmp), REJECT_SCHEMA) as w:
+        for f in [f"{s}.rejects.parquet" for s in staged] + [str(work / f"dups-{p:05d}.parquet") for p in range(n_parts)]:
+            w.write_table(pq.read_table(f, schema=REJECT_SCHEMA))
+    os.replace(tmp, rejects_path)
+    shutil.rmtree(work)
+
+    plan = InputPlan(prefix=spec.prefix, manifest=str(mpath), plan_path=parts_dir.name, n_shards=n_shards,
+                     row_group=row_group, rows=sum(d["rows"] for d in done),
+                     rejected=sum(c["rejected"] for c in counts) + sum(d["rejected"] for d in done),
+                     parts=[f"{parts_dir.name}/{Path(p).name}" for p in parts], shards_per_part=spp)
     meta = dict(plan.__dict__, fingerprint=cfg.fingerprint(), config=cfg.plan_fields(), version=PLAN_VERSION)
     atomic_write_text(meta_path, json.dumps(meta))  # written last: its presence means the plan is complete
-    return plan
+    return InputPlan.load(meta_path)

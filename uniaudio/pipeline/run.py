@@ -6,7 +6,6 @@ and tar checksum are in place are skipped; all others are (re)written whole."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -15,11 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..files import atomic_write_text
-from .config import PipelineConfig, RaySpec
+from .cluster import cluster_map, init_ray
+from .config import PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, check_resumable, plan_input
 from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
 
@@ -27,20 +28,6 @@ INDEX_SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("id", pa.string()), ("corpus", pa.string()),
     ("domain", pa.string()), ("frames", pa.int64()), ("seconds", pa.float64()), ("sha256", pa.string()),
 ])
-
-
-def init_ray(spec: RaySpec) -> None:
-    """Join RAY_ADDRESS / --ray-address, or start a local Ray once per process."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = spec.address or os.environ.get("RAY_ADDRESS")
-    kw = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    if address:
-        ray.init(address=address, **kw)
-    else:
-        ray.init(num_cpus=spec.num_cpus, object_store_memory=spec.object_store_memory, **kw)
 
 
 def _remove_temp_files(out: Path) -> None:
@@ -62,6 +49,22 @@ def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
     atomic_write_text(out / "done" / f"{plan.shard_name(shard)}.json", json.dumps(rec))
 
 
+DONE_CHECK_THREADS = 16  # resume of many shards: stat + record reads overlap (network filesystems)
+
+
+def _done_flags(out: Path, plan: InputPlan, rehash: bool, progress: bool) -> list[bool]:
+    """is_done of every shard of a plan; in a thread pool when there are many."""
+    names = [plan.shard_name(s) for s in range(plan.n_shards)]
+    if len(names) < 256:
+        return [is_done(out, n, rehash=rehash) for n in names]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(DONE_CHECK_THREADS) as pool:
+        flags = pool.map(lambda n: is_done(out, n, rehash=rehash), names, chunksize=64)
+        return list(tqdm(flags, total=len(names), desc=f"{plan.prefix}: finished shards?", unit="shard",
+                         disable=not progress, leave=False))
+
+
 def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> dict:
     t0 = time.time()
     out = Path(cfg.output).resolve()  # task rows carry it to workers that may not share our cwd
@@ -78,22 +81,23 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
         _status(progress, f"loading tokenizer {cfg.tokenizer} (for its rates)")
         tok = get(cfg.tokenizer, **cfg.tokenizer_options).describe()
     _status(progress, f"planning {len(cfg.inputs)} input(s) (a recipe reads every file's header once)")
-    plans = [plan_input(spec, cfg, out, tok) for spec in cfg.inputs]
+    map_fn = cluster_map(cfg.ray)  # big manifests: header reads and planning as Ray tasks
+    plans = [plan_input(spec, cfg, out, tok, map_fn) for spec in cfg.inputs]
     t_plan = time.time() - t0
     sample_rate = tok["sample_rate"] if tok else cfg.sample_rate
     filters = asdict(cfg.filters)
 
     tasks, skipped = [], 0
     for plan in plans:
-        for shard in range(plan.n_shards):
-            name = plan.shard_name(shard)
-            if is_done(out, name, rehash=rehash):
+        for shard, done in enumerate(_done_flags(out, plan, rehash, progress)):
+            where = plan.location(shard)
+            if done:
                 skipped += 1
-            elif plan.row_group[shard] < 0:
+            elif where is None:
                 _empty_done(out, plan, shard)
             else:
-                tasks.append({"prefix": plan.prefix, "shard": shard, "name": name, "out": str(out),
-                              "plan_path": plan.plan_path, "row_group": plan.row_group[shard],
+                tasks.append({"prefix": plan.prefix, "shard": shard, "name": plan.shard_name(shard), "out": str(out),
+                              "plan_path": where[0], "row_group": where[1],
                               "sample_rate": sample_rate, "filters": filters, "tokenizer": cfg.tokenizer,
                               "tokenizer_options": cfg.tokenizer_options})
 
@@ -139,51 +143,121 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
                     shards_run=len(tasks), shards_skipped=skipped, timings=timings, tokenizer=tok)
 
 
+FINALIZE_BATCH = 100_000  # index rows per Parquet write
+
+
+class _Totals:
+    """Per corpus / domain sums of the report, from Arrow columns a batch at a time."""
+
+    def __init__(self):
+        self.by: dict[str, dict] = defaultdict(lambda: {"seconds_in": 0.0, "seconds_out": 0.0, "samples": 0,
+                                                        "rejected": 0, "frames": 0})
+        self.reasons: dict[str, int] = defaultdict(int)
+        self.seconds, self.frames = 0.0, 0
+
+    def samples(self, t: pa.Table) -> None:
+        self.seconds += pc.sum(t.column("seconds")).as_py() or 0.0
+        self.frames += pc.sum(t.column("frames")).as_py() or 0
+        for key in ("corpus", "domain"):
+            g = t.group_by(key).aggregate([("seconds", "sum"), ("frames", "sum"), ("id", "count")])
+            for name, sec, frames, n in zip(*(g.column(c).to_pylist() for c in
+                                               (key, "seconds_sum", "frames_sum", "id_count"))):
+                d = self.by[f"{key}/{name}"]
+                d["seconds_in"] += sec
+                d["seconds_out"] += sec
+                d["samples"] += n
+                d["frames"] += frames
+
+    def rejects(self, t: pa.Table) -> None:
+        for r, n in zip(*(t.group_by("reason").aggregate([("reason", "count")]).column(c).to_pylist()
+                          for c in ("reason", "reason_count"))):
+            self.reasons[r] += n
+        t = t.set_column(t.schema.get_field_index("seconds"), "seconds", pc.fill_null(t.column("seconds"), 0.0))
+        for key in ("corpus", "domain"):
+            g = t.group_by(key).aggregate([("seconds", "sum"), ("reason", "count")])
+            for name, sec, n in zip(*(g.column(c).to_pylist() for c in (key, "seconds_sum", "reason_count"))):
+                d = self.by[f"{key}/{name}"]
+                d["rejected"] += n
+                d["seconds_in"] += sec
+
+
+class _BatchedWriter:
+    """Rows to a Parquet file in batches (temp name, renamed on close)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, on_batch):
+        self.path, self.schema, self.on_batch = path, schema, on_batch
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.w = pq.ParquetWriter(str(self.tmp), schema)
+        self.buf: list[dict] = []
+        self.rows = 0
+
+    def add(self, rows: list[dict]) -> None:
+        self.buf += rows
+        if len(self.buf) >= FINALIZE_BATCH:
+            self.flush()
+
+    def add_table(self, t: pa.Table) -> None:
+        self.flush()
+        self._write(t.select(self.schema.names).cast(self.schema))
+
+    def flush(self) -> None:
+        if self.buf:
+            self._write(pa.Table.from_pylist(self.buf, schema=self.schema))
+            self.buf = []
+
+    def _write(self, t: pa.Table) -> None:
+        if t.num_rows:
+            self.w.write_table(t)
+            self.on_batch(t)
+            self.rows += t.num_rows
+
+    def close(self) -> None:
+        self.flush()
+        self.w.close()
+        os.replace(self.tmp, self.path)
+
+
 def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: float, processed_seconds: float,
              shards_run: int, shards_skipped: int, timings: dict | None = None,
              tokenizer: dict | None = None) -> dict:
-    """Merge done records into index.parquet, rejects.parquet and report.json."""
+    """Merge done records into index.parquet, rejects.parquet and report.json, streaming: done
+    records are read one at a time, rows written in batches and the report summed from Arrow
+    columns, so the driver's memory does not grow with the corpus. Index rows are in the order
+    `pipeline verify` reads them: inputs by prefix, shards in order, samples as in the tar."""
     t_fin = time.time()
-    index, rejects = [], []
-    for plan in plans:
-        rejects += pq.read_table(Path(plan.plan_path).with_name(f"{plan.prefix}.rejects.parquet")).to_pylist()
+    totals = _Totals()
+    index = _BatchedWriter(out / "index.parquet", INDEX_SCHEMA, totals.samples)
+    rejects = _BatchedWriter(out / "rejects.parquet", REJECT_SCHEMA, totals.rejects)
+    tars_with_samples = 0
+    for plan in sorted(plans, key=lambda p: p.prefix):
+        for batch in pq.ParquetFile(str(plan.rejects_path), pre_buffer=False).iter_batches(FINALIZE_BATCH):
+            rejects.add_table(pa.Table.from_batches([batch]))
         for shard in range(plan.n_shards):
             rec = json.loads((out / "done" / f"{plan.shard_name(shard)}.json").read_text())
-            rejects += rec["rejects"]
-            for s in rec["samples"]:
-                index.append(dict(s, shard=rec["tar"], sha256=rec["sha256"]))
-    pq.write_table(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), str(out / "index.parquet"))
-    pq.write_table(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA), str(out / "rejects.parquet"))
-
-    by = defaultdict(lambda: {"seconds_in": 0.0, "seconds_out": 0.0, "samples": 0, "rejected": 0, "frames": 0})
-    for s in index:
-        for k in (f"corpus/{s['corpus']}", f"domain/{s['domain']}"):
-            by[k]["seconds_in"] += s["seconds"]
-            by[k]["seconds_out"] += s["seconds"]
-            by[k]["samples"] += 1
-            by[k]["frames"] += s["frames"]
-    reasons: dict[str, int] = defaultdict(int)
-    for r in rejects:
-        reasons[r["reason"]] += 1
-        for k in (f"corpus/{r['corpus']}", f"domain/{r['domain']}"):
-            by[k]["rejected"] += 1
-            by[k]["seconds_in"] += r["seconds"] or 0.0
+            rejects.add(rec["rejects"])
+            if rec["samples"]:
+                tars_with_samples += 1
+                tar, sha = rec["tar"], rec["sha256"]
+                index.add([dict(s, shard=tar, sha256=sha) for s in rec["samples"]])
+    index.close()
+    rejects.close()
 
     def hours(d):
         return {"hours_in": round(d["seconds_in"] / 3600, 4), "hours_out": round(d["seconds_out"] / 3600, 4),
                 "samples": d["samples"], "rejected": d["rejected"], "frames": d["frames"]}
 
+    by = totals.by
     n_codebooks = tokenizer["n_codebooks"] if tokenizer else 1
     report = {
         "output": str(out),
         "tokenizer": cfg.tokenizer,
         "shards": {"planned": sum(p.n_shards for p in plans), "written_this_run": shards_run,
-                   "skipped_done": shards_skipped, "with_samples": len({s["shard"] for s in index})},
-        "samples": len(index),
-        "rejected": len(rejects),
-        "rejects_by_reason": dict(sorted(reasons.items())),
-        "hours_out": round(sum(s["seconds"] for s in index) / 3600, 4),
-        "tokens": sum(s["frames"] for s in index) * n_codebooks if tokenizer else None,
+                   "skipped_done": shards_skipped, "with_samples": tars_with_samples},
+        "samples": index.rows,
+        "rejected": rejects.rows,
+        "rejects_by_reason": dict(sorted(totals.reasons.items())),
+        "hours_out": round(totals.seconds / 3600, 4),
+        "tokens": totals.frames * n_codebooks if tokenizer else None,
         "by_corpus": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("corpus/")},
         "by_domain": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("domain/")},
         "wall_seconds": round(wall, 2),

@@ -1,16 +1,37 @@
-"""`uniaudio pipeline verify OUT`: re-read every shard and check it against the records."""
+"""`uniaudio pipeline verify OUT`: re-read every shard and check it against the records and the index."""
 
 from __future__ import annotations
 
 import io
 import json
+from itertools import islice
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from .. import audio
+from .plan import InputPlan, stable_shard
 from .shards import file_sha256, read_tar
+
+
+MAX_PROBLEMS = 1000  # listed; beyond that only counted (a damaged 50M-row output stays readable)
+
+
+class _Problems(list):
+    def __init__(self):
+        super().__init__()
+        self.more = 0
+
+    def append(self, item: str) -> None:
+        if len(self) < MAX_PROBLEMS:
+            super().append(item)
+        else:
+            self.more += 1
+
+    def final(self) -> list[str]:
+        return list(self) + ([f"... and {self.more} more problems"] if self.more else [])
 
 
 def _intact_tars(out: Path, problems: list[str]):
@@ -29,51 +50,107 @@ def _intact_tars(out: Path, problems: list[str]):
             yield rec, tar
 
 
-def verify(out: str | Path) -> dict:
-    """Checks checksums, keys, decodability of every member, index/shard agreement and that
-    no id appears twice. Returns {"shards", "samples", "problems": [...]}. A sentence output
+def _check_tar(rec: dict, tar: Path, problems: list[str]) -> int:
+    """Members of one tar against its done record: keys in order, ids, decodable arrays."""
+    expected = [(s["key"], s["id"]) for s in rec["samples"]]
+    got = []
+    for key, members in read_tar(tar):
+        try:
+            meta = json.loads(members["json"])
+            got.append((key, meta["id"]))
+            if "codes.npy" in members:
+                codes = np.load(io.BytesIO(members["codes.npy"]))
+                if codes.ndim != 2 or codes.shape[1] != meta["frames"]:
+                    raise ValueError(f"codes shape {codes.shape} vs {meta['frames']} frames")
+            elif "flac" in members:
+                wav, _ = audio.decode_bytes(members["flac"], f"{rec['tar']}:{key}.flac")
+                if len(wav) != meta["frames"]:
+                    raise ValueError(f"{len(wav)} samples vs {meta['frames']} frames")
+            else:
+                raise ValueError("no codes.npy or flac member")
+        except (KeyError, ValueError, audio.AudioError) as e:
+            problems.append(f"{rec['tar']}:{key}: {e}")
+    if got != expected:
+        problems.append(f"{rec['tar']}: keys or ids differ from the done record")
+    return len(got)
+
+
+def _index_rows(path: Path) -> Iterator[tuple[str, str, str]]:
+    # pre_buffer off: with it, the reader keeps every row group it read (memory grows with the file)
+    for b in pq.ParquetFile(str(path), pre_buffer=False).iter_batches(65_536, columns=["shard", "key", "id"]):
+        yield from zip(*(b.column(c).to_pylist() for c in ("shard", "key", "id")))
+
+
+def _ids_in_two_inputs(index: Path, problems: list[str]) -> None:
+    """Ids repeated across inputs (within one input, the shard check proves uniqueness): a
+    group-by that DuckDB spills to disk past its memory limit."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET memory_limit='1GB'")
+    con.execute("SET preserve_insertion_order=false")
+    lit = "'" + str(index).replace("'", "''") + "'"
+    for uid, n, shards in con.execute(
+            f"SELECT id, count(*), string_agg(shard, ', ') FROM read_parquet({lit}) GROUP BY id HAVING count(*) > 1 "
+            f"ORDER BY id LIMIT {MAX_PROBLEMS}").fetchall():
+        problems.append(f"id {uid!r} in {n} shards: {shards}")
+    con.close()
+
+
+def verify(out: str | Path, tars: bool = True) -> dict:
+    """Checks, streaming (memory does not grow with the corpus): every planned shard has a done
+    record; each id in a record is unique there and hashes to that shard (so no id is in two
+    shards of an input); index.parquet lists exactly the records' samples in order; no id is
+    in two inputs; and with `tars`, each tar's checksum, keys, ids and the decodability of every
+    member. Returns {"shards", "samples", "problems": [...]}. A sentence output
     (`pipeline sentences`) is checked by `verify_sentences`."""
     out = Path(out)
     if (out / "plan" / "sentences.json").exists():
         return verify_sentences(out)
-    problems: list[str] = []
-    seen: dict[str, str] = {}
-    n_shards = n_samples = 0
-    index = pq.read_table(out / "index.parquet").to_pylist() if (out / "index.parquet").exists() else None
+    problems = _Problems()
+    plans = sorted((InputPlan.load(m) for m in (out / "plan").glob("*.json")), key=lambda p: p.prefix)
+    index_path = out / "index.parquet"
+    index = _index_rows(index_path) if index_path.exists() else None
     if index is None:
         problems.append("index.parquet missing (run did not finish)")
-    for rec, tar in _intact_tars(out, problems):
-        n_shards += 1
-        expected = [s["key"] for s in rec["samples"]]
-        got = []
-        for key, members in read_tar(tar):
-            got.append(key)
-            n_samples += 1
+    n_shards = n_samples = 0
+    for plan in plans:
+        for shard in range(plan.n_shards):
+            name = plan.shard_name(shard)
             try:
-                meta = json.loads(members["json"])
-                if "codes.npy" in members:
-                    codes = np.load(io.BytesIO(members["codes.npy"]))
-                    if codes.ndim != 2 or codes.shape[1] != meta["frames"]:
-                        raise ValueError(f"codes shape {codes.shape} vs {meta['frames']} frames")
-                elif "flac" in members:
-                    wav, _ = audio.decode_bytes(members["flac"], f"{rec['tar']}:{key}.flac")
-                    if len(wav) != meta["frames"]:
-                        raise ValueError(f"{len(wav)} samples vs {meta['frames']} frames")
-                else:
-                    raise ValueError("no codes.npy or flac member")
-            except (KeyError, ValueError, audio.AudioError) as e:
-                problems.append(f"{rec['tar']}:{key}: {e}")
+                rec = json.loads((out / "done" / f"{name}.json").read_text())
+            except (OSError, ValueError) as e:
+                problems.append(f"{name}: no readable done record ({type(e).__name__})")
                 continue
-            if meta["id"] in seen:
-                problems.append(f"id {meta['id']!r} in {seen[meta['id']]} and {rec['tar']}")
-            seen[meta["id"]] = rec["tar"]
-        if got != expected:
-            problems.append(f"{rec['tar']}: keys differ from the done record")
-    if index is not None:
-        idx_ids = sorted(r["id"] for r in index)
-        if idx_ids != sorted(seen):
-            problems.append(f"index.parquet lists {len(idx_ids)} ids, shards hold {len(seen)}")
-    return {"shards": n_shards, "samples": n_samples, "problems": problems}
+            ids = [s["id"] for s in rec["samples"]]
+            if len(set(ids)) != len(ids):
+                problems.append(f"{name}: an id twice in one shard")
+            wrong = [u for u in ids if stable_shard(u, plan.n_shards) != shard]
+            if wrong:
+                problems.append(f"{name}: {len(wrong)} id(s) belong to other shards, e.g. {wrong[0]!r}")
+            if index is not None and ids:
+                want = [(rec["tar"], s["key"], s["id"]) for s in rec["samples"]]
+                if list(islice(index, len(want))) != want:
+                    problems.append(f"index.parquet rows for {rec['tar']} differ from its done record (or are out of "
+                                    "order: an index written by an older uniaudio; `pipeline run` rewrites it)")
+                    index = None  # out of step from here on: one problem, not one per shard
+            if rec["tar"] is None:
+                continue
+            n_shards += 1
+            tar = out / "shards" / rec["tar"]
+            if not tars:
+                n_samples += len(ids)
+            elif not tar.exists():
+                problems.append(f"{rec['tar']}: missing")
+            elif file_sha256(tar) != rec["sha256"]:
+                problems.append(f"{rec['tar']}: sha256 mismatch")
+            else:
+                n_samples += _check_tar(rec, tar, problems)
+    if index is not None and next(index, None) is not None:
+        problems.append("index.parquet lists samples that no done record holds")
+    if index_path.exists() and len(plans) > 1:
+        _ids_in_two_inputs(index_path, problems)
+    return {"shards": n_shards, "samples": n_samples, "problems": problems.final()}
 
 
 def verify_sentences(out: Path) -> dict:

@@ -1,5 +1,10 @@
 """One module per corpus layout; each `recipe(root, split=None, ...)` lazily yields manifest
-`Record`s and never stops on a bad item (it marks it for the rejects table instead)."""
+`Record`s and never stops on a bad item (it marks it for the rejects table instead).
+
+A recipe only lists: ids, paths, transcripts and captions from the layout's listing files.
+Audio headers (duration, sample rate, channels: ~1 ms a file here, far more on a network
+filesystem) are read by `records` in batches of files, through a map the caller gives (Ray
+tasks in `pipeline run`), for every row whose duration the layout did not state."""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ...manifest import Record
+from ..cluster import MapFn, serial_map
 from . import audiocaps, clotho, folder, librilight, librispeech, libritts, ljspeech, musiccaps, vctk
+from .common import REJECT_KEY, header
 
 RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
     "librispeech": librispeech.recipe,
@@ -33,15 +40,44 @@ def layout(name: str) -> str:
     return " ".join(doc.split("\n\n")[0].split())
 
 
-def records(name: str, root: str | Path, split: str | None = None, **kw) -> Iterator[Record]:
-    """The recipe's rows, lazily. A root that yields no row at all is a `RecipeError` naming
-    the layout the recipe expected, never an empty manifest."""
+HEADER_BATCH = 256  # files per header task
+HEADER_WINDOW = 32  # header tasks in flight: the rows held in memory are bounded by both
+
+
+def records(name: str, root: str | Path, split: str | None = None, *, map_fn: MapFn = serial_map,
+            **kw) -> Iterator[Record]:
+    """The recipe's rows with their audio headers, lazily. A root that yields no row at all is
+    a `RecipeError` naming the layout the recipe expected, never an empty manifest."""
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
     root = Path(root)
     if not root.is_dir():
         raise RecipeError(f"recipe {name!r}: root {root} is not a directory")
-    return _checked(name, root, split, RECIPES[name](root, split=split, **kw))
+    return _with_headers(_checked(name, root, split, RECIPES[name](root, split=split, **kw)), map_fn)
+
+
+def read_headers(paths: list[str]) -> list[dict]:
+    """One header task: duration / sample_rate / channels of each file (nulls when unreadable)."""
+    return [header(Path(p)) for p in paths]
+
+
+def _fill(rows: list[Record], map_fn: MapFn) -> list[Record]:
+    need = [i for i, r in enumerate(rows) if r.duration is None and not r.extra.get(REJECT_KEY)]
+    groups = [need[i:i + HEADER_BATCH] for i in range(0, len(need), HEADER_BATCH)]
+    for group, heads in zip(groups, map_fn(read_headers, [([rows[i].path for i in g],) for g in groups])):
+        for i, h in zip(group, heads):
+            rows[i].duration, rows[i].sample_rate, rows[i].channels = h["duration"], h["sample_rate"], h["channels"]
+    return rows
+
+
+def _with_headers(rows: Iterator[Record], map_fn: MapFn) -> Iterator[Record]:
+    window: list[Record] = []
+    for r in rows:
+        window.append(r)
+        if len(window) >= HEADER_BATCH * HEADER_WINDOW:
+            yield from _fill(window, map_fn)
+            window = []
+    yield from _fill(window, map_fn)
 
 
 def _checked(name: str, root: Path, split: str | None, rows: Iterator[Record]) -> Iterator[Record]:

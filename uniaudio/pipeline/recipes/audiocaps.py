@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import AUDIO_SUFFIXES, REJECT_KEY, find_audio, header
+from .common import AUDIO_SUFFIXES, REJECT_KEY, find_audio
 
 
 def _candidates(root: Path, split: str, ytid: str, start: str) -> list[Path]:
@@ -42,4 +42,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "audiocaps") -> I
             if bad_utf8 and any("\ufffd" in cap for cap in c["captions"]):
                 extra[REJECT_KEY] = bad_utf8
             yield Record(id=f"audiocaps-{sp}-{ytid}", corpus=corpus, split=sp, domain="sound", path=str(path),
-                         caption=c["captions"][0], language="en", extra=extra, **header(path))
+                         caption=c["captions"][0], language="en", extra=extra)

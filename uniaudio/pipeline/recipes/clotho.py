@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import header
 
 SPLITS = ("development", "validation", "evaluation")
 
@@ -23,4 +22,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "clotho") -> Iter
                 path = root / sp / row["file_name"]
                 yield Record(id=f"clotho-{sp}-{Path(row['file_name']).stem}", corpus=corpus, split=sp,
                              domain="sound", path=str(path), caption=caps[0] if caps else None, language="en",
-                             extra={"captions": caps, "file_name": row["file_name"]}, **header(path))
+                             extra={"captions": caps, "file_name": row["file_name"]})

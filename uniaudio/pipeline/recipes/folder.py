@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import COLUMNS, Record
-from .common import AUDIO_SUFFIXES, REJECT_KEY, header, read_text
+from .common import AUDIO_SUFFIXES, REJECT_KEY, read_text
 
 NUMERIC = {"offset": float, "duration": float, "sample_rate": int, "channels": int}
 
@@ -55,8 +55,6 @@ def recipe(root: Path, split: str | None = None, corpus: str | None = None, mani
             rid = row.pop("id", None) or str(p.with_suffix("")).replace("/", "-")
             fields = {"corpus": corpus, "split": split or "train", "domain": domain, "offset": 0.0, **row}
             fields.update(id=rid, path=str(path), extra=extra)
-            if "duration" not in row:
-                fields.update(header(path))
             yield Record(**fields)
         return
     for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
@@ -69,4 +67,4 @@ def recipe(root: Path, split: str | None = None, corpus: str | None = None, mani
                     extra[REJECT_KEY] = why
                 break
         yield Record(id=str(rel).replace("/", "-"), corpus=corpus, split=split or "train", domain=domain,
-                     path=str(f), text=text, extra=extra, **header(f))
+                     path=str(f), text=text, extra=extra)

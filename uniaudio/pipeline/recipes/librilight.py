@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import REJECT_KEY, header
+from .common import REJECT_KEY
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "librilight") -> Iterator[Record]:
@@ -30,4 +30,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "librilight") -> 
             except (UnicodeDecodeError, ValueError) as e:
                 extra[REJECT_KEY] = f"bad_metadata: {meta.name}: {e}"
         yield Record(id=f"{spk}-{book}-{flac.stem}", corpus=corpus, split=subset, domain="speech",
-                     path=str(flac), speaker=spk, language="en", extra=extra, **header(flac))
+                     path=str(flac), speaker=spk, language="en", extra=extra)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import REJECT_KEY, decode_lines, header
+from .common import REJECT_KEY, decode_lines
 
 
 def speakers(root: Path) -> dict[str, str]:
@@ -43,4 +43,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "librispeech") ->
                 uid, _, text = line.strip().partition(" ")
             path = trans.parent / f"{uid}.flac"
             yield Record(id=uid, corpus=corpus, split=this_split, domain="speech", path=str(path),
-                         text=text, speaker=spk, language="en", extra=extra, **header(path))
+                         text=text, speaker=spk, language="en", extra=extra)

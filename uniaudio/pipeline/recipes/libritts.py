@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import REJECT_KEY, header, read_text
+from .common import REJECT_KEY, read_text
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "libritts") -> Iterator[Record]:
@@ -23,4 +23,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "libritts") -> It
         if why:
             extra[REJECT_KEY] = why
         yield Record(id=wav.stem, corpus=corpus, split=this_split, domain="speech", path=str(wav),
-                     text=text, speaker=spk, language="en", extra=extra, **header(wav))
+                     text=text, speaker=spk, language="en", extra=extra)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import REJECT_KEY, decode_lines, header
+from .common import REJECT_KEY, decode_lines
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "ljspeech") -> Iterator[Record]:
@@ -28,4 +28,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "ljspeech") -> It
                 extra["original_text"] = parts[1]
         path = root / "wavs" / f"{uid}.wav"
         yield Record(id=uid, corpus=corpus, split=split or "train", domain="speech", path=str(path),
-                     text=text, speaker="LJ", language="en", extra=extra, **header(path))
+                     text=text, speaker="LJ", language="en", extra=extra)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import AUDIO_SUFFIXES, find_audio, header
+from .common import AUDIO_SUFFIXES, find_audio
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "musiccaps") -> Iterator[Record]:
@@ -32,5 +32,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "musiccaps") -> I
                          caption=row["caption"], language="en",
                          extra={"ytid": ytid, "start_s": float(row["start_s"]), "end_s": float(row["end_s"]),
                                 "labels": row["audioset_positive_labels"].split(","), "aspects": aspects,
-                                "author_id": row["author_id"]},
-                         **header(path))
+                                "author_id": row["author_id"]})

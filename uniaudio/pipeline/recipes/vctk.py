@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import REJECT_KEY, find_audio, header, read_text
+from .common import REJECT_KEY, find_audio, read_text
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "vctk", mic: str = "mic1") -> Iterator[Record]:
@@ -19,4 +19,4 @@ def recipe(root: Path, split: str | None = None, corpus: str = "vctk", mic: str 
         if why:
             extra[REJECT_KEY] = why
         yield Record(id=f"{txt.stem}_{mic}", corpus=corpus, split=split or "train", domain="speech",
-                     path=str(path), text=text, speaker=spk, language="en", extra=extra, **header(path))
+                     path=str(path), text=text, speaker=spk, language="en", extra=extra)

@@ -66,7 +66,9 @@ def token_output(tokens: Path) -> dict:
     if cfg.get("tokenizer", "none") == "none":
         raise TokenOutputError(f"{tokens} holds FLAC audio, not tokens: auditory sentences are built from codec "
                                "tokens (rerun the pipeline with --tokenizer uniaudio-codec, encodec, ...)")
-    plans = sorted(str(p) for p in (tokens / "plan").glob("*.parquet") if not p.name.endswith(".rejects.parquet"))
+    from ..plan import plan_files
+
+    plans = plan_files(tokens)
     if not plans:
         raise TokenOutputError(f"{tokens}/plan holds no plan files")
     desc = None
@@ -113,7 +115,7 @@ def metadata(tok_out: dict, out: Path, cfg: SentenceConfig) -> Path:
 
 
 def iter_meta(path: Path, batch: int = 8192) -> Iterator[dict]:
-    for b in pq.ParquetFile(str(path)).iter_batches(batch_size=batch):
+    for b in pq.ParquetFile(str(path), pre_buffer=False).iter_batches(batch_size=batch):  # streaming: see manifest.iter_batches
         yield from b.to_pylist()
 
 

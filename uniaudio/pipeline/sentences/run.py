@@ -19,7 +19,8 @@ from tqdm import tqdm
 from ...files import atomic_write_text, sha256_file
 from ..config import config_diff
 from ..plan import PlanMismatch
-from ..run import _remove_temp_files, init_ray
+from ..cluster import init_ray
+from ..run import _remove_temp_files
 from ..stages import is_done
 from .build import build_shard
 from .config import SentenceConfig
