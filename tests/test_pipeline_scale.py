@@ -142,6 +142,11 @@ def test_finalize_and_verify_stream_and_catch_damage(tmp_path):
     assert index.num_rows == plan.rows and len(set(index.column("id").to_pylist())) == plan.rows
     assert verify(out, tars=False)["problems"] == []
     assert any("missing" in p for p in verify(out)["problems"])  # tars named but never written
+    from click.testing import CliRunner
+    from uniaudio.cli import main
+
+    res = CliRunner().invoke(main, ["pipeline", "verify", str(out), "--records-only"])
+    assert res.exit_code == 0 and f"{plan.rows} samples, 0 problems" in res.output
 
     # a sample moved to another shard's record: the hash check names it
     a, b = out / "done" / "synth-000000.json", out / "done" / "synth-000001.json"
@@ -164,3 +169,26 @@ def test_headers_are_read_in_tasks(demo_root, ray_local, monkeypatch):
     tasks = list(records("librispeech", demo_root / "LibriSpeech", map_fn=cluster_map(RaySpec())))
     assert here == tasks and len(here) > 15
     assert all(r.duration and r.duration > 0 and r.sample_rate == 16000 and r.channels == 1 for r in here)
+
+
+def test_resume_checks_of_many_shards_run_in_threads(tmp_path):
+    from uniaudio.pipeline.run import _done_flags
+    from uniaudio.pipeline.stages import is_done
+
+    mpath = synthetic_manifest(tmp_path / "m.parquet", 3000, seed=2)
+    out = tmp_path / "out"
+    cfg = cfg_for(out, mpath, shard={"max_samples": 10})
+    plan = plan_input(cfg.inputs[0], cfg, out)
+    assert plan.n_shards >= 256  # the threaded path
+    synthetic_done_records(out)
+    for rec in sorted((out / "done").glob("*.json"))[::7]:  # every 7th shard: its tar written, as recorded
+        r = json.loads(rec.read_text())
+        if r["tar"]:
+            tar = out / "shards" / r["tar"]
+            tar.parent.mkdir(exist_ok=True)
+            tar.write_bytes(b"x")
+            r.update(bytes=1, mtime_ns=tar.stat().st_mtime_ns)
+            rec.write_text(json.dumps(r))
+    flags = _done_flags(out, plan, rehash=False, progress=False)
+    assert flags == [is_done(out, plan.shard_name(s)) for s in range(plan.n_shards)]
+    assert 0 < sum(flags) < plan.n_shards

@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import AUDIO_SUFFIXES, REJECT_KEY, find_audio
+from .common import AUDIO_SUFFIXES, REJECT_KEY, Listing, find_audio
 
 
-def _candidates(root: Path, split: str, ytid: str, start: str) -> list[Path]:
-    dirs = [root / "audio" / split, root / split, root / "audio", root]
+def _candidates(root: Path, split: str, ytid: str, start: str) -> list[str]:
+    dirs = [f"{root}/audio/{split}", f"{root}/{split}", f"{root}/audio", str(root)]
     stems = [ytid, f"Y{ytid}", f"{ytid}_{start}", f"{ytid}_{start}000"]
-    return [d / f"{s}{ext}" for d in dirs for s in stems for ext in AUDIO_SUFFIXES]
+    return [f"{d}/{s}{ext}" for d in dirs for s in stems for ext in AUDIO_SUFFIXES]
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "audiocaps") -> Iterator[Record]:
     splits = [split] if split else [s for s in ("train", "val", "test") if (root / f"{s}.csv").is_file()]
     if not splits:
         raise FileNotFoundError(f"AudioCaps: no train/val/test.csv in {root}")
+    listing = Listing()
     for sp in splits:
         raw = (root / f"{sp}.csv").read_bytes()
         bad_utf8 = None
@@ -36,7 +37,7 @@ def recipe(root: Path, split: str | None = None, corpus: str = "audiocaps") -> I
             c["captions"].append(row["caption"])
             c["ids"].append(row["audiocap_id"])
         for ytid, c in clips.items():
-            path = find_audio(_candidates(root, sp, ytid, c["start"]))
+            path = find_audio(_candidates(root, sp, ytid, c["start"]), listing)
             extra = {"youtube_id": ytid, "start_time": float(c["start"]), "captions": c["captions"],
                      "audiocap_ids": c["ids"]}
             if bad_utf8 and any("\ufffd" in cap for cap in c["captions"]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -45,11 +46,29 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
         return None, f"unreadable_text: {path.name}: {e.strerror}"
 
 
-def find_audio(candidates: Iterable[Path]) -> Path:
+class Listing:
+    """The names in each folder, read once: a recipe that looks for a clip under many candidate
+    names (AudioCaps: 4 folders x 4 stems x 8 suffixes) asks this set instead of making a stat
+    call per candidate (128 per missing clip; slow on a network filesystem)."""
+
+    def __init__(self):
+        self.names: dict[str, frozenset[str]] = {}
+
+    def has(self, path: str) -> bool:
+        folder, name = os.path.split(path)
+        if folder not in self.names:
+            try:
+                self.names[folder] = frozenset(e.name for e in os.scandir(folder) if not e.is_dir())
+            except OSError:
+                self.names[folder] = frozenset()
+        return name in self.names[folder]
+
+
+def find_audio(candidates: Iterable[str | Path], listing: Listing | None = None) -> Path:
     """The first existing candidate, else the first one (so the row still exists and the
-    decode stage rejects it as missing)."""
-    cands = list(candidates)
+    decode stage rejects it as missing). With a `listing`, existence is looked up in it."""
+    cands = [str(c) for c in candidates]
     for c in cands:
-        if c.is_file():
-            return c
-    return cands[0]
+        if (listing.has(c) if listing is not None else os.path.isfile(c)):
+            return Path(c)
+    return Path(cands[0])

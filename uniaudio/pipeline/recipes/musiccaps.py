@@ -10,20 +10,21 @@ from pathlib import Path
 from typing import Iterator
 
 from ...manifest import Record
-from .common import AUDIO_SUFFIXES, find_audio
+from .common import AUDIO_SUFFIXES, Listing, find_audio
 
 
 def recipe(root: Path, split: str | None = None, corpus: str = "musiccaps") -> Iterator[Record]:
     meta = root / "musiccaps-public.csv"
     if not meta.is_file():
         raise FileNotFoundError(f"MusicCaps: {meta} not found")
+    listing = Listing()
     with open(meta, newline="", encoding="utf-8", errors="replace") as f:
         for row in csv.DictReader(f):
             sp = "eval" if row["is_audioset_eval"].strip().lower() == "true" else "train"
             if split and sp != split:
                 continue
             ytid = row["ytid"]
-            path = find_audio([d / f"{ytid}{ext}" for d in (root / "audio", root) for ext in AUDIO_SUFFIXES])
+            path = find_audio([f"{d}/{ytid}{ext}" for d in (root / "audio", root) for ext in AUDIO_SUFFIXES], listing)
             try:
                 aspects = ast.literal_eval(row["aspect_list"])
             except (ValueError, SyntaxError):
