@@ -1,6 +1,7 @@
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,6 +250,9 @@ def test_vc_and_tse_demo_sets(tmp_path, demo_root, monkeypatch):
     for r in tse:
         e = json.loads(r["extra"])
         assert e["enroll_path"] != r["path"] and f"/{r['speaker']}/" in e["enroll_path"]
+    for r in manifest.read_table(suite / "dereverb.parquet").to_pylist():  # rooms of the RT60 they claim
+        e = json.loads(r["extra"])
+        assert Path(e["input_path"]).is_file() and abs(e["rt60_measured_s"] - e["rt60_s"]) < 0.05 * e["rt60_s"]
     small = tmp_path / "small"
     small.mkdir()
     import pyarrow.parquet as pq
@@ -257,3 +261,45 @@ def test_vc_and_tse_demo_sets(tmp_path, demo_root, monkeypatch):
     (res,) = run(["tse"], "passthrough", str(small), None, tmp_path / "out", progress=False)
     sdr = res["metrics"]["si_sdr"]["value"]["si_sdr"]
     assert -3.0 < sdr < 3.0  # a 0 dB mixture scores about 0 dB against its target
+
+
+def test_rt60_by_schroeder_integration_planted():
+    """An exponential decay of amplitude 10^(-3 t / T) loses 60 dB of energy in T seconds: the
+    energy decay curve is a line of slope -60 / T dB/s, so T20 reads T exactly; the demo's room
+    responses read their target within 5%."""
+    from uniaudio.benchmark.suites import measure_rt60, room_response
+
+    t = np.arange(SR) / SR
+    assert measure_rt60(10 ** (-3 * t / 0.5), SR) == pytest.approx(0.5, rel=1e-6)
+    for rt60 in (0.4, 0.7, 1.0):
+        for seed in range(3):
+            assert measure_rt60(room_response(rt60, SR, seed), SR) == pytest.approx(rt60, rel=0.05)
+    with pytest.raises(ValueError, match="-25 dB"):
+        measure_rt60(np.ones(100), SR)
+
+
+def test_dereverb_ground_truth_beats_the_reverberant_input(tmp_path, small_suite):
+    """The dereverb task: the dry reference (ceiling) scores better than the reverberant input
+    (floor: passthrough) on every metric. The ceiling's SI-SDR is infinite (output = reference):
+    recorded as NaN with that reason, never as a number."""
+    from uniaudio.benchmark.suites import reverberate
+
+    suite, _, speech = small_suite
+    d = tmp_path / "suite"
+    rows = []
+    for k, r in enumerate(speech):
+        wet, rt60 = reverberate(audio.load(r.path, SR)[0], 0.7, SR, k)
+        path = audio.save(d / "wet" / f"{r.id}.wav", wet, SR)
+        rows.append(Record(**{**r.__dict__, "extra": {"input_path": str(path), "rt60_measured_s": rt60}}))
+    manifest.write_manifest(d / "dereverb.parquet", rows)
+    res = {s: run(["dereverb"], s, str(d), None, tmp_path / "out", progress=False)[0]["metrics"]
+           for s in ("passthrough", "ground-truth")}
+    floor, ceiling = res["passthrough"], res["ground-truth"]
+    for m, key in (("pesq", "pesq"), ("stoi", "stoi"), ("dnsmos", "dnsmos_ovrl"), ("dnsmos", "dnsmos_bak")):
+        assert floor[m]["items_failed"] == ceiling[m]["items_failed"] == 0
+        assert ceiling[m]["value"][key] > floor[m]["value"][key] + 0.05, (key, floor[m], ceiling[m])
+    assert floor["si_sdr"]["items_failed"] == 0 and math.isfinite(floor["si_sdr"]["value"]["si_sdr"])
+    assert ceiling["si_sdr"]["items_failed"] == len(speech) and math.isnan(ceiling["si_sdr"]["value"]["si_sdr"])
+    items = [json.loads(x) for x in (tmp_path / "out" / "results" / "dereverb" / "ground-truth" / "items.jsonl")
+             .read_text().splitlines()]
+    assert all("infinite" in it["errors"]["si_sdr"] for it in items)

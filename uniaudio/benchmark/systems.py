@@ -54,7 +54,7 @@ class Folder(System):
 class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
-    name, tasks = "ground-truth", ("asr", "tts", "se", "tse", "codec", "tta", "ttm", "caption", "mmlu")
+    name, tasks = "ground-truth", ("asr", "tts", "se", "dereverb", "tse", "codec", "tta", "ttm", "caption", "mmlu")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -105,8 +105,9 @@ class Espeak(System):
 
 class Passthrough(System):
     """The floor of transformation tasks: returns the task's input audio unchanged (the
-    noisy speech for se, the mixture for tse, the source speaker for vc)."""
-    name, tasks = "passthrough", ("se", "tse", "vc", "codec")
+    noisy speech for se, the reverberant speech for dereverb, the mixture for tse, the source
+    speaker for vc)."""
+    name, tasks = "passthrough", ("se", "dereverb", "tse", "vc", "codec")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -287,7 +288,8 @@ class LMCheckpoint(System):
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
-BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "vc": "passthrough", "tse": "passthrough",
+BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "dereverb": "passthrough",
+            "vc": "passthrough", "tse": "passthrough",
             "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 
 

@@ -51,6 +51,10 @@ TASKS = {
                 {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text"),
     "se": Task("se", "audio", (_m("pesq"), _m("stoi"), _m("stoi", extended=True), _m("si_sdr"), _m("dnsmos")),
                "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path"),
+    "dereverb": Task("dereverb", "audio", (_m("pesq"), _m("stoi"), _m("si_sdr"), _m("dnsmos")),
+                     "reverberant speech (room response of a measured RT60) -> dry speech "
+                     "(PESQ-wb, STOI, SI-SDR vs the dry reference; DNSMOS)", {"ref_audio": "path"},
+                     input="extra:input_path"),
     "vc": Task("vc", "audio", (_m("wer"), _m("sim"), _m("utmos"), _m("dnsmos")),
                "source speech + target-speaker prompt -> the source words in the target voice "
                "(WER vs the source transcript, SIM vs the prompt)",

@@ -17,7 +17,7 @@ def benchmark() -> None:
 
 
 @benchmark.command("run")
-@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, vc, tse, codec, tta, ttm, caption, mmlu (comma-separated), or all.")
+@click.option("--task", "task", default="all", show_default=True, help="asr, tts, se, dereverb, vc, tse, codec, tta, ttm, caption, mmlu (comma-separated), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
               "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
               "or pkg.module:Class. "
@@ -60,7 +60,8 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
                       all_builtins=system is None)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{'task':8}{'system':18}{'metric':34}{'value':>10}{'failed':>8}")
+    tw = max([len(r["task"]) for r in results] + [6]) + 2  # task column: the longest name, then a gap
+    click.echo(f"{'task':{tw}}{'system':18}{'metric':34}{'value':>10}{'failed':>8}")
     for r in results:
         for name, m in r["metrics"].items():
             failed = m.get("items_failed", m.get("items_missing", 0))
@@ -69,9 +70,9 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
                         isinstance(v, (str, dict, list, bool)):
                     continue
                 shown = "NaN" if isinstance(v, float) and math.isnan(v) else f"{v:.4f}"
-                click.echo(f"{r['task']:8}{r['system'][:17]:18}{key:34}{shown:>10}{failed:>8}")
+                click.echo(f"{r['task']:{tw}}{r['system'][:17]:18}{key:34}{shown:>10}{failed:>8}")
             if m.get("error"):
-                click.echo(f"{'':26}{name}: {m['error'][:200]}")
+                click.echo(f"{'':{tw + 18}}{name}: {m['error'][:200]}")
     click.echo(f"results: {out / 'results'}")
     if system is None or publish_to:
         from ..benchmark.publish import publish

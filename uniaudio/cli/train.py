@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Group, debug_option
+from ._common import CONTEXT, Group
 
 
 @click.group(cls=Group, context_settings=CONTEXT)

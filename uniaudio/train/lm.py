@@ -31,7 +31,7 @@ from .. import checkpoint
 from ..config import ConfigError
 from .data import BundleStream, SentenceData, loader, val_batches
 from .flops import peak_flops, step_flops
-from .model import ModelConfig, UniAudioLM, stream_supports
+from .model import ModelConfig, stream_supports
 
 
 @dataclass
