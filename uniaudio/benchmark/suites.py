@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-6"  # 5: paths stored relative to the suite folder (any cwd); 6: dereverb
+SUITE_VERSION = "demo-7"  # 5: paths stored relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts
 
 
 def default_root() -> Path:
@@ -84,6 +84,34 @@ def reverberate(dry: np.ndarray, rt60: float, sr: int, seed: int) -> tuple[np.nd
     return (wet / max(1.0, np.abs(wet).max() / 0.99)).astype(np.float32), measure_rt60(h, sr)
 
 
+# instruct_tts: how espeak-ng realises each requested attribute (voice, -p pitch 0-99, -s words
+# per minute), and the words of the instruction. Measured on espeak-ng 1.51: -p 30 -> ~88 Hz,
+# -p 90 -> ~155 Hz, +f3 -p 60 -> ~230 Hz median F0; -s 80 / 160 / 300 -> 1.3-2.0 / 2.3-3.6 / 4.1-6.3
+# words/s on the demo texts (the rate bands of metrics/prosody.py sit between).
+ESPEAK_PITCH = {"low": ("en-us", 30, "a low-pitched male"), "medium": ("en-us", 90, "a medium-pitched"),
+                "high": ("en-us+f3", 60, "a high-pitched female")}
+ESPEAK_RATE = {"slow": (80, "slowly"), "normal": (160, "at a normal pace"), "fast": (300, "quickly")}
+
+
+def instruction(attrs: dict[str, str]) -> str:
+    return f"Say it {ESPEAK_RATE[attrs['rate']][1]} in {ESPEAK_PITCH[attrs['pitch']][2]} voice."
+
+
+def render_instructed(text: str, attrs: dict[str, str], dest: Path) -> Path:
+    """The reference for an instruction: espeak-ng with the voice, pitch and rate it names."""
+    import subprocess
+    import tempfile
+
+    from ..demo.tools import require
+
+    voice, pitch, _ = ESPEAK_PITCH[attrs["pitch"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([require("espeak-ng"), "-v", voice, "-p", str(pitch), "-s", str(ESPEAK_RATE[attrs["rate"]][0]),
+                        "-w", f"{tmp}/x.wav", text.lower()], check=True, capture_output=True)
+        wav, sr = audio.load(f"{tmp}/x.wav", 16000)
+    return audio.save(dest, wav, sr)
+
+
 def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     """Write {root}/demo/{task}.parquet test sets (once; reused after)."""
     from ..demo import build_demo as build_corpora
@@ -129,6 +157,13 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
         dereverb.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(path), "rt60_s": rt60,
                                                          "rt60_measured_s": round(measured, 3)}}))
     manifest.write_manifest(suite / "dereverb.parquet", dereverb)
+    instructed = []
+    for k, r in enumerate(speech):  # every pitch with every rate, cycled over the test texts
+        attrs = {"pitch": ("low", "medium", "high")[k % 3], "rate": ("slow", "normal", "fast")[(k // 3) % 3]}
+        ref = render_instructed(r.text, attrs, suite / "instruct_tts_ref" / f"{r.id}.wav")
+        instructed.append(Record(**{**r.__dict__, "path": str(ref), "speaker": None, "extra": {
+            "instruction": instruction(attrs), "attributes": attrs, "source_id": r.id}}))
+    manifest.write_manifest(suite / "instruct_tts.parquet", instructed)
     manifest.write_manifest(suite / "codec.parquet", speech)
 
     # vc: speak utterance of speaker A in the voice of speaker B (prompt = a B utterance)

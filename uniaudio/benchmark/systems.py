@@ -54,7 +54,8 @@ class Folder(System):
 class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
-    name, tasks = "ground-truth", ("asr", "tts", "se", "dereverb", "tse", "codec", "tta", "ttm", "caption", "mmlu")
+    name, tasks = "ground-truth", ("asr", "tts", "instruct_tts", "se", "dereverb", "tse", "codec", "tta", "ttm",
+                                   "caption", "mmlu")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -84,8 +85,9 @@ class WhisperTiny(System):
 
 
 class Espeak(System):
-    """TTS baseline: espeak-ng, one fixed voice (it ignores the speaker prompt)."""
-    name, tasks = "espeak", ("tts",)
+    """TTS baseline: espeak-ng, one fixed voice (it ignores the speaker prompt and, for
+    instruct_tts, the instruction)."""
+    name, tasks = "espeak", ("tts", "instruct_tts")
 
     def __init__(self, voice: str = "en-us"):
         self.voice = voice
@@ -121,7 +123,7 @@ class Shuffled(System):
     """Floor for generation tasks: each item gets the reference audio of another item (right
     distribution, wrong content), so CLAP and KL must score it worse than the ground truth.
     For captioning: each clip gets another clip's caption."""
-    name, tasks = "shuffled", ("tta", "ttm", "tts", "caption")
+    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "caption")
 
     def produce(self, task, rows, outdir):
         order = sorted(rows, key=lambda r: r["id"])
@@ -288,7 +290,8 @@ class LMCheckpoint(System):
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
-BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "se": "passthrough", "dereverb": "passthrough",
+BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "instruct_tts": "espeak", "se": "passthrough",
+            "dereverb": "passthrough",
             "vc": "passthrough", "tse": "passthrough",
             "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 

@@ -49,6 +49,10 @@ TASKS = {
     "tts": Task("tts", "audio", (_m("wer"), _m("sim"), _m("utmos"), _m("dnsmos")),
                 "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, UTMOS, DNSMOS)",
                 {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text"),
+    "instruct_tts": Task("instruct_tts", "audio", (_m("wer"), _m("attributes")),
+                         "text + a spoken-style instruction (pitch, rate) -> speech (WER by ASR; whether the "
+                         "median F0 and the speaking rate measured from the output fall in the requested bands)",
+                         {"ref_text": "text", "attributes": "extra:attributes"}, input="text"),
     "se": Task("se", "audio", (_m("pesq"), _m("stoi"), _m("stoi", extended=True), _m("si_sdr"), _m("dnsmos")),
                "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path"),
     "dereverb": Task("dereverb", "audio", (_m("pesq"), _m("stoi"), _m("si_sdr"), _m("dnsmos")),
