@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from uniaudio import audio, manifest
+from uniaudio import manifest
 from uniaudio.benchmark.metrics import MetricError, Sample, get
 from uniaudio.benchmark.metrics.prosody import median_f0, speech_seconds
 from uniaudio.benchmark.runner import run
