@@ -23,7 +23,8 @@ SKIP_SUFFIXES = ("_errors", "_ref_words", "_ref_characters", "_frames", "_cached
                  "_N", "items_scored")
 LOWER_IS_BETTER = ("wer", "cer", "fad", "kl", "mel_distance")
 HIGHER_IS_BETTER = ("pesq", "stoi", "estoi", "si_sdr", "sim", "utmos", "dnsmos", "clap", "bleu", "cider", "rouge",
-                    "accuracy")
+                    "accuracy", "attributes")
+DESCRIPTIVE = ("attributes_f0_hz", "attributes_rate_wps")  # measurements shown beside a score, no better side
 ERROR_RATES = ("wer", "cer")
 
 
@@ -33,6 +34,8 @@ class ResultError(ValueError):
 
 def direction(key: str) -> str | None:
     """"higher" or "lower" is better, from the value's name; None when unknown (not sortable)."""
+    if key in DESCRIPTIVE:
+        return None
     for prefix in LOWER_IS_BETTER:
         if key == prefix or key.startswith(prefix + "_"):
             return "lower"
