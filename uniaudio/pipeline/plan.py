@@ -29,6 +29,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -365,15 +367,19 @@ def _stage_units(mpath: Path) -> list[tuple[list[int], int]]:
 
 
 def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict | None = None,
-               map_fn: MapFn = serial_map) -> InputPlan:
+               map_fn: MapFn = serial_map, say: Callable[[str], None] | None = None) -> InputPlan:
     """The plan of one input (read back when it exists: a rerun plans nothing). `map_fn` runs
-    the stage, partition and part tasks (`serial_map` here; `pipeline run` passes Ray's)."""
+    the stage, partition and part tasks (`serial_map` here; `pipeline run` passes Ray's);
+    `say` gets a line per phase (a 50M-row plan takes minutes)."""
+    say = say or (lambda text: None)
     plan_dir = out / "plan"
     meta_path = plan_dir / f"{spec.prefix}.json"
     if meta_path.exists():
         check_resumable(cfg, out)
         return InputPlan.load(meta_path)
 
+    if not spec.manifest:
+        say(f"{spec.prefix}: writing the manifest (headers read in batches of files)")
     mpath = build_manifest(spec, out, map_fn)
     work = plan_dir / f".{spec.prefix}.work"  # a crashed planning leaves only this (and no meta)
     parts_dir = plan_dir / f"{spec.prefix}.parts"
@@ -383,6 +389,7 @@ def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict 
     parts_dir.mkdir()
 
     units = _stage_units(mpath)
+    say(f"{spec.prefix}: checking {manifest.count(mpath):,} manifest rows ({len(units)} task(s))")
     staged = [str(work / f"stage-{u:05d}") for u in range(len(units))]
     counts = map_fn(stage, [(str(mpath), rgs, first, dest) for (rgs, first), dest in zip(units, staged)])
     rows = sum(c["rows"] for c in counts)
@@ -393,6 +400,7 @@ def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict 
     spp = math.ceil(n_shards / n_parts)
     n_parts = math.ceil(n_shards / spp)
 
+    say(f"{spec.prefix}: {rows:,} rows -> {n_shards:,} shards in {n_parts} plan part(s)")
     written = map_fn(partition, [(f"{s}.arrow", n_shards, spp, s) for s in staged])
     for s in staged:
         os.unlink(f"{s}.arrow")

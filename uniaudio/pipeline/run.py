@@ -80,9 +80,9 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
 
         _status(progress, f"loading tokenizer {cfg.tokenizer} (for its rates)")
         tok = get(cfg.tokenizer, **cfg.tokenizer_options).describe()
-    _status(progress, f"planning {len(cfg.inputs)} input(s) (a recipe reads every file's header once)")
+    _status(progress, f"planning {len(cfg.inputs)} input(s) (ids and sizes only; an existing plan is read back)")
     map_fn = cluster_map(cfg.ray)  # big manifests: header reads and planning as Ray tasks
-    plans = [plan_input(spec, cfg, out, tok, map_fn) for spec in cfg.inputs]
+    plans = [plan_input(spec, cfg, out, tok, map_fn, say=lambda text: _status(progress, text)) for spec in cfg.inputs]
     t_plan = time.time() - t0
     sample_rate = tok["sample_rate"] if tok else cfg.sample_rate
     filters = asdict(cfg.filters)
