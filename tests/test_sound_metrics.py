@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from uniaudio import audio
+from uniaudio import audio, manifest
+from uniaudio.manifest import Record
 from uniaudio.benchmark import metrics as M
 
 
@@ -204,3 +205,46 @@ def test_fad_with_vggish_and_the_cache_follows_the_weights(tmp_path, demo_root):
     save(1)
     third = run(["tta"], "ground-truth", str(suite), None, tmp_path / "out", progress=False, metric_options=opts)[0]
     assert third["metrics"]["fad"]["value"]["reference_stats_cached"] is False
+
+
+def test_lsd_planted_and_bad_input():
+    """LSD: 0 for identical signals; a gain g on the output reads |20 log10 g| dB exactly (every
+    bin's log power moves by the same amount); silent or too-short inputs are errors."""
+    from uniaudio.benchmark.metrics import MetricError, get
+
+    m = get("lsd")
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    assert m.pair(x, x)["lsd"] == 0.0
+    assert m.pair(x, 0.5 * x)["lsd"] == pytest.approx(20 * np.log10(2), abs=1e-6)
+    assert m.pair(x, 4.0 * x)["lsd"] == pytest.approx(20 * np.log10(4), abs=1e-6)
+    with pytest.raises(MetricError, match="silent"):
+        m.pair(x, np.zeros_like(x))
+    with pytest.raises(MetricError, match="at least 2048"):
+        m.pair(x[:1000], x[:1000])
+
+
+def test_sound_edit_items_and_floor_vs_ceiling(tmp_path):
+    """The demo edits are exact (add: target = input + the event; remove: the reverse), the inputs'
+    set differs from the targets' set, and the reference edit beats the unedited input on LSD
+    and FAD; the tagger / CLAP weights absent here give NaN with the fetch command, not numbers."""
+    from uniaudio.benchmark.runner import run
+    from uniaudio.benchmark.suites import sound_edit_items
+
+    items = sound_edit_items(0)
+    assert {it["op"] for it in items} == {"add", "remove"} and len({it["id"] for it in items}) == len(items)
+    for it in items:
+        extra = it["target"] - it["input"] if it["op"] == "add" else it["input"] - it["target"]
+        assert np.abs(extra).max() > 0.05 and np.abs(it["target"]).max() <= 0.81
+    assert not any(np.array_equal(a["input"], b["target"]) for a in items for b in items)
+    suite = tmp_path / "suite"
+    rows = []
+    for it in items:
+        src = audio.save(suite / "in" / f"{it['id']}.wav", it["input"], 16000)
+        ref = audio.save(suite / "ref" / f"{it['id']}.wav", it["target"], 16000)
+        rows.append(Record(id=it["id"], corpus="demo-sound-edit", split="test", domain="sound", path=str(ref),
+                           caption=it["caption"], extra={"input_path": str(src), "instruction": it["instruction"]}))
+    manifest.write_manifest(suite / "sound_edit.parquet", rows)
+    res = {s: run(["sound_edit"], s, str(suite), None, tmp_path / "out", progress=False)[0]["metrics"]
+           for s in ("passthrough", "ground-truth")}
+    assert res["ground-truth"]["lsd"]["value"]["lsd"] == 0.0 < res["passthrough"]["lsd"]["value"]["lsd"]
+    assert res["ground-truth"]["fad"]["value"]["fad"] < res["passthrough"]["fad"]["value"]["fad"]

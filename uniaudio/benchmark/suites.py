@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-7"  # 5: paths stored relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts
+SUITE_VERSION = "demo-8"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8: sound_edit
 
 
 def default_root() -> Path:
@@ -112,6 +112,39 @@ def render_instructed(text: str, attrs: dict[str, str], dest: Path) -> Path:
     return audio.save(dest, wav, sr)
 
 
+def sound_edit_items(seed: int) -> list[dict]:
+    """Edit pairs from the demo sound synthesizer: `add` items (background -> background + event)
+    and `remove` items (mixture -> background), each background with a different event and seed
+    in the two, so the set of inputs differs from the set of targets (FAD compares sets). The same
+    generators and seeds make input and target, so the target is exactly the requested edit.
+    Dicts: id, op, instruction, caption (of the target), input, target (float32 at 16 kHz)."""
+    import random
+
+    from ..demo import sounds
+
+    rng = random.Random(f"sound-edit-{seed}")
+    n = int(sounds.CLIP_SECONDS * sounds.SAMPLE_RATE)
+    items = []
+    combos = [("add", "rain", "bell"), ("add", "rumble", "beeps"), ("add", "hum", "siren"),
+              ("remove", "rain", "ticking"), ("remove", "rumble", "chirps"), ("remove", "hum", "beeps")]
+    for k, (op, bg, ev) in enumerate(combos):
+        g_bg, sample_bg, bg_caps = sounds.BACKGROUNDS[bg]
+        g_ev, sample_ev, ev_caps = sounds.EVENTS[ev]
+        bp, ep = sample_bg(rng), sample_ev(rng)
+        back = g_bg(np.random.default_rng(seed * 100 + k), n, bp)
+        event = g_ev(np.random.default_rng(seed * 100 + 50 + k), n, ep)
+        scale = 0.8 / max(1e-9, float(np.abs(back + event).max()))  # one gain for both: the edit is exact
+        both, only_bg = ((back + event) * scale).astype(np.float32), (back * scale).astype(np.float32)
+        ev_text, bg_text = ev_caps[0](ep), bg_caps[0]
+        if op == "add":
+            items.append({"id": f"sound-edit-add-{ev}-to-{bg}", "op": op, "instruction": f"Add {ev_text}.",
+                          "caption": sounds._caption(ev_text, bg_text), "input": only_bg, "target": both})
+        else:
+            items.append({"id": f"sound-edit-remove-{ev}-from-{bg}", "op": op, "instruction": f"Remove the {ev}.",
+                          "caption": bg_text[0].upper() + bg_text[1:], "input": both, "target": only_bg})
+    return items
+
+
 def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     """Write {root}/demo/{task}.parquet test sets (once; reused after)."""
     from ..demo import build_demo as build_corpora
@@ -164,6 +197,14 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
         instructed.append(Record(**{**r.__dict__, "path": str(ref), "speaker": None, "extra": {
             "instruction": instruction(attrs), "attributes": attrs, "source_id": r.id}}))
     manifest.write_manifest(suite / "instruct_tts.parquet", instructed)
+    edits = []
+    for it in sound_edit_items(seed):
+        src = audio.save(suite / "sound_edit_input" / f"{it['id']}.wav", it["input"], 16000)
+        ref = audio.save(suite / "sound_edit_target" / f"{it['id']}.wav", it["target"], 16000)
+        edits.append(Record(id=it["id"], corpus="demo-sound-edit", split="test", domain="sound", path=str(ref),
+                            caption=it["caption"], language="en",
+                            extra={"input_path": str(src), "instruction": it["instruction"], "op": it["op"]}))
+    manifest.write_manifest(suite / "sound_edit.parquet", edits)
     manifest.write_manifest(suite / "codec.parquet", speech)
 
     # vc: speak utterance of speaker A in the voice of speaker B (prompt = a B utterance)

@@ -55,7 +55,7 @@ class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
     name, tasks = "ground-truth", ("asr", "tts", "instruct_tts", "se", "dereverb", "tse", "codec", "tta", "ttm",
-                                   "caption", "mmlu")
+                                   "sound_edit", "caption", "mmlu")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -108,8 +108,8 @@ class Espeak(System):
 class Passthrough(System):
     """The floor of transformation tasks: returns the task's input audio unchanged (the
     noisy speech for se, the reverberant speech for dereverb, the mixture for tse, the source
-    speaker for vc)."""
-    name, tasks = "passthrough", ("se", "dereverb", "tse", "vc", "codec")
+    speaker for vc, the unedited sound for sound_edit)."""
+    name, tasks = "passthrough", ("se", "dereverb", "tse", "vc", "codec", "sound_edit")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -123,7 +123,7 @@ class Shuffled(System):
     """Floor for generation tasks: each item gets the reference audio of another item (right
     distribution, wrong content), so CLAP and KL must score it worse than the ground truth.
     For captioning: each clip gets another clip's caption."""
-    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "caption")
+    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "sound_edit", "caption")
 
     def produce(self, task, rows, outdir):
         order = sorted(rows, key=lambda r: r["id"])
@@ -291,7 +291,7 @@ class LMCheckpoint(System):
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
 BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "instruct_tts": "espeak", "se": "passthrough",
-            "dereverb": "passthrough",
+            "dereverb": "passthrough", "sound_edit": "passthrough",
             "vc": "passthrough", "tse": "passthrough",
             "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 

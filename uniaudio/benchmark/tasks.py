@@ -71,6 +71,11 @@ TASKS = {
                 {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(_m("fad"),)),
     "ttm": Task("ttm", "audio", (_m("clap"), _m("kl")), "music description -> music (CLAP, KL, FAD)",
                 {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(_m("fad"),)),
+    "sound_edit": Task("sound_edit", "audio", (_m("lsd"), _m("kl"), _m("clap")),
+                       "sound + an instruction (add or remove an event) -> the edited sound (log-spectral "
+                       "distance and KL vs the reference edit, CLAP vs the target's caption; FAD over the set)",
+                       {"ref_audio": "path", "ref_text": "caption"}, input="extra:input_path",
+                       set_metrics=(_m("fad"),)),
     "caption": Task("caption", "text", (_m("clap", text="hyp_text", audio_field="ref_audio"),),
                     "audio -> caption (BLEU-1..4, CIDEr, ROUGE-L over the set vs all reference captions; "
                     "CLAP of the generated caption vs the audio)",

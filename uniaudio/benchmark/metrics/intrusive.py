@@ -119,3 +119,28 @@ class SISDR(_Pairwise):
     def card(self):
         return dict(super().card(), definition="10 log10 |a s|^2 / |a s - y|^2, a = <y,s>/|s|^2, zero-mean signals",
                     unit="dB")
+
+
+@register("lsd")
+class LogSpectralDistance(_Pairwise):
+    """Log-spectral distance (dB): per STFT frame, the RMS over frequency bins of the difference
+    of the two log power spectra; mean over frames. 0 for identical signals; a gain of g on the
+    whole output reads |20 log10 g| exactly (where both spectra are above the floor)."""
+    name = "lsd"
+    n_fft, hop, floor = 2048, 512, 1e-10
+
+    def power(self, x: np.ndarray) -> np.ndarray:
+        if len(x) < self.n_fft:
+            raise MetricError(f"LSD needs at least {self.n_fft} samples, got {len(x)}")
+        frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), self.n_fft)[:: self.hop]
+        return np.abs(np.fft.rfft(frames * np.hanning(self.n_fft), axis=-1)) ** 2
+
+    def pair(self, ref, hyp):
+        if not np.any(ref) or not np.any(hyp):
+            raise MetricError("LSD is undefined for a silent reference or output")
+        diff = 10 * np.log10(self.power(ref) + self.floor) - 10 * np.log10(self.power(hyp) + self.floor)
+        return {"lsd": float(np.mean(np.sqrt(np.mean(diff**2, axis=-1))))}
+
+    def card(self):
+        return dict(super().card(), definition="mean_t sqrt(mean_f (10 log10 P_ref - 10 log10 P_hyp)^2)",
+                    stft=f"Hann {self.n_fft}, hop {self.hop}, power floor {self.floor:g}", unit="dB")
