@@ -11,7 +11,7 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-8"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8: sound_edit
+SUITE_VERSION = "demo-9"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit
 
 
 def default_root() -> Path:
@@ -137,7 +137,7 @@ def sound_edit_items(seed: int) -> list[dict]:
         both, only_bg = ((back + event) * scale).astype(np.float32), (back * scale).astype(np.float32)
         ev_text, bg_text = ev_caps[0](ep), bg_caps[0]
         if op == "add":
-            items.append({"id": f"sound-edit-add-{ev}-to-{bg}", "op": op, "instruction": f"Add {ev_text}.",
+            items.append({"id": f"sound-edit-add-{ev}-to-{bg}", "op": op, "instruction": f"Add this event: {ev_text}.",
                           "caption": sounds._caption(ev_text, bg_text), "input": only_bg, "target": both})
         else:
             items.append({"id": f"sound-edit-remove-{ev}-from-{bg}", "op": op, "instruction": f"Remove the {ev}.",
