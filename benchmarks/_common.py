@@ -35,6 +35,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM, which starts afresh at exec (getrusage's ru_maxrss
+    would carry the parent's peak over from the fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def ray_worker_pids() -> list[int]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [int(l.split()[0]) for l in out.splitlines()[1:] if "ray::" in l]

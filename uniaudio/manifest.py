@@ -304,12 +304,12 @@ def iter_batches(path: str | os.PathLike, batch_size: int = 10_000, columns: lis
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"manifest not found: {p}")
-    # pre_buffer off: with it, the reader keeps the row groups it has read (measured: +26 MB per
-    # million rows of a streamed file), so memory would grow with the manifest
-    pf = pq.ParquetFile(str(p), pre_buffer=False)
-    _check_schema(p, pf.schema_arrow)
-    base = path_base(p, pf.schema_arrow)
-    for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups):
+    from .files import iter_parquet
+
+    schema = pq.read_schema(str(p))
+    _check_schema(p, schema)
+    base = path_base(p, schema)
+    for batch in iter_parquet(p, batch_size, columns=columns, row_groups=row_groups):
         yield _resolve_batch(batch, base)
 
 

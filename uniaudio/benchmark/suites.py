@@ -99,16 +99,10 @@ def instruction(attrs: dict[str, str]) -> str:
 
 def render_instructed(text: str, attrs: dict[str, str], dest: Path) -> Path:
     """The reference for an instruction: espeak-ng with the voice, pitch and rate it names."""
-    import subprocess
-    import tempfile
-
-    from ..demo.tools import require
+    from ..demo.tools import espeak
 
     voice, pitch, _ = ESPEAK_PITCH[attrs["pitch"]]
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([require("espeak-ng"), "-v", voice, "-p", str(pitch), "-s", str(ESPEAK_RATE[attrs["rate"]][0]),
-                        "-w", f"{tmp}/x.wav", text.lower()], check=True, capture_output=True)
-        wav, sr = audio.load(f"{tmp}/x.wav", 16000)
+    wav, sr = espeak(text.lower(), voice, pitch=pitch, rate=ESPEAK_RATE[attrs["rate"]][0])
     return audio.save(dest, wav, sr)
 
 

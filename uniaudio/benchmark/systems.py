@@ -9,8 +9,6 @@ cannot produce is recorded in `system.failures` (id -> reason) and the others go
 from __future__ import annotations
 
 import importlib
-import subprocess
-import tempfile
 from pathlib import Path
 
 from .. import audio
@@ -93,16 +91,13 @@ class Espeak(System):
         self.voice = voice
 
     def produce(self, task, rows, outdir):
-        from ..demo.tools import require
+        from ..demo.tools import espeak
 
-        with tempfile.TemporaryDirectory() as tmp:
-            def one(r):
-                subprocess.run([require("espeak-ng"), "-v", self.voice, "-w", f"{tmp}/x.wav", r["text"].lower()],
-                               check=True, capture_output=True)
-                wav, sr = audio.load(f"{tmp}/x.wav", 16000)
-                audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
+        def one(r):
+            wav, sr = espeak(r["text"].lower(), self.voice)
+            audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
 
-            self.each(rows, one)
+        self.each(rows, one)
 
 
 class Passthrough(System):

@@ -56,3 +56,21 @@ def run(cmd: list[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+
+
+def espeak(text: str, voice: str = "en-us", *, pitch: int | None = None, rate: int | None = None,
+           sample_rate: int = 16000):
+    """Speech from espeak-ng (voice, -p pitch 0-99, -s words per minute) as float32 mono at
+    `sample_rate`, read through uniaudio.audio."""
+    import tempfile
+
+    from .. import audio
+
+    args = [require("espeak-ng"), "-v", voice]
+    if pitch is not None:
+        args += ["-p", str(pitch)]
+    if rate is not None:
+        args += ["-s", str(rate)]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(args + ["-w", f"{tmp}/x.wav", text], check=True, capture_output=True)
+        return audio.load(f"{tmp}/x.wav", sample_rate)

@@ -171,12 +171,22 @@ def id_hashes(ids: list[str]) -> np.ndarray:
                        dtype=np.uint64, count=len(ids))
 
 
-def _reject_of(row: dict, reason: str, detail: str) -> dict:
-    dur = row.get("duration")
-    seconds = float(dur) if manifest._is_number(dur) and math.isfinite(dur) and dur > 0 else None
+def reject_row(row: dict, reason: str, detail: str, seconds: float | None, stage: str) -> dict:
+    """A rejects-table row (REJECT_SCHEMA) for a manifest row, at any stage."""
     return {"id": row.get("id") if isinstance(row.get("id"), str) else None, "corpus": row.get("corpus"),
             "domain": row.get("domain"), "path": row.get("path"), "reason": reason, "detail": detail,
-            "seconds": seconds, "stage": "plan"}
+            "seconds": seconds, "stage": stage}
+
+
+def _reject_of(row: dict, reason: str, detail: str) -> dict:
+    """A planning reject: its seconds are the manifest duration when that is a usable number."""
+    dur = row.get("duration")
+    seconds = float(dur) if manifest._is_number(dur) and math.isfinite(dur) and dur > 0 else None
+    return reject_row(row, reason, detail, seconds, "plan")
+
+
+def _problem_reject(row: dict, probs: list[tuple[str, str]]) -> dict:
+    return _reject_of(row, f"invalid_manifest:{probs[0][0]}", "; ".join(f"{f}: {m}" for f, m in probs))
 
 
 def _blank(col) -> np.ndarray:
@@ -229,7 +239,7 @@ def check_batch(batch: pa.RecordBatch, first_row: int) -> tuple[pa.Table, list[d
             row = t.slice(i, 1).to_pylist()[0]
             probs = manifest.problems(row)
             if probs:
-                rejects.append(_reject_of(row, f"invalid_manifest:{probs[0][0]}", "; ".join(f"{f}: {m}" for f, m in probs)))
+                rejects.append(_problem_reject(row, probs))
                 keep[i] = False
             elif i in flagged:
                 reason, _, detail = flagged[i].partition(": ")
@@ -245,7 +255,7 @@ def check_batch(batch: pa.RecordBatch, first_row: int) -> tuple[pa.Table, list[d
             extra = row.get("extra")
             obj = json.loads(extra) if not probs and isinstance(extra, str) and extra else {}
             if probs:
-                rejects.append(_reject_of(row, f"invalid_manifest:{probs[0][0]}", "; ".join(f"{f}: {m}" for f, m in probs)))
+                rejects.append(_problem_reject(row, probs))
             elif obj.get(REJECT_KEY):
                 reason, _, detail = str(obj[REJECT_KEY]).partition(": ")
                 rejects.append(_reject_of(row, reason, detail))

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, iter_parquet
 from .cluster import cluster_map, init_ray
 from .config import PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, check_resumable, plan_input
@@ -230,7 +230,7 @@ def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: fl
     rejects = _BatchedWriter(out / "rejects.parquet", REJECT_SCHEMA, totals.rejects)
     tars_with_samples = 0
     for plan in sorted(plans, key=lambda p: p.prefix):
-        for batch in pq.ParquetFile(str(plan.rejects_path), pre_buffer=False).iter_batches(FINALIZE_BATCH):
+        for batch in iter_parquet(plan.rejects_path, FINALIZE_BATCH):
             rejects.add_table(pa.Table.from_batches([batch]))
         for shard in range(plan.n_shards):
             rec = json.loads((out / "done" / f"{plan.shard_name(shard)}.json").read_text())

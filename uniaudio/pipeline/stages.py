@@ -20,12 +20,8 @@ import pyarrow.parquet as pq
 
 from .. import audio
 from ..files import atomic_write_text
+from .plan import reject_row
 from .shards import file_sha256, sample_key, write_tar
-
-
-def _reject(row: dict, reason: str, detail: str, seconds: float | None, stage: str) -> dict:
-    return {"id": row["id"], "corpus": row["corpus"], "domain": row["domain"], "path": row["path"],
-            "reason": reason, "detail": detail, "seconds": seconds, "stage": stage}
 
 
 def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | None:
@@ -54,11 +50,11 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         try:
             wav, _ = audio.load(row["path"], sr, offset=row["offset"] or 0.0, duration=row["duration"])
         except audio.AudioError as e:
-            rejects.append(_reject(row, e.reason, e.detail, row["duration"], "decode"))
+            rejects.append(reject_row(row, e.reason, e.detail, row["duration"], "decode"))
             continue
         bad = check_quality(wav, sr, task["filters"])
         if bad:
-            rejects.append(_reject(row, bad[0], bad[1], len(wav) / sr, "filter"))
+            rejects.append(reject_row(row, bad[0], bad[1], len(wav) / sr, "filter"))
             continue
         items.append({"row": row, "wav": wav})
     return items, rejects
@@ -81,7 +77,7 @@ def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict
     out = []
     for it, c in zip(items, codes):
         if isinstance(c, Exception):
-            rejects.append(_reject(it["row"], "tokenizer_error", str(c), len(it["wav"]) / sr, "tokenize"))
+            rejects.append(reject_row(it["row"], "tokenizer_error", str(c), len(it["wav"]) / sr, "tokenize"))
             continue
         out.append({"row": it["row"], "codes": np.asarray(c, dtype=np.int16), "seconds": len(it["wav"]) / sr})
     return out

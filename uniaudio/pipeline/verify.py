@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import audio
+from ..files import iter_parquet, sql_literal
 from .plan import InputPlan, stable_shard
 from .shards import file_sha256, read_tar
 
@@ -34,19 +35,23 @@ class _Problems(list):
         return list(self) + ([f"... and {self.more} more problems"] if self.more else [])
 
 
+def _intact_tar(out: Path, rec: dict, problems: list[str]) -> Path | None:
+    """A done record's tar when it exists with its recorded sha256; else None, and the problem."""
+    tar = out / "shards" / rec["tar"]
+    if not tar.exists():
+        problems.append(f"{rec['tar']}: missing")
+    elif file_sha256(tar) != rec["sha256"]:
+        problems.append(f"{rec['tar']}: sha256 mismatch")
+    else:
+        return tar
+    return None
+
+
 def _intact_tars(out: Path, problems: list[str]):
-    """(done record, tar path) of every finished shard whose tar exists with its recorded
-    sha256; the others are added to `problems`."""
+    """(done record, tar path) of every finished shard whose tar is intact (`_intact_tar`)."""
     for done in sorted((out / "done").glob("*.json")):
         rec = json.loads(done.read_text())
-        if rec["tar"] is None:
-            continue
-        tar = out / "shards" / rec["tar"]
-        if not tar.exists():
-            problems.append(f"{rec['tar']}: missing")
-        elif file_sha256(tar) != rec["sha256"]:
-            problems.append(f"{rec['tar']}: sha256 mismatch")
-        else:
+        if rec["tar"] is not None and (tar := _intact_tar(out, rec, problems)) is not None:
             yield rec, tar
 
 
@@ -76,8 +81,7 @@ def _check_tar(rec: dict, tar: Path, problems: list[str]) -> int:
 
 
 def _index_rows(path: Path) -> Iterator[tuple[str, str, str]]:
-    # pre_buffer off: with it, the reader keeps every row group it read (memory grows with the file)
-    for b in pq.ParquetFile(str(path), pre_buffer=False).iter_batches(65_536, columns=["shard", "key", "id"]):
+    for b in iter_parquet(path, columns=["shard", "key", "id"]):
         yield from zip(*(b.column(c).to_pylist() for c in ("shard", "key", "id")))
 
 
@@ -89,9 +93,9 @@ def _ids_in_two_inputs(index: Path, problems: list[str]) -> None:
     con = duckdb.connect()
     con.execute("SET memory_limit='1GB'")
     con.execute("SET preserve_insertion_order=false")
-    lit = "'" + str(index).replace("'", "''") + "'"
     for uid, n, shards in con.execute(
-            f"SELECT id, count(*), string_agg(shard, ', ') FROM read_parquet({lit}) GROUP BY id HAVING count(*) > 1 "
+            f"SELECT id, count(*), string_agg(shard, ', ') FROM read_parquet({sql_literal(index)}) GROUP BY id "
+            "HAVING count(*) > 1 "
             f"ORDER BY id LIMIT {MAX_PROBLEMS}").fetchall():
         problems.append(f"id {uid!r} in {n} shards: {shards}")
     con.close()
@@ -137,14 +141,9 @@ def verify(out: str | Path, tars: bool = True) -> dict:
             if rec["tar"] is None:
                 continue
             n_shards += 1
-            tar = out / "shards" / rec["tar"]
             if not tars:
                 n_samples += len(ids)
-            elif not tar.exists():
-                problems.append(f"{rec['tar']}: missing")
-            elif file_sha256(tar) != rec["sha256"]:
-                problems.append(f"{rec['tar']}: sha256 mismatch")
-            else:
+            elif (tar := _intact_tar(out, rec, problems)) is not None:
                 n_samples += _check_tar(rec, tar, problems)
     if index is not None and next(index, None) is not None:
         problems.append("index.parquet lists samples that no done record holds")

@@ -82,6 +82,18 @@ def versions(*packages: str) -> dict[str, str]:
     return out
 
 
+def per_item(batch: list[Sample], fn) -> list[dict[str, float] | Exception]:
+    """`fn(sample)` for each sample; an exception is that item's result (the runner records it
+    as NaN plus the error), so one bad item never costs the batch."""
+    out = []
+    for s in batch:
+        try:
+            out.append(fn(s))
+        except Exception as e:  # recorded per item by the runner
+            out.append(e)
+    return out
+
+
 def align(ref: np.ndarray, hyp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Truncate both to the shorter length (the rule every intrusive metric here uses)."""
     n = min(len(ref), len(hyp))

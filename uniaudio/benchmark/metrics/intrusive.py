@@ -9,7 +9,7 @@ import numpy as np
 
 from ... import audio
 from ...dsp import mel_filterbank
-from .base import SR, Metric, MetricError, align, register, versions
+from .base import SR, Metric, MetricError, align, per_item, register, versions
 
 
 class _Pairwise(Metric):
@@ -19,13 +19,7 @@ class _Pairwise(Metric):
         raise NotImplementedError
 
     def score(self, batch):
-        out = []
-        for s in batch:
-            try:
-                out.append(self.pair(*align(s.ref_audio, s.hyp_audio)))
-            except Exception as e:  # recorded per item by the runner
-                out.append(e)
-        return out
+        return per_item(batch, lambda s: self.pair(*align(s.ref_audio, s.hyp_audio)))
 
     def card(self):
         return dict(super().card(), alignment="both truncated to the shorter length; no delay compensation")

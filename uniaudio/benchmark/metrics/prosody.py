@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SR, Metric, MetricError, register, versions
+from .base import SR, Metric, MetricError, per_item, register, versions
 
 PITCH_BANDS_HZ = {"low": (50.0, 120.0), "medium": (120.0, 200.0), "high": (200.0, 400.0)}
 # words per second depends on word length as well as tempo: the bands are wide (on the demo
@@ -92,13 +92,7 @@ class AttributeAgreement(Metric):
         return out
 
     def score(self, batch):
-        out = []
-        for s in batch:
-            try:
-                out.append(self.one(s))
-            except Exception as e:  # recorded per item by the runner
-                out.append(e)
-        return out
+        return per_item(batch, self.one)
 
     def card(self):
         return dict(super().card(), pitch_bands_hz=PITCH_BANDS_HZ, rate_bands_words_per_s=RATE_BANDS_WPS,

@@ -26,7 +26,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...files import atomic_write_text, sha256_file
+from ...files import atomic_write_text, iter_parquet, sha256_file, sql_literal
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
 from .config import TASK_RELATION, SentenceConfig
@@ -34,9 +34,6 @@ from .config import TASK_RELATION, SentenceConfig
 PLAN_VERSION = 1
 
 
-def _sql(path) -> str:
-    """A path as a SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
 SPEC_SCHEMA = pa.schema([
     ("seq", pa.string()), ("task", pa.string()), ("relation", pa.string()), ("primary", pa.string()),
     ("tar", pa.string()), ("segments", pa.string()), ("targets", pa.string()), ("est_rows", pa.int64()),
@@ -96,26 +93,26 @@ def metadata(tok_out: dict, out: Path, cfg: SentenceConfig) -> Path:
     tmp = dest.with_name(".meta.parquet.tmp")
     con = duckdb.connect()
     con.execute(f"SET memory_limit='{cfg.memory_limit}'")
-    con.execute(f"SET temp_directory={_sql(out / 'plan' / 'duckdb.tmp')}")
+    con.execute(f"SET temp_directory={sql_literal(out / 'plan' / 'duckdb.tmp')}")
     con.execute("SET preserve_insertion_order=false")
-    plans = "[" + ", ".join(_sql(p) for p in tok_out["plans"]) + "]"
+    plans = "[" + ", ".join(sql_literal(p) for p in tok_out["plans"]) + "]"
     con.execute(f"""
         COPY (
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, p.corpus, p.domain, p.split,
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
                  p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions
-          FROM read_parquet({_sql(tok_out['index'])}) i
+          FROM read_parquet({sql_literal(tok_out['index'])}) i
           JOIN read_parquet({plans}, union_by_name=true) p USING (id)
           ORDER BY p.domain, p.corpus, speaker, chapter, i.id
-        ) TO {_sql(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 8192)""")
+        ) TO {sql_literal(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 8192)""")
     con.close()
     os.replace(tmp, dest)
     return dest
 
 
 def iter_meta(path: Path, batch: int = 8192) -> Iterator[dict]:
-    for b in pq.ParquetFile(str(path), pre_buffer=False).iter_batches(batch_size=batch):  # streaming: see manifest.iter_batches
+    for b in iter_parquet(path, batch):
         yield from b.to_pylist()
 
 
@@ -357,14 +354,14 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
     tmp = dest.with_name(".specs.parquet.tmp")
     con = duckdb.connect()
     con.execute(f"SET memory_limit='{cfg.memory_limit}'")
-    con.execute(f"SET temp_directory={_sql(out / 'plan' / 'duckdb.tmp')}")
+    con.execute(f"SET temp_directory={sql_literal(out / 'plan' / 'duckdb.tmp')}")
     con.register("tarmap", pa.Table.from_pylist(tarmap, schema=pa.schema([("tar", pa.string()), ("heldout", pa.bool_()),
                                                                           ("out_shard", pa.int32())])))
     con.execute(f"""
-        COPY (SELECT s.*, t.out_shard FROM read_parquet({_sql(w.path)}) s JOIN tarmap t USING (tar, heldout)
+        COPY (SELECT s.*, t.out_shard FROM read_parquet({sql_literal(w.path)}) s JOIN tarmap t USING (tar, heldout)
               ORDER BY t.out_shard, s."order", s.seq)
-        TO {_sql(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 2048)""")
-    per_shard = dict(con.execute(f"SELECT out_shard, count(*) FROM read_parquet({_sql(tmp)}) GROUP BY 1").fetchall())
+        TO {sql_literal(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 2048)""")
+    per_shard = dict(con.execute(f"SELECT out_shard, count(*) FROM read_parquet({sql_literal(tmp)}) GROUP BY 1").fetchall())
     con.close()
     os.replace(tmp, dest)
     w.path.unlink()
