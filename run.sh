@@ -24,6 +24,7 @@ setup_system() {
   local missing=()
   for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   command -v java >/dev/null || missing+=(default-jre-headless)  # the COCO caption metrics' PTB tokenizer
+  command -v g++ >/dev/null || missing+=(g++)  # pyworld and pysptk build from source (svs, speech_edit metrics)
   command -v python3 >/dev/null || missing+=(python3 python3-venv python3-pip)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return

@@ -294,9 +294,11 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
         rows = [it["values"] for it in items]
         failed = [it for it in items if m.name in it["errors"]]
         reasons = Counter(it["errors"][m.name].split(":")[0] for it in failed)
+        value = m.aggregate([{k: v for k, v in r.items() if k == m.name or k.startswith(m.name + "_")} for r in rows])
+        if len(value) > 1 and is_nan(value.get(m.name)):
+            del value[m.name]  # only the failed items' marker (the metric's values have other names: f0_*)
         result["metrics"][m.name] = {
-            "value": m.aggregate([{k: v for k, v in r.items() if k == m.name or k.startswith(m.name + "_")}
-                                  for r in rows]),
+            "value": value,
             "items_scored": len(items) - len(failed),
             "items_failed": len(failed),
             "failure_reasons": dict(reasons),

@@ -11,7 +11,8 @@ import numpy as np
 from .. import audio, manifest
 from ..manifest import Record
 
-SUITE_VERSION = "demo-9"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit
+SUITE_VERSION = "demo-10"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
+# 10: svs, speech_edit
 
 
 def default_root() -> Path:
@@ -139,6 +140,46 @@ def sound_edit_items(seed: int) -> list[dict]:
     return items
 
 
+def svs_records(dest: Path, seed: int, count: int = 12) -> list[Record]:
+    """Demo songs (lyrics on seeded melodies) sung by Festival's two diphone voices in turn;
+    extra: notes (the score) and singer."""
+    from ..demo import singing
+
+    out = []
+    for k in range(count):
+        notes, singer = singing.demo_score(k, seed), singing.SINGERS[k % len(singing.SINGERS)]
+        wav, sr = singing.sing(notes, singer)
+        uid = f"svs-{k:02d}"
+        out.append(Record(id=uid, corpus="demo-svs", split="test", domain="singing", path=str(audio.save(
+            dest / f"{uid}.wav", wav, sr)), text=" ".join(n["lyric"] for n in notes), speaker=singer,
+            language="en", extra={"notes": notes, "singer": singer}))
+    return out
+
+
+def speech_edit_records(speech: list[Record], suite: Path) -> list[Record]:
+    """One word of each test sentence replaced (espeak-ng voices in turn): `path` is the reference
+    edit, `text` the edited transcript; extra: input_path (the original speech), original_text,
+    old_word, new_word, edit_span_s (the edited region of the reference, seconds)."""
+    from ..demo import speech_edit as se
+
+    out = []
+    for k, r in enumerate(speech):
+        taken = {w.lower() for w in r.text.split()}
+        new = next(w for j in range(len(se.REPLACEMENTS))
+                   if (w := se.REPLACEMENTS[(k + j) % len(se.REPLACEMENTS)]) not in taken)
+        voice = se.VOICES[k % len(se.VOICES)]
+        pair = se.edit_pair(r.text, new, voice)
+        uid = f"edit-{r.id}"
+        original = audio.save(suite / "speech_edit_input" / f"{uid}.wav", pair["original"], 16000)
+        edited = audio.save(suite / "speech_edit_ref" / f"{uid}.wav", pair["edited"], 16000)
+        out.append(Record(id=uid, corpus="demo-speech-edit", split="test", domain="speech", path=str(edited),
+                          text=pair["edited_text"], speaker=voice, language="en", extra={
+                              "input_path": str(original), "original_text": pair["original_text"],
+                              "old_word": pair["old_word"], "new_word": pair["new_word"],
+                              "edit_span_s": [round(v, 4) for v in pair["span_s"]], "source_id": r.id}))
+    return out
+
+
 def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     """Write {root}/demo/{task}.parquet test sets (once; reused after)."""
     from ..demo import build_demo as build_corpora
@@ -199,6 +240,8 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
                             caption=it["caption"], language="en",
                             extra={"input_path": str(src), "instruction": it["instruction"], "op": it["op"]}))
     manifest.write_manifest(suite / "sound_edit.parquet", edits)
+    manifest.write_manifest(suite / "svs.parquet", svs_records(suite / "svs_ref", seed))
+    manifest.write_manifest(suite / "speech_edit.parquet", speech_edit_records(speech, suite))
     manifest.write_manifest(suite / "codec.parquet", speech)
 
     # vc: speak utterance of speaker A in the voice of speaker B (prompt = a B utterance)

@@ -52,8 +52,8 @@ class Folder(System):
 class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
-    name, tasks = "ground-truth", ("asr", "tts", "instruct_tts", "se", "dereverb", "tse", "codec", "tta", "ttm",
-                                   "sound_edit", "caption", "mmlu")
+    name, tasks = "ground-truth", ("asr", "tts", "instruct_tts", "svs", "se", "dereverb", "tse", "codec", "tta", "ttm",
+                                   "sound_edit", "speech_edit", "caption", "mmlu")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -84,8 +84,9 @@ class WhisperTiny(System):
 
 class Espeak(System):
     """TTS baseline: espeak-ng, one fixed voice (it ignores the speaker prompt and, for
-    instruct_tts, the instruction)."""
-    name, tasks = "espeak", ("tts", "instruct_tts")
+    instruct_tts, the instruction). For svs it speaks the lyrics (no melody); for speech_edit
+    it speaks the edited transcript anew (the words right, the original voice lost)."""
+    name, tasks = "espeak", ("tts", "instruct_tts", "svs", "speech_edit")
 
     def __init__(self, voice: str = "en-us"):
         self.voice = voice
@@ -103,8 +104,8 @@ class Espeak(System):
 class Passthrough(System):
     """The floor of transformation tasks: returns the task's input audio unchanged (the
     noisy speech for se, the reverberant speech for dereverb, the mixture for tse, the source
-    speaker for vc, the unedited sound for sound_edit)."""
-    name, tasks = "passthrough", ("se", "dereverb", "tse", "vc", "codec", "sound_edit")
+    speaker for vc, the unedited sound or speech for sound_edit and speech_edit)."""
+    name, tasks = "passthrough", ("se", "dereverb", "tse", "vc", "codec", "sound_edit", "speech_edit")
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -118,7 +119,7 @@ class Shuffled(System):
     """Floor for generation tasks: each item gets the reference audio of another item (right
     distribution, wrong content), so CLAP and KL must score it worse than the ground truth.
     For captioning: each clip gets another clip's caption."""
-    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "sound_edit", "caption")
+    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "svs", "sound_edit", "speech_edit", "caption")
 
     def produce(self, task, rows, outdir):
         order = sorted(rows, key=lambda r: r["id"])
@@ -285,8 +286,8 @@ class LMCheckpoint(System):
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
-BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "instruct_tts": "espeak", "se": "passthrough",
-            "dereverb": "passthrough", "sound_edit": "passthrough",
+BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "instruct_tts": "espeak", "svs": "shuffled", "se": "passthrough",
+            "dereverb": "passthrough", "sound_edit": "passthrough", "speech_edit": "passthrough",
             "vc": "passthrough", "tse": "passthrough",
             "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
 

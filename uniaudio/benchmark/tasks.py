@@ -53,6 +53,16 @@ TASKS = {
                          "text + a spoken-style instruction (pitch, rate) -> speech (WER by ASR; whether the "
                          "median F0 and the speaking rate measured from the output fall in the requested bands)",
                          {"ref_text": "text", "attributes": "extra:attributes"}, input="text"),
+    "svs": Task("svs", "audio", (_m("f0"), _m("mcd"), _m("wer"), _m("dnsmos")),
+                "lyrics + notes -> singing (F0 RMSE in cents and V/UV error vs the reference singing after DTW, "
+                "MCD, lyric WER by ASR, DNSMOS)",
+                {"ref_text": "text", "ref_audio": "path", "notes": "extra:notes"}, input="extra:notes"),
+    "speech_edit": Task("speech_edit", "audio", (_m("wer"), _m("sim"), _m("mcd"), _m("dnsmos")),
+                        "speech + its transcript + an edited transcript (one word replaced) -> the edited speech "
+                        "(WER vs the edited transcript, SIM vs the original speech, MCD vs the reference edit "
+                        "outside the edited word, DNSMOS)",
+                        {"ref_text": "text", "ref_audio": "path", "prompt_audio": "extra:input_path",
+                         "exclude_span": "extra:edit_span_s"}, input="extra:input_path"),
     "se": Task("se", "audio", (_m("pesq"), _m("stoi"), _m("stoi", extended=True), _m("si_sdr"), _m("dnsmos")),
                "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path"),
     "dereverb": Task("dereverb", "audio", (_m("pesq"), _m("stoi"), _m("si_sdr"), _m("dnsmos")),

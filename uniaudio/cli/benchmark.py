@@ -17,7 +17,7 @@ def benchmark() -> None:
 
 
 @benchmark.command("run")
-@click.option("--task", "task", default="all", show_default=True, help="asr, tts, instruct_tts, se, dereverb, vc, tse, codec, tta, ttm, sound_edit, caption, mmlu (comma-separated), or all.")
+@click.option("--task", "task", default="all", show_default=True, help="asr, tts, instruct_tts, svs, se, dereverb, vc, tse, codec, tta, ttm, sound_edit, speech_edit, caption, mmlu (comma-separated), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
               "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
               "or pkg.module:Class. "

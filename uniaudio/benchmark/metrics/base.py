@@ -32,6 +32,8 @@ class Sample:
     prompt_audio: np.ndarray | None = None
     group: str | None = None  # a per-item group (the MMLU subject) for per-group aggregates
     attributes: dict | None = None  # what an instruction asked of the output (instruct_tts: pitch, rate)
+    notes: list | None = None  # the score (svs): [{"lyric", "midi", "seconds"}, ...]
+    exclude_span: list | None = None  # [start, end] s of the reference a metric leaves out (speech_edit: the edit)
     errors: dict[str, str] = field(default_factory=dict)  # input name -> why it is missing
     # source files, for metrics that need another rate than SR (e.g. CLAP at 48 kHz)
     paths: dict[str, str] = field(default_factory=dict)

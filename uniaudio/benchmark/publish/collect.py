@@ -21,7 +21,7 @@ SCHEMA_ID = "uniaudio.leaderboard/1"
 # bookkeeping values of an aggregate that are not scores
 SKIP_SUFFIXES = ("_errors", "_ref_words", "_ref_characters", "_frames", "_cached", "_slope", "_r2", "_S", "_D", "_I",
                  "_N", "items_scored")
-LOWER_IS_BETTER = ("wer", "cer", "fad", "kl", "mel_distance", "lsd")
+LOWER_IS_BETTER = ("wer", "cer", "fad", "kl", "mel_distance", "lsd", "mcd", "f0")
 HIGHER_IS_BETTER = ("pesq", "stoi", "estoi", "si_sdr", "sim", "utmos", "dnsmos", "clap", "bleu", "cider", "rouge",
                     "accuracy", "attributes")
 DESCRIPTIVE = ("attributes_f0_hz", "attributes_rate_wps")  # measurements shown beside a score, no better side
