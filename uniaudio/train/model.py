@@ -141,20 +141,37 @@ class Attention(nn.Module):
         elif spans is None:  # one sequence, causal; a single new query (cached) sees everything before it
             y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, dropout_p=drop)
         else:  # packed rows: each sequence attends causally to itself only; padding rows stay zero
-            rows = []
-            for i in range(b):
-                parts, at = [], 0
-                for a, e in spans.get(i, ()):
-                    if a > at:
-                        parts.append(q.new_zeros(1, self.h, a - at, self.hd))
-                    parts.append(F.scaled_dot_product_attention(q[i:i + 1, :, a:e], k[i:i + 1, :, a:e],
-                                                                v[i:i + 1, :, a:e], is_causal=True, dropout_p=drop))
-                    at = e
-                if at < t:
-                    parts.append(q.new_zeros(1, self.h, t - at, self.hd))
-                rows.append(torch.cat(parts, 2) if len(parts) > 1 else parts[0])
-            y = torch.cat(rows, 0) if b > 1 else rows[0]
+            y = span_attention(q, k, v, spans, drop)
         return self.o(y.transpose(1, 2).reshape(b, t, self.h * self.hd))
+
+
+def span_attention(q, k, v, spans: dict, dropout: float = 0.0) -> torch.Tensor:
+    """Causal SDPA over each packed sequence of q, k, v [B, H, T, hd]; rows outside every span
+    (padding) are zero. The pieces are cut with unbind + split, whose backward is one cat: slicing
+    each sequence out instead gives every slice a full-size zero gradient to add into (3 x
+    sequences x layers zero-fills and adds of [B, H, T, hd] a step). Same values, bit for bit;
+    fwd + bwd of one 2048-row bundle of 5 sequences (lm-tiny shapes, 2 CPU threads): median
+    48.7 -> 43.2 ms."""
+    t = q.shape[2]
+    out = []
+    # 4-D pieces [1, H, L, hd]: CPU SDPA takes its flash kernel only for 4-D input (3-D: ~1.5x slower)
+    for i, (qi, ki, vi) in enumerate(zip(*(z.unsqueeze(1).unbind(0) for z in (q, k, v)))):
+        sizes, real, at = [], [], 0
+        for a, e in spans.get(i, ()):
+            if a > at:
+                sizes.append(a - at)
+                real.append(False)
+            sizes.append(e - a)
+            real.append(True)
+            at = e
+        if at < t:
+            sizes.append(t - at)
+            real.append(False)
+        parts = [F.scaled_dot_product_attention(qq, kk, vv, is_causal=True, dropout_p=dropout) if r
+                 else qq.new_zeros(qq.shape)
+                 for qq, kk, vv, r in zip(qi.split(sizes, 2), ki.split(sizes, 2), vi.split(sizes, 2), real)]
+        out.append(torch.cat(parts, 2) if len(parts) > 1 else parts[0])
+    return torch.cat(out, 0) if len(out) > 1 else out[0]
 
 
 def small_attention(q, k, v, dropout: float = 0.0) -> torch.Tensor:
