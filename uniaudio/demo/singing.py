@@ -69,7 +69,7 @@ def sing(notes: list[dict], singer: str = SINGERS[0], sample_rate: int = 16000) 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "song.xml").write_text(festival_xml(notes))
         proc = subprocess.run([require("text2wave"), "-eval", f"(voice_{singer})", "-mode", "singing",
-                               f"{tmp}/song.xml", "-o", f"{tmp}/song.wav"], capture_output=True, text=True)
+                               f"{tmp}/song.xml", "-o", f"{tmp}/song.wav"], check=False, capture_output=True, text=True)
         if proc.returncode != 0 or not Path(f"{tmp}/song.wav").is_file():
             raise RuntimeError(f"festival singing mode failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
         return audio.load(f"{tmp}/song.wav", sample_rate)
