@@ -278,6 +278,7 @@ def test_rt60_by_schroeder_integration_planted():
         measure_rt60(np.ones(100), SR)
 
 
+@pytest.mark.slow
 def test_dereverb_ground_truth_beats_the_reverberant_input(tmp_path, small_suite):
     """The dereverb task: the dry reference (ceiling) scores better than the reverberant input
     (floor: passthrough) on every metric. The ceiling's SI-SDR is infinite (output = reference):

@@ -58,6 +58,7 @@ def test_bad_instructions_and_outputs_are_errors(attrs, audio_, why):
     assert isinstance(r, MetricError) and why in str(r)
 
 
+@pytest.mark.slow
 def test_floor_and_ceiling_on_instructed_speech(tmp_path, demo_root):
     """Ground truth (espeak rendering the instruction) meets every requested attribute; the
     shuffled floor (another item's speech) and the espeak baseline (ignores the instruction)

@@ -223,6 +223,7 @@ def test_lsd_planted_and_bad_input():
         m.pair(x[:1000], x[:1000])
 
 
+@pytest.mark.slow
 def test_sound_edit_items_and_floor_vs_ceiling(tmp_path):
     """The demo edits are exact (add: target = input + the event; remove: the reverse), the inputs'
     set differs from the targets' set, and the reference edit beats the unedited input on LSD

@@ -39,6 +39,7 @@ def test_mcd_and_f0_planted():
     assert 0.2 < W.f0_errors(a, noisy)["f0_vuv_error"] < 0.45
 
 
+@pytest.mark.slow
 def test_world_metrics_agree_with_the_libraries():
     """F0: Harvest (ours) and librosa's pYIN on the same sung array agree within a quarter tone
     on the frames both call voiced. Mel-cepstrum: pysptk.mc2sp of our coefficients gives back
@@ -130,6 +131,7 @@ def _items(out, task, system):
     return {it["id"]: it for it in map(json.loads, path.read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_svs_floor_and_ceiling(tmp_path):
     """Festival sings 3 demo scores; ground truth beats the shuffled floor on F0 RMSE, MCD and
     WER; an item with no notes is a NaN with its reason and the others are scored."""
@@ -151,6 +153,7 @@ def test_svs_floor_and_ceiling(tmp_path):
     assert math.isnan(b["values"]["f0"]) and "missing notes" in b["errors"]["f0"]
 
 
+@pytest.mark.slow
 def test_speech_edit_floor_and_ceiling(tmp_path, demo_root):
     """Three edit pairs: the reference edit beats the shuffled floor on WER, SIM and MCD. The
     unedited original (the passthrough system's output) is close to the reference outside the
