@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import audio, manifest
 from ..manifest import Record
+from .tasks import output_file  # ids become file names only through files.safe_name
 
 SUITE_VERSION = "demo-10"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
 # 10: svs, speech_edit
@@ -151,7 +152,7 @@ def svs_records(dest: Path, seed: int, count: int = 12) -> list[Record]:
         wav, sr = singing.sing(notes, singer)
         uid = f"svs-{k:02d}"
         out.append(Record(id=uid, corpus="demo-svs", split="test", domain="singing", path=str(audio.save(
-            dest / f"{uid}.wav", wav, sr)), text=" ".join(n["lyric"] for n in notes), speaker=singer,
+            output_file(dest, uid, ".wav"), wav, sr)), text=" ".join(n["lyric"] for n in notes), speaker=singer,
             language="en", extra={"notes": notes, "singer": singer}))
     return out
 
@@ -170,8 +171,8 @@ def speech_edit_records(speech: list[Record], suite: Path) -> list[Record]:
         voice = se.VOICES[k % len(se.VOICES)]
         pair = se.edit_pair(r.text, new, voice)
         uid = f"edit-{r.id}"
-        original = audio.save(suite / "speech_edit_input" / f"{uid}.wav", pair["original"], 16000)
-        edited = audio.save(suite / "speech_edit_ref" / f"{uid}.wav", pair["edited"], 16000)
+        original = audio.save(output_file(suite / "speech_edit_input", uid, ".wav"), pair["original"], 16000)
+        edited = audio.save(output_file(suite / "speech_edit_ref", uid, ".wav"), pair["edited"], 16000)
         out.append(Record(id=uid, corpus="demo-speech-edit", split="test", domain="speech", path=str(edited),
                           text=pair["edited_text"], speaker=voice, language="en", extra={
                               "input_path": str(original), "original_text": pair["original_text"],
@@ -213,7 +214,7 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     se = []
     for k, r in enumerate(speech):
         clean, sr = audio.load(r.path, 16000)
-        noisy = audio.save(suite / "se_noisy" / f"{r.id}.wav", add_noise(clean, 5.0, seed * 1000 + k), sr)
+        noisy = audio.save(output_file(suite / "se_noisy", r.id, ".wav"), add_noise(clean, 5.0, seed * 1000 + k), sr)
         se.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(noisy), "snr_db": 5.0}}))
     manifest.write_manifest(suite / "se.parquet", se)
     dereverb = []
@@ -221,21 +222,21 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
         dry, sr = audio.load(r.path, 16000)
         rt60 = DEREVERB_RT60[k % len(DEREVERB_RT60)]
         wet, measured = reverberate(dry, rt60, sr, seed * 1000 + k)
-        path = audio.save(suite / "dereverb_wet" / f"{r.id}.wav", wet, sr)
+        path = audio.save(output_file(suite / "dereverb_wet", r.id, ".wav"), wet, sr)
         dereverb.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(path), "rt60_s": rt60,
                                                          "rt60_measured_s": round(measured, 3)}}))
     manifest.write_manifest(suite / "dereverb.parquet", dereverb)
     instructed = []
     for k, r in enumerate(speech):  # every pitch with every rate, cycled over the test texts
         attrs = {"pitch": ("low", "medium", "high")[k % 3], "rate": ("slow", "normal", "fast")[(k // 3) % 3]}
-        ref = render_instructed(r.text, attrs, suite / "instruct_tts_ref" / f"{r.id}.wav")
+        ref = render_instructed(r.text, attrs, output_file(suite / "instruct_tts_ref", r.id, ".wav"))
         instructed.append(Record(**{**r.__dict__, "path": str(ref), "speaker": None, "extra": {
             "instruction": instruction(attrs), "attributes": attrs, "source_id": r.id}}))
     manifest.write_manifest(suite / "instruct_tts.parquet", instructed)
     edits = []
     for it in sound_edit_items(seed):
-        src = audio.save(suite / "sound_edit_input" / f"{it['id']}.wav", it["input"], 16000)
-        ref = audio.save(suite / "sound_edit_target" / f"{it['id']}.wav", it["target"], 16000)
+        src = audio.save(output_file(suite / "sound_edit_input", it["id"], ".wav"), it["input"], 16000)
+        ref = audio.save(output_file(suite / "sound_edit_target", it["id"], ".wav"), it["target"], 16000)
         edits.append(Record(id=it["id"], corpus="demo-sound-edit", split="test", domain="sound", path=str(ref),
                             caption=it["caption"], language="en",
                             extra={"input_path": str(src), "instruction": it["instruction"], "op": it["op"]}))
@@ -255,7 +256,7 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
         vc.append(Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}}))
         enroll = own[(own.index(r) + 1) % len(own)]
         target, sr = audio.load(r.path, 16000)
-        mixture = audio.save(suite / "tse_mix" / f"{r.id}.wav", mix(target, audio.load(prompt.path, 16000)[0], 0.0), sr)
+        mixture = audio.save(output_file(suite / "tse_mix", r.id, ".wav"), mix(target, audio.load(prompt.path, 16000)[0], 0.0), sr)
         tse.append(Record(**{**r.__dict__, "extra": {**r.extra, "input_path": str(mixture), "enroll_path": enroll.path,
                                                     "interferer_id": prompt.id, "sir_db": 0.0}}))
     manifest.write_manifest(suite / "vc.parquet", vc)

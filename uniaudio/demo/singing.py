@@ -9,14 +9,13 @@ Only monosyllabic lyrics: Festival wants one note per syllable."""
 from __future__ import annotations
 
 import random
-import subprocess
 import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .tools import require
+from .tools import require, run
 
 SINGERS = ("kal_diphone", "ked_diphone")  # Festival's diphone voices follow the score; the HTS voice does not
 MIDI_RANGE = (36, 84)  # C2..C6: what a score here may ask for
@@ -68,10 +67,8 @@ def sing(notes: list[dict], singer: str = SINGERS[0], sample_rate: int = 16000) 
         raise ScoreError(f"unknown singer {singer!r}; Festival's singing mode here: {SINGERS}")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "song.xml").write_text(festival_xml(notes))
-        proc = subprocess.run([require("text2wave"), "-eval", f"(voice_{singer})", "-mode", "singing",
-                               f"{tmp}/song.xml", "-o", f"{tmp}/song.wav"], check=False, capture_output=True, text=True)
-        if proc.returncode != 0 or not Path(f"{tmp}/song.wav").is_file():
-            raise RuntimeError(f"festival singing mode failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+        run([require("text2wave"), "-eval", f"(voice_{singer})", "-mode", "singing", f"{tmp}/song.xml",
+             "-o", f"{tmp}/song.wav"])
         return audio.load(f"{tmp}/song.wav", sample_rate)
 
 

@@ -72,5 +72,5 @@ def espeak(text: str, voice: str = "en-us", *, pitch: int | None = None, rate: i
     if rate is not None:
         args += ["-s", str(rate)]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(args + ["-w", f"{tmp}/x.wav", text], check=True, capture_output=True)
+        run(args + ["-w", f"{tmp}/x.wav", text])
         return audio.load(f"{tmp}/x.wav", sample_rate)
