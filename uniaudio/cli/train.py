@@ -1,4 +1,4 @@
-"""Training commands: codec, lm, generate, bpe."""
+"""Training commands: codec, factorized, lm, generate, bpe."""
 
 from __future__ import annotations
 
@@ -34,6 +34,30 @@ def train_codec(config: Path, steps: int | None, out: str | None) -> None:
         raise click.ClickException(str(e)) from None
     click.echo(f"step {res['step']}: {Path(cfg.out) / 'codec.pt'} (inference), {res['checkpoint']} (resume); "
                f"losses in {Path(cfg.out) / 'log.jsonl'}")
+
+
+@train.command("factorized")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--steps", default=None, type=int, help="Override the config's step count.")
+@click.option("--out", default=None, help="Override the config's output folder.")
+def train_factorized(config: Path, steps: int | None, out: str | None) -> None:
+    """Train the factorized low-rate tokenizer (semantic phase, then acoustic phase); rerun to
+    resume exactly. Use it with `--tokenizer uniaudio-factorized` (checkpoint=OUT/factorized.pt)."""
+    from ..config import ConfigError, load
+    from ..models import ModelNotFound
+    from ..train.factorized import FactorizedTrainConfig, train
+
+    overrides = {k: v for k, v in (("steps", steps), ("out", out)) if v is not None}
+    try:
+        cfg = load(FactorizedTrainConfig, config, overrides)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        res = train(cfg)
+    except (RuntimeError, ValueError, ModelNotFound) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"step {res['step']}: {res['model']} (tokenizer), {res['checkpoint']} (resume); "
+               f"losses in {Path(cfg.out) / 'log.jsonl'}, card in {Path(cfg.out) / 'MODEL_CARD.md'}")
 
 
 @train.command("lm")
