@@ -1,0 +1,226 @@
+"""Tokenizers side by side on held-out real speech (ljspeech-mini), one run: ours factorized
+(all streams; the semantic streams alone) vs our 50 Hz codec at several codebook counts.
+
+Columns: codes/s, LM rows/s (the autoregressive steps an LM takes per second of audio),
+kbps, per-codebook usage (perplexity of each codebook's codes over the test set: mean and
+minimum), PESQ-wb and STOI of the round trip (outputs aligned by cross-correlation, as
+codec_quality.py), and with --probe an understanding probe: a small DASB-style CTC probe
+(per-codebook embeddings, concatenated, 2-layer BiLSTM, CTC on characters) trained on the
+token sets of --probe-train (speech with transcripts, never ljspeech-mini) and tested on
+ljspeech-mini, every stream first repeated onto a common 50 Hz grid so that each probe gets
+the same compute; WER by jiwer after Whisper's English normaliser.
+
+    python benchmarks/tokenizer_compare.py [--factorized CKPT] [--codec CKPT] [--matched CKPT:NQ]
+        [--probe --probe-train M.parquet ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import progress
+from codec_quality import align
+
+
+class TokenSet:
+    """One tokenizer setting: codes for the probe (rows kept) and, when it can, a round trip."""
+
+    def __init__(self, name: str, tok, rows: slice | None = None, decodes: bool = True):
+        self.name, self.tok, self.rows, self.decodes = name, tok, rows or slice(None), decodes
+        d = tok.describe()
+        streams = d.get("streams") or [{"rate_hz": tok.frame_rate, "bps": tok.frame_rate * math.log2(tok.codebook_size)}
+                                       for _ in range(tok.n_codebooks)]
+        kept = streams[self.rows]
+        self.codes_per_s = sum(s["rate_hz"] for s in kept)
+        self.kbps = sum(s["bps"] for s in kept) / 1000
+        self.lm_rows_per_s = max(s["rate_hz"] for s in kept)
+        self.stream_rates = [s["rate_hz"] for s in kept]
+
+    def codes(self, full: np.ndarray) -> np.ndarray:
+        return full[self.rows]
+
+
+def perplexities(codes: list[np.ndarray], size: int, rates: list[float], frame_rate: float) -> list[float]:
+    """exp(entropy) of each row's code histogram; rows written at a lower rate than the grid count once per code."""
+    out = []
+    for k in range(codes[0].shape[0]):
+        step = max(1, round(frame_rate / rates[k]))
+        values = np.concatenate([c[k, ::step] for c in codes])
+        p = np.bincount(values, minlength=size) / len(values)
+        p = p[p > 0]
+        out.append(float(np.exp(-(p * np.log(p)).sum())))
+    return out
+
+
+def to_grid(codes: np.ndarray, frame_rate: float, grid: float = 50.0) -> np.ndarray:
+    """[rows, T] at frame_rate -> [rows, T * grid / frame_rate] by repetition (12.5 Hz: x4)."""
+    r = round(grid / frame_rate)
+    return np.repeat(codes, r, axis=1)
+
+
+def train_probe(train_sets, test_sets, n_rows: int, size: int, epochs: int, hidden: int, seed: int = 0):
+    """DASB-style CTC probe: per-codebook embeddings (concatenated) -> 2-layer BiLSTM -> characters.
+    train_sets/test_sets: lists of (codes [rows, T] at 50 Hz, text). Returns hypotheses for the test set."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    chars = sorted({ch for _, t in train_sets for ch in t})
+    index = {ch: i + 1 for i, ch in enumerate(chars)}  # 0: blank
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.ModuleList(nn.Embedding(size, 64) for _ in range(n_rows))
+            self.lstm = nn.LSTM(64 * n_rows, hidden, num_layers=2, bidirectional=True, batch_first=True)
+            self.out = nn.Linear(2 * hidden, len(chars) + 1)
+
+        def forward(self, x):  # [B, rows, T]
+            e = torch.cat([self.emb[k](x[:, k]) for k in range(n_rows)], -1)
+            return self.out(self.lstm(e)[0])
+
+    probe = Probe()
+    opt = torch.optim.AdamW(probe.parameters(), lr=2e-3)
+    rng = np.random.default_rng(seed)
+    batch = 8
+    for _ in progress(range(epochs), "probe epochs"):
+        order = rng.permutation(len(train_sets))
+        for s in range(0, len(order), batch):
+            items = [train_sets[i] for i in order[s:s + batch]]
+            t = max(c.shape[1] for c, _ in items)
+            x = torch.zeros(len(items), n_rows, t, dtype=torch.long)
+            for b, (c, _) in enumerate(items):
+                x[b, :, : c.shape[1]] = torch.from_numpy(c)
+            logp = probe(x).log_softmax(-1).transpose(0, 1)
+            targets = [torch.tensor([index[ch] for ch in txt if ch in index]) for _, txt in items]
+            loss = nn.functional.ctc_loss(logp, torch.cat(targets), torch.tensor([c.shape[1] for c, _ in items]),
+                                          torch.tensor([len(t) for t in targets]), zero_infinity=True)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(probe.parameters(), 1.0)
+            opt.step()
+    hyps = []
+    with torch.no_grad():
+        for c, _ in test_sets:
+            best = probe(torch.from_numpy(c)[None]).argmax(-1)[0].tolist()
+            prev, text = 0, []
+            for i in best:
+                if i != prev and i != 0:
+                    text.append(chars[i - 1])
+                prev = i
+            hyps.append("".join(text))
+    return hyps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--factorized", default=None, help="factorized checkpoint (default: the shipped one)")
+    ap.add_argument("--codec", default=None, help="uniaudio-codec checkpoint (default: the shipped one)")
+    ap.add_argument("--codec-codebooks", default="2,3,8", help="codebook counts of --codec to compare")
+    ap.add_argument("--matched", default=None, help="CKPT:NQ, a 50 Hz codec trained with the same data and budget")
+    ap.add_argument("--data", default=None, help="ljspeech-mini folder (default: ../shared/data/ljspeech-mini)")
+    ap.add_argument("--limit", type=int, default=None, help="first N test utterances only")
+    ap.add_argument("--probe", action="store_true", help="also train and test the CTC probes")
+    ap.add_argument("--probe-train", nargs="*", default=[], help="manifests with transcripts to train the probes on")
+    ap.add_argument("--probe-limit", type=int, default=None, help="a seeded sample of N transcribed training utterances")
+    ap.add_argument("--probe-epochs", type=int, default=10)
+    ap.add_argument("--probe-hidden", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from uniaudio import audio, manifest
+    from uniaudio.benchmark import metrics as M
+    from uniaudio.benchmark.suites import find_ljspeech_mini
+    from uniaudio.tokenize import get
+
+    data = Path(args.data) if args.data else find_ljspeech_mini()
+    if data is None:
+        raise SystemExit("ljspeech-mini not found; pass --data")
+    fact = get("uniaudio-factorized", **({"checkpoint": args.factorized} if args.factorized else {}))
+    sets = [TokenSet("factorized (all 8)", fact), TokenSet("factorized semantic (rows 0-1)", fact, slice(0, 2), False)]
+    for nq in (int(n) for n in args.codec_codebooks.split(",")):
+        codec = get("uniaudio-codec", n_codebooks=nq, **({"checkpoint": args.codec} if args.codec else {}))
+        sets.append(TokenSet(f"codec 50 Hz x {nq}", codec))
+    if args.matched:
+        path, nq = args.matched.rsplit(":", 1)
+        sets.append(TokenSet(f"matched 50 Hz x {nq}", get("uniaudio-codec", checkpoint=path, n_codebooks=int(nq))))
+
+    import csv
+
+    with open(data / "metadata.csv", newline="") as f:
+        texts = {row[0]: row[-1] for row in csv.reader(f, delimiter="|") if row}
+    wavs = sorted((data / "wavs").glob("*.wav"))[: args.limit]
+    pesq, stoi = M.get("pesq"), M.get("stoi")
+    results = {s.name: {"codes": [], "pesq": [], "stoi": [], "seconds": 0.0} for s in sets}
+    full = {}  # codes per tokenizer object, shared by its token sets
+    for wav_path in progress(wavs, "ljspeech-mini"):
+        ref, _ = audio.load(wav_path, 16000)
+        for s in sets:
+            key = id(s.tok)
+            t0 = time.perf_counter()
+            if key not in full or full[key][0] != wav_path:
+                full[key] = (wav_path, s.tok.encode(ref, 16000))
+            codes = full[key][1]
+            results[s.name]["codes"].append(s.codes(codes))
+            if s.decodes:
+                hyp = align(ref, s.tok.decode(codes)[: len(ref)])
+                sample = M.Sample(wav_path.stem, ref_audio=ref, hyp_audio=hyp)
+                results[s.name]["pesq"].append(pesq.score([sample])[0].get("pesq", float("nan")))
+                results[s.name]["stoi"].append(stoi.score([sample])[0].get("stoi", float("nan")))
+            results[s.name]["seconds"] += time.perf_counter() - t0
+
+    probe_wer = {}
+    if args.probe:
+        import jiwer
+        from whisper.normalizers import EnglishTextNormalizer
+
+        norm = EnglishTextNormalizer()
+        train_rows = [r for m in args.probe_train for r in manifest.iter_records(m) if r.text]
+        if args.probe_limit and args.probe_limit < len(train_rows):  # a seeded sample: manifests are sorted by speaker
+            keep = np.random.default_rng(0).choice(len(train_rows), args.probe_limit, replace=False)
+            train_rows = [train_rows[i] for i in sorted(keep)]
+        if not train_rows:
+            raise SystemExit("--probe needs --probe-train manifests with transcripts (never ljspeech-mini)")
+        if any("ljspeech-mini" in str(r.path) for r in train_rows):
+            raise SystemExit("ljspeech-mini is the held-out test set: never train a probe on it")
+        train_audio = [(audio.load(r.path, 16000)[0], norm(r.text)) for r in progress(train_rows, "probe data")]
+        refs = [norm(texts[w.stem]) for w in wavs]
+        encoded = {}  # per tokenizer: the two factorized rows share one encode
+        for s in sets:
+            if id(s.tok) not in encoded:
+                encoded[id(s.tok)] = [s.tok.encode(w, 16000) for w, _ in progress(train_audio, f"encode {s.name}")]
+            tr = [(to_grid(s.codes(c), s.tok.frame_rate), t) for c, (_, t) in zip(encoded[id(s.tok)], train_audio)]
+            te = [(to_grid(c, s.tok.frame_rate), r) for c, r in zip(results[s.name]["codes"], refs)]
+            hyps = train_probe(tr, te, tr[0][0].shape[0], s.tok.codebook_size, args.probe_epochs, args.probe_hidden)
+            probe_wer[s.name] = jiwer.wer(refs, [norm(h) for h in hyps])
+        print(f"probe: 2-layer BiLSTM {args.probe_hidden} per direction, {args.probe_epochs} epochs on "
+              f"{len(train_rows)} utterances ({sum(len(w) for w, _ in train_audio) / 16000 / 60:.1f} min) "
+              f"from {', '.join(args.probe_train)}; every stream repeated onto 50 Hz")
+
+    secs = sum(len(audio.load(w, 16000)[0]) for w in wavs) / 16000
+    print(f"ljspeech-mini: {len(wavs)} held-out utterances, {secs:.1f} s; factorized {fact.version}")
+    head = f"{'tokens':32}{'codes/s':>8}{'LM rows/s':>10}{'kbps':>7}{'ppl mean':>9}{'ppl min':>8}{'PESQ-wb':>8}{'STOI':>7}"
+    print(head + (f"{'probe WER':>10}" if probe_wer else "") + f"{'x RT':>7}")
+    for s in sets:
+        r = results[s.name]
+        ppl = perplexities(r["codes"], s.tok.codebook_size, s.stream_rates, s.tok.frame_rate)
+        pq = f"{np.nanmean(r['pesq']):8.3f}{np.nanmean(r['stoi']):7.3f}" if s.decodes else f"{'-':>8}{'-':>7}"
+        wer = f"{probe_wer[s.name]:10.3f}" if probe_wer else ""
+        speed = f"{secs / r['seconds']:7.1f}" if s.decodes else f"{'-':>7}"
+        print(f"{s.name:32}{s.codes_per_s:8.2f}{s.lm_rows_per_s:10.2f}{s.kbps:7.3f}{np.mean(ppl):9.1f}{min(ppl):8.1f}"
+              f"{pq}{wer}{speed}")
+    print("x RT: audio seconds per second of encode + decode on this machine")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
