@@ -17,6 +17,8 @@ def test_shipped_config_is_valid(path):
         from uniaudio.pipeline.sentences import SentenceConfig as cls
     elif path.name.startswith("lm-"):
         from uniaudio.train.lm import LMTrainConfig as cls
+    elif path.name.startswith("factorized"):
+        from uniaudio.train.factorized import FactorizedTrainConfig as cls
     else:
         from uniaudio.pipeline.config import PipelineConfig as cls
     cfg = load(cls, path)
