@@ -21,3 +21,11 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
         fb[i] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
         fb[i] *= 2 / (hi - lo)
     return fb
+
+
+def log_mel(x: np.ndarray, sr: int, n_fft: int, hop: int, n_mels: int) -> np.ndarray:
+    """log10 mel power of Hann-windowed frames x[i*hop : i*hop + n_fft] (no padding: the caller
+    pads for centring), floored at 1e-10 -> [frames, n_mels]. len(x) must be >= n_fft."""
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    return np.log10(np.maximum(power @ mel_filterbank(sr, n_fft, n_mels).T, 1e-10))

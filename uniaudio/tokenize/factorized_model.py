@@ -58,8 +58,9 @@ class FactorizedConfig:
     codec_channels: int = 16
     codec_latent: int = 128
     codec_strides: tuple[int, ...] = (2, 4, 5, 8)
-    # 0.95, not the codec's 0.99: an unused code is restarted after ~90 steps instead of ~460,
-    # which short CPU runs need (at 0.99 the semantic codebooks sat at perplexity ~1-6 for 125 steps)
+    # 0.95, not the codec's 0.99: an unused code is restarted after ~90 steps instead of ~460, which
+    # short CPU runs need (at 0.99 and k-means init on the first batch, without the trainer's
+    # vq_warmup, the semantic codebooks sat at perplexity ~1-6 for 125 steps; the two changes came together)
     ema_decay: float = 0.95
     dead_code_threshold: float = 1.0
 
@@ -133,6 +134,8 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.beta.weight)  # starts as (nearly) the identity
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # x [B, dim, T], c [B, T', cond]
+        if x.shape[-1] % c.shape[1]:
+            raise ValueError(f"FiLM: {x.shape[-1]} frames are not a whole multiple of the condition's {c.shape[1]}")
         c = c.repeat_interleave(x.shape[-1] // c.shape[1], dim=1)
         g = 1 + self.scale * torch.tanh(self.gamma(c))
         return x * g.transpose(1, 2) + self.beta(c).transpose(1, 2)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsp import mel_filterbank
+from ..dsp import log_mel
 
 HOP = 320
 SAMPLE_RATE = 16000
@@ -47,18 +47,17 @@ class WhisperFrontEnd:
 
 class LogMelFrontEnd:
     name, dim = "log-mel", 80
+    n_fft = 1024
 
     def __init__(self, threads: int = 0):
-        self.fb = mel_filterbank(SAMPLE_RATE, 1024, 80).astype(np.float32)
-        self.window = np.hanning(1024 + 1)[:-1].astype(np.float32)
+        pass
 
     def features(self, wav: np.ndarray) -> np.ndarray:
         _check(wav)
-        x = np.pad(wav, (512, 512), mode="reflect" if len(wav) > 512 else "constant")
-        n = len(wav) // HOP
-        idx = np.arange(1024)[None] + HOP * np.arange(n)[:, None] + (HOP // 2)  # frame i centred in its hop
-        spec = np.abs(np.fft.rfft(x[idx] * self.window, axis=-1)) ** 2
-        logmel = np.log10(np.maximum(spec @ self.fb.T, 1e-10))
+        # frame i is centred in its hop: pad so that window i starts at 320 i + 160 - n_fft / 2
+        left = self.n_fft // 2 - HOP // 2
+        x = np.pad(wav, (left, self.n_fft), mode="reflect" if len(wav) > self.n_fft else "constant")
+        logmel = log_mel(x, SAMPLE_RATE, self.n_fft, HOP, 80)[: len(wav) // HOP]
         return ((np.maximum(logmel, logmel.max() - 8.0) + 4.0) / 4.0).astype(np.float32)  # Whisper's scaling
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import audio
-from ...dsp import mel_filterbank
+from ... import audio, dsp
 from .base import SR, Metric, MetricError, align, per_item, register, versions
 
 
@@ -76,9 +75,7 @@ class STOI(_Pairwise):
 def log_mel(x: np.ndarray, sr: int = SR, n_fft: int = 1024, hop: int = 256, n_mels: int = 80) -> np.ndarray:
     if len(x) < n_fft:
         raise MetricError(f"mel distance needs at least {n_fft} samples, got {len(x)}")
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    return np.log10(np.maximum(power @ mel_filterbank(sr, n_fft, n_mels).T, 1e-10))
+    return dsp.log_mel(x, sr, n_fft, hop, n_mels)
 
 
 @register("mel_distance")
