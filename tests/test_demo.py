@@ -185,3 +185,39 @@ def test_voices_plan_is_deterministic_and_synthesizes_every_kind_of_voice(tmp_pa
         wav, sr = audio.load(voices.synthesize(u, tmp_path))
         assert sr == 16000 and len(wav) > sr and abs(wav).max() > 0.01, kind
     assert voices.cyrillic("the cheese") == "те чисе"
+
+
+def test_sentences_from_a_text_keep_only_what_a_voice_reads_as_written():
+    from uniaudio.demo.text import sentences_from_text, transcript
+
+    text = ("The early bird catches the worm, but the second mouse gets the cheese.\n%\n"
+            "I owe you 42 dollars and a pint of beer.\n%\n"  # digits: read as words
+            "Fair words butter no parsnips.\n\t\t-- John Clarke\n%\n"  # the attribution goes
+            "The NASA probe landed safely on the far side.  Short one.\n\n"  # acronym; too short
+            "Call the C.I.A. at once, then read alt.cyberpunk for the rest of it.\n%\n"  # dotted
+            "\"Never put off till tomorrow what you can do the day after tomorrow,\" said he.\n%\n"
+            "the early bird catches the worm, but the second mouse gets the cheese.\n")  # a repeat
+    assert sentences_from_text(text) == [
+        "The early bird catches the worm, but the second mouse gets the cheese.",
+        "Fair words butter no parsnips.",
+        "Never put off till tomorrow what you can do the day after tomorrow,\" said he."]
+    assert transcript("Don't panic, it's only a test!") == "DON'T PANIC IT'S ONLY A TEST"
+
+
+def test_voices_plan_from_a_sentence_pool_uses_every_sentence_before_repeating():
+    from uniaudio.demo import voices
+
+    pool = [f"sentence number {w} has exactly six words" for w in ("one", "two", "three", "four", "five", "six", "seven")]
+    a, b = voices.plan(1, 2.0, pool), voices.plan(1, 2.0, pool)
+    assert a == b and a != voices.plan(2, 2.0, pool)
+    assert all(len(u.text.split()) >= 10 for u in a)
+    first = " ".join(u.text for u in a).split(" has exactly six words")[:7]
+    assert sorted(s.strip().split()[-1] for s in first) == sorted(p.split()[2] for p in pool)
+
+
+def test_voices_refuse_to_resume_into_a_folder_of_another_plan(tmp_path):
+    from uniaudio.demo import voices
+
+    (tmp_path / "plan.sha1").write_text("0" * 40 + "\n")  # as a build with another seed leaves it
+    with pytest.raises(RuntimeError, match="another plan"):
+        voices.build(tmp_path, seed=1, minutes=0.1, progress=False)

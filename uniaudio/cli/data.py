@@ -42,16 +42,19 @@ def data_demo(root: Path, seed: int, scale: float, workers: int | None) -> None:
 @click.option("--minutes", default=30.0, show_default=True, type=float, help="About this much speech in total.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)
-def data_voices(root: Path, minutes: float, seed: int, workers: int) -> None:
+@click.option("--text-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read sentences from this English text (e.g. cat /usr/share/games/fortunes/* from Debian's "
+                   "fortunes) instead of generating them from templates.")
+def data_voices(root: Path, minutes: float, seed: int, workers: int, text_file: Path | None) -> None:
     """Speech from flite and Festival voices (vocoded, diphone and unit-selection voices of real
     speakers; more natural than espeak-ng) in the LibriSpeech layout under ROOT/LibriSpeech:
-    extra codec training data."""
+    extra codec training data, and (with --text-file) transcribed speech of varied English."""
     from ..demo import voices
 
     if minutes <= 0:
         raise click.BadParameter("must be > 0", param_hint="--minutes")
     try:
-        utts = voices.build(root, seed=seed, minutes=minutes, workers=workers)
+        utts = voices.build(root, seed=seed, minutes=minutes, workers=workers, text_file=text_file)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{len(utts)} utterances from {len(voices.VOICES)} voices in {root / 'LibriSpeech'}")

@@ -4,6 +4,7 @@ punctuation that a TTS voice would read differently from the transcript)."""
 from __future__ import annotations
 
 import random
+import re
 
 ADJ = "quiet bright old young heavy gentle silver narrow ancient busy golden patient curious hollow distant crowded".split()
 NOUN = ("river garden teacher lantern harbor engine window village mountain letter bridge kitchen "
@@ -39,3 +40,33 @@ def sentences(rng: random.Random, count: int) -> list[str]:
         )
         out.append(" ".join(s.split()))
     return out
+
+
+_SPOKEN = re.compile(r"[A-Za-z ,;:'!?.\"-]+")  # what a voice reads as written (no digits, symbols, URLs)
+# spelled out letter by letter (NASA, C.I.A., D. C.) or not read at all (alt.cyberpunk): the
+# transcript would not say what the voice says (the Russian voice even writes an empty file)
+_ACRONYM = re.compile(r"[A-Z]{2,}|\b[A-Z]\.|\.\w")
+
+
+def sentences_from_text(text: str, min_words: int = 5, max_words: int = 24) -> list[str]:
+    """Sentences of any English text (paragraphs split at blank lines or `%` lines, as fortune
+    files write them) that a voice reads exactly as the transcript says: letters and plain
+    punctuation only, no acronyms or attributions, min_words..max_words words; first
+    occurrences, in order."""
+    paragraphs = re.split(r"\n\s*(?:%\s*)?\n|\n%\n", text.replace("\r", ""))
+    out, seen = [], set()
+    for para in paragraphs:
+        for sent in re.split(r"(?<=[.!?])\s+", " ".join(para.split())):
+            sent = sent.strip().strip('"').strip()
+            if "--" in sent or not _SPOKEN.fullmatch(sent) or _ACRONYM.search(sent):
+                continue
+            n = len(re.findall(r"[A-Za-z']+", sent))
+            if min_words <= n <= max_words and sent.lower() not in seen:
+                seen.add(sent.lower())
+                out.append(sent)
+    return out
+
+
+def transcript(text: str) -> str:
+    """LibriSpeech style: upper-case words and apostrophes, single spaces."""
+    return " ".join(re.sub(r"[^A-Z' ]+", " ", text.upper()).split())

@@ -7,10 +7,14 @@ their excitation is a real voice's, not a vocoder's pulse train. Non-English voi
 English sentences with their own letter-to-sound rules (Russian after transliteration), which
 is fine for a codec: it needs voices and phones, not meaning; the transcripts stay English.
 LibriSpeech layout (split `train-other-500`), so the librispeech recipe reads it; a pure
-function of (seed, minutes). Used by `uniaudio data voices`; not part of the demo corpora."""
+function of (seed, minutes, text file). The sentences are generated from templates, or taken
+from a text file (e.g. Debian's `fortunes`): a text-aligned model (the factorized tokenizer's
+CTC) learns the templates' few words and grammar instead of English from the first. Used by
+`uniaudio data voices`; not part of the demo corpora."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import subprocess
 import tempfile
@@ -21,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import audio
-from .text import sentences
+from .text import sentences, sentences_from_text, transcript
 from .tools import require, run
 
 SAMPLE_RATE = 16000
@@ -97,11 +101,25 @@ class Utt:
         return root / SPLIT / self.voice.id / "1" / f"{self.id}.flac"
 
 
-def plan(seed: int, minutes: float) -> list[Utt]:
-    """~6 s utterances (two generated sentences each), spread evenly over the voices."""
+def plan(seed: int, minutes: float, pool: list[str] | None = None) -> list[Utt]:
+    """~6 s utterances spread evenly over the voices: two generated sentences each, or (pool)
+    sentences of the pool in a seeded order, joined until at least 10 words, each used once
+    before any is used again."""
     rng = random.Random(f"voices-{seed}")
     per_voice = max(1, round(minutes * 60 / 6 / len(VOICES)))
-    return [Utt(v, i, " ".join(sentences(rng, 2))) for v in VOICES for i in range(per_voice)]
+    if pool is None:
+        return [Utt(v, i, " ".join(sentences(rng, 2))) for v in VOICES for i in range(per_voice)]
+    order = pool[:]
+    rng.shuffle(order)
+    utts, k = [], 0
+    for v in VOICES:
+        for i in range(per_voice):
+            words: list[str] = []
+            while len(words) < 10:
+                words += order[k % len(order)].split()
+                k += 1
+            utts.append(Utt(v, i, " ".join(words)))
+    return utts
 
 
 def synthesize(u: Utt, root: Path) -> Path:
@@ -120,8 +138,16 @@ def festival_voices() -> set[str]:
     return set(out.stdout.strip().strip("()").split())
 
 
-def build(root: str | Path, *, seed: int = 0, minutes: float = 30.0, workers: int = 2, progress: bool = True) -> list[Utt]:
-    """Write ROOT/LibriSpeech/train-other-500/... with transcripts; skips files already there."""
+def build(root: str | Path, *, seed: int = 0, minutes: float = 30.0, workers: int = 2, progress: bool = True,
+          text_file: str | Path | None = None) -> list[Utt]:
+    """Write ROOT/LibriSpeech/train-other-500/... with transcripts; skips files already there.
+    text_file: read its sentences (`sentences_from_text`) instead of generating them."""
+    pool = None
+    if text_file is not None:
+        pool = sentences_from_text(Path(text_file).read_text(encoding="utf-8", errors="replace"))
+        if len(pool) < 20:
+            raise RuntimeError(f"{text_file}: only {len(pool)} usable sentences (5-24 words of letters and plain "
+                               f"punctuation, no digits or acronyms); need at least 20")
     for tool in ("flite", "text2wave"):
         try:
             require(tool)
@@ -131,15 +157,38 @@ def build(root: str | Path, *, seed: int = 0, minutes: float = 30.0, workers: in
     if missing:
         raise RuntimeError(f"Festival voices not installed: {', '.join(missing)}: {APT}")
     ls = Path(root) / "LibriSpeech"
-    utts = plan(seed, minutes)
-    for v in VOICES:
-        mine = [u for u in utts if u.voice == v]
-        folder = mine[0].path(ls).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{v.id}-1.trans.txt").write_text("".join(f"{u.id} {u.text.upper()}\n" for u in mine))
+    utts = plan(seed, minutes, pool)
+    # files already there are kept (resume), so they must be this plan's: another seed, length or
+    # text would pair old audio with new transcripts
+    digest = hashlib.sha1("\n".join(f"{u.id} {u.text}" for u in utts).encode()).hexdigest()
+    stamp = Path(root) / "plan.sha1"
+    if stamp.exists() and stamp.read_text().strip() != digest:
+        raise RuntimeError(f"{root} holds speech of another plan (seed, minutes or text file differ): "
+                           f"use a new folder")
+    Path(root).mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
     todo = [u for u in utts if not u.path(ls).exists()]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in tqdm(pool.map(lambda u: synthesize(u, ls), todo), total=len(todo), desc="voices", unit="utt",
-                      disable=not progress):
-            pass
-    return utts
+
+    def attempt(u: Utt) -> str | None:  # a voice that cannot say a sentence costs that utterance only
+        try:
+            synthesize(u, ls)
+        except (audio.AudioError, RuntimeError) as e:
+            return f"{u.id} ({u.voice.voice}: {u.text!r}): {e}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        failed = [f for f in tqdm(ex.map(attempt, todo), total=len(todo), desc="voices", unit="utt",
+                                  disable=not progress) if f]
+    done = [u for u in utts if u.path(ls).exists()]
+    for v in VOICES:  # transcripts of the utterances that exist: the recipe pairs each line with its file
+        mine = [u for u in done if u.voice == v]
+        folder = Path(ls) / SPLIT / v.id / "1"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{v.id}-1.trans.txt").write_text("".join(f"{u.id} {transcript(u.text)}\n" for u in mine))
+    report = Path(root) / "failed.txt"
+    report.unlink(missing_ok=True)
+    if failed:
+        report.write_text("".join(f + "\n" for f in failed))
+        print(f"voices: {len(failed)} of {len(utts)} utterances could not be synthesized (left out; reasons in "
+              f"{Path(root) / 'failed.txt'}): {failed[0]}")
+    return done
