@@ -130,6 +130,8 @@ def main() -> None:
     ap.add_argument("--probe", action="store_true", help="also train and test the CTC probes")
     ap.add_argument("--probe-train", nargs="*", default=[], help="manifests with transcripts to train the probes on")
     ap.add_argument("--probe-limit", type=int, default=None, help="a seeded sample of N transcribed training utterances")
+    ap.add_argument("--probe-sets", nargs="*", default=[],
+                    help="probe only the token sets whose name contains one of these (e.g. semantic matched)")
     ap.add_argument("--probe-epochs", type=int, default=10)
     ap.add_argument("--probe-hidden", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
@@ -196,7 +198,10 @@ def main() -> None:
         train_audio = [(audio.load(r.path, 16000)[0], norm(r.text)) for r in progress(train_rows, "probe data")]
         refs = [norm(texts[w.stem]) for w in wavs]
         encoded = {}  # per tokenizer: the two factorized rows share one encode
-        for s in sets:
+        probed = [s for s in sets if not args.probe_sets or any(p in s.name for p in args.probe_sets)]
+        if not probed:
+            raise SystemExit(f"--probe-sets {args.probe_sets} match none of: {', '.join(s.name for s in sets)}")
+        for s in probed:
             if id(s.tok) not in encoded:
                 encoded[id(s.tok)] = [s.tok.encode(w, 16000) for w, _ in progress(train_audio, f"encode {s.name}")]
             tr = [(to_grid(s.codes(c), s.tok.frame_rate), t) for c, (_, t) in zip(encoded[id(s.tok)], train_audio)]
@@ -215,7 +220,7 @@ def main() -> None:
         r = results[s.name]
         ppl = perplexities(r["codes"], s.tok.codebook_size, s.stream_rates, s.tok.frame_rate)
         pq = f"{np.nanmean(r['pesq']):8.3f}{np.nanmean(r['stoi']):7.3f}" if s.decodes else f"{'-':>8}{'-':>7}"
-        wer = f"{probe_wer[s.name]:10.3f}" if probe_wer else ""
+        wer = (f"{probe_wer[s.name]:10.3f}" if s.name in probe_wer else f"{'-':>10}") if probe_wer else ""
         speed = f"{secs / r['seconds']:7.1f}" if s.decodes else f"{'-':>7}"
         print(f"{s.name:32}{s.codes_per_s:8.2f}{s.lm_rows_per_s:10.2f}{s.kbps:7.3f}{np.mean(ppl):9.1f}{min(ppl):8.1f}"
               f"{pq}{wer}{speed}")

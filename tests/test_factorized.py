@@ -182,10 +182,53 @@ def test_film_is_the_identity_without_a_condition_and_uses_it_otherwise():
                                        ({"semantic_steps": 9}, "semantic_steps"),
                                        ({"bpe_vocab": 100}, "bpe_vocab"),
                                        ({"cond_dropout": 1.0}, "cond_dropout"),
-                                       ({"segment_seconds": 0.1}, "segment_seconds")])
+                                       ({"segment_seconds": 0.1}, "segment_seconds"),
+                                       ({"semantic_steps": 0}, "semantic_steps"),
+                                       ({"spectral_weight": 0}, "spectral_weight"),
+                                       ({"model": {"decoder": "codec"}, "spectral_weight": 0, "latent_weight": 0},
+                                        "latent_weight"),
+                                       ({"model": {"decoder": "vocos"}}, "model.decoder")])
 def test_config_errors_name_the_field(tmp_path, speech, bad, field):
     with pytest.raises(ConfigError, match=field):
         cfg(tmp_path / "x", speech, **bad)
+
+
+def test_codec_decoder_run_starts_from_a_trained_semantic_branch(trained, speech, tmp_path):
+    """decoder codec + init_from + no semantic phase: the semantic branch and the BPE come from the
+    first run unchanged, the SEANet decoder is the shipped codec's; a latent-only run decodes no
+    waveform and keeps that decoder frozen, a spectral run with train_codec_decoder changes it."""
+    from uniaudio import checkpoint
+    from uniaudio.train.factorized import DEFAULT_CODEC
+
+    first = checkpoint.load(trained / "last.pt")
+    codec_dec = {k[len("decoder."):]: v for k, v in checkpoint.load(DEFAULT_CODEC)["model"].items()
+                 if k.startswith("decoder.")}
+    latent_only = tmp_path / "latent"
+    train(cfg(latent_only, speech, steps=2, semantic_steps=0, init_from=str(trained / "last.pt"), spectral_weight=0,
+              model={"decoder": "codec"}), progress=False)
+    log = [json.loads(line) for line in (latent_only / "log.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in log] == ["acoustic"] * 2
+    assert all(np.isfinite(r["latent"]) and "mel" not in r for r in log)
+    ck = checkpoint.load(latent_only / "last.pt")
+    assert ck["bpe"] == first["bpe"]
+    sem = [k for k in first["model"] if k.startswith("semantic.")]
+    assert sem and all(torch.equal(ck["model"][k], first["model"][k]) for k in sem)
+    assert all(torch.equal(ck["model"][f"codec_decoder.{k}"], v) for k, v in codec_dec.items())
+    card = (latent_only / "MODEL_CARD.md").read_text()
+    assert "SEANet decoder" in card and "frozen, as pretrained" in card and "Initialised from" in card
+
+    tuned = tmp_path / "tuned"
+    train(cfg(tuned, speech, steps=2, semantic_steps=0, init_from=str(latent_only / "last.pt"),
+              train_codec_decoder=True, model={"decoder": "codec"}), progress=False)
+    log = [json.loads(line) for line in (tuned / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["mel"]) and np.isfinite(r["latent"]) for r in log)
+    ck = checkpoint.load(tuned / "last.pt")
+    assert not all(torch.equal(ck["model"][f"codec_decoder.{k}"], v) for k, v in codec_dec.items())
+    tok = get("uniaudio-factorized", checkpoint=str(tuned / "factorized.pt"))
+    wav = (0.1 * np.sin(np.arange(6000) * 0.05)).astype(np.float32)
+    codes = tok.encode(wav, 16000)
+    out = tok.decode(codes)
+    assert codes.shape == (8, 6) and out.shape == (6 * 1280,) and np.isfinite(out).all()
 
 
 def test_unreadable_files_are_named_or_left_out_and_counted(tmp_path, speech):
@@ -220,7 +263,8 @@ def test_transcripts_are_normalised_for_ctc():
 
 @pytest.mark.slow
 def test_pipeline_sentences_and_lm_take_the_factorized_tokenizer_by_name(trained, demo_root, tmp_path, ray_local):
-    """Token shards (Ray pipeline) -> multistream bundles (S = 8 + 1) -> two LM steps."""
+    """Token shards (Ray pipeline) -> multistream bundles (S = 8 + 1) -> two LM steps -> generated
+    codes whose semantic rows are held in pairs (copied, not sampled) -> decoded audio."""
     import io
     import tarfile
 
@@ -257,6 +301,17 @@ def test_pipeline_sentences_and_lm_take_the_factorized_tokenizer_by_name(trained
                                    "model": {"kind": "multistream", "d_model": 48, "n_layers": 1, "bottom_layers": 1,
                                              "top_layers": 1, "n_heads": 4, "n_kv_heads": 2, "local_layers": 1}})
     assert train_lm(lm, progress=False)["step"] == 2
+    from uniaudio.train.generate import LMGenerator, Sampling
+
+    gen = LMGenerator(tmp_path / "lm" / "model.pt", device="cpu")
+    assert (gen.audio.held_rows, gen.audio.hold) == ((0, 1), 2)
+    prefix = gen.prefix("tts", [("text", "text", gen.text_ids("a short test"))])
+    codes = gen.continue_audio(prefix, 9, Sampling(temperature=1.0, top_k=0), min_frames=2,
+                               held_rows=gen.audio.held_rows, hold=2)
+    assert codes.shape[0] == 8 and codes.shape[1] in (2, 4, 6, 8)  # whole pairs: 9 cut to 8 at most
+    assert (codes[:2, ::2] == codes[:2, 1::2]).all() and not (codes[2:, ::2] == codes[2:, 1::2]).all()
+    wav = gen.tts("a short test", None, 16000, Sampling(seed=1), max_seconds=0.8)
+    assert len(wav) % 2560 == 0 and 0 < len(wav) <= 10 * 1280 and np.isfinite(wav).all()
 
 
 def test_inference_checkpoint_is_half_size_and_decodes_alike(trained):

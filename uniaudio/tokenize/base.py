@@ -23,6 +23,11 @@ class Tokenizer(ABC):
     frame_rate: float
     n_codebooks: int
     codebook_size: int
+    # rows that hold one code for `hold` consecutive frames (a lower-rate stream written on the
+    # frame grid, e.g. the factorized tokenizer's 6.25 Hz semantic rows at 12.5 Hz): decode
+    # requires them held, so a generator copies them and ends audio only at whole groups
+    held_rows: tuple[int, ...] = ()
+    hold: int = 1
 
     def prepare(self, wav: np.ndarray, sr: int) -> np.ndarray:
         """Check and resample input audio: wrong rates are resampled, never rejected."""

@@ -40,6 +40,7 @@ class FactorizedTokenizer(Tokenizer):
         self.sample_rate, self.codebook_size, self.n_codebooks = c.sample_rate, c.codebook_size, c.n_codebooks
         self.frame_rate = c.frame_rate
         self.repeat = c.pool // c.down  # 12.5 Hz rows per semantic code
+        self.held_rows, self.hold = tuple(range(c.semantic_codebooks)), self.repeat
         self.version = f"{path.name}@step{ck.get('step', '?')}"
 
     def encode(self, wav: np.ndarray, sr: int) -> np.ndarray:

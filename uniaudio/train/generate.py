@@ -10,7 +10,11 @@ from a seeded generator (the same seed gives the same audio).
 The multi-stream model (UniAudio 2.0) decides each row with its text head: `<empty>` means an
 audio row, whose K codes its local decoder samples; any other token ends the audio. It also
 writes text (asr, caption): the text head restricted to the text range and the segment's end
-marker."""
+marker.
+
+Tokenizers whose lower-rate rows hold one code for several frames (`held_rows`, `hold`: the
+factorized tokenizer's semantic rows) get those slots copied from the group's first frame
+instead of sampled, and the audio may end only after a whole group: what they decode."""
 
 from __future__ import annotations
 
@@ -104,14 +108,19 @@ class LMGenerator:
         return rows.ids[: rows.segment_rows[-1][0] + 1]
 
     @torch.no_grad()
-    def _frame(self, h: torch.Tensor, s: Sampling, gen: torch.Generator, allow_end: bool):
-        """Sample one row from the global state h [d]: ("audio", K ids) or ("token", id)."""
+    def _frame(self, h: torch.Tensor, s: Sampling, gen: torch.Generator, allow_end: bool, forced: dict[int, int]):
+        """Sample one row from the global state h [d]: ("audio", K ids) or ("token", id); the
+        slots in `forced` take the given ids (held rows; never with allow_end)."""
         m, k = self.model, self.model.cfg.n_streams
         caches = [dict() for _ in m.local_blocks]
         prev = torch.tensor([[m.cfg.vocab_size]], device=self.device)
         ids = []
         for slot in range(k):
             x = m.local_forward(h[None], prev, caches, start=slot)
+            if slot in forced:
+                ids.append(forced[slot])
+                prev = torch.tensor([[forced[slot]]], device=self.device)
+                continue
             logits = m.slot_logits(x[:, -1], slot)[0]
             support = m.support(slot)
             is_audio = (support >= self.audio_range.offset) & (support < self.audio_range.end)
@@ -125,9 +134,10 @@ class LMGenerator:
         return "audio", ids
 
     @torch.no_grad()
-    def _ms_frame(self, h: torch.Tensor, s: Sampling, gen: torch.Generator, allow_end: bool):
+    def _ms_frame(self, h: torch.Tensor, s: Sampling, gen: torch.Generator, allow_end: bool, forced: dict[int, int]):
         """The multi-stream model's next row from h [d]: the text head says whether it is audio
-        (`<empty>`) or a token; an audio row's K codes come from the local decoder."""
+        (`<empty>`) or a token; an audio row's K codes come from the local decoder (the slots in
+        `forced` take the given ids)."""
         m, k = self.model, self.model.cfg.n_streams
         if allow_end and _pick(m.text_logits(h), s, gen) != int(m.text_lut[m.cfg.empty_id]):  # before min_frames: audio
             return "token", None
@@ -136,8 +146,10 @@ class LMGenerator:
         ids = []
         for slot in range(k):
             x = m.local_forward(h[None], prev, caches, start=slot)
-            code = _pick(m.slot_logits(x[:, -1], slot)[0], s, gen)
-            tok = m.audio_offset + slot * m.codebook_size + code
+            if slot in forced:
+                tok = forced[slot]
+            else:
+                tok = m.audio_offset + slot * m.codebook_size + _pick(m.slot_logits(x[:, -1], slot)[0], s, gen)
             ids.append(tok)
             prev = torch.tensor([[tok]], device=self.device)
         return "audio", ids
@@ -183,8 +195,11 @@ class LMGenerator:
         return self._text_for("caption", [("audio", "audio", self.audio.encode(wav, sr))], "caption", s)
 
     @torch.no_grad()
-    def continue_audio(self, prefix: np.ndarray, max_frames: int, s: Sampling, min_frames: int = 1) -> np.ndarray:
-        """Codes [K, frames] sampled after the prefix rows until the model ends the segment."""
+    def continue_audio(self, prefix: np.ndarray, max_frames: int, s: Sampling, min_frames: int = 1,
+                       held_rows: tuple[int, ...] = (), hold: int = 1) -> np.ndarray:
+        """Codes [K, frames] sampled after the prefix rows until the model ends the segment. The
+        `held_rows` of every frame but the first of each group of `hold` copy that first frame's
+        ids; the audio ends only at whole groups (a cut at max_frames drops a partial group)."""
         s.validate()
         m = self.model
         if len(prefix) + max_frames > m.cfg.max_rows:
@@ -199,12 +214,14 @@ class LMGenerator:
         h = m.global_forward(ids, pos, None, caches)[0, -1]
         frames = []
         for f in range(max_frames):
-            kind, row = frame(h, s, gen, allow_end=f >= min_frames)
+            forced = {r: frames[-1][r] for r in held_rows} if f % hold else {}
+            kind, row = frame(h, s, gen, allow_end=f >= min_frames and not forced, forced=forced)
             if kind == "token":
                 break
             frames.append(row)
             step = torch.tensor([[row]], device=self.device)
             h = m.global_forward(step, torch.tensor([[len(prefix) + f]], device=self.device), None, caches)[0, -1]
+        frames = frames[: len(frames) - len(frames) % hold]
         if not frames:
             return np.zeros((self.audio_range.codebooks, 0), np.int64)
         return self.vocab.decode_tokens("audio", np.array(frames).reshape(-1))
@@ -229,8 +246,9 @@ class LMGenerator:
         return self._audio_for(task, [("caption", "text", self.text_ids(caption.strip()))], s, max_seconds)
 
     def _audio_for(self, task: str, segments, s: Sampling, max_seconds: float) -> np.ndarray:
-        frames = self.continue_audio(self.prefix(task, segments), int(max_seconds * self.audio.frame_rate), s,
-                                     min_frames=int(0.2 * self.audio.frame_rate))
+        tok = self.audio
+        frames = self.continue_audio(self.prefix(task, segments), int(max_seconds * tok.frame_rate), s,
+                                     min_frames=int(0.2 * tok.frame_rate), held_rows=tok.held_rows, hold=tok.hold)
         if frames.shape[1] == 0:
             raise ValueError("the model generated no audio frames")
         return self.audio.decode(frames)
