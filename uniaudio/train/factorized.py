@@ -489,6 +489,9 @@ def write_model_card(out: Path, cfg: FactorizedTrainConfig, corpus: Corpus, step
     losses = " + ".join(([f"{cfg.spectral_weight:g} x (multi-resolution STFT + log-mel L1)"] if cfg.spectral_weight else [])
                         + ([f"{cfg.latent_weight:g} x L1 to the codec latent"]
                            if c.decoder == "codec" and cfg.latent_weight else []))
+    phases = ", ".join(([f"phase 1 used the {n_sem} with transcripts up to {cfg.max_seconds} s"] if cfg.semantic_steps
+                        else []) + ([f"phase 2 the {n_ac} of at least {cfg.segment_seconds} s"]
+                                    if cfg.steps > cfg.semantic_steps else []))
     init = ""
     if cfg.init_from:
         prior = checkpoint.load(cfg.init_from)
@@ -520,8 +523,7 @@ In all {bps:g} bits/s, {codes_s:g} codes/s, {c.frame_rate:g} LM rows/s.
   dropout {cfg.cond_dropout}), {c.acoustic_blocks} blocks, residual VQ {c.acoustic_codebooks} x {c.codebook_size};
   decoder: FiLM, upsampling x{c.down}, {decoder}. Phase 2 loss: {losses} + commitment.
 - **Data**: {len(corpus.items)} files, {corpus.hours():.2f} h, from {', '.join(cfg.manifests)} ({corpus.listed} listed,
-  {len(corpus.bad)} unreadable and left out); phase 1 used the {n_sem} with transcripts up to {cfg.max_seconds} s,
-  phase 2 the {n_ac} of at least {cfg.segment_seconds} s.
+  {len(corpus.bad)} unreadable and left out); {phases}.
 - **Training**: {step} steps: {cfg.semantic_steps} semantic (batch {cfg.batch_utterances} utterances, lr {cfg.lr}),
   {cfg.steps - cfg.semantic_steps} acoustic (batch {cfg.batch_size} x {cfg.segment_seconds} s, lr {cfg.acoustic_lr}); AdamW,
   warm-up {cfg.warmup_steps} and cosine to x{cfg.min_lr_ratio} per phase, the first {cfg.vq_warmup} steps of each phase
