@@ -213,6 +213,8 @@ def test_voices_plan_from_a_sentence_pool_uses_every_sentence_before_repeating()
     assert all(len(u.text.split()) >= 10 for u in a)
     first = " ".join(u.text for u in a).split(" has exactly six words")[:7]
     assert sorted(s.strip().split()[-1] for s in first) == sorted(p.split()[2] for p in pool)
+    with pytest.raises(ValueError, match="no words"):
+        voices.plan(1, 2.0, ["", "  "])
 
 
 def test_voices_refuse_to_resume_into_a_folder_of_another_plan(tmp_path):

@@ -109,7 +109,9 @@ def plan(seed: int, minutes: float, pool: list[str] | None = None) -> list[Utt]:
     per_voice = max(1, round(minutes * 60 / 6 / len(VOICES)))
     if pool is None:
         return [Utt(v, i, " ".join(sentences(rng, 2))) for v in VOICES for i in range(per_voice)]
-    order = pool[:]
+    order = [p for p in pool if p.split()]
+    if not order:
+        raise ValueError("plan: the sentence pool has no words")
     rng.shuffle(order)
     utts, k = [], 0
     for v in VOICES:

@@ -39,8 +39,8 @@ class FactorizedTokenizer(Tokenizer):
         self.front_end = load_front_end(c.front_end, threads)
         self.sample_rate, self.codebook_size, self.n_codebooks = c.sample_rate, c.codebook_size, c.n_codebooks
         self.frame_rate = c.frame_rate
-        self.repeat = c.pool // c.down  # 12.5 Hz rows per semantic code
-        self.held_rows, self.hold = tuple(range(c.semantic_codebooks)), self.repeat
+        # the semantic rows hold each 6.25 Hz code for pool // down = 2 rows of 12.5 Hz (Tokenizer.held_rows)
+        self.held_rows, self.hold = tuple(range(c.semantic_codebooks)), c.pool // c.down
         self.version = f"{path.name}@step{ck.get('step', '?')}"
 
     def encode(self, wav: np.ndarray, sr: int) -> np.ndarray:
@@ -59,16 +59,16 @@ class FactorizedTokenizer(Tokenizer):
 
     def check_codes(self, codes: np.ndarray) -> np.ndarray:
         codes = super().check_codes(codes)
-        sem = codes[: self.config.semantic_codebooks]
-        if codes.shape[1] % self.repeat:
+        sem = codes[list(self.held_rows)]
+        if codes.shape[1] % self.hold:
             raise TokenizerError(f"{self.name}: frames must come in pairs (one 6.25 Hz semantic code spans "
-                                 f"{self.repeat} rows), got {codes.shape[1]}")
-        pairs = sem.reshape(sem.shape[0], -1, self.repeat)
+                                 f"{self.hold} rows), got {codes.shape[1]}")
+        pairs = sem.reshape(sem.shape[0], -1, self.hold)
         if (pairs != pairs[..., :1]).any():
             bad = int(np.nonzero((pairs != pairs[..., :1]).any(-1).any(0))[0][0])
             raise TokenizerError(f"{self.name}: semantic rows 0-{self.config.semantic_codebooks - 1} must repeat "
-                                 f"each code {self.repeat} times (6.25 Hz codes on the 12.5 Hz grid); frames "
-                                 f"{bad * self.repeat}-{bad * self.repeat + self.repeat - 1} differ")
+                                 f"each code {self.hold} times (6.25 Hz codes on the 12.5 Hz grid); frames "
+                                 f"{bad * self.hold}-{bad * self.hold + self.hold - 1} differ")
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

@@ -27,7 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .codec_model import CodecConfig, ConvNeXtBlock, Decoder, Encoder, ISTFTDecoder, ResidualVQ
+from .codec_model import (
+    CodecConfig,
+    ConvNeXtBlock,
+    Decoder,
+    Encoder,
+    ISTFTDecoder,
+    ResidualVQ,
+)
 
 FRONT_ENDS = ("whisper-tiny.en", "log-mel")
 FRONT_DIMS = {"whisper-tiny.en": 384, "log-mel": 80}
@@ -234,7 +241,7 @@ class AcousticDecoder(nn.Module):
 
     def __init__(self, c: FactorizedConfig):
         super().__init__()
-        d = c.decoder_dim
+        d, self.kind = c.decoder_dim, c.decoder
         self.inp = nn.Conv1d(c.vq_dim, d, 3, padding=1)
         self.film = FiLM(c.dim, d, c.film_scale)
         self.blocks = nn.Sequential(*(ConvNeXtBlock(d, 1.0 / c.acoustic_blocks) for _ in range(c.acoustic_blocks)))
@@ -250,7 +257,7 @@ class AcousticDecoder(nn.Module):
     def forward(self, q: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
         """[B, vq, T12] -> "istft": wav [B, T12 * 1280]; "codec": latent [B, codec_latent, T12 * 4]."""
         x = self.up(self.blocks(self.film(self.inp(q), sem)))
-        if hasattr(self, "istft"):
+        if self.kind == "istft":
             return self.istft(x)[:, 0]
         x = self.norm(self.frames(x).transpose(1, 2)).transpose(1, 2)
         return self.to_latent(x)

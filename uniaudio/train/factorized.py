@@ -31,7 +31,12 @@ import torch.nn.functional as F
 
 from .. import audio, checkpoint, manifest
 from ..config import ConfigError
-from ..tokenize.factorized_model import DECODER_KINDS, FRONT_DIMS, FactorizedCodec, FactorizedConfig
+from ..tokenize.factorized_model import (
+    DECODER_KINDS,
+    FRONT_DIMS,
+    FactorizedCodec,
+    FactorizedConfig,
+)
 from .codec import SpectralLoss, UnreadableData, _listing, resolve_device
 from .lm import _truncate
 
