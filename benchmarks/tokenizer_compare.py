@@ -8,10 +8,13 @@ codec_quality.py), and with --probe an understanding probe: a small DASB-style C
 (per-codebook embeddings, concatenated, 2-layer BiLSTM, CTC on characters) trained on the
 token sets of --probe-train (speech with transcripts, never ljspeech-mini) and tested on
 ljspeech-mini, every stream first repeated onto a common 50 Hz grid so that each probe gets
-the same compute; WER by jiwer after Whisper's English normaliser.
+the same compute; WER by jiwer after Whisper's English normaliser. With --speaker-probe also a
+speaker-ID probe (BiLSTM, mean-pooled) on the first seconds of utterances of --speaker-train
+(default: --probe-train), tested on a seeded 20% of each speaker's utterances: top-1 accuracy
+(how much speaker identity a token set carries). Probes: benchmarks/token_probes.py.
 
     python benchmarks/tokenizer_compare.py [--factorized CKPT] [--codec CKPT] [--matched CKPT:NQ]
-        [--probe --probe-train M.parquet ...]
+        [--probe --probe-train M.parquet ...] [--speaker-probe [--speaker-train M.parquet ...]]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import progress
 from codec_quality import align
+from token_probes import ctc_probe, speaker_probe, speaker_split
 
 
 class TokenSet:
@@ -65,58 +69,16 @@ def to_grid(codes: np.ndarray, frame_rate: float, grid: float = 50.0) -> np.ndar
     return np.repeat(codes, r, axis=1)
 
 
-def train_probe(train_sets, test_sets, n_rows: int, size: int, epochs: int, hidden: int, seed: int = 0):
-    """DASB-style CTC probe: per-codebook embeddings (concatenated) -> 2-layer BiLSTM -> characters.
-    train_sets/test_sets: lists of (codes [rows, T] at 50 Hz, text). Returns hypotheses for the test set."""
-    import torch
-    from torch import nn
+def held_out_rows(manifests, keep, flag: str):
+    """Rows of the probe-training manifests that `keep` accepts; ljspeech-mini (the test set) refused."""
+    from uniaudio import manifest
 
-    torch.manual_seed(seed)
-    chars = sorted({ch for _, t in train_sets for ch in t})
-    index = {ch: i + 1 for i, ch in enumerate(chars)}  # 0: blank
-
-    class Probe(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.ModuleList(nn.Embedding(size, 64) for _ in range(n_rows))
-            self.lstm = nn.LSTM(64 * n_rows, hidden, num_layers=2, bidirectional=True, batch_first=True)
-            self.out = nn.Linear(2 * hidden, len(chars) + 1)
-
-        def forward(self, x):  # [B, rows, T]
-            e = torch.cat([self.emb[k](x[:, k]) for k in range(n_rows)], -1)
-            return self.out(self.lstm(e)[0])
-
-    probe = Probe()
-    opt = torch.optim.AdamW(probe.parameters(), lr=2e-3)
-    rng = np.random.default_rng(seed)
-    batch = 8
-    for _ in progress(range(epochs), "probe epochs"):
-        order = rng.permutation(len(train_sets))
-        for s in range(0, len(order), batch):
-            items = [train_sets[i] for i in order[s:s + batch]]
-            t = max(c.shape[1] for c, _ in items)
-            x = torch.zeros(len(items), n_rows, t, dtype=torch.long)
-            for b, (c, _) in enumerate(items):
-                x[b, :, : c.shape[1]] = torch.from_numpy(c)
-            logp = probe(x).log_softmax(-1).transpose(0, 1)
-            targets = [torch.tensor([index[ch] for ch in txt if ch in index]) for _, txt in items]
-            loss = nn.functional.ctc_loss(logp, torch.cat(targets), torch.tensor([c.shape[1] for c, _ in items]),
-                                          torch.tensor([len(t) for t in targets]), zero_infinity=True)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(probe.parameters(), 1.0)
-            opt.step()
-    hyps = []
-    with torch.no_grad():
-        for c, _ in test_sets:
-            best = probe(torch.from_numpy(c)[None]).argmax(-1)[0].tolist()
-            prev, text = 0, []
-            for i in best:
-                if i != prev and i != 0:
-                    text.append(chars[i - 1])
-                prev = i
-            hyps.append("".join(text))
-    return hyps
+    rows = [r for m in manifests for r in manifest.iter_records(m) if keep(r)]
+    if not rows:
+        raise SystemExit(f"{flag} needs manifests with the labels the probe reads (never ljspeech-mini)")
+    if any("ljspeech-mini" in str(r.path) for r in rows):
+        raise SystemExit("ljspeech-mini is the held-out test set: never train a probe on it")
+    return rows
 
 
 def main() -> None:
@@ -134,13 +96,20 @@ def main() -> None:
                     help="probe only the token sets whose name contains one of these (e.g. semantic matched)")
     ap.add_argument("--probe-epochs", type=int, default=10)
     ap.add_argument("--probe-hidden", type=int, default=128)
+    ap.add_argument("--probe-batch", type=int, default=16)
+    ap.add_argument("--speaker-probe", action="store_true", help="also train and test the speaker-ID probes")
+    ap.add_argument("--speaker-train", nargs="*", default=None,
+                    help="manifests with speaker labels for the speaker probe (default: --probe-train)")
+    ap.add_argument("--speaker-seconds", type=float, default=3.0, help="the first N seconds of each utterance")
+    ap.add_argument("--speaker-epochs", type=int, default=10)
+    ap.add_argument("--speaker-max-utts", type=int, default=20, help="a seeded sample of at most N per speaker")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from uniaudio import audio, manifest
+    from uniaudio import audio
     from uniaudio.benchmark import metrics as M
     from uniaudio.benchmark.suites import find_ljspeech_mini
     from uniaudio.tokenize import get
@@ -149,7 +118,8 @@ def main() -> None:
     if data is None:
         raise SystemExit("ljspeech-mini not found; pass --data")
     fact = get("uniaudio-factorized", **({"checkpoint": args.factorized} if args.factorized else {}))
-    sets = [TokenSet("factorized (all 8)", fact), TokenSet("factorized semantic (rows 0-1)", fact, slice(0, 2), False)]
+    sets = [TokenSet("factorized (all 8)", fact), TokenSet("factorized semantic (rows 0-1)", fact, slice(0, 2), False),
+            TokenSet("factorized acoustic (rows 2-7)", fact, slice(2, 8), False)]
     for nq in (int(n) for n in args.codec_codebooks.split(",")):
         codec = get("uniaudio-codec", n_codebooks=nq, **({"checkpoint": args.codec} if args.codec else {}))
         sets.append(TokenSet(f"codec 50 Hz x {nq}", codec))
@@ -181,46 +151,72 @@ def main() -> None:
                 results[s.name]["stoi"].append(stoi.score([sample])[0].get("stoi", float("nan")))
             results[s.name]["seconds"] += time.perf_counter() - t0
 
-    probe_wer = {}
+    probed = [s for s in sets if not args.probe_sets or any(p in s.name for p in args.probe_sets)]
+    if (args.probe or args.speaker_probe) and not probed:
+        raise SystemExit(f"--probe-sets {args.probe_sets} match none of: {', '.join(s.name for s in sets)}")
+    kw = {"hidden": args.probe_hidden, "batch": args.probe_batch, "progress": progress}
+
+    def grids(rows, seconds, what):
+        """Codes on the 50 Hz grid for every probed set: {set name: [codes]}; one encode per tokenizer."""
+        waves = [audio.load(r.path, 16000)[0] for r in progress(rows, f"{what} audio")]
+        if seconds:
+            waves = [w[: int(seconds * 16000)] for w in waves]
+        encoded, out = {}, {}
+        for s in probed:
+            if id(s.tok) not in encoded:
+                encoded[id(s.tok)] = [s.tok.encode(w, 16000) for w in progress(waves, f"{what}: encode {s.name}")]
+            out[s.name] = [to_grid(s.codes(c), s.tok.frame_rate) for c in encoded[id(s.tok)]]
+        return out, sum(len(w) for w in waves) / 16000 / 60
+
+    probe_wer, speaker_acc = {}, {}
     if args.probe:
         import jiwer
         from whisper.normalizers import EnglishTextNormalizer
 
         norm = EnglishTextNormalizer()
-        train_rows = [r for m in args.probe_train for r in manifest.iter_records(m) if r.text]
+        train_rows = held_out_rows(args.probe_train, lambda r: r.text, "--probe-train")
         if args.probe_limit and args.probe_limit < len(train_rows):  # a seeded sample: manifests are sorted by speaker
             keep = np.random.default_rng(0).choice(len(train_rows), args.probe_limit, replace=False)
             train_rows = [train_rows[i] for i in sorted(keep)]
-        if not train_rows:
-            raise SystemExit("--probe needs --probe-train manifests with transcripts (never ljspeech-mini)")
-        if any("ljspeech-mini" in str(r.path) for r in train_rows):
-            raise SystemExit("ljspeech-mini is the held-out test set: never train a probe on it")
-        train_audio = [(audio.load(r.path, 16000)[0], norm(r.text)) for r in progress(train_rows, "probe data")]
+        texts_tr = [norm(r.text) for r in train_rows]
         refs = [norm(texts[w.stem]) for w in wavs]
-        encoded = {}  # per tokenizer: the two factorized rows share one encode
-        probed = [s for s in sets if not args.probe_sets or any(p in s.name for p in args.probe_sets)]
-        if not probed:
-            raise SystemExit(f"--probe-sets {args.probe_sets} match none of: {', '.join(s.name for s in sets)}")
+        codes_tr, minutes = grids(train_rows, None, "ctc probe")
         for s in probed:
-            if id(s.tok) not in encoded:
-                encoded[id(s.tok)] = [s.tok.encode(w, 16000) for w, _ in progress(train_audio, f"encode {s.name}")]
-            tr = [(to_grid(s.codes(c), s.tok.frame_rate), t) for c, (_, t) in zip(encoded[id(s.tok)], train_audio)]
             te = [(to_grid(c, s.tok.frame_rate), r) for c, r in zip(results[s.name]["codes"], refs)]
-            hyps = train_probe(tr, te, tr[0][0].shape[0], s.tok.codebook_size, args.probe_epochs, args.probe_hidden)
+            hyps = ctc_probe(list(zip(codes_tr[s.name], texts_tr)), te, te[0][0].shape[0], s.tok.codebook_size,
+                             args.probe_epochs, **kw)
             probe_wer[s.name] = jiwer.wer(refs, [norm(h) for h in hyps])
-        print(f"probe: 2-layer BiLSTM {args.probe_hidden} per direction, {args.probe_epochs} epochs on "
-              f"{len(train_rows)} utterances ({sum(len(w) for w, _ in train_audio) / 16000 / 60:.1f} min) "
-              f"from {', '.join(args.probe_train)}; every stream repeated onto 50 Hz")
+        print(f"ctc probe: 2-layer BiLSTM {args.probe_hidden} per direction, {args.probe_epochs} epochs on "
+              f"{len(train_rows)} utterances ({minutes:.1f} min) from {', '.join(args.probe_train)}; "
+              "every stream repeated onto 50 Hz; tested on ljspeech-mini")
+    if args.speaker_probe:
+        manifests = args.speaker_train if args.speaker_train is not None else args.probe_train
+        rows = held_out_rows(manifests, lambda r: r.speaker, "--speaker-train")
+        tr_i, te_i = speaker_split([r.speaker for r in rows], max_utts=args.speaker_max_utts)
+        if not te_i:
+            raise SystemExit("the speaker probe needs speakers with at least 5 utterances")
+        rows = [rows[i] for i in tr_i + te_i]
+        codes_sp, minutes = grids(rows, args.speaker_seconds, "speaker probe")
+        for s in probed:
+            items = list(zip(codes_sp[s.name], [r.speaker for r in rows]))
+            speaker_acc[s.name] = speaker_probe(items[: len(tr_i)], items[len(tr_i):], items[0][0].shape[0],
+                                                s.tok.codebook_size, args.speaker_epochs, **kw)
+        n_spk = len({r.speaker for r in rows})
+        print(f"speaker probe: 1-layer BiLSTM {args.probe_hidden}, mean-pooled, {args.speaker_epochs} epochs on "
+              f"{len(tr_i)} utterances, tested on {len(te_i)} others of the same {n_spk} speakers (at most "
+              f"{args.speaker_max_utts} each; chance "
+              f"{1 / n_spk:.3f}); first {args.speaker_seconds:g} s of each ({minutes:.1f} min) from {', '.join(manifests)}")
 
     secs = sum(len(audio.load(w, 16000)[0]) for w in wavs) / 16000
     print(f"ljspeech-mini: {len(wavs)} held-out utterances, {secs:.1f} s; factorized {fact.version}")
     head = f"{'tokens':32}{'codes/s':>8}{'LM rows/s':>10}{'kbps':>7}{'ppl mean':>9}{'ppl min':>8}{'PESQ-wb':>8}{'STOI':>7}"
-    print(head + (f"{'probe WER':>10}" if probe_wer else "") + f"{'x RT':>7}")
+    print(head + (f"{'probe WER':>10}" if probe_wer else "") + (f"{'spk acc':>8}" if speaker_acc else "") + f"{'x RT':>7}")
     for s in sets:
         r = results[s.name]
         ppl = perplexities(r["codes"], s.tok.codebook_size, s.stream_rates, s.tok.frame_rate)
         pq = f"{np.nanmean(r['pesq']):8.3f}{np.nanmean(r['stoi']):7.3f}" if s.decodes else f"{'-':>8}{'-':>7}"
         wer = (f"{probe_wer[s.name]:10.3f}" if s.name in probe_wer else f"{'-':>10}") if probe_wer else ""
+        wer += (f"{speaker_acc[s.name]:8.3f}" if s.name in speaker_acc else f"{'-':>8}") if speaker_acc else ""
         speed = f"{secs / r['seconds']:7.1f}" if s.decodes else f"{'-':>7}"
         print(f"{s.name:32}{s.codes_per_s:8.2f}{s.lm_rows_per_s:10.2f}{s.kbps:7.3f}{np.mean(ppl):9.1f}{min(ppl):8.1f}"
               f"{pq}{wer}{speed}")
