@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--speaker-probe", action="store_true", help="also train and test the speaker-ID probes")
     ap.add_argument("--speaker-train", nargs="*", default=None,
                     help="manifests with speaker labels for the speaker probe (default: --probe-train)")
+    ap.add_argument("--speaker-sets", nargs="*", default=None, help="as --probe-sets, for the speaker probe "
+                    "(default: --probe-sets)")
     ap.add_argument("--speaker-seconds", type=float, default=3.0, help="the first N seconds of each utterance")
     ap.add_argument("--speaker-epochs", type=int, default=10)
     ap.add_argument("--speaker-max-utts", type=int, default=20, help="a seeded sample of at most N per speaker")
@@ -151,12 +153,14 @@ def main() -> None:
                 results[s.name]["stoi"].append(stoi.score([sample])[0].get("stoi", float("nan")))
             results[s.name]["seconds"] += time.perf_counter() - t0
 
-    probed = [s for s in sets if not args.probe_sets or any(p in s.name for p in args.probe_sets)]
-    if (args.probe or args.speaker_probe) and not probed:
-        raise SystemExit(f"--probe-sets {args.probe_sets} match none of: {', '.join(s.name for s in sets)}")
+    def chosen(names, flag):
+        out = [s for s in sets if not names or any(p in s.name for p in names)]
+        if not out:
+            raise SystemExit(f"{flag} {names} match none of: {', '.join(s.name for s in sets)}")
+        return out
     kw = {"hidden": args.probe_hidden, "batch": args.probe_batch, "progress": progress}
 
-    def grids(rows, seconds, what):
+    def grids(rows, seconds, what, probed):
         """Codes on the 50 Hz grid for every probed set: {set name: [codes]}; one encode per tokenizer."""
         waves = [audio.load(r.path, 16000)[0] for r in progress(rows, f"{what} audio")]
         if seconds:
@@ -180,7 +184,8 @@ def main() -> None:
             train_rows = [train_rows[i] for i in sorted(keep)]
         texts_tr = [norm(r.text) for r in train_rows]
         refs = [norm(texts[w.stem]) for w in wavs]
-        codes_tr, minutes = grids(train_rows, None, "ctc probe")
+        probed = chosen(args.probe_sets, "--probe-sets")
+        codes_tr, minutes = grids(train_rows, None, "ctc probe", probed)
         for s in probed:
             te = [(to_grid(c, s.tok.frame_rate), r) for c, r in zip(results[s.name]["codes"], refs)]
             hyps = ctc_probe(list(zip(codes_tr[s.name], texts_tr)), te, te[0][0].shape[0], s.tok.codebook_size,
@@ -196,7 +201,8 @@ def main() -> None:
         if not te_i:
             raise SystemExit("the speaker probe needs speakers with at least 5 utterances")
         rows = [rows[i] for i in tr_i + te_i]
-        codes_sp, minutes = grids(rows, args.speaker_seconds, "speaker probe")
+        probed = chosen(args.probe_sets if args.speaker_sets is None else args.speaker_sets, "--speaker-sets")
+        codes_sp, minutes = grids(rows, args.speaker_seconds, "speaker probe", probed)
         for s in probed:
             items = list(zip(codes_sp[s.name], [r.speaker for r in rows]))
             speaker_acc[s.name] = speaker_probe(items[: len(tr_i)], items[len(tr_i):], items[0][0].shape[0],
