@@ -198,8 +198,8 @@ def main() -> None:
         manifests = args.speaker_train if args.speaker_train is not None else args.probe_train
         rows = held_out_rows(manifests, lambda r: r.speaker, "--speaker-train")
         tr_i, te_i = speaker_split([r.speaker for r in rows], max_utts=args.speaker_max_utts)
-        if not te_i:
-            raise SystemExit("the speaker probe needs speakers with at least 5 utterances")
+        if len({rows[i].speaker for i in te_i}) < 2:  # one class would score 1.0 by construction
+            raise SystemExit("the speaker probe needs at least 2 speakers with at least 5 utterances each")
         rows = [rows[i] for i in tr_i + te_i]
         probed = chosen(args.probe_sets if args.speaker_sets is None else args.speaker_sets, "--speaker-sets")
         codes_sp, minutes = grids(rows, args.speaker_seconds, "speaker probe", probed)
