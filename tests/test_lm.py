@@ -151,6 +151,52 @@ def test_small_attention_equals_sdpa():
     assert torch.allclose(small_attention(q[:, :, 1:], k, v), want, atol=1e-6)
 
 
+def test_written_out_backwards_equal_autograd_of_the_plain_ops():
+    """RMSNorm, RoPE and SwiGLU have hand-written backwards (speed on CPU); they must match
+    autograd of the plain formulas, and the padded loss heads must score exactly the real columns."""
+    import torch.nn.functional as F
+
+    from uniaudio.train.model import (
+        RMSNorm,
+        _RMSNormFn,
+        _RopeFn,
+        _SwiGLUFn,
+        padded_logits,
+        rope_tables,
+    )
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, dtype=torch.double, requires_grad=True)
+    w = torch.randn(6, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: _RMSNormFn.apply(a, b, 1e-6), (x, w))
+    c, s = (t.double()[None, :5, None] for t in rope_tables(8, 5, 10000.0))
+    xr = torch.randn(1, 5, 3, 8, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: _RopeFn.apply(a, c, s), (xr,))
+    x1, x2 = xr[..., :4], xr[..., 4:]
+    assert torch.allclose(_RopeFn.apply(xr, c, s), torch.cat((x1 * c - x2 * s, x1 * s + x2 * c), -1))
+    gu = torch.randn(2, 3, 10, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(_SwiGLUFn.apply, (gu,))
+    assert torch.allclose(_SwiGLUFn.apply(gu), F.silu(gu[..., :5]) * gu[..., 5:])
+
+    norm = RMSNorm(6)
+    norm.weight.data.normal_()
+    xf = torch.randn(4, 6)
+    plain = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps) * norm.weight
+    assert torch.allclose(norm(xf), plain, atol=1e-6)
+
+    h, weight = torch.randn(7, 6, requires_grad=True), torch.randn(70, 6, requires_grad=True)  # 70 -> 128 wide
+    target = torch.randint(0, 70, (7,))
+    wide = padded_logits(h, weight)
+    assert wide.shape == (7, 128) and torch.isinf(wide[:, 70:]).all()
+    assert torch.allclose(wide[:, :70], h @ weight.t(), atol=1e-6)
+    ours = F.cross_entropy(wide, target)
+    ref = F.cross_entropy(h @ weight.t(), target)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    g_ours = torch.autograd.grad(ours, (h, weight))
+    g_ref = torch.autograd.grad(ref, (h, weight))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_ours, g_ref))
+
+
 def test_structural_flops_equal_flop_counter_mode():
     from torch.utils.flop_counter import FlopCounterMode
 

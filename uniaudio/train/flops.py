@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .model import HEAD_MULTIPLE
+
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets (no sparsity)
 PEAK_FLOPS = {
     "H100": 989e12,  # SXM; nanochat and llm.c use the same figure
@@ -73,6 +75,9 @@ def step_flops(model, doc: torch.Tensor, n_predicted: int, *, dense: bool = Fals
         heads = _linear_params(model.heads, train)
     else:  # tied or not, a slot head is a d x |ids it may hold| product, on every predicted row
         n_local, text_head, heads = n_predicted, 0, _linear_params(model.heads, train)
+        if dense:  # the kernels run the heads padded to a multiple of 64 wide (`padded_logits`)
+            heads = sum(_linear_params([h], train) / h.out_features * -(-h.out_features // HEAD_MULTIPLE) * HEAD_MULTIPLE
+                        for h in model.heads)
     b, t = doc.shape
     lengths = []
     for row in doc:
