@@ -1,14 +1,20 @@
 """Trainer throughput vs a minimal nanoGPT-style loop of the same FLOPs, side by side, in one run.
 
 ours    : `uniaudio train lm` (the real loop: streaming bundles, multi-scale model, logging),
-          model FLOP/s and rows/s from its log after warm-up;
+          each step timed from the end of the one before (data, forward, backward, optimizer,
+          logging); model FLOPs from its log;
 baseline: a minimal GPT (embedding, pre-LN blocks with fused causal attention and a GELU MLP,
           one head) trained by a bare loop on random tokens, sized so that one of its steps
           costs the same FLOPs as one of ours, on the same threads.
+The two take turns step by step (train lm's after_step runs one baseline step after each of
+ours): a shared machine's speed drifts by +-15% over seconds, and a drift then hits both alike
+(separate runs of the two gave ratios from 0.70 to 1.04 on this 2-core machine; interleaved,
+the 10-step windows of one run agree within a few percent). On a GPU both are synchronised at
+each step end, so ours loses the overlap of one step's host work with the last one's kernels.
 Goal: ours / baseline >= 0.9 in FLOP/s. On a GPU both print MFU against the card's peak
 (GPU_CHECKS item 3: the 100M config, bf16, compiled; goal MFU >= 45%).
 
-    python benchmarks/train_throughput.py [--data demo-data/sentences] [--steps 30] [--threads 2]
+    python benchmarks/train_throughput.py [--data demo-data/sentences] [--steps 40] [--threads 2]
     python benchmarks/train_throughput.py --config configs/lm-100m.yaml --device cuda --compile --check
 
 --check (GPU) first runs one eager step of ours under torch's FlopCounterMode and compares it with
@@ -21,14 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -70,34 +77,37 @@ def mini_flops(d: int, layers: int, vocab: int, b: int, t: int) -> float:
     return 3 * (2 * linear * b * t + 4 * d * layers * b * t * (t + 1) / 2)
 
 
-def time_baseline(flops_target: float, d: int, heads: int, vocab: int, b: int, t: int, steps: int,
-                  device: torch.device, compile: bool, ctx) -> dict:
-    per_layer = mini_flops(d, 1, 0, b, t)
-    layers = max(1, round((flops_target - mini_flops(d, 0, vocab, b, t)) / per_layer))
-    torch.manual_seed(0)
-    model = MiniGPT(vocab, d, layers, heads, t).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cuda")
-    fwd = torch.compile(model) if compile else model
-    idx = torch.randint(0, vocab, (b, t), device=device)
+class Baseline:
+    """The minimal loop, built (and warmed up, compiled) once; `timed_step()` runs one step."""
 
-    def step():
-        with ctx:
-            loss = fwd(idx, idx)
+    def __init__(self, flops_target: float, d: int, heads: int, vocab: int, b: int, t: int,
+                 device: torch.device, compile: bool, ctx):
+        per_layer = mini_flops(d, 1, 0, b, t)
+        self.layers = max(1, round((flops_target - mini_flops(d, 0, vocab, b, t)) / per_layer))
+        self.flops_per_step = mini_flops(d, self.layers, vocab, b, t)
+        self.b, self.t, self.device, self.ctx = b, t, device, ctx
+        torch.manual_seed(0)
+        self.model = MiniGPT(vocab, d, self.layers, heads, t).to(device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, fused=device.type == "cuda")
+        self.fwd = torch.compile(self.model) if compile else self.model
+        self.idx = torch.randint(0, vocab, (b, t), device=device)
+        for _ in range(5):  # warm-up (and compilation): the first steps of a process run slower
+            self.step()
+
+    def step(self) -> None:
+        with self.ctx:
+            loss = self.fwd(self.idx, self.idx)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
 
-    for _ in range(3):  # warm-up (and compilation)
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    dt = (time.perf_counter() - t0) / steps
-    f = mini_flops(d, layers, vocab, b, t)
-    return {"layers": layers, "flops_per_step": f, "flops_per_s": f / dt, "rows_per_s": b * t / dt, "step_s": dt}
+    def timed_step(self) -> float:
+        sync(self.device)
+        t0 = time.perf_counter()
+        self.step()
+        sync(self.device)
+        return time.perf_counter() - t0
 
 
 def sync(device: torch.device) -> None:
@@ -162,7 +172,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="demo-data/sentences", help="a sentence output (uniaudio layout)")
     ap.add_argument("--config", default="configs/lm-tiny.yaml", help="model and batch settings for ours")
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=40, help="timed steps of each loop (a multiple of 10)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--compile", action="store_true", help="torch.compile both loops")
@@ -176,42 +186,73 @@ def main() -> None:
     from uniaudio.train.lm import LMTrainConfig, autocast, train
 
     device = torch.device(args.device)
+    warm, window = 10, 10
+    if args.steps < window or args.steps % window:
+        ap.error(f"--steps must be a positive multiple of {window} (the log window)")
     out = Path(tempfile.mkdtemp(prefix="uniaudio-trainbench-"))
-    warm = 10
-    cfg = load(LMTrainConfig, args.config, {"data": args.data, "out": str(out), "steps": warm + args.steps,
-                                          "log_every": warm if args.steps % warm == 0 else 1, "val_every": 10**6,
-                                          "checkpoint_every": 10**6, "threads": args.threads, "device": args.device,
-                                          "compile": args.compile, "workers": args.workers})
+    cfg = load(LMTrainConfig, args.config, {"data": args.data, "out": str(out), "steps": warm + args.steps + 1,
+                                          "log_every": window, "val_every": 10**6, "checkpoint_every": 10**6,
+                                          "threads": args.threads, "device": args.device, "compile": args.compile,
+                                          "workers": args.workers})
     if args.check:
         check(cfg, device)
-    print(f"timing ours: {warm} warm-up + {args.steps} steps of `train lm` on {args.data}...", file=sys.stderr, flush=True)
-    train(cfg, progress=False)
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    windows = [r for r in log if "model_flops_per_s" in r and r["step"] > warm]
-    secs = sum(r["seconds"] for r in windows)
-    ours_fps = sum(r["model_flops_per_s"] * r["seconds"] for r in windows) / secs
-    ours_rps = sum(r["rows_per_s"] * r["seconds"] for r in windows) / secs
-    step_s = secs / (windows[-1]["step"] - warm)
-    flops_per_step = ours_fps * step_s
-    d, heads = cfg.model.d_model, cfg.model.n_heads
     context = json.loads((Path(args.data) / "report.json").read_text())["context"]
-    b, t = max(1, cfg.batch_rows // context), min(cfg.batch_rows, context)
-    print("timing the minimal loop of the same FLOPs...", file=sys.stderr, flush=True)
+    bsz, t = max(1, cfg.batch_rows // context), min(cfg.batch_rows, context)
     ctx, dtype = autocast(device, cfg.dtype)
-    base = time_baseline(flops_per_step, d, heads, 3000, b, t, args.steps, device, args.compile, ctx)
+
+    def log() -> list[dict]:
+        return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+    ours_s: list[float] = []  # each timed step of ours, from the end of the one before
+    base_s: list[float] = []
+    state: dict = {"base": None, "mark": 0.0}
+
+    def after_step(step: int) -> None:
+        sync(device)
+        now = time.perf_counter()
+        if step > warm + args.steps:  # the last step also validates and saves: not timed
+            return
+        if step > warm:
+            ours_s.append(now - state["mark"])
+            base_s.append(state["base"].timed_step())
+        elif step == warm:  # size the baseline to the warm-up steps' FLOPs, then warm it up
+            flops = sum(r["model_flops_per_s"] * r["seconds"] for r in log() if "model_flops_per_s" in r)
+            print("building and warming up the minimal loop...", file=sys.stderr, flush=True)
+            state["base"] = Baseline(flops / warm, cfg.model.d_model, cfg.model.n_heads, 3000, bsz, t, device,
+                                     args.compile, ctx)
+        state["mark"] = time.perf_counter()
+
+    print(f"{warm} warm-up + {args.steps} steps of `train lm` on {args.data}, each followed by one step of the "
+          "minimal loop (+ one untimed step that validates and saves)...", file=sys.stderr, flush=True)
+    train(cfg, progress=False, after_step=after_step)
+    base = state["base"]
+    records = log()
+    shutil.rmtree(out, ignore_errors=True)
+    windows = [r for r in records if "model_flops_per_s" in r and warm < r["step"] <= warm + args.steps]
+    flops = [r["model_flops_per_s"] * r["seconds"] for r in windows]  # per log window
+    rows = [r["rows_per_s"] * r["seconds"] for r in windows]
+    n = len(ours_s)
+    o = {"flops_per_s": sum(flops) / sum(ours_s), "rows_per_s": sum(rows) / sum(ours_s), "step_s": sum(ours_s) / n,
+         "flops_per_step": sum(flops) / n}
+    m = {"flops_per_s": base.flops_per_step * n / sum(base_s), "rows_per_s": base.b * base.t * n / sum(base_s),
+         "step_s": sum(base_s) / n, "flops_per_step": base.flops_per_step}
+    # the ratio of each log window (10 steps of each loop), to show the spread
+    per = [(f / sum(ours_s[i * window:(i + 1) * window])) / (base.flops_per_step * window / sum(base_s[i * window:(i + 1) * window]))
+           for i, f in enumerate(flops)]
     peak = peak_flops(device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} CPU threads"
-    params = log[0]["parameters"]
-    print(f"{card}, {dtype}{', compiled' if args.compile else ''}; ours: {args.config} ({params / 1e6:.1f}M "
-          f"parameters) on {args.data}; baseline: MiniGPT d={d}, {base['layers']} layers, {b} x {t} tokens, vocab 3000")
+    print(f"{card}, {dtype}{', compiled' if args.compile else ''}; ours: {args.config} ({records[0]['parameters'] / 1e6:.1f}M parameters) "
+          f"on {args.data}; baseline: MiniGPT d={cfg.model.d_model}, {base.layers} layers, {bsz} x {t} tokens, "
+          f"vocab 3000; {n} steps of each, interleaved")
     print(f"{'':28}{'GFLOP/step':>12}{'TFLOP/s':>10}{'rows/s':>10}{'s/step':>9}{'MFU':>8}")
-    for name, fps, rps, fl, ss in (("ours (train lm)", ours_fps, ours_rps, flops_per_step, step_s),
-                                   ("baseline (minimal loop)", base["flops_per_s"], base["rows_per_s"],
-                                    base["flops_per_step"], base["step_s"])):
-        mfu = f"{fps / peak:.3f}" if peak else "n/a"
-        print(f"{name:28}{fl / 1e9:12.2f}{fps / 1e12:10.3f}{rps:10.0f}{ss:9.3f}{mfu:>8}")
-    print(f"ratio ours / baseline (FLOP/s): {ours_fps / base['flops_per_s']:.3f} (goal >= 0.9)")
-    if not math.isfinite(ours_fps):
+    for name, x in (("ours (train lm)", o), ("baseline (minimal loop)", m)):
+        mfu = f"{x['flops_per_s'] / peak:.3f}" if peak else "n/a"
+        print(f"{name:28}{x['flops_per_step'] / 1e9:12.2f}{x['flops_per_s'] / 1e12:10.3f}{x['rows_per_s']:10.0f}"
+              f"{x['step_s']:9.3f}{mfu:>8}")
+    ratio = o["flops_per_s"] / m["flops_per_s"]
+    print(f"ratio ours / baseline (FLOP/s): {ratio:.3f} (goal >= 0.9); per {window}-step window: "
+          + " ".join(f"{x:.3f}" for x in per))
+    if not math.isfinite(ratio):
         sys.exit(1)
 
 
