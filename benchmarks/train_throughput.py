@@ -9,7 +9,7 @@ baseline: a minimal GPT (embedding, pre-LN blocks with fused causal attention an
 The two take turns step by step (train lm's after_step runs one baseline step after each of
 ours): a shared machine's speed drifts by +-15% over seconds, and a drift then hits both alike
 (separate runs of the two gave ratios from 0.70 to 1.04 on this 2-core machine; interleaved,
-the 10-step windows of one run agree within a few percent). On a GPU both are synchronised at
+the 10-step windows of one run agree within about +-5% and whole runs within +-0.03). On a GPU both are synchronised at
 each step end, so ours loses the overlap of one step's host work with the last one's kernels.
 Goal: ours / baseline >= 0.9 in FLOP/s. On a GPU both print MFU against the card's peak
 (GPU_CHECKS item 3: the 100M config, bf16, compiled; goal MFU >= 45%).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import HEAD_MULTIPLE
+from .model import padded_width
 
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets (no sparsity)
 PEAK_FLOPS = {
@@ -76,8 +76,7 @@ def step_flops(model, doc: torch.Tensor, n_predicted: int, *, dense: bool = Fals
     else:  # tied or not, a slot head is a d x |ids it may hold| product, on every predicted row
         n_local, text_head, heads = n_predicted, 0, _linear_params(model.heads, train)
         if dense:  # the kernels run the heads padded to a multiple of 64 wide (`padded_logits`)
-            heads = sum(_linear_params([h], train) / h.out_features * -(-h.out_features // HEAD_MULTIPLE) * HEAD_MULTIPLE
-                        for h in model.heads)
+            heads = sum(_linear_params([h], train) / h.out_features * padded_width(h.out_features) for h in model.heads)
     b, t = doc.shape
     lengths = []
     for row in doc:

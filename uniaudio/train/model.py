@@ -79,15 +79,20 @@ class ModelConfig:
         return int(math.ceil(self.ffn_mult * self.d_model / 32) * 32)
 
 
+def _written_out(x: torch.Tensor) -> bool:
+    """Whether to run a written-out backward (`_RMSNormFn`, `_SwiGLUFn`): float32 eager only.
+    Compiled, the compiler fuses the plain ops; in half precision they keep autocast's dtypes."""
+    return x.dtype == torch.float32 and not torch.compiler.is_compiling()
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d: int, eps: float = 1e-6):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
 
     def forward(self, x):
-        if x.dtype == torch.float32 and not torch.compiler.is_compiling():
+        if _written_out(x):
             return _RMSNormFn.apply(x, self.weight, self.eps)
-        # compiled (the compiler fuses it) or half precision: plain autograd
         return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype) * self.weight
 
 
@@ -253,9 +258,9 @@ class SwiGLU(nn.Module):
 
     def forward(self, x):
         gu = self.gate_up(x)
-        if gu.dtype == torch.float32 and not torch.compiler.is_compiling():
+        if _written_out(gu):
             return self.down(_SwiGLUFn.apply(gu))
-        gate, up = gu.chunk(2, -1)  # compiled (fused by the compiler) or half precision
+        gate, up = gu.chunk(2, -1)
         return self.down(F.silu(gate) * up)
 
 
@@ -396,19 +401,23 @@ def attention_plan(doc: torch.Tensor, kind: str = "auto"):
 HEAD_MULTIPLE = 64
 
 
+def padded_width(n: int) -> int:
+    """The width a loss head of n ids runs at (`padded_logits`; flops.py counts the same)."""
+    return -(-n // HEAD_MULTIPLE) * HEAD_MULTIPLE
+
+
 def padded_logits(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """x [N, d] @ weight.T, the output width rounded up to a multiple of HEAD_MULTIPLE with -inf
     in the extra columns (softmax gives them nothing, a target never points there): the loss
     path's head. Like nanoGPT's vocabulary padded to 50304: lm-tiny's 1881-wide heads ran fwd +
     bwd 1.3x faster 1920 wide on 2 CPU threads (the matmul alone), and -inf columns rather than
     cutting the logits back spare the softmax a strided copy. Parameters keep their real width."""
-    n = weight.shape[0]
-    pad = -n % HEAD_MULTIPLE
-    if pad == 0:
+    n, wide = weight.shape[0], padded_width(weight.shape[0])
+    if wide == n:
         return F.linear(x, weight)
-    bias = x.new_zeros(n + pad)
+    bias = x.new_zeros(wide)
     bias[n:] = float("-inf")
-    return torch.addmm(bias, x, F.pad(weight, (0, 0, 0, pad)).t())
+    return torch.addmm(bias, x, F.pad(weight, (0, 0, 0, wide - n)).t())
 
 
 class UniAudioLM(nn.Module):
