@@ -75,8 +75,8 @@ def step_flops(model, doc: torch.Tensor, n_predicted: int, *, dense: bool = Fals
         heads = _linear_params(model.heads, train)
     else:  # tied or not, a slot head is a d x |ids it may hold| product, on every predicted row
         n_local, text_head, heads = n_predicted, 0, _linear_params(model.heads, train)
-        if dense:  # the kernels run the heads padded to a multiple of 64 wide (`padded_logits`)
-            heads = sum(_linear_params([h], train) / h.out_features * padded_width(h.out_features) for h in model.heads)
+    if dense:  # the kernels run the slot / codebook heads padded to a multiple of 64 wide (`head_loss`)
+        heads = sum(_linear_params([h], train) / h.out_features * padded_width(h.out_features) for h in model.heads)
     b, t = doc.shape
     lengths = []
     for row in doc:

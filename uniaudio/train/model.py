@@ -15,10 +15,11 @@ hundreds of small kernels would leave the card idle). Both give the same rows.
 
 Blocks are Llama-style (RMSNorm, RoPE, SwiGLU, grouped-query attention) and take an optional
 KV cache for generation; the local transformer's attention over K slots is written out
-(`small_attention`), which is faster than any SDPA kernel at that length. In eager mode
-RMSNorm, RoPE and SwiGLU run as autograd Functions with written-out backwards and the loss
-heads run 64-padded (`padded_logits`): eager CPU cannot fuse elementwise work, so these cut
-passes over the activations; compiled, the plain ops run and the compiler fuses them."""
+(`small_attention`), which is faster than any SDPA kernel at that length. The loss heads run
+64-padded (`padded_logits`). In eager float32 RMSNorm, RoPE with the q/k/v split, SwiGLU and
+the loss heads' cross-entropy run as autograd Functions with written-out backwards: eager CPU
+cannot fuse elementwise work, so these cut passes over the activations; compiled, the plain ops
+run and the compiler fuses them."""
 
 from __future__ import annotations
 
@@ -129,36 +130,65 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """x [B, T, H, hd]; cos/sin [B, T, hd/2] gathered at each token's position (rotate-half
     pairing, as Llama's Hugging Face port: contiguous halves, no strided copies)."""
     c, s = cos[:, :, None].to(x.dtype), sin[:, :, None].to(x.dtype)
-    if torch.compiler.is_compiling():  # the compiler fuses the plain ops
-        half = x.shape[-1] // 2
-        x1, x2 = x[..., :half], x[..., half:]
-        return torch.cat((x1 * c - x2 * s, x1 * s + x2 * c), -1)
-    return _RopeFn.apply(x, c, s)
-
-
-class _RopeFn(torch.autograd.Function):
-    """RoPE with a written-out backward: the gradient of a rotation is the rotation by minus
-    the angle, so only the tables are saved, and each half is written in place into one output
-    (no cat, no zero-filled gradients of the two slices)."""
-
-    @staticmethod
-    def forward(ctx, x, c, s):
-        ctx.save_for_backward(c, s)
-        return _rotate(x, c, s, 1.0)
-
-    @staticmethod
-    def backward(ctx, g):
-        c, s = ctx.saved_tensors
-        return _rotate(g, c, s, -1.0), None, None
-
-
-def _rotate(x: torch.Tensor, c: torch.Tensor, s: torch.Tensor, sign: float) -> torch.Tensor:
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    o1, o2 = out[..., :half], out[..., half:]
-    torch.mul(x1, c, out=o1).addcmul_(x2, s, value=-sign)
-    torch.mul(x2, c, out=o2).addcmul_(x1, s, value=sign)
+    return torch.cat((x1 * c - x2 * s, x1 * s + x2 * c), -1)
+
+
+def rope_qkv(qkv: torch.Tensor, n_heads: int, n_kv: int, cos: torch.Tensor, sin: torch.Tensor):
+    """The fused projection's output [B, T, H + 2 KV, hd] -> q [B, T, H, hd], k, v [B, T, KV, hd],
+    q and k rotated (`apply_rope`). Compiled, the plain ops (the compiler fuses them); eager, one
+    autograd Function (`_RopeQKVFn`)."""
+    if torch.compiler.is_compiling():
+        qk = apply_rope(qkv[:, :, :n_heads + n_kv], cos, sin)
+        return qk[:, :, :n_heads], qk[:, :, n_heads:], qkv[:, :, n_heads + n_kv:]
+    c, s = cos[:, :, None].to(qkv.dtype), sin[:, :, None].to(qkv.dtype)
+    return _RopeQKVFn.apply(qkv, c, s, n_heads, n_kv)
+
+
+class _RopeQKVFn(torch.autograd.Function):
+    """RoPE and the q/k/v split with a written-out backward. The gradient of a rotation is the
+    rotation by minus the angle, so only the tables are saved; the backward writes the three
+    gradients into one [B, T, H + 2 KV, hd] tensor. Slicing q, k, v out of the projection
+    instead gives each slice a zero-filled full-size gradient to copy into and add up (4 fills,
+    4 copies and 2 adds of the projection's size per layer and step). q and k are rotated in one
+    go and returned as views of one tensor."""
+
+    @staticmethod
+    def forward(ctx, qkv, c, s, h, kv):
+        c2 = torch.cat((c, c), -1)
+        ctx.save_for_backward(c2, s)
+        ctx.h, ctx.kv = h, kv
+        qk = _rotate(qkv[:, :, :h + kv], c2, s, 1.0,
+                     torch.empty(qkv[:, :, :h + kv].shape, dtype=qkv.dtype, device=qkv.device))
+        return qk[:, :, :h], qk[:, :, h:], qkv[:, :, h + kv:].clone()
+
+    @staticmethod
+    def backward(ctx, gq, gk, gv):
+        c2, s = ctx.saved_tensors
+        h, kv = ctx.h, ctx.kv
+        dtype = next(g.dtype for g in (gq, gk, gv, c2) if g is not None)
+        d = torch.empty((*c2.shape[:2], h + 2 * kv, c2.shape[-1]), dtype=dtype, device=c2.device)
+        for g, part in ((gq, d[:, :, :h]), (gk, d[:, :, h:h + kv])):
+            if g is None:
+                part.zero_()
+            else:
+                _rotate(g, c2, s, -1.0, part)
+        if gv is None:
+            d[:, :, h + kv:].zero_()
+        else:
+            d[:, :, h + kv:].copy_(gv)
+        return d, None, None, None, None
+
+
+def _rotate(x: torch.Tensor, c2: torch.Tensor, s: torch.Tensor, sign: float, out: torch.Tensor) -> torch.Tensor:
+    """out = x rotated by sign x the angle (c2: the cosines of both halves side by side, s: the
+    sines). One full-width multiply, then each half's sine term added in place: the loops over
+    the 24-wide halves of a head are what cost (4 half-width ops: 1.4x the time of this)."""
+    half = x.shape[-1] // 2
+    torch.mul(x, c2, out=out)
+    out[..., :half].addcmul_(x[..., half:], s, value=-sign)
+    out[..., half:].addcmul_(x[..., :half], s, value=sign)
     return out
 
 
@@ -179,10 +209,8 @@ class Attention(nn.Module):
         """spans: None (one causal sequence per batch row), {row: [(start, end), ...]} or a
         FlexAttention BlockMask (`attention_plan`)."""
         b, t, _ = x.shape
-        qkv = self.qkv(x).view(b, t, self.h + 2 * self.kv, self.hd)
-        qk = apply_rope(qkv[:, :, :self.h + self.kv], cos, sin)  # q and k heads rotated in one go
-        q, k = qk[:, :, :self.h].transpose(1, 2), qk[:, :, self.h:].transpose(1, 2)
-        v = qkv[:, :, self.h + self.kv:].transpose(1, 2)
+        q, k, v = rope_qkv(self.qkv(x).view(b, t, self.h + 2 * self.kv, self.hd), self.h, self.kv, cos, sin)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)  # [B, KV, T, hd]; q stays [B, T, H, hd] until needed
         if cache is not None:  # generation: append to the keys/values seen so far
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
@@ -192,28 +220,29 @@ class Attention(nn.Module):
                 raise ValueError("flex attention has no dropout: use attention: spans, or dropout 0")
             # contiguous [B, H, T, hd]: compiled FlexAttention on CPU (torch 2.13) returns wrong
             # rows for the strided views of the fused qkv projection
-            y = flex_attention(q.contiguous(), k.contiguous(), v.contiguous(), spans, gqa=self.kv != self.h)
+            y = flex_attention(q.transpose(1, 2).contiguous(), k.contiguous(), v.contiguous(), spans,
+                               gqa=self.kv != self.h)
             return self.o(y.transpose(1, 2).reshape(b, t, self.h * self.hd))
         drop, gqa = (self.dropout if self.training else 0.0), self.kv != self.h
         if self.small:
-            if gqa:
-                k, v = k.repeat_interleave(self.h // self.kv, 1), v.repeat_interleave(self.h // self.kv, 1)
-            y = small_attention(q, k, v, drop)
-        elif spans is None:  # one sequence, causal; a single new query (cached) sees everything before it
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, dropout_p=drop, enable_gqa=gqa)
+            return self.o(small_attention(q, k, v, drop))
+        q = q.transpose(1, 2)
+        if spans is None:  # one sequence, causal; a single new query (cached) sees everything before it
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, dropout_p=drop, enable_gqa=gqa).transpose(1, 2)
         else:  # packed rows: each sequence attends causally to itself only; padding rows stay zero
             y = span_attention(q, k, v, spans, drop, gqa)
-        return self.o(y.transpose(1, 2).reshape(b, t, self.h * self.hd))
+        return self.o(y.reshape(b, t, self.h * self.hd))
 
 
 def span_attention(q, k, v, spans: dict, dropout: float = 0.0, gqa: bool = False) -> torch.Tensor:
     """Causal SDPA over each packed sequence of q [B, H, T, hd], k, v [B, H or H/g, T, hd] (gqa:
-    SDPA shares each k/v head among g query heads, without copying them); rows outside every span
-    (padding) are zero. The pieces are cut with unbind + split, whose backward is one cat: slicing
-    each sequence out instead gives every slice a full-size zero gradient to add into (3 x
-    sequences x layers zero-fills and adds of [B, H, T, hd] a step). Same values, bit for bit;
-    fwd + bwd of one 2048-row bundle of 5 sequences (lm-tiny shapes, 2 CPU threads): median
-    48.7 -> 43.2 ms."""
+    SDPA shares each k/v head among g query heads, without copying them) -> [B, T, H, hd]; rows
+    outside every span (padding) are zero. The pieces are cut with unbind + split, whose backward
+    is one cat: slicing each sequence out instead gives every slice a full-size zero gradient to
+    add into (3 x sequences x layers zero-fills and adds of [B, H, T, hd] a step). Same values,
+    bit for bit; fwd + bwd of one 2048-row bundle of 5 sequences (lm-tiny shapes, 2 CPU threads):
+    median 48.7 -> 43.2 ms. The pieces are joined along T in [B, T, H, hd], the layout the CPU
+    kernel writes and the output projection reads: no transposing copy."""
     t = q.shape[2]
     out = []
     # 4-D pieces [1, H, L, hd]: CPU SDPA takes its flash kernel only for 4-D input (3-D: ~1.5x slower)
@@ -229,25 +258,33 @@ def span_attention(q, k, v, spans: dict, dropout: float = 0.0, gqa: bool = False
         if at < t:
             sizes.append(t - at)
             real.append(False)
-        parts = [F.scaled_dot_product_attention(qq, kk, vv, is_causal=True, dropout_p=dropout, enable_gqa=gqa) if r
-                 else qq.new_zeros(qq.shape)
+        parts = [F.scaled_dot_product_attention(qq, kk, vv, is_causal=True, dropout_p=dropout, enable_gqa=gqa)
+                 .transpose(1, 2) if r else qq.new_zeros(qq.transpose(1, 2).shape)
                  for qq, kk, vv, r in zip(qi.split(sizes, 2), ki.split(sizes, 2), vi.split(sizes, 2), real)]
-        out.append(torch.cat(parts, 2) if len(parts) > 1 else parts[0])
+        out.append(torch.cat(parts, 1) if len(parts) > 1 else parts[0])
     return torch.cat(out, 0) if len(out) > 1 else out[0]
 
 
 def small_attention(q, k, v, dropout: float = 0.0) -> torch.Tensor:
-    """Causal attention for short sequences: q [N, H, t, hd] are the last t positions of
-    k, v [N, H, s, hd] (s >= t: a cache may hold earlier ones)."""
-    t, s = q.shape[2], k.shape[2]
-    scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-    if t > 1:
-        future = torch.ones(t, s, dtype=torch.bool, device=q.device).triu(s - t + 1)
-        scores = scores.masked_fill(future, float("-inf"))
+    """Causal attention for short sequences: q [N, t, H, hd] are the last t positions of k, v
+    [N, KV, s, hd] (s >= t: a cache may hold earlier ones; H a multiple of KV) -> [N, t, H * hd].
+    The g = H / KV query heads that share a k/v head, at all t positions, form one [t g, hd]
+    matrix, so each (row, k/v head) takes one small matmul and no k/v head is copied g times;
+    the causal mask is an additive bias of the scores' matmul (baddbmm). fwd + bwd of lm-tiny's
+    local attention (2000 frames of 3 slots, 4 heads over 2 k/v heads, 2 CPU threads): 18 ms
+    with k/v repeated per query head and a [N, H, 3, 3] matmul, 10 ms so."""
+    n, t, h, hd = q.shape
+    kv, s = k.shape[1], k.shape[2]
+    g = h // kv
+    qm = q.reshape(n, t, kv, g, hd).permute(0, 2, 1, 3, 4).reshape(n * kv, t * g, hd)
+    future = torch.ones(t, s, dtype=torch.bool, device=q.device).triu(s - t + 1)[:, None]
+    bias = torch.zeros(t, g, s, dtype=q.dtype, device=q.device).masked_fill_(future, float("-inf"))
+    scores = torch.baddbmm(bias.view(t * g, s), qm, k.reshape(n * kv, s, hd).transpose(1, 2), alpha=hd ** -0.5)
     p = torch.softmax(scores.float(), -1).to(q.dtype)
     if dropout:
         p = F.dropout(p, dropout)
-    return p @ v
+    y = torch.bmm(p, v.reshape(n * kv, s, hd)).view(n, kv, t, g, hd)
+    return y.permute(0, 2, 1, 3, 4).reshape(n, t, h * hd)
 
 
 class SwiGLU(nn.Module):
@@ -420,6 +457,54 @@ def padded_logits(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.addmm(bias, x, F.pad(weight, (0, 0, 0, wide - n)).t())
 
 
+def head_loss(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy of the head x [N, d] @ weight.T against target [N] (indices into
+    weight's rows), run 64-padded (`padded_logits`). Eager float32: one autograd Function
+    (`_HeadLossFn`); otherwise (compiled, half precision) the plain ops."""
+    if _written_out(x):
+        return _HeadLossFn.apply(x, weight, target)
+    return F.cross_entropy(padded_logits(x, weight).float(), target, reduction="none")
+
+
+class _HeadLossFn(torch.autograd.Function):
+    """The loss head with a written-out backward: dlogits = (softmax - onehot) g, from the saved
+    log-probabilities. The plain ops make ~4 more passes over the [N, 1920] logits per head and
+    step: addmm's copy of the -inf bias row into its output, cross-entropy's zero-filled
+    gradient, a log-softmax into a second buffer and its backward's extra read. On CPU the
+    log-softmax is written over the logits in place (row by row, each row read before written)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, target):
+        n, wide = weight.shape[0], padded_width(weight.shape[0])
+        wp = F.pad(weight, (0, 0, 0, wide - n)) if wide != n else weight
+        logits = x @ wp.t()
+        logits[:, n:] = float("-inf")  # the padding columns: no probability
+        logp = torch._log_softmax(logits, -1, False, out=logits) if logits.is_cpu else torch.log_softmax(logits, -1)
+        ctx.save_for_backward(x, wp, logp, target)
+        ctx.n = n
+        return logp.gather(1, target[:, None]).squeeze(1).neg_()
+
+    @staticmethod
+    def backward(ctx, g):
+        x, wp, logp, target = ctx.saved_tensors
+        # softmax x g as exp(logp + log g), floored at exp(-80) = 1.8e-35, so that no subnormal
+        # float reaches the matmuls below: flooring p and then multiplying by g (~1e-4) left
+        # ~1e-42 in the -inf padding columns and slowed the heads' matmuls 1.5x (x86 handles
+        # subnormals in microcode). The floor also keeps exp off its slow path: torch's CPU exp
+        # is ~100x slower where its result is subnormal (input < -87.3; 2.5M floats: 53 vs 0.4 ms).
+        if bool((g >= 0).all()):
+            d = torch.add(logp, g.log()[:, None]).clamp_(min=-80.0).exp_()
+            zero = (g == 0).nonzero().squeeze(1)  # rows without a loss (masked targets): exactly 0
+            if len(zero):
+                d.index_fill_(0, zero, 0.0)
+        else:
+            d = torch.clamp(logp, min=-80.0).exp_().mul_(g[:, None])
+        d.scatter_add_(1, target[:, None], -g[:, None])
+        dx = d @ wp if ctx.needs_input_grad[0] else None
+        dw = (d.t() @ x)[:ctx.n] if ctx.needs_input_grad[1] else None
+        return dx, dw, None
+
+
 class UniAudioLM(nn.Module):
     def __init__(self, cfg: ModelConfig, supports: list[torch.Tensor]):
         super().__init__()
@@ -502,18 +587,16 @@ class UniAudioLM(nn.Module):
         made on the host from the batch, so a compiled model neither traces them nor waits for
         the device to count the predicted rows. Returns per-(row, slot) losses of the
         predicted rows: {"loss" [N, K], "rows" (b, t) of each, "valid" [N, K]}."""
-        b, t, k = ids.shape
         h = self.global_forward(ids, pos, attention_plan(doc) if attn is None else attn)
         bi, ti = predicted_rows(doc, loss_mask) if rows is None else rows[:2]
         target = ids[bi, ti + 1]  # [N, K]
         start = target.new_full((target.shape[0], 1), self.cfg.vocab_size)
         x = self.local_forward(h[bi, ti], torch.cat([start, target[:, :-1]], 1))
         losses, valid = [], []
-        for s in range(k):
+        for s, xs in enumerate(x.unbind(1)):  # unbind: one stacked gradient, not K zero-filled ones
             local = self.lut(s)[target[:, s]]
             ok = local >= 0
-            logits = padded_logits(x[:, s], self.heads[s].weight).float()
-            losses.append(F.cross_entropy(logits, local.clamp(min=0), reduction="none") * ok)
+            losses.append(head_loss(xs, self.heads[s].weight, local.clamp(min=0)) * ok)
             valid.append(ok)
         return {"loss": torch.stack(losses, 1), "valid": torch.stack(valid, 1), "rows": (bi, ti + 1)}
 
@@ -701,11 +784,10 @@ class MultiStreamLM(nn.Module):
         start = tgt.new_full((len(ai), 1), self.cfg.vocab_size)
         x = self.local_forward(hp[ai], torch.cat([start, tgt[:, :-1]], 1))
         cols = []
-        for s in range(k):
+        for s, xs in enumerate(x.unbind(1)):
             local = tgt[:, s] - self.audio_offset - s * self.codebook_size
             ok = (local >= 0) & (local < self.codebook_size)
-            cols.append(F.cross_entropy(self.heads[s](x[:, s]).float(), local.clamp(0, self.codebook_size - 1),
-                                        reduction="none") * ok)
+            cols.append(head_loss(xs, self.heads[s].weight, local.clamp(0, self.codebook_size - 1)) * ok)
             valid[ai, s] = ok
         losses = losses.index_put((ai,), torch.stack(cols, 1))
         return {"loss": torch.cat([losses, text_loss[:, None]], 1), "valid": torch.cat([valid, text_ok[:, None]], 1),
