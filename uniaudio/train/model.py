@@ -460,8 +460,9 @@ def padded_logits(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def head_loss(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row cross-entropy of the head x [N, d] @ weight.T against target [N] (indices into
     weight's rows), run 64-padded (`padded_logits`). Eager float32: one autograd Function
-    (`_HeadLossFn`); otherwise (compiled, half precision) the plain ops."""
-    if _written_out(x):
+    (`_HeadLossFn`); otherwise (compiled, half precision, autocast: the head's matmul in half
+    precision, the loss in float32) the plain ops."""
+    if _written_out(x) and not torch.is_autocast_enabled(x.device.type):
         return _HeadLossFn.apply(x, weight, target)
     return F.cross_entropy(padded_logits(x, weight).float(), target, reduction="none")
 
