@@ -101,22 +101,27 @@ class _RMSNormFn(torch.autograd.Function):
     """float32 RMSNorm with a written-out backward. Eager autograd keeps ~8 full-size
     intermediates of the composed ops and walks them back one by one (the norms took 5-7% of an
     lm-tiny step on 2 CPU threads, where eager mode cannot fuse); this saves x and the per-row
-    scale only.
-    y = x r w, r = (mean(x^2) + eps)^-1/2; dx = r (g w) - x r^3 mean(g w x); dw = sum(g x r)."""
+    scale only. y = x r w, r = (mean(x^2) + eps)^-1/2, mean(x^2) from one fused norm pass.
+    The backward is LayerNorm's fused kernel with a zero mean and rstd = r: it gives
+    dw = sum(g x r) and dx = r (g w - x r mean(g w x r)) - r mean(g w), where RMSNorm has no
+    last term (the gradient through LayerNorm's mean), so it is added back (g @ w, one matvec).
+    fwd + bwd, 2 CPU threads: [2048, 192] 1.7 -> 0.65 ms, [3900, 192] 2.7 -> 1.25 ms against
+    the same backward written out in elementwise ops."""
 
     @staticmethod
     def forward(ctx, x, w, eps):
-        r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(eps))
+        d = x.shape[-1]
+        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).pow_(2).div_(d).add_(eps).rsqrt_()
         ctx.save_for_backward(x, w, r)
         return (x * r).mul_(w)
 
     @staticmethod
     def backward(ctx, g):
         x, w, r = ctx.saved_tensors
-        gw = g * w
-        coef = (gw * x).mean(-1, keepdim=True).mul_(r.pow(3)).neg_()
-        dx = torch.addcmul(gw.mul_(r), x, coef)
-        dw = (g * x).mul_(r).reshape(-1, x.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
+        d = x.shape[-1]
+        dx, dw, _ = torch.ops.aten.native_layer_norm_backward(
+            g, x, [d], torch.zeros_like(r), r, w, None, [True, ctx.needs_input_grad[1], False])
+        dx.add_(torch.matmul(g, w).unsqueeze(-1).mul_(r / d))
         return dx, dw, None
 
 
