@@ -163,8 +163,9 @@ def test_small_attention_equals_sdpa():
 
 
 def test_written_out_backwards_equal_autograd_of_the_plain_ops():
-    """RMSNorm, RoPE and SwiGLU have hand-written backwards (speed on CPU); they must match
-    autograd of the plain formulas, and the padded loss heads must score exactly the real columns."""
+    """RMSNorm, RoPE (with the q/k/v split), SwiGLU and the loss head have hand-written backwards
+    (speed on CPU); they must match autograd of the plain formulas, and the padded loss heads must
+    score exactly the real columns."""
     import torch.nn.functional as F
 
     from uniaudio.train.model import (
