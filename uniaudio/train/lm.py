@@ -381,7 +381,8 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     # Subnormal floats (|x| < 1.2e-38) take microcode assists on x86 CPUs: lm-tiny resumed at
     # step 1200 ran 0.55 s a step, 0.33-0.36 s with them flushed to zero (2 threads, measured
-    # through this call). Values that small carry nothing for training. GPU kernels unaffected.
+    # through this call). Values that small carry nothing for training. GPU kernels unaffected;
+    # the setting stays for the rest of the process (CPU threads of a notebook included).
     torch.set_flush_denormal(True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -459,7 +459,13 @@ def padded_logits(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.linear(x, weight)
     bias = x.new_zeros(wide)
     bias[n:] = float("-inf")
-    return torch.addmm(bias, x, F.pad(weight, (0, 0, 0, wide - n)).t())
+    return torch.addmm(bias, x, padded_weight(weight).t())
+
+
+def padded_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A head's weight [n, d] with zero rows appended up to `padded_width(n)`."""
+    n = weight.shape[0]
+    return F.pad(weight, (0, 0, 0, padded_width(n) - n)) if padded_width(n) != n else weight
 
 
 def head_loss(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -481,8 +487,7 @@ class _HeadLossFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, target):
-        n, wide = weight.shape[0], padded_width(weight.shape[0])
-        wp = F.pad(weight, (0, 0, 0, wide - n)) if wide != n else weight
+        n, wp = weight.shape[0], padded_weight(weight)
         logits = x @ wp.t()
         logits[:, n:] = float("-inf")  # the padding columns: no probability
         logp = torch._log_softmax(logits, -1, False, out=logits) if logits.is_cpu else torch.log_softmax(logits, -1)
@@ -495,9 +500,9 @@ class _HeadLossFn(torch.autograd.Function):
         x, wp, logp, target = ctx.saved_tensors
         # softmax x g as exp(logp + log g), floored at exp(-80) = 1.8e-35, so that no subnormal
         # float reaches the matmuls below: flooring p and then multiplying by g (~1e-4) left
-        # ~1e-42 in the -inf padding columns and slowed the heads' matmuls 1.5x (x86 handles
-        # subnormals in microcode). The floor also keeps exp off its slow path: torch's CPU exp
-        # is ~100x slower where its result is subnormal (input < -87.3; 2.5M floats: 53 vs 0.4 ms).
+        # ~1e-42 in the -inf padding columns and the step ran 1.12x slower (measured again with
+        # subnormals flushed, as `train lm` does: no better). The floor also keeps exp off its
+        # slow path: torch's CPU exp is ~100x slower where its result is subnormal (input < -87.3).
         if bool((g >= 0).all()):
             d = torch.add(logp, g.log()[:, None]).clamp_(min=-80.0).exp_()
             zero = (g == 0).nonzero().squeeze(1)  # rows without a loss (masked targets): exactly 0
