@@ -99,7 +99,7 @@ def test_tta_task_with_tiny_clap_and_offline_fallback(tiny_clap, tmp_path, demo_
                  metric_options={"clap": {"model": "laion/clap-htsat-unfused"}})
     assert math.isnan(res["metrics"]["clap"]["value"]["clap"]) and res["metrics"]["clap"]["items_scored"] == 0
     line = json.loads((tmp_path / "out2/results/tta/ground-truth/items.jsonl").read_text().splitlines()[0])
-    assert "huggingface-cli download laion/clap-htsat-unfused" in line["errors"]["clap"]
+    assert "hf download laion/clap-htsat-unfused" in line["errors"]["clap"]
 
 
 @pytest.mark.slow

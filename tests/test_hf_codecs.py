@@ -77,4 +77,4 @@ def test_missing_model_names_the_fix(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFound) as ei:
         get("encodec", model="facebook/encodec_24khz")
     msg = str(ei.value)
-    assert "facebook/encodec_24khz" in msg and "huggingface-cli download" in msg and str(tmp_path) in msg
+    assert "facebook/encodec_24khz" in msg and "hf download" in msg and str(tmp_path) in msg

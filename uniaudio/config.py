@@ -5,6 +5,7 @@ Used by pipeline, train and benchmark configs alike: `load(MyConfig, "x.yaml")`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -91,12 +92,35 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     return obj
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where a float needs a dot: `lr: 3e-3` was the string '3e-3'.
+    This loader reads numbers as YAML 1.2 (and every other config reader) does: 3e-3, 1e5, .5."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str):
+    """YAML text -> Python objects, numbers as YAML 1.2 reads them (see _Loader): the one way
+    configs and `KEY=VALUE` options are parsed."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("", f"{p} not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError("", f"{p} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

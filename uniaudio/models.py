@@ -51,20 +51,75 @@ def resolve(name: str) -> str:
     return name
 
 
+def download_command(name: str, dest: Path) -> str:
+    """The command that fetches a hub model with the tools installed here: huggingface_hub
+    ships `hf` since 0.34 (its `huggingface-cli` is gone in 1.x), older releases only the latter."""
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in version("huggingface_hub").split(".")[:2])
+        cli = "hf" if (major, minor) >= (0, 34) else "huggingface-cli"
+    except (ImportError, ValueError):
+        cli = "hf"
+    return f"{cli} download {name} --local-dir {dest}"
+
+
 def how_to_get(name: str) -> str:
     return (f"model {name!r} is not available offline. Fetch it on a machine with network access:\n"
-            f"  huggingface-cli download {name} --local-dir {models_dir() / name}\n"
+            f"  {download_command(name, models_dir() / name)}\n"
             f"and copy that folder here (or set UNIAUDIO_MODELS to where it lives).")
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+PROBE_SECONDS = 60  # how long one probe's answer stands (a dead network is not asked again meanwhile)
+_probe: dict = {}
+
+
+def offline() -> bool:
+    """Whether to skip the hub: HF_HUB_OFFLINE set, or one quick probe found the hub unreachable.
+    The probe (a TCP connect to the hub's host, 3 s at most) is remembered for PROBE_SECONDS in
+    this process and in a small file that other processes (Ray workers, the next command) read,
+    so a closed network costs one probe a minute instead of the hub client's retries
+    (27 s per missing model measured here)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return True
+    import json
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
+    now = time.time()
+    if _probe.get("host") == host and now - _probe["time"] < PROBE_SECONDS:
+        return not _probe["ok"]
+    cache = Path(os.environ.get("UNIAUDIO_CACHE", Path.home() / ".cache" / "uniaudio")) / "hub-probe.json"
+    try:
+        seen = json.loads(cache.read_text())
+        if seen.get("host") == host and 0 <= now - float(seen["time"]) < PROBE_SECONDS:
+            _probe.update(seen)
+            return not seen["ok"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        ok = True
+    except OSError:
+        ok = False
+    _probe.update(host=host, ok=ok, time=now)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(_probe))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return not ok
 
 
 def from_pretrained(cls, name: str, **kw):
     """`cls.from_pretrained` with local resolution and an actionable error. The HF cache is
-    tried without network first; the hub only when that fails and HF_HUB_OFFLINE is unset
-    (so a cached model never waits on a dead network's retries)."""
+    tried without network first; the hub only when that fails and `offline()` says the hub
+    is reachable (so a cached model never waits on a dead network's retries)."""
     where = resolve(name)
     if Path(where).is_dir():
         try:
@@ -75,7 +130,7 @@ def from_pretrained(cls, name: str, **kw):
         return cls.from_pretrained(where, local_files_only=True, **kw)
     except (OSError, ValueError) as e:
         first = e
-    if not _offline():
+    if not offline():
         try:
             return cls.from_pretrained(where, **kw)
         except (OSError, ValueError) as e:

