@@ -197,3 +197,85 @@ def test_the_published_demo_report_has_real_numbers_for_every_task(tmp_path):
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         driver.quit()
+
+
+def test_publish_never_destroys_a_report(results, tmp_path):
+    """A report is swapped in only when complete; a folder holding another report, or files no
+    report made, is refused unless forced; nothing to publish writes nothing (issue 36)."""
+    from uniaudio.benchmark.publish import PublishError
+
+    lb = tmp_path / "lb"
+    publish([results], lb, date="2026-01-01")
+    before = {p.name: p.read_bytes() for p in lb.iterdir()}
+    assert ".uniaudio-report.json" in before
+    # a results folder whose only run has a corrupt items.jsonl line: refused before anything is written
+    bad = tmp_path / "bad"
+    shutil.copytree(results / "results" / "asr" / "ground-truth", bad / "results" / "asr" / "ground-truth")
+    (bad / "results" / "asr" / "ground-truth" / "items.jsonl").write_text("{not json\n")
+    with pytest.raises(PublishError, match="no results to publish"):
+        publish([bad], lb, date="2026-01-01", force=True)
+    assert {p.name: p.read_bytes() for p in lb.iterdir()} == before
+    # another report's folder: refused (the checkout's leaderboards/ vs a 3-task run), unless forced
+    other = tmp_path / "other"
+    shutil.copytree(results, other)
+    shutil.rmtree(other / "results" / "asr" / "partial")
+    with pytest.raises(PublishError, match="report of other results"):
+        publish([other], lb, date="2026-01-01")
+    assert {p.name: p.read_bytes() for p in lb.iterdir()} == before
+    forced = publish([other], lb, date="2026-01-01", force=True)
+    assert not (lb / "items-asr-partial.html").exists()  # no stale page of the old report stays behind
+    assert sorted(p.name for p in lb.iterdir()) == sorted(p.name for p in forced["files"])
+    # the same sources again: republished in place
+    publish([other], lb, date="2026-01-01")
+    # a folder of someone else's files, or a report folder with a file added to it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(PublishError, match="no `benchmark publish` made"):
+        publish([results], mine, date="2026-01-01")
+    (lb / "my-notes.txt").write_text("keep me too")
+    with pytest.raises(PublishError, match="did not make"):
+        publish([other], lb, date="2026-01-01")
+    assert (mine / "notes.txt").read_text() == "keep me" and (lb / "my-notes.txt").is_file()
+
+
+def test_a_publish_that_fails_midway_leaves_the_old_report(results, tmp_path, monkeypatch):
+    from uniaudio.benchmark import publish as pub
+
+    lb = tmp_path / "lb"
+    publish([results], lb, date="2026-01-01")
+    before = {p.name: p.read_bytes() for p in lb.iterdir()}
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pub.html, "items_page", broken)
+    with pytest.raises(OSError):
+        publish([results], lb, date="2026-01-02")
+    assert {p.name: p.read_bytes() for p in lb.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+    # killed between the two renames of the swap: the next publish finds the old report and puts it back
+    monkeypatch.undo()
+    lb.rename(tmp_path / ".lb.old-12345")
+    publish([results], lb, date="2026-01-03")
+    assert json.loads((lb / "leaderboard.json").read_text())["generated"] == "2026-01-03"
+
+
+def test_pages_rank_by_the_first_metric_state_shared_failures_once_and_show_plain_cards(results, tmp_path):
+    from uniaudio.benchmark.publish.html import card_html
+
+    lb = tmp_path / "lb"
+    board = publish([results], lb, date="2026-01-01")["board"]
+    (asr,) = board["tasks"]
+    wers = [r["values"]["wer"]["value"] for r in asr["rows"]]
+    assert wers == sorted(wers) and asr["rows"][-1]["system"] == HOSTILE  # best (lowest WER) first, everywhere
+    index = (lb / "index.html").read_text()
+    assert index.index(">ground-truth<") < index.index(">partial<") and 'class="tasks"' in index
+    assert "Fréchet" in card_html({"aggregation": "Fréchet distance", "x": {"y": "é"}}) and "\\u00e9" not in \
+        card_html({"aggregation": "Fréchet distance", "x": {"y": "é"}})
+    from uniaudio.benchmark.publish.html import items_page
+
+    items = [{"id": f"u{i}", "values": {"utmos": float("nan")}, "errors": {"utmos": "model X is not available"}}
+             for i in range(5)]
+    page = items_page({"task": "tts", "primary": "utmos", "columns": []}, {"system": "s"}, items)
+    assert page.count("model X is not available") == 1 and page.count("see note 1") == 5

@@ -229,6 +229,8 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
                         "errors": errors[s.id]}
                 if task.output == "text":  # what was compared, for per-item pages (lm-eval keeps samples)
                     item["hyp"], item["ref"] = s.hyp_text, s.ref_text
+                elif s.ref_text is not None:  # the words or caption the audio should carry
+                    item["ref"] = s.ref_text
                 details = _details(sys_dir, s.id) if task.output == "text" else None
                 if details is not None:
                     item["output"] = details

@@ -116,23 +116,45 @@ class Passthrough(System):
 
 
 class Shuffled(System):
-    """Floor for generation tasks: each item gets the reference audio of another item (right
-    distribution, wrong content), so CLAP and KL must score it worse than the ground truth.
-    For captioning: each clip gets another clip's caption."""
-    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "svs", "sound_edit", "speech_edit", "caption")
+    """Floor for generation tasks: each item gets the reference of another item (right
+    distribution, wrong content), so CLAP, KL, WER and SIM must score it worse than the
+    ground truth. For text tasks (asr, caption): another item's transcript or caption."""
+    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "svs", "sound_edit", "speech_edit", "asr", "caption")
 
     def produce(self, task, rows, outdir):
-        order = sorted(rows, key=lambda r: r["id"])
-        other = {r["id"]: order[(k + 1) % len(order)] for k, r in enumerate(order)}
+        other = stand_ins(rows)
 
         def one(r):
             if task.output == "text":
-                output_file(outdir, r["id"], ".txt").write_text(other[r["id"]]["caption"] or "")
+                text = row_value(other[r["id"]], task.refs.get("ref_text", "caption"))
+                output_file(outdir, r["id"], ".txt").write_text(text or "")
                 return
             wav, sr = audio.load(other[r["id"]]["path"])
             audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
 
-        self.each(order, one)
+        self.each(sorted(rows, key=lambda r: r["id"]), one)
+
+
+def stand_ins(rows: list[dict]) -> dict[str, dict]:
+    """Each item's stand-in for the shuffled floor: in id order, the item half the set away
+    (not the next one: in a set grouped by speaker the next item is often this item's own
+    speaker prompt, and SIM then compared the prompt with itself, scoring the floor above the
+    ground truth), skipping items of the same speaker and items whose audio this item is given
+    (its reference, prompt, input or enrollment); without any such item, any other item."""
+    order = sorted(rows, key=lambda r: r["id"])
+    n = len(order)
+
+    def given(r) -> set:
+        return {r.get("path")} | {row_value(r, f"extra:{k}") for k in ("prompt_path", "input_path", "enroll_path")}
+
+    out = {}
+    for k, r in enumerate(order):
+        ring = [order[(k + n // 2 + j) % n] for j in range(n)]
+        others = [c for c in ring if c["id"] != r["id"]] or [r]
+        strict = [c for c in others if c.get("path") not in given(r)
+                  and not (r.get("speaker") and c.get("speaker") == r.get("speaker"))]
+        out[r["id"]] = (strict or others)[0]
+    return out
 
 
 class CodecResynthesis(System):
@@ -210,11 +232,16 @@ class ChanceLM(LanguageModel):
         return dict(super().card(), test_model=True, warning="random weights: a chance-level floor, not a model's score")
 
     def load(self):
+        from .mmlu import HFCausalLM
+
+        return HFCausalLM(self.model, objects=self.objects())
+
+    @staticmethod
+    def objects() -> tuple:
+        """(tokenizer, model): the byte-level tokenizer and the seeded random tiny Llama."""
         import torch
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers
         from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-        from .mmlu import HFCausalLM
 
         byte_vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}  # alphabet() order varies
         tok = Tokenizer(models.BPE(vocab=byte_vocab, merges=[]))
@@ -223,7 +250,7 @@ class ChanceLM(LanguageModel):
         torch.manual_seed(0)
         cfg = LlamaConfig(vocab_size=len(byte_vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                           num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)
-        return HFCausalLM(self.model, objects=(fast, LlamaForCausalLM(cfg)))
+        return fast, LlamaForCausalLM(cfg)
 
 
 class LMCheckpoint(System):

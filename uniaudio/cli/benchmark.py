@@ -25,7 +25,9 @@ def benchmark() -> None:
 @click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
-@click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Results folder: results/{task}/{system}/ (items.jsonl, aggregate.json) and, without --system, "
+                   "leaderboards/.")
 @click.option("--resume", is_flag=True, help="Skip items already scored in OUT.")
 @click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
               help="e.g. wer.asr_backend=openai-whisper wer.asr_model=large-v3, sim.backend=wavlm (repeatable).")
@@ -46,7 +48,7 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     bad = [n for n in names if n not in TASKS]
     if bad:
         raise click.BadParameter(f"unknown task(s) {bad}; known: {', '.join(TASKS)}, all", param_hint="--task")
-    import yaml
+    from ..config import yaml_load
 
     options: dict[str, dict] = {}
     for opt in metric_opts:
@@ -54,7 +56,7 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
         metric, dot, key = lhs.partition(".")
         if not sep or not dot:
             raise click.BadParameter(f"{opt!r}: expected METRIC.KEY=VALUE", param_hint="--metric-option")
-        options.setdefault(metric, {})[key] = yaml.safe_load(val)
+        options.setdefault(metric, {})[key] = yaml_load(val)
     try:
         results = run(names, system, suite, data_root, out, resume=resume, metric_options=options,
                       all_builtins=system is None)
@@ -75,36 +77,50 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
                 click.echo(f"{'':{tw + 18}}{name}: {m['error'][:200]}")
     click.echo(f"results: {out / 'results'}")
     if system is None or publish_to:
-        from ..benchmark.publish import publish
+        from ..benchmark.publish import PublishError, publish
 
         dest = publish_to or out / "leaderboards"
-        res = publish([out], dest, date=date)
+        try:
+            res = publish([out], dest, date=date)
+        except PublishError as e:
+            raise click.ClickException(f"{e}\n(the results are in {out / 'results'}; `benchmark publish {out} --out "
+                                       "DIR` publishes them elsewhere)") from None
         click.echo(f"leaderboards: {dest / 'index.html'} ({len(res['files'])} files)")
 
 
 @benchmark.command("publish")
 @click.argument("results", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder (default: RESULTS/leaderboards of the first results folder, as `benchmark run` "
+                   "writes it). Built beside it and swapped in when complete.")
 @click.option("--date", default=None, help="Pin the generation date (YYYY-MM-DD) for byte-identical reruns.")
-def benchmark_publish(results: tuple[Path, ...], out: Path, date: str | None) -> None:
+@click.option("--force", is_flag=True, help="Replace a report of other results (or a folder of other files) at --out.")
+def benchmark_publish(results: tuple[Path, ...], out: Path | None, date: str | None, force: bool) -> None:
     """Leaderboards from `benchmark run` outputs (default: ./benchmark-results): index.html, a page per
     task and per (task, system), leaderboard.json (+ schema), .csv and .md."""
-    from ..benchmark.publish import publish
+    from ..benchmark.publish import PublishError, publish
 
-    res = publish(list(results) or [Path("benchmark-results")], out, date=date)
+    sources = list(results) or [Path("benchmark-results")]
+    if not results and not sources[0].is_dir():
+        raise click.ClickException("no ./benchmark-results here: give the `benchmark run --out` folder(s) to publish")
+    out = out or sources[0] / "leaderboards"
+    try:
+        res = publish(sources, out, date=date, force=force)
+    except PublishError as e:
+        raise click.ClickException(str(e)) from None
     board = res["board"]
     for x in board["refused"]:
         click.echo(f"REFUSED {x['path']}: {x['reason']}", err=True)
     n_rows = sum(len(t["rows"]) for t in board["tasks"])
     click.echo(f"{n_rows} results in {len(board['tasks'])} tasks -> {out / 'index.html'} ({len(res['files'])} files)")
-    if not n_rows:
-        raise click.ClickException("no results found to publish (give `benchmark run --out` folders)")
 
 
 @benchmark.command("mmlu")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="MMLU root with data/dev/*_dev.csv and data/test/*_test.csv.")
-@click.option("--model", required=True, help="transformers causal LM: local dir, $UNIAUDIO_MODELS name or HF id.")
+@click.option("--data", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="MMLU root with data/dev/*_dev.csv and data/test/*_test.csv (default: the packaged 15-question "
+                   "demo set in MMLU's layout, which is not MMLU).")
+@click.option("--model", required=True, help="transformers causal LM: local dir, $UNIAUDIO_MODELS name or HF id; or "
+              "chance-lm (a seeded random tiny Llama, built offline: the chance floor).")
 @click.option("--subject", "subjects", multiple=True, help="Only these subjects (repeatable).")
 @click.option("--shots", default=5, show_default=True)
 @click.option("--limit", default=None, type=int, help="At most this many test questions per subject.")
@@ -115,16 +131,22 @@ def benchmark_publish(results: tuple[Path, ...], out: Path, date: str | None) ->
               help="dtype of the log-softmax (default: the model's own, as lm-eval).")
 @click.option("--add-bos-token/--no-add-bos-token", default=None,
               help="Prepend BOS (default: lm-eval's rule: only for Gemma models).")
-def benchmark_mmlu(data: Path, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
+def benchmark_mmlu(data: Path | None, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
                    out: Path | None, max_length: int | None, softmax_dtype: str | None, add_bos_token: bool | None) -> None:
     """MMLU accuracy exactly as lm-eval-harness scores it (prompt, encoding, truncation:
-    see uniaudio/benchmark/mmlu.py); argmax log-likelihood of " A".." D"."""
+    see uniaudio/benchmark/mmlu.py); argmax log-likelihood of " A".." D". Offline try-out:
+    `benchmark mmlu --model chance-lm` (the packaged demo questions, a random tiny model)."""
     from ..benchmark import mmlu
+    from ..benchmark.systems import ChanceLM
     from ..models import ModelNotFound
 
+    if data is None:
+        click.echo(f"data: the packaged demo set ({mmlu.DEMO}): 15 questions in MMLU's layout, not MMLU", err=True)
     try:
-        ds = mmlu.load(data, list(subjects) or None)
-        lm = mmlu.HFCausalLM(model, max_length=max_length, softmax_dtype=softmax_dtype, add_bos_token=add_bos_token)
+        ds = mmlu.load(data or mmlu.DEMO, list(subjects) or None)
+        objects = ChanceLM.objects() if model == ChanceLM.name else None  # a built-in name is never a hub id
+        lm = mmlu.HFCausalLM(model, objects=objects, max_length=max_length, softmax_dtype=softmax_dtype,
+                             add_bos_token=add_bos_token)
         res = mmlu.evaluate(lm, ds, shots=shots, limit=limit)
     except (FileNotFoundError, mmlu.MMLUFormatError, ModelNotFound) as e:
         raise click.ClickException(str(e)) from None

@@ -7,22 +7,42 @@ html.py     index.html, task pages (sortable tables, plots, cards, provenance), 
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 from ..tasks import TASKS
 from . import html, tables
-from .collect import collect, columns, primary
+from .collect import collect, columns, primary, ranked
+
+MARKER = ".uniaudio-report.json"  # what made a report folder: its sources and its files
 
 
-def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None) -> dict:
-    """Merge every run found under `paths` into `out`; returns the leaderboard and the files.
-    `date` pins the generation date (byte-identical reruns); default: today (UTC)."""
+class PublishError(ValueError):
+    """Nothing to publish, or an output folder that must not be overwritten."""
+
+
+def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None, force: bool = False) -> dict:
+    """Merge every run found under `paths` into the report folder `out`; returns the leaderboard
+    and the files. `date` pins the generation date (byte-identical reruns); default: today (UTC).
+
+    Nothing is written unless the whole report is: it is built in a staging folder beside
+    `out` and swapped in when complete, so a failure leaves an earlier report as it was. A
+    folder that holds a report of other results, or files no report made, is refused unless
+    `force` (the checkout's committed leaderboards/ must not be replaced by a 3-task run)."""
     from ..provenance import toolkit
 
-    rows, refused = collect([Path(p) for p in paths])
+    paths = [Path(p) for p in paths]
+    rows, refused = collect(paths)
+    if not rows:
+        why = "; ".join(f"{x['path']}: {x['reason']}" for x in refused[:5]) or "no results/{task}/{system}/aggregate.json"
+        raise PublishError(f"no results to publish in {', '.join(map(str, paths))} ({why}); nothing was written")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    sources = sorted({os.path.relpath(p.resolve(), out.resolve()) for p in paths})
+    _restore_interrupted(out)
+    _check_owner(out, sources, force)
     by_task: dict[str, list[dict]] = {}
     for r in rows:
         by_task.setdefault(r["task"], []).append(r)
@@ -30,19 +50,77 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
     tasks = []
     for name in [t for t in order if t in by_task]:
         cols = columns(by_task[name])
+        first = primary(name, cols, by_task[name])
         tasks.append({"task": name, "description": TASKS[name].description if name in TASKS else None,
-                      "primary": primary(name, cols, by_task[name]), "columns": cols,
-                      "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in by_task[name]]})
+                      "primary": first, "columns": cols,
+                      "rows": [{k: v for k, v in r.items() if not k.startswith("_")}
+                               for r in ranked(by_task[name], first, cols)]})
     board = {"schema": "uniaudio.leaderboard/1", "generated": date or time.strftime("%Y-%m-%d", time.gmtime()),
              "publisher": toolkit(), "tasks": tasks, "refused": refused}
-    files = tables.write(board, out)
     pages = {"index.html": html.index_page(board)}
     items_of = {(r["task"], r["system"]): r["_items"] for r in rows}
     for t in tasks:
         pages[html.task_page_name(t["task"])] = html.task_page(t)
         for r in t["rows"]:
             pages[html.items_page_name(t["task"], r["system"])] = html.items_page(t, r, items_of[(t["task"], r["system"])])
-    for name, text in pages.items():
-        (out / name).write_text(text, encoding="utf-8")
-        files.append(out / name)
-    return {"board": board, "files": files}
+    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        names = [p.name for p in tables.write(board, staging)]
+        for name, text in pages.items():
+            (staging / name).write_text(text, encoding="utf-8")
+            names.append(name)
+        (staging / MARKER).write_text(json.dumps({"made_by": "uniaudio benchmark publish", "sources": sources,
+                                                  "files": sorted(names)}, indent=2) + "\n")
+        names.append(MARKER)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"board": board, "files": [out / n for n in names]}
+
+
+def _check_owner(out: Path, sources: list[str], force: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PublishError(f"{out} is a file, not a report folder")
+    present = sorted(p.name for p in out.iterdir())
+    if not present or force:
+        return
+    marker = out / MARKER
+    if not marker.is_file():
+        raise PublishError(f"{out} holds files that no `benchmark publish` made ({', '.join(present[:3])}"
+                           f"{', ...' if len(present) > 3 else ''}): refusing to replace them; give a new or empty "
+                           "--out folder, or --force")
+    try:
+        made = json.loads(marker.read_text())
+        old_sources, old_files = list(made["sources"]), set(made["files"])
+    except (ValueError, KeyError, TypeError):
+        raise PublishError(f"{marker} is unreadable: refusing to replace {out} without --force") from None
+    if old_sources != sources:
+        raise PublishError(f"{out} holds a report of other results (made from {', '.join(old_sources)}, relative to "
+                           f"it; this one is from {', '.join(sources)}): publish to another --out folder, or --force "
+                           "to replace it")
+    extra = [n for n in present if n not in old_files and n != MARKER]
+    if extra:
+        raise PublishError(f"{out} holds files its report did not make ({', '.join(extra[:3])}): move them, or "
+                           "--force")
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace `out` by the finished `staging` folder: two renames, the old report removed last."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore_interrupted(out: Path) -> None:
+    """A publish killed between the two renames of `_swap_in` left the old report aside: put it back."""
+    if out.exists():
+        return
+    olds = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds:
+        os.replace(olds[-1], out)

@@ -19,8 +19,8 @@ from .stats import mean_ci, ratio_ci
 
 SCHEMA_ID = "uniaudio.leaderboard/1"
 # bookkeeping values of an aggregate that are not scores
-SKIP_SUFFIXES = ("_errors", "_ref_words", "_ref_characters", "_frames", "_cached", "_slope", "_r2", "_S", "_D", "_I",
-                 "_N", "items_scored")
+SKIP_SUFFIXES = ("_errors", "_ref_words", "_ref_characters", "_frames", "_cached", "_slope", "_r2", "_se", "_S", "_D",
+                 "_I", "_N", "items_scored")
 LOWER_IS_BETTER = ("wer", "cer", "fad", "kl", "mel_distance", "lsd", "mcd", "f0")
 HIGHER_IS_BETTER = ("pesq", "stoi", "estoi", "si_sdr", "sim", "utmos", "dnsmos", "clap", "bleu", "cider", "rouge",
                     "accuracy", "attributes")
@@ -105,7 +105,13 @@ def _values(metric: str, entry: dict, items: list[dict]) -> dict:
         value = finite(raw)
         cell = {"metric": metric, "value": value, "direction": direction(key), "ci95": None, "n": None}
         if set_level:
-            cell["method"] = "set-level value: no per-item scores, no interval"
+            se = finite(entry["value"].get(f"{key}_se"))
+            if value is not None and se is not None:  # an extrapolated value (FAD-inf): the fit's own error
+                cell["ci95"] = [value - 1.96 * se, value + 1.96 * se]
+                cell["method"] = ("value +- 1.96 standard errors of a fitted extrapolation (FAD-inf: the intercept "
+                                  "of FAD vs 1/n); below 0 means about 0 within this interval")
+            else:
+                cell["method"] = "set-level value: no per-item scores, no interval"
             cell["n"] = entry.get("items")
         elif key in ERROR_RATES and key == metric:
             ok = [it["values"] for it in items if finite(it["values"].get(key)) is not None
@@ -199,3 +205,17 @@ def primary(task: str, cols: list[dict], rows: list[dict]) -> str | None:
         if name in keys and any((r["values"].get(name) or {}).get("value") is not None for r in rows):
             return name
     return keys[0] if keys else None
+
+
+def ranked(rows: list[dict], key: str | None, cols: list[dict]) -> list[dict]:
+    """A task's rows best first by `key` in its column's direction, missing values last, ties
+    (and keys without a direction) by system name: the order of every format's table."""
+    direction = next((c["direction"] for c in cols if c["key"] == key), None)
+
+    def order(r):
+        v = (r["values"].get(key) or {}).get("value") if key else None
+        if v is None:
+            return (1, 0.0, r["system"])
+        return (0, -v if direction == "higher" else v if direction == "lower" else 0.0, r["system"])
+
+    return sorted(rows, key=order)

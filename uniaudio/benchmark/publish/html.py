@@ -15,7 +15,10 @@ import math
 from ...files import safe_name
 from .tables import fmt
 
-CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
+CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1600px}
+.tasks{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:0 2em}
+.tasks section table{width:100%}dl.card{display:grid;grid-template-columns:max-content 1fr;gap:2px 1em}
+dl.card dt{font-weight:600}dl.card dd{margin:0;overflow-wrap:anywhere}.note{color:#b00}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th[data-dir]{cursor:pointer;background:#f3f3f3}th[data-sorted=best]::after{content:" \\25BC"}
 th[data-sorted=worst]::after{content:" \\25B2"}td.num{text-align:right;white-space:nowrap}
@@ -100,7 +103,11 @@ def plot_svg(task: dict) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = [c for c in task["columns"] if c["key"] == c["metric"] or c["key"].endswith("_ovrl")][:6]
+    def has_values(c):
+        return any((r["values"].get(c["key"]) or {}).get("value") is not None for r in task["rows"])
+
+    # a metric no system has a value for (its model is missing offline) gets no empty panel
+    cols = [c for c in task["columns"] if (c["key"] == c["metric"] or c["key"].endswith("_ovrl")) and has_values(c)][:6]
     if not cols or not task["rows"]:
         return ""
     with matplotlib.rc_context({"svg.hashsalt": "uniaudio", "svg.fonttype": "none", "text.parse_math": False,
@@ -135,6 +142,19 @@ def plot_svg(task: dict) -> str:
     return svg[svg.index("<svg"):]
 
 
+def card_html(card) -> str:
+    """A metric card as a definition list: plain values as text (not JSON escapes), nested
+    ones as indented JSON with their characters as they are."""
+    if not isinstance(card, dict) or not card:
+        return "<p>(no card)</p>"
+    rows = []
+    for k, v in sorted(card.items()):
+        text = v if isinstance(v, str) else json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        value = f"<pre>{esc(text)}</pre>" if isinstance(v, (dict, list)) else esc(text)
+        rows.append(f"<dt>{esc(k)}</dt><dd>{value}</dd>")
+    return f'<dl class="card">{"".join(rows)}</dl>'
+
+
 def task_page(task: dict) -> str:
     cols = task["columns"]
     rows_html = []
@@ -152,8 +172,7 @@ def task_page(task: dict) -> str:
     for r in task["rows"]:
         for m, card in r["cards"].items():
             cards.setdefault(m, card)
-    cards_html = "".join(f"<h3>{esc(m)}</h3><pre>{esc(json.dumps(c, indent=2, sort_keys=True, default=str))}</pre>"
-                         for m, c in sorted(cards.items()))
+    cards_html = "".join(f"<h3>{esc(m)}</h3>{card_html(c)}" for m, c in sorted(cards.items()))
     prov = "".join(
         f'<h3 id="run-{esc(safe_name(r["system"]))}">{esc(r["system"])}</h3>'
         f'<pre>{esc(json.dumps({"system_card": r["system_card"], "test_set": r["test_set"], "suite": r["suite"], "run": r["run"]}, indent=2, sort_keys=True, default=str))}</pre>'
@@ -168,7 +187,9 @@ def task_page(task: dict) -> str:
 
 
 def items_page(task: dict, row: dict, items: list[dict]) -> str:
-    """Per-item scores of one system on one task, worst first (failures, then by the primary value)."""
+    """Per-item scores of one system on one task, worst first (failures, then by the primary value).
+    A failure reason shared by several items (a metric's model missing offline) is stated once
+    above the table and cited by number in the rows."""
     primary = task.get("primary")
     d = next((c["direction"] for c in task["columns"] if c["key"] == primary), None)
     keys = sorted({k for it in items for k, v in it["values"].items()
@@ -180,19 +201,30 @@ def items_page(task: dict, row: dict, items: list[dict]) -> str:
         ok = isinstance(v, (int, float)) and math.isfinite(v)
         return (0 if it.get("errors") else 1, (v if d == "higher" else -v) if ok else math.inf, it["id"])
 
+    counts: dict[str, int] = {}
+    for it in items:
+        for reason in it.get("errors", {}).values():
+            counts[str(reason)] = counts.get(str(reason), 0) + 1
+    shared = {r: n for n, r in enumerate(sorted(r for r, c in counts.items() if c > 1), 1)}
+    has_ref = any(it.get("ref") is not None for it in items)
     rows = []
     for it in sorted(items, key=badness):
         hyp = it.get("hyp") if it.get("hyp") is not None else it["values"].get("transcript")
         cells = "".join(value_cell({"value": v if isinstance(v, (int, float)) and math.isfinite(v) else None}, k)
                         for k in keys for v in [it["values"].get(k)])
-        errs = "; ".join(f"{k}: {v}" for k, v in sorted(it.get("errors", {}).items()))
-        rows.append(f"<tr><td>{esc(it['id'])}</td><td>{esc(it.get('ref'))}</td><td>{esc(hyp)}</td>{cells}"
-                    f'<td class="fail">{esc(errs)}</td></tr>')
+        errs = "; ".join(f"{k}: " + (f"see note {shared[str(v)]}" if str(v) in shared else str(v))
+                         for k, v in sorted(it.get("errors", {}).items()))
+        ref = f"<td>{esc(it.get('ref'))}</td>" if has_ref else ""
+        rows.append(f"<tr><td>{esc(it['id'])}</td>{ref}<td>{esc(hyp)}</td>{cells}<td class=\"fail\">{esc(errs)}</td></tr>")
     heads = "".join(header({"key": k, "metric": k, "direction": _dir(k)}) for k in keys)
+    notes = "".join(f'<li id="note-{n}"><span class="note">note {n}</span> ({counts[r]} items): <pre>{esc(r)}</pre></li>'
+                    for r, n in shared.items())
+    ref_head = "<th>reference</th>" if has_ref else ""
     body = (f'<p><a href="{esc(task_page_name(task["task"]))}">{esc(task["task"])}</a> · <a href="index.html">all tasks</a></p>'
             f'<h1>{esc(row["system"])} on {esc(task["task"])}: {len(items)} items</h1>'
             f"<p>Worst first: items with a failure, then by {esc(primary)}.</p>"
-            f'<table class="sortable"><thead><tr><th>id</th><th>reference</th><th>output / transcript</th>{heads}'
+            + (f"<h2>Failures shared by several items</h2><ol class=\"notes\">{notes}</ol>" if notes else "")
+            + f'<table class="sortable"><thead><tr><th>id</th>{ref_head}<th>output / transcript</th>{heads}'
             f'<th>failures</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
     return page(f"{row['system']} on {task['task']}", body)
 
@@ -209,15 +241,19 @@ def index_page(board: dict) -> str:
              f"{', dirty tree' if board['publisher'].get('git_dirty') else ''}). Data: "
              '<a href="leaderboard.json">JSON</a> (<a href="leaderboard.schema.json">schema</a>), '
              '<a href="leaderboard.csv">CSV</a>, <a href="leaderboard.md">Markdown</a>.</p>']
+    sections = []
     for t in board["tasks"]:
         key = t.get("primary")
         col = next((c for c in t["columns"] if c["key"] == key), None)
         rows = "".join(f'<tr><td><a href="{esc(items_page_name(t["task"], r["system"]))}">{esc(r["system"])}</a></td>'
-                       f'{value_cell(r["values"].get(key), key or "")}</tr>' for r in t["rows"])
+                       f'{value_cell(r["values"].get(key), key or "")}</tr>'
+                       for r in t["rows"])
         head = header(col) if col else "<th>value</th>"
-        parts.append(f'<h2><a href="{esc(task_page_name(t["task"]))}">{esc(t["task"])}</a></h2>'
-                     f'<p>{esc(t.get("description"))}</p><table class="sortable"><thead><tr><th>system</th>{head}'
-                     f"</tr></thead><tbody>{rows}</tbody></table>")
+        sections.append(f'<section><h2><a href="{esc(task_page_name(t["task"]))}">{esc(t["task"])}</a></h2>'
+                        f'<p>{esc(t.get("description"))}</p><table class="sortable"><thead><tr><th>system</th>{head}'
+                        f"</tr></thead><tbody>{rows}</tbody></table></section>")
+    parts.append(f'<p>Each task shows its first metric, best first (missing last); its page has every metric.</p>'
+                 f'<div class="tasks">{"".join(sections)}</div>')
     if board["refused"]:
         parts.append("<h2>Refused result files</h2><ul>" + "".join(
             f"<li><code>{esc(x['path'])}</code>: {esc(x['reason'])}</li>" for x in board["refused"]) + "</ul>")
