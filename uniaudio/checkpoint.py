@@ -17,20 +17,34 @@ class CheckpointError(RuntimeError):
 
 
 def save(obj: Any, path: str | os.PathLike) -> Path:
+    return save_all([(obj, path)])[0]
+
+
+def save_all(items: list[tuple[Any, str | os.PathLike]]) -> list[Path]:
+    """Save several checkpoints as one: every file is written and fsynced under a temporary
+    name first, then all are renamed, in the order given. A crash while writing leaves every
+    final name as it was; only a crash between two renames leaves the earlier names one save
+    ahead of the later ones (trainers list the inference file before the resume file, so the
+    resume redoes the steps exactly and the inference file is never behind)."""
     import torch
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    staged = []
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
+        for obj, path in items:
+            p = Path(path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+            staged.append((tmp, p))
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, p in staged:
+            os.replace(tmp, p)
     finally:
-        tmp.unlink(missing_ok=True)
-    return p
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return [p for _, p in staged]
 
 
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

@@ -46,7 +46,7 @@ def main() -> None:
     np_sup = [s.numpy() for s in supports]
     stream = BundleStream(data, data.bundles, batch_rows=cfg.batch_rows, seed=0, rank=0, world=1, workers=cfg.workers,
                           start=0, max_rows=data.context, supports=np_sup)
-    it = iter(loader(stream, cfg.workers, pin_memory=dev.type == "cuda"))
+    it = iter(loader(stream, cfg.workers, cfg.seed, pin_memory=dev.type == "cuda"))
     warm = 12
     batches = [next(it) for _ in range(warm + 2 * args.steps)]
     batches = [b for b in batches if b["keys"]]

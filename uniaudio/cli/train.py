@@ -79,6 +79,8 @@ def train_lm(config: Path, steps: int | None, out: str | None, data: str | None)
     res = train(cfg)
     click.echo(f"step {res['step']}: {res['model']} (generate / lm-ckpt:), {res['checkpoint']} (resume); "
                f"losses in {Path(cfg.out) / 'log.jsonl'}")
+    if res.get("stopped"):  # the shell's code for the signal: scripts see an interrupted run as one
+        raise SystemExit(143 if res["stopped"] == "SIGTERM" else 130)
 
 
 @train.command("generate")

@@ -58,10 +58,15 @@ class SentenceData:
         self.vocab = Vocabulary.load(root / "vocab.json")
         self.tokenizer = self.report["tokenizer"]
         t = pq.read_table(root / "index.parquet").to_pylist()
+        self._sha256 = {r["shard"]: r.get("sha256") for r in t}
         self.bundles = [BundleRef(r["shard"], r["key"], int(r["rows"])) for r in t if r.get("split", "train") == "train"]
         self.heldout = [BundleRef(r["shard"], r["key"], int(r["rows"])) for r in t if r.get("split") == "heldout"]
         if not self.bundles:
             raise ValueError(f"{root} holds no training bundles")
+
+    def shard_checksums(self) -> dict[str, str | None]:
+        """shard tar name -> the sha256 the sentence stage recorded for it."""
+        return dict(self._sha256)
 
     def split(self, val_fraction: float, seed: int) -> tuple[list[BundleRef], list[BundleRef]]:
         """(train, val): the held-out bundles the sentence stage built from held-out splits
@@ -230,24 +235,29 @@ class BundleStream(torch.utils.data.IterableDataset):
         return (e, first, batches), e, batches[n - first]
 
 
-def loader(stream: BundleStream, workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def loader(stream: BundleStream, workers: int, seed: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The DataLoader over a stream. It gets its own generator: creating its iterator draws a base
+    seed, and from the global RNG that draw came after a resume had restored the RNG, so dropout
+    masks differed from an uninterrupted run (the stream itself uses no torch RNG)."""
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                                       persistent_workers=workers > 0, prefetch_factor=2 if workers > 0 else None)
+                                       persistent_workers=workers > 0, prefetch_factor=2 if workers > 0 else None,
+                                       generator=torch.Generator().manual_seed(seed))
 
 
 def val_batches(data: SentenceData, refs: list[BundleRef], batch_rows: int, max_rows: int,
-                supports: list[np.ndarray]) -> list[dict]:
-    """The held-out bundles as batches, read once (they are few)."""
+                supports: list[np.ndarray]) -> tuple[list[dict], list[dict]]:
+    """(batches, skipped): the held-out bundles as batches, read once (they are few), and each
+    one that could not be used with its reason (counted in the log, never dropped silently)."""
     reader = BundleReader(data.root, data.vocab, max_rows, supports)
     pad = data.vocab.id("<pad>")
-    out = []
+    out, skipped = [], []
     for refs_b in batches_of(refs, batch_rows):
         items = []
         for r in refs_b:
             try:
                 items.append(reader.read(r))
-            except ValueError:
-                continue
+            except ValueError as err:
+                skipped.append({"key": r.key, "shard": r.shard, "reason": str(err)})
         if items:
             out.append(collate(items, pad))
-    return out
+    return out, skipped

@@ -144,12 +144,15 @@ class LMTrainConfig:
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def resume_fields(self) -> dict:
-        """What must not change when a run resumes (the result would differ)."""
+        """What must not change when a run resumes (the result would differ). `steps` may grow
+        (train on), but where the cosine ends may not: with lr_decay_steps unset that end is
+        `steps`, so the effective horizon is what is compared."""
         d = asdict(self)
         for k in ("out", "steps", "val_every", "val_bundles", "log_every", "checkpoint_every", "workers", "threads",
                   "device", "compile", "attention"):
             d.pop(k)
         d["data"] = str(Path(self.data).resolve())
+        d["lr_decay_steps"] = self.lr_decay_steps or self.steps
         return json.loads(json.dumps(d))
 
 
@@ -371,6 +374,98 @@ def evaluate(model, batches, ctx, losses, vocab, task_names) -> dict:
     return _means(acc)
 
 
+class _StopRequest:
+    """SIGINT / SIGTERM during training: the step in progress finishes, a checkpoint is saved and
+    train() returns (a second Ctrl-C aborts at once). Several processes agree on stopping with one
+    all-reduce per step, so every rank saves and leaves at the same step."""
+
+    def __init__(self, world: int, device: torch.device):
+        import signal
+        import threading
+
+        self.world, self.device, self.name, self.previous = world, device, None, {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, sig, frame) -> None:
+        import signal
+
+        self.name = signal.Signals(sig).name
+        signal.signal(sig, self.previous.get(sig, signal.SIG_DFL))  # the second one is not caught
+
+    def requested(self) -> bool:
+        if self.world == 1:
+            return self.name is not None
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if self.name else 0.0], device=self.device)
+        dist.all_reduce(flag)
+        if flag.item() > 0 and self.name is None:
+            self.name = "stop on another rank"
+        return flag.item() > 0
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+
+def _checked_shards(data: SentenceData, refs, out: Path, rank: int, world: int) -> dict:
+    """Every bundle shard the run reads, against the sha256 its sentence output recorded: a
+    tampered (or damaged but readable) shard stops the run before training instead of being
+    trained on. Hashes are streamed; a shard whose size and mtime equal those of its last check
+    (OUT/checked_shards.json) is not read again, so a resume costs stat calls only. Rank 0
+    checks; the other ranks learn the outcome."""
+    from ..files import atomic_write_text, sha256_file
+
+    result: dict = {"shards": 0, "hashed": 0, "bytes": 0, "seconds": 0.0}
+    problem = None
+    if rank == 0:
+        t0 = time.time()
+        want = data.shard_checksums()
+        record = out / "checked_shards.json"
+        try:
+            seen = json.loads(record.read_text())
+        except (OSError, ValueError):
+            seen = {}
+        bad, now = [], {}
+        for shard in sorted({r.shard for r in refs}):
+            path = data.root / "shards" / shard
+            try:
+                st = path.stat()
+            except OSError:
+                bad.append(f"{shard} (missing)")
+                continue
+            stamp = [want.get(shard), st.st_size, st.st_mtime_ns]
+            if seen.get(shard) != stamp:
+                result["hashed"] += 1
+                result["bytes"] += st.st_size
+                if sha256_file(path) != want.get(shard):
+                    bad.append(shard)
+                    continue
+            now[shard] = stamp
+        result.update(shards=len(now) + len(bad), seconds=round(time.time() - t0, 3))
+        atomic_write_text(record, json.dumps(now))
+        if bad:
+            problem = (f"{len(bad)} bundle shard(s) of {data.root} differ from the sha256 its index recorded: "
+                       f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. The sentence output changed after it "
+                       "was built; rerun `uniaudio pipeline sentences` on it (a resume rewrites changed shards) or "
+                       "check the disk, then train again")
+    if world > 1:
+        import torch.distributed as dist
+
+        box = [problem, result]
+        dist.broadcast_object_list(box, src=0)
+        problem, result = box
+    if problem:
+        raise ValueError(problem)
+    return result
+
+
 def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
     """Train (or resume) as `cfg` says. after_step(step), when given, is called at the end of
     every step, after its logging and checkpoint (benchmarks/train_throughput.py runs its
@@ -393,6 +488,7 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
                          "layouts")
     train_refs, val_refs = data.split(cfg.val_fraction, cfg.seed)
     val_refs = sorted(val_refs, key=lambda r: hashlib.blake2b(r.key.encode(), digest_size=8).digest())[:cfg.val_bundles]
+    checked = _checked_shards(data, train_refs + val_refs, out, rank, world)
     torch.manual_seed(cfg.seed)  # initial weights from the seed, the same on every rank
     model, supports = build_model(data, cfg.model)
     model.to(device)
@@ -412,13 +508,24 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
                                  "so resume with the same, or train into a new out folder")
         from ..pipeline.config import config_diff
 
-        diff = config_diff(ck["resume_fields"], cfg.resume_fields())
+        then = dict(ck["resume_fields"])
+        if then.get("lr_decay_steps") is None:  # written before the horizon was compared: it was `steps`
+            then["lr_decay_steps"] = ck.get("train_config", {}).get("steps")
+        diff = config_diff(then, cfg.resume_fields())
         if diff:
+            hint = ""
+            if any(d.startswith("lr_decay_steps") for d in diff) and cfg.lr_decay_steps is None:
+                hint = (f"\n(the cosine schedule ends at `steps` unless lr_decay_steps is set: to train on past step "
+                        f"{then['lr_decay_steps']} with the schedule it was started with, set lr_decay_steps: "
+                        f"{then['lr_decay_steps']}; a new schedule needs a new out folder)")
             raise ResumeMismatch(f"{last} was trained with another configuration; differing fields (then -> now):\n  "
-                                 + "\n  ".join(diff) + "\nresume with the same settings, or use a new out folder")
+                                 + "\n  ".join(diff) + "\nresume with the same settings, or use a new out folder"
+                                 + hint)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, taken = ck["step"], ck["batches"]
+        if rank == 0 and progress:
+            print(f"[lm] resuming {last} at step {step} of {cfg.steps} ({taken} batches taken)", flush=True)
         if rank == 0:  # steps logged after the checkpoint by the interrupted run are redone: drop them
             for name in ("log.jsonl", "batches.jsonl", "skipped.jsonl"):
                 _truncate(out / name, step)
@@ -428,8 +535,9 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
     np_supports = [s.numpy() for s in supports]
     stream = BundleStream(data, train_refs, batch_rows=cfg.batch_rows, seed=cfg.seed, rank=rank, world=world,
                           workers=cfg.workers, start=taken, max_rows=data.context, supports=np_supports)
-    batches = iter(loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
-    vals = val_batches(data, val_refs, cfg.batch_rows, data.context, np_supports) if rank == 0 else []
+    batches = iter(loader(stream, cfg.workers, cfg.seed, pin_memory=device.type == "cuda"))
+    vals, val_skipped = val_batches(data, val_refs, cfg.batch_rows, data.context, np_supports) if rank == 0 \
+        else ([], [])
     ddp = model
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
@@ -453,8 +561,8 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
         header = {"event": "start", "step": step, "world": world, "device": str(device), "dtype": dtype_name,
                   "parameters": n_all, "non_embedding_parameters": n_non_emb,
                   "trainable_parameters": n_train, "model": cfg.model.kind, "train_bundles": len(train_refs),
-                  "val_bundles": len(val_refs), "peak_flops": peak, "attention": attention,
-                  "compiled": cfg.compile}
+                  "val_bundles": len(val_refs) - len(val_skipped), "val_bundles_unreadable": val_skipped,
+                  "peak_flops": peak, "attention": attention, "compiled": cfg.compile, "checksums": checked}
         if baseline is not None:
             header.update(baseline)
         log.write(json.dumps(header) + "\n")
@@ -462,10 +570,18 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
         if progress:
             print(f"[lm] {cfg.model.kind}: {n_all:,} parameters ({n_non_emb:,} without embeddings, {n_train:,} "
                   f"trainable), {world} process(es), {device}, "
-                  f"{dtype_name}; {len(train_refs)} train / {len(val_refs)} val bundles", flush=True)
+                  f"{dtype_name}; {len(train_refs)} train / {len(val_refs) - len(val_skipped)} val bundles"
+                  + (f" ({len(val_skipped)} held-out bundle(s) unreadable, left out: see log.jsonl)" if val_skipped
+                     else "") + f"; checksums of {checked['shards']} shard(s) checked in {checked['seconds']} s",
+                  flush=True)
+            horizon = cfg.lr_decay_steps or cfg.steps
+            if cfg.warmup_steps >= horizon:
+                print(f"[lm] warning: warm-up ({cfg.warmup_steps} steps) is not shorter than the schedule "
+                      f"({horizon} steps): the learning rate never reaches lr = {cfg.lr}", flush=True)
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.steps, initial=step, desc="lm", unit="step", disable=not progress or rank != 0)
+    stop = _StopRequest(world, device)  # Ctrl-C / SIGTERM: finish the step, save, return
     acc: dict = defaultdict(float)
     pending: list = []
     nonfinite, last_check = torch.zeros((), dtype=torch.bool, device=device), step
@@ -545,10 +661,19 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
                                   "val_tasks": {k.split("/")[1]: x for k, x in v.items() if k.startswith("task/")}})
                       + "\n")
             log.flush()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        stopping = stop.requested()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
             save(out, model, opt, step, taken, cfg, data, rank, world, device)
         if after_step is not None:
             after_step(step)
+        if stopping:
+            if rank == 0:
+                log.write(json.dumps({"step": step, "event": "stopped", "signal": stop.name}) + "\n")
+                if progress:
+                    print(f"\n[lm] {stop.name}: stopped after step {step}, saved {last}; rerun the same command to "
+                          "resume", flush=True)
+            break
+    stop.restore()
     bar.close()
     if log:
         log.close()
@@ -557,7 +682,7 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
         import torch.distributed as dist
 
         dist.barrier()
-    return {"step": step, "checkpoint": str(last), "model": str(out / "model.pt")}
+    return {"step": step, "checkpoint": str(last), "model": str(out / "model.pt"), "stopped": stop.name}
 
 
 def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data: SentenceData, rank: int,
@@ -580,10 +705,11 @@ def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data:
 
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # resume: adapters kept apart
     plain = {k: v.cpu() for k, v in merged_state_dict(model).items()}  # inference: LoRA folded in
-    checkpoint.save({"model": weights, "optimizer": opt.state_dict(), "step": step, "batches": taken, "world": world,
-                     "workers": cfg.workers, "resume_fields": cfg.resume_fields(), "train_config": asdict(cfg),
-                     "model_config": model.config_dict(), "rng": rngs}, out / "last.pt")
-    checkpoint.save({"model": plain, "model_config": model.config_dict(), "step": step,
-                     "vocab": data.vocab.to_dict(), "text_tokenizer": (data.root / "text_tokenizer.json").read_text(),
-                     "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": str(data.root),
-                     "kind": "uniaudio-lm"}, out / "model.pt")
+    inference = {"model": plain, "model_config": model.config_dict(), "step": step, "vocab": data.vocab.to_dict(),
+                 "text_tokenizer": (data.root / "text_tokenizer.json").read_text(), "audio_tokenizer": audio_tok,
+                 "tokenizer": data.tokenizer, "data": str(data.root), "kind": "uniaudio-lm"}
+    resume = {"model": weights, "optimizer": opt.state_dict(), "step": step, "batches": taken, "world": world,
+              "workers": cfg.workers, "resume_fields": cfg.resume_fields(), "train_config": asdict(cfg),
+              "model_config": model.config_dict(), "rng": rngs}
+    # one pair: both written before either is renamed, model.pt first (never behind last.pt)
+    checkpoint.save_all([(inference, out / "model.pt"), (resume, out / "last.pt")])
