@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 from scipy import linalg
 
@@ -78,7 +80,10 @@ def fad(reference: np.ndarray, generated: np.ndarray) -> float:
 def fad_inf(reference: Gaussian, generated: np.ndarray, steps: int = 10, min_n: int | None = None,
             seed: int = 0) -> dict:
     """FAD-inf: FAD of bootstrap subsets of the generated frames at sizes n, fitted linearly
-    against 1/n; the intercept is the value for infinitely many samples."""
+    against 1/n; the intercept is the value for infinitely many samples. It is an extrapolation,
+    so where the true FAD is about 0 (generated ~ reference, e.g. a permutation of the reference
+    set) it can come out below 0, as fadtk's does: `se` is the intercept's standard error from
+    the fit, and a value within ~2 se of 0 reads as 0."""
     x = np.asarray(generated, dtype=np.float64)
     n_total, dim = x.shape
     lo = min_n or max(dim + 2, n_total // 5)
@@ -91,5 +96,7 @@ def fad_inf(reference: Gaussian, generated: np.ndarray, steps: int = 10, min_n: 
     slope, intercept = np.polyfit(inv, values, 1)
     pred = slope * inv + intercept
     ss_res, ss_tot = float(((values - pred) ** 2).sum()), float(((values - values.mean()) ** 2).sum())
+    sxx = float(((inv - inv.mean()) ** 2).sum())  # OLS: se(intercept)^2 = s^2 (1/k + mean(x)^2 / Sxx)
+    se = math.sqrt(ss_res / max(1, len(ns) - 2) * (1 / len(ns) + inv.mean() ** 2 / sxx)) if sxx > 0 else math.nan
     return {"fad_inf": float(intercept), "slope": float(slope), "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 1.0,
-            "n": ns.tolist(), "fad_at_n": values.tolist()}
+            "se": se, "n": ns.tolist(), "fad_at_n": values.tolist()}

@@ -36,8 +36,11 @@ SPEAKERS = (
     Speaker("1221", "en-029+f2", 45, 140, "F", "train-clean-100"),
     Speaker("1284", "en-us+f4", 95, 175, "F", "train-clean-100"),
     Speaker("1320", "en-gb-x-rp+m7", 35, 145, "M", "train-clean-100"),
-    Speaker("2300", "en-gb-x-gbclan+f1", 70, 165, "F", "test-clean"),
-    Speaker("2830", "en-us+m6", 85, 155, "M", "test-clean"),
+    # The held-out speakers are voices the offline ASR reads well (Whisper tiny.en: 10.5% WER
+    # each on 24 demo sentences; en-gb-x-gbclan+f1 read 44%, en-us+m6 18%), so the demo's
+    # speech leaderboards measure systems, not the ASR's trouble with a voice.
+    Speaker("2300", "en-gb+f4", 70, 150, "F", "test-clean"),
+    Speaker("2830", "en-us+m4", 45, 150, "M", "test-clean"),
 )
 CHAPTERS_PER_SPEAKER = 2
 UTTS_PER_CHAPTER = 3
@@ -75,13 +78,20 @@ def espeak_args(spk: Speaker, text: str, wav_path: str) -> list[str]:
     return [require("espeak-ng"), "-v", spk.voice, "-p", str(spk.pitch), "-s", str(spk.speed), "-w", wav_path, text]
 
 
+def headroom(wav):
+    """espeak-ng writes near full scale and resampling can overshoot past 1.0, which the 16-bit
+    FLAC encoder would clip: such an utterance is scaled to a 0.99 peak instead."""
+    peak = float(abs(wav).max()) if len(wav) else 0.0
+    return wav / (peak / 0.99) if peak > 0.99 else wav
+
+
 def synthesize(utt: Utterance, root: Path) -> Path:
     """Speak one utterance and store it as 16 kHz FLAC."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = f"{tmp}/raw.wav"
         run(espeak_args(utt.speaker, utt.text, raw))
         wav, _ = audio.load(raw, SAMPLE_RATE)
-    return audio.save(utt.path(root), wav, SAMPLE_RATE)
+    return audio.save(utt.path(root), headroom(wav), SAMPLE_RATE)
 
 
 def write_index_files(utts: list[Utterance], root: Path) -> None:

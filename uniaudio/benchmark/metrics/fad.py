@@ -59,7 +59,7 @@ class FAD:
                "reference_stats_cached": cached}
         try:  # FAD-inf needs several subset sizes above the embedding dimension; small sets get the reason
             inf = fad_inf(ref, frames)
-            out.update(fad_inf=inf["fad_inf"], fad_inf_slope=inf["slope"], fad_inf_r2=inf["r2"])
+            out.update(fad_inf=inf["fad_inf"], fad_inf_se=inf["se"], fad_inf_slope=inf["slope"], fad_inf_r2=inf["r2"])
         except FrechetError as e:
             out.update(fad_inf=float("nan"), fad_inf_error=str(e))
         return out
@@ -68,6 +68,8 @@ class FAD:
         return {"name": "fad", "embedder": self.embedder.name, "checksum": self.embedder.checksum,
                 "sample_rate": self.embedder.sample_rate,
                 "aggregation": "one value per set: Fréchet distance of float64 Gaussian fits of all frame embeddings; "
-                               "fad_inf: intercept of FAD vs 1/n over bootstrapped subsets (fadtk)",
+                               "fad_inf: intercept of FAD vs 1/n over bootstrapped subsets (fadtk), with its standard error "
+                               "from the fit (fad_inf_se); an extrapolation, so it can be below 0 where the sets "
+                               "match (true FAD ~ 0): within ~2 se of 0 it reads as 0",
                 "paper_setting": "VGGish 16 kHz or LAION CLAP 48 kHz", "versions": versions("scipy", "numpy"),
                 **getattr(self.embedder, "note", {})}

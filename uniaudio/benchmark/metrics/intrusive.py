@@ -92,8 +92,13 @@ class MelDistance(_Pairwise):
 
 @register("si_sdr")
 class SISDR(_Pairwise):
-    """Scale-invariant SDR (Le Roux et al., 2019), both signals made zero-mean, in dB."""
+    """Scale-invariant SDR (Le Roux et al., 2019), both signals made zero-mean, in dB, with
+    torchmetrics' stabiliser: eps (float32's, 1.19e-7) added to both inner products of the
+    scale and to both energies of the ratio. So an output equal to the reference scores a large
+    finite value (a ceiling of ~80-100 dB for speech, set by its energy) instead of infinity,
+    the same number torchmetrics' `scale_invariant_signal_distortion_ratio` gives."""
     name = "si_sdr"
+    EPS = float(np.finfo(np.float32).eps)
 
     def pair(self, ref, hyp):
         ref = ref.astype(np.float64) - ref.mean()
@@ -101,14 +106,13 @@ class SISDR(_Pairwise):
         energy = ref @ ref
         if energy <= 0:
             raise MetricError("SI-SDR is undefined for a silent reference")
-        target = (hyp @ ref) / energy * ref
-        noise = hyp - target
-        if noise @ noise == 0:
-            raise MetricError("SI-SDR is infinite: the output equals the scaled reference exactly")
-        return {"si_sdr": float(10 * np.log10((target @ target) / (noise @ noise)))}
+        target = (hyp @ ref + self.EPS) / (energy + self.EPS) * ref
+        noise = target - hyp
+        return {"si_sdr": float(10 * np.log10((target @ target + self.EPS) / (noise @ noise + self.EPS)))}
 
     def card(self):
-        return dict(super().card(), definition="10 log10 |a s|^2 / |a s - y|^2, a = <y,s>/|s|^2, zero-mean signals",
+        return dict(super().card(), definition="10 log10 (|a s|^2 + eps) / (|a s - y|^2 + eps), "
+                    "a = (<y,s> + eps) / (|s|^2 + eps), zero-mean signals, eps = 1.19e-7 (as torchmetrics)",
                     unit="dB")
 
 
