@@ -233,6 +233,13 @@ def test_sentences_need_a_finished_token_output(tmp_path, demo_root, ray_local):
     run_pipeline(config(audio_out, [{"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]), progress=False)
     with pytest.raises(TokenOutputError, match="FLAC audio, not tokens"):
         sentences(audio_out, tmp_path / "o2")
+    # mu-law: 16,000 rows a second, so no 10 s music clip fits 2048 rows: refused, naming rate and context
+    mulaw = tmp_path / "mulaw"
+    run_pipeline(config(mulaw, [{"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}], tokenizer="mulaw"),
+                 progress=False)
+    with pytest.raises(TokenOutputError, match=r"no audio segment fits the context.*16000 rows/s of mulaw.*2048 rows"):
+        sentences(mulaw, tmp_path / "o3")
+    assert not (tmp_path / "o3" / "plan" / "sentences.json").exists()
 
 
 @pytest.mark.parametrize("data,field", [
@@ -265,6 +272,44 @@ def test_inspect_prints_a_bundle_for_a_person(sent_out):
     one = subprocess.run([str(Path(sys.executable).parent / "uniaudio"), "pipeline", "inspect", f"{tar}:{key}"],
                          capture_output=True, text=True, timeout=120)
     assert one.returncode == 0 and one.stdout == res.stdout
+
+
+def test_inspect_and_verify_name_a_damaged_member_and_an_extra_one(sent_out, tmp_path):
+    """A bundle whose tokens.npy is garbage and a stray README.txt in a tar: inspect lists every
+    other bundle and names both (no numpy pickle advice, no KeyError), verify counts only the
+    record's bundles and names both members."""
+    import json
+    import shutil
+
+    from uniaudio.files import sha256_file
+    from uniaudio.pipeline.sentences.inspect import describe
+    from uniaudio.pipeline.shards import read_tar, write_tar
+    from uniaudio.pipeline.verify import verify
+
+    out, _ = sent_out
+    copy = tmp_path / "sent"
+    shutil.copytree(out, copy)
+    before = verify(copy)
+    tar = sorted((copy / "shards").glob("sentences-*.tar"))[0]
+    samples = list(read_tar(tar))
+    bad_key = samples[0][0]
+    samples[0][1]["tokens.npy"] = b"garbage bytes"
+    samples.insert(1, ("README", {"txt": b"notes"}))
+    write_tar(tar, samples)
+    done = copy / "done" / f"{tar.stem}.json"  # as if the builder had written these bytes
+    rec = json.loads(done.read_text())
+    rec.update(sha256=sha256_file(tar), bytes=tar.stat().st_size, mtime_ns=tar.stat().st_mtime_ns)
+    done.write_text(json.dumps(rec))
+    text = describe(str(tar), limit=4)
+    assert f"{bad_key}.tokens.npy is not a readable .npy array" in text and "README.txt" in text
+    assert "pickle" not in text and text.count("layout uniaudio") == 2
+    with pytest.raises(ValueError, match=f"{bad_key}.tokens.npy"):
+        describe(f"{tar}:{bad_key}")
+    after = verify(copy)
+    assert after["samples"] == before["samples"] and after["shards"] == before["shards"]
+    assert any(f"{bad_key}.tokens.npy" in p for p in after["problems"])
+    assert any("README.txt belong to no bundle" in p for p in after["problems"])
+    assert not any("pickle" in p for p in after["problems"])
 
 
 @pytest.mark.slow

@@ -25,7 +25,22 @@ def init_ray(spec: RaySpec) -> None:
     if address:
         ray.init(address=address, **kw)
     else:
+        # Ray 2.60 turns token authentication on for a new local cluster (good) and warns about it
+        # at every start (noise for a local run); its own warnings about tokens still show for clusters
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(num_cpus=spec.num_cpus, object_store_memory=spec.object_store_memory, **kw)
+
+
+def data_context():
+    """Ray Data's context for our runs: its progress bars off (the pipeline draws its own) and
+    quiet about that, since it is on purpose."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    return ctx
 
 
 def serial_map(fn: Callable, arglist: list[tuple]) -> list:

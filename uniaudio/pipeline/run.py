@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..files import atomic_write_text, iter_parquet
-from .cluster import cluster_map, init_ray
+from .cluster import cluster_map, data_context, init_ray
 from .config import PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, check_resumable, plan_input
 from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
@@ -109,9 +109,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
         import ray
         import ray.data
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
+        ctx = data_context()
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if cfg.tokenizer != "none" and (gpus or cfg.ray.tokenizer_actors):

@@ -57,3 +57,16 @@ def read_tar(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
             members[ext] = tar.extractfile(info).read()
     if current is not None:
         yield current, members
+
+
+def read_npy(members: dict[str, bytes], ext: str, key: str):
+    """A sample's .npy member as an array, or ValueError naming the member. Never unpickles (and
+    never passes on numpy's advice to): shard members are data from elsewhere."""
+    import numpy as np
+
+    if ext not in members:
+        raise ValueError(f"{key}: no {key}.{ext} member")
+    try:
+        return np.lib.format.read_array(io.BytesIO(members[ext]), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{key}.{ext} is not a readable .npy array ({str(e).splitlines()[0][:120]})") from None

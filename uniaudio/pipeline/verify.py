@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from .. import audio
 from ..files import iter_parquet, sql_literal
 from .plan import InputPlan, stable_shard
-from .shards import file_sha256, read_tar
+from .shards import file_sha256, read_npy, read_tar
 
 
 MAX_PROBLEMS = 1000  # listed; beyond that only counted (a damaged 50M-row output stays readable)
@@ -58,13 +56,18 @@ def _intact_tars(out: Path, problems: list[str]):
 def _check_tar(rec: dict, tar: Path, problems: list[str]) -> int:
     """Members of one tar against its done record: keys in order, ids, decodable arrays."""
     expected = [(s["key"], s["id"]) for s in rec["samples"]]
+    listed = {k for k, _ in expected}
     got = []
     for key, members in read_tar(tar):
+        if key not in listed:  # an extra file in the tar: reported once, not counted as a sample
+            problems.append(f"{rec['tar']}: member(s) {', '.join(f'{key}.{e}' for e in sorted(members))} belong to "
+                            "no sample of its done record")
+            continue
         try:
             meta = json.loads(members["json"])
             got.append((key, meta["id"]))
             if "codes.npy" in members:
-                codes = np.load(io.BytesIO(members["codes.npy"]))
+                codes = read_npy(members, "codes.npy", key)
                 if codes.ndim != 2 or codes.shape[1] != meta["frames"]:
                     raise ValueError(f"codes shape {codes.shape} vs {meta['frames']} frames")
             elif "flac" in members:
@@ -73,7 +76,10 @@ def _check_tar(rec: dict, tar: Path, problems: list[str]) -> int:
                     raise ValueError(f"{len(wav)} samples vs {meta['frames']} frames")
             else:
                 raise ValueError("no codes.npy or flac member")
-        except (KeyError, ValueError, audio.AudioError) as e:
+        except KeyError as e:
+            problems.append(f"{rec['tar']}:{key}: no {key}.{e.args[0]} member" if e.args and e.args[0] == "json"
+                            else f"{rec['tar']}:{key}: its json lacks {e}")
+        except (ValueError, audio.AudioError) as e:
             problems.append(f"{rec['tar']}:{key}: {e}")
     if got != expected:
         problems.append(f"{rec['tar']}: keys or ids differ from the done record")
@@ -168,21 +174,26 @@ def verify_sentences(out: Path) -> dict:
     for rec, tar in _intact_tars(out, problems):
         n_shards += 1
         got = []
+        listed = {b["key"] for b in rec["bundles"]}
         for key, members in read_tar(tar):
             got.append(key)
+            if key not in listed:
+                problems.append(f"{rec['tar']}: member(s) {', '.join(f'{key}.{e}' for e in sorted(members))} belong to "
+                                "no bundle of its done record")
+                continue
             n_bundles += 1
             try:
-                tokens, meta = reader.uniaudio_rows(members)
-                loss = np.load(io.BytesIO(members["loss.npy"]))
+                tokens, meta = reader.uniaudio_rows(members, key)
+                loss = read_npy(members, "loss.npy", key)
                 if not 0 < meta["rows"] <= meta["context"] or len(tokens) != meta["rows"] or len(loss) != meta["rows"]:
                     raise ValueError(f"{len(tokens)} rows / {meta['rows']} recorded / context {meta['context']}")
                 if meta["layout"] == "multistream":
-                    streams = np.load(io.BytesIO(members["streams.npy"]))
+                    streams = read_npy(members, "streams.npy", key)
                     if streams.shape != loss.shape or streams.shape[1] != meta["width"]:
                         raise ValueError(f"stream mask {streams.shape} vs loss {loss.shape}")
                 seqs = reader.decode(members)
             except (KeyError, ValueError) as e:
-                problems.append(f"{rec['tar']}:{key}: {e}")
+                problems.append(f"{rec['tar']}: {e}")
                 continue
             for s in seqs:
                 if s["seq"] in seen:

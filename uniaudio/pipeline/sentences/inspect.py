@@ -3,7 +3,6 @@ text) and `describe` (the same printed for a person, `uniaudio pipeline inspect`
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,7 +10,22 @@ import numpy as np
 
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
-from ..shards import read_tar
+from ..shards import read_npy, read_tar
+
+
+def bundle_meta(members: dict[str, bytes], key: str) -> dict:
+    """A sample's KEY.json as a dict, or ValueError naming the member (an extra file in a tar
+    is a sample without one: it is reported, not a KeyError)."""
+    if "json" not in members:
+        raise ValueError(f"{key}: not a bundle (members {', '.join(f'{key}.{e}' for e in sorted(members))}; no "
+                         f"{key}.json)")
+    try:
+        meta = json.loads(members["json"])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{key}.json is not JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{key}.json is not a JSON object")
+    return meta
 
 
 class BundleReader:
@@ -25,17 +39,17 @@ class BundleReader:
         self.vocab = Vocabulary.load(out / "vocab.json")
         self.bpe = BPETokenizer.load(out / "text_tokenizer.json")
 
-    def uniaudio_rows(self, members: dict[str, bytes]) -> tuple[np.ndarray, dict]:
-        meta = json.loads(members["json"])
-        tokens = np.load(io.BytesIO(members["tokens.npy"]))
-        if meta["layout"] == "multistream":
+    def uniaudio_rows(self, members: dict[str, bytes], key: str = "?") -> tuple[np.ndarray, dict]:
+        meta = bundle_meta(members, key)
+        tokens = read_npy(members, "tokens.npy", key)
+        if meta.get("layout") == "multistream":
             tokens = self.vocab.from_multistream(tokens)
         return tokens, meta
 
     def decode(self, members: dict[str, bytes]) -> list[dict]:
         """Each sequence of a bundle: task, relation and its segments as (modality, id, tokens
         or text), parsed back from the rows through the vocabulary."""
-        tokens, meta = self.uniaudio_rows(members)
+        tokens, meta = self.uniaudio_rows(members, meta_key(members))
         out = []
         for s in meta["sequences"]:
             a, b = s["rows"]
@@ -55,6 +69,13 @@ class BundleReader:
         return out
 
 
+def meta_key(members: dict[str, bytes]) -> str:
+    try:
+        return str(json.loads(members["json"]).get("key", "?"))
+    except (KeyError, ValueError, AttributeError, UnicodeDecodeError):
+        return "?"
+
+
 def _find(target: str) -> tuple[Path, str | None]:
     """SHARD.tar, or SHARD.tar:KEY."""
     path, key = target.rsplit(":", 1) if ".tar:" in target else (target, "")
@@ -72,10 +93,20 @@ def describe(target: str, limit: int = 3, width: int = 100) -> str:
     for k, members in read_tar(path):
         if key is not None and k != key:
             continue
-        meta = json.loads(members["json"])
+        try:
+            meta = bundle_meta(members, k)
+            seqs = reader.decode(members)
+        except (ValueError, KeyError, TypeError) as e:
+            if key is not None:
+                raise ValueError(f"{path.name}: bundle {e}") from None
+            lines.append(f"bundle {k}: UNREADABLE: {e}" if not str(e).startswith(k) else f"bundle UNREADABLE: {e}")
+            shown += 1
+            if shown >= limit:
+                break
+            continue
         lines.append(f"bundle {k}: layout {meta['layout']}, {meta['rows']} of {meta['context']} rows "
                      f"({meta['rows'] / meta['context']:.1%}), {len(meta['sequences'])} sequences")
-        for s in reader.decode(members):
+        for s in seqs:
             lines.append(f"  [{s['rows'][0]:5d}:{s['rows'][1]:5d}] {s['task']:10} {s['relation']:12} {s['seq']}")
             for g in s["segments"]:
                 head = f"      {g['modality']:8} rows {g['rows'][0]}-{g['rows'][1]:<6} {g['id']}"

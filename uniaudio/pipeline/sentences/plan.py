@@ -111,6 +111,25 @@ def metadata(tok_out: dict, out: Path, cfg: SentenceConfig) -> Path:
     return dest
 
 
+def check_audio_fits(meta: Path, cfg: SentenceConfig, tokenizer: dict) -> None:
+    """Refuse a plan in which no audio segment fits the context (e.g. mu-law at 16,000 rows
+    per second into 2048 rows): it would end with every audio item left out and only text
+    sequences written, which looks like a success. Names the frame rate and the context."""
+    import duckdb
+
+    con = duckdb.connect()
+    n, shortest = con.execute(f"SELECT count(*), min(frames) FROM read_parquet({sql_literal(meta)})").fetchone()
+    con.close()
+    overhead = SPECIALS_PER_SEQUENCE + 2 * SPECIALS_PER_SEGMENT
+    if n and shortest + overhead > cfg.context:
+        rate = float(tokenizer.get("frame_rate") or 0)
+        secs = f" ({shortest / rate:.2f} s at {rate:g} rows/s of {tokenizer.get('name')})" if rate else ""
+        fits = f"; {(cfg.context - overhead) / rate:.2f} s would fit" if rate else ""
+        raise TokenOutputError(f"no audio segment fits the context: the shortest of {n} is {shortest} rows{secs}, "
+                               f"the context is {cfg.context} rows{fits}. Use a tokenizer with a lower frame rate "
+                               "(e.g. --tokenizer uniaudio-codec, 50 rows/s) or a larger --context")
+
+
 def iter_meta(path: Path, batch: int = 8192) -> Iterator[dict]:
     for b in iter_parquet(path, batch):
         yield from b.to_pylist()
@@ -379,6 +398,7 @@ def plan(cfg: SentenceConfig, out: Path, tok_out: dict) -> dict:
         return json.loads(meta_path.read_text())
     (out / "plan").mkdir(parents=True, exist_ok=True)
     meta = metadata(tok_out, out, cfg)
+    check_audio_fits(meta, cfg, tok_out["tokenizer"])
     bpe = text_tokenizer(meta, out, cfg)
     vocab = vocabulary(bpe, tok_out["tokenizer"])
     atomic_write_text(out / "vocab.json", json.dumps(vocab.to_dict(), indent=2))

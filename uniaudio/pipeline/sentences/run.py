@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ...files import atomic_write_text, sha256_file
 from ..config import config_diff
 from ..plan import PlanMismatch
-from ..cluster import init_ray
+from ..cluster import data_context, init_ray
 from ..run import _remove_temp_files
 from ..stages import is_done
 from .build import build_shard
@@ -77,9 +77,7 @@ def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
         init_ray(cfg.ray)
         import ray.data
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
+        ctx = data_context()
         ctx.op_resource_reservation_enabled = False  # one operator: reservation would only idle CPUs
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map(build_shard, num_cpus=1)
         bar = tqdm(total=len(tasks), desc="sentence shards", unit="shard", disable=not progress)
