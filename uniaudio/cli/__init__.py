@@ -23,7 +23,7 @@ def main() -> None:
     \b
     data       build demo corpora, inspect audio and manifests
     pipeline   Ray data engine: corpora -> manifests -> WebDataset token shards
-    train      codecs, BPE and (later) UniAudio-style language models
+    train      codecs, the factorized tokenizer, UniAudio-style language models, generation
     benchmark  score systems on tasks (WER, SIM, PESQ, STOI, MOS, CLAP, FAD, MMLU, ...)
     """
 

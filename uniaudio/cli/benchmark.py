@@ -41,6 +41,9 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     then the leaderboards in OUT/leaderboards."""
     import math
 
+    from ..benchmark import require_bench
+
+    require_bench("benchmark run")
     from ..benchmark.runner import run
     from ..benchmark.tasks import TASKS
 
@@ -98,6 +101,9 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
 def benchmark_publish(results: tuple[Path, ...], out: Path | None, date: str | None, force: bool) -> None:
     """Leaderboards from `benchmark run` outputs (default: ./benchmark-results): index.html, a page per
     task and per (task, system), leaderboard.json (+ schema), .csv and .md."""
+    from ..benchmark import require_bench
+
+    require_bench("benchmark publish")
     from ..benchmark.publish import PublishError, publish
 
     sources = list(results) or [Path("benchmark-results")]

@@ -76,9 +76,12 @@ def train_lm(config: Path, steps: int | None, out: str | None, data: str | None)
         cfg = load(LMTrainConfig, config, overrides)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
+    import os
+
     res = train(cfg)
-    click.echo(f"step {res['step']}: {res['model']} (generate / lm-ckpt:), {res['checkpoint']} (resume); "
-               f"losses in {Path(cfg.out) / 'log.jsonl'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns here: one summary line
+        click.echo(f"step {res['step']}: {res['model']} (generate / lm-ckpt:), {res['checkpoint']} (resume); "
+                   f"losses in {Path(cfg.out) / 'log.jsonl'}")
     if res.get("stopped"):  # the shell's code for the signal: scripts see an interrupted run as one
         raise SystemExit(143 if res["stopped"] == "SIGTERM" else 130)
 
