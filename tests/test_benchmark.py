@@ -169,6 +169,29 @@ def test_resume_scores_only_new_items(tmp_path, small_suite):
     assert len(new) == 3 and new[0] == lines[0] and res["items"] == 3
 
 
+def test_a_changed_test_set_is_scored_again_and_never_with_stale_outputs(tmp_path, small_suite):
+    """--resume (what a second `./run.sh demo` uses) keeps scores only for the test set they were
+    made on; a built-in's outputs made for another test set are made again, not reused."""
+    import shutil
+
+    suite, ids, speech = small_suite
+    mine = tmp_path / "suite"
+    shutil.copytree(suite, mine)
+    out = tmp_path / "out"
+    run(["asr"], "ground-truth", str(mine), None, out, progress=False)
+    items = out / "results/asr/ground-truth/items.jsonl"
+    first = items.read_text()
+    t0 = items.stat().st_mtime_ns
+    run(["asr"], "ground-truth", str(mine), None, out, resume=True, progress=False)
+    assert items.read_text() == first and items.stat().st_mtime_ns == t0  # nothing rescored
+    changed = [Record(**{**r.__dict__, "text": "A CHANGED REFERENCE"}) for r in speech]
+    manifest.write_manifest(mine / "asr.parquet", changed)
+    (res,) = run(["asr"], "ground-truth", str(mine), None, out, resume=True, progress=False)
+    lines = [json.loads(x) for x in items.read_text().splitlines()]
+    assert [x["hyp"] for x in lines] == ["A CHANGED REFERENCE"] * 3  # outputs made again for the new set
+    assert res["metrics"]["wer"]["value"]["wer"] == 0.0
+
+
 @pytest.mark.slow
 def test_metric_cards_name_models_and_versions(tmp_path, small_suite):
     suite, _, _ = small_suite
@@ -251,16 +274,10 @@ def test_si_sdr_equals_torchmetrics():
     assert 60 < same["si_sdr"] < 200
 
 
-def test_vc_and_tse_demo_sets(tmp_path, demo_root, monkeypatch):
+def test_vc_and_tse_demo_sets(tmp_path, demo_suite):
     """The demo suite's vc/tse sets: prompts from another speaker, enrollment from the same one,
     and the passthrough floor scores as a floor should."""
-    from uniaudio.benchmark import suites
-
-    monkeypatch.setattr(suites, "find_ljspeech_mini", lambda: None)
-    root = tmp_path / "bench"
-    (root / "demo").mkdir(parents=True)
-    (root / "demo" / "corpora").symlink_to(demo_root)
-    suite = suites.build_demo(root)
+    suite = demo_suite
     vc = manifest.read_table(suite / "vc.parquet").to_pylist()
     tse = manifest.read_table(suite / "tse.parquet").to_pylist()
     for r in vc:

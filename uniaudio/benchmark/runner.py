@@ -179,7 +179,11 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
         sys_dir.mkdir(parents=True, exist_ok=True)
     res_dir.mkdir(parents=True, exist_ok=True)
     items_path = res_dir / "items.jsonl"
+    test_sha = sha256_file(suite_dir / f"{task.name}.parquet")
     done = set()
+    if resume and items_path.exists() and _scored_on(res_dir / "aggregate.json") not in (None, test_sha):
+        _note(overall, f"{task.name}: the test set changed since {system.name} was scored: scoring again")
+        items_path.unlink()
     if resume and items_path.exists():
         done = _read_done(items_path)
     elif items_path.exists():
@@ -190,6 +194,8 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
     if isinstance(system, S.Folder):
         sys_dir = system.path / task.name  # score the user's outputs in place
     else:
+        card = system.card() if hasattr(system, "card") else {"name": system.name}  # adapters may lack one
+        _outputs_for(sys_dir, {"test_set_sha256": test_sha, "system_card": card})
         ext = ".txt" if task.output == "text" else ".wav"
         missing_outputs = [r for r in todo if not output_file(sys_dir, r["id"], ext).exists()]
         if missing_outputs:
@@ -247,6 +253,31 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
         result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
         (res_dir / "aggregate.json").write_text(json.dumps(result, indent=2, default=float))
     return result
+
+
+def _scored_on(aggregate: Path) -> str | None:
+    """The sha256 of the test set an earlier run's aggregate.json was scored on (None: unknown)."""
+    try:
+        return json.loads(aggregate.read_text())["test_set"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _outputs_for(sys_dir: Path, made_for: dict) -> None:
+    """A built-in system's outputs are reused by later runs only if they were made for the same
+    test set by the same system (card): otherwise (a rebuilt suite, another checkpoint) they are
+    removed first, so no stale output is ever scored as this run's."""
+    stamp = sys_dir.with_name(f"{sys_dir.name}.made-for.json")  # beside the folder: it holds outputs only
+    text = json.dumps(made_for, sort_keys=True, default=str)
+    try:
+        same = stamp.read_text() == text
+    except OSError:
+        same = not any(sys_dir.iterdir())
+    if not same:
+        for p in sys_dir.iterdir():
+            if p.is_file() and p.suffix in (".wav", ".txt", ".json"):
+                p.unlink()
+    stamp.write_text(text)
 
 
 def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool", cache_dir: Path) -> dict:
@@ -319,7 +350,7 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
     `all_builtins` every built-in system that applies (floors, ceilings, baselines)."""
     from .suites import load as load_suite
 
-    suite_dir = load_suite(suite, data_root)
+    suite_dir = load_suite(suite, data_root, progress=progress)
     pool = MetricPool(metric_options)
     for name in task_names:
         if not (suite_dir / f"{name}.parquet").exists():

@@ -12,8 +12,8 @@ from .. import audio, manifest
 from ..manifest import Record
 from .tasks import output_file  # ids become file names only through files.safe_name
 
-SUITE_VERSION = "demo-10"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
-# 10: svs, speech_edit
+SUITE_VERSION = "demo-11"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
+# 10: svs, speech_edit; 11: plausible sentences, held-out voices the offline ASR reads
 
 
 def default_root() -> Path:
@@ -88,7 +88,7 @@ def reverberate(dry: np.ndarray, rt60: float, sr: int, seed: int) -> tuple[np.nd
 
 # instruct_tts: how espeak-ng realises each requested attribute (voice, -p pitch 0-99, -s words
 # per minute), and the words of the instruction. Measured on espeak-ng 1.51: -p 30 -> ~88 Hz,
-# -p 90 -> ~155 Hz, +f3 -p 60 -> ~230 Hz median F0; -s 80 / 160 / 300 -> 1.3-2.0 / 2.3-3.6 / 4.1-6.3
+# -p 90 -> ~155 Hz, +f3 -p 60 -> ~230 Hz median F0; -s 80 / 160 / 300 -> 1.9-2.2 / 3.3-4.0 / 5.9-6.6
 # words/s on the demo texts (the rate bands of metrics/prosody.py sit between).
 ESPEAK_PITCH = {"low": ("en-us", 30, "a low-pitched male"), "medium": ("en-us", 90, "a medium-pitched"),
                 "high": ("en-us+f3", 60, "a high-pitched female")}
@@ -186,10 +186,17 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     from ..demo import build_demo as build_corpora
     from ..pipeline.recipes import records
 
+    import shutil
+
     suite = root / "demo"
     marker = suite / f".{SUITE_VERSION}"
     if marker.exists():
         return suite
+    if suite.is_dir() and any(suite.glob(".demo-*")):  # an older version's suite (ours: a cache) goes whole,
+        shutil.rmtree(suite)  # corpora included, so no old file is reused under the new version
+    if progress:
+        print(f"[benchmark] building the demo suite in {suite} (once: its corpora, then each task's test set)",
+              flush=True)
     corpora = suite / "corpora"
     if not (corpora / "demo.json").exists():
         build_corpora(corpora, seed=seed, scale=1.0, progress=progress)
@@ -273,10 +280,10 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     return suite
 
 
-def load(suite: str, data_root: Path | None) -> Path:
+def load(suite: str, data_root: Path | None, progress: bool = False) -> Path:
     root = data_root or default_root()
     if suite == "demo":
-        return build_demo(root)
+        return build_demo(root, progress=progress)
     path = Path(suite)
     if path.is_dir():
         return path  # a folder of {task}.parquet test sets

@@ -140,18 +140,24 @@ def stand_ins(rows: list[dict]) -> dict[str, dict]:
     (not the next one: in a set grouped by speaker the next item is often this item's own
     speaker prompt, and SIM then compared the prompt with itself, scoring the floor above the
     ground truth), skipping items of the same speaker and items whose audio this item is given
-    (its reference, prompt, input or enrollment); without any such item, any other item."""
+    (its reference, prompt, input or enrollment) and, for instructed speech, items asking for
+    any of the same attributes (their reference would satisfy this item's request); without
+    any such item, any other item."""
     order = sorted(rows, key=lambda r: r["id"])
     n = len(order)
 
     def given(r) -> set:
         return {r.get("path")} | {row_value(r, f"extra:{k}") for k in ("prompt_path", "input_path", "enroll_path")}
 
+    def shares_attribute(a, b) -> bool:
+        x, y = row_value(a, "extra:attributes") or {}, row_value(b, "extra:attributes") or {}
+        return any(k in y and y[k] == v for k, v in x.items())
+
     out = {}
     for k, r in enumerate(order):
         ring = [order[(k + n // 2 + j) % n] for j in range(n)]
         others = [c for c in ring if c["id"] != r["id"]] or [r]
-        strict = [c for c in others if c.get("path") not in given(r)
+        strict = [c for c in others if c.get("path") not in given(r) and not shares_attribute(r, c)
                   and not (r.get("speaker") and c.get("speaker") == r.get("speaker"))]
         out[r["id"]] = (strict or others)[0]
     return out

@@ -13,9 +13,10 @@ import numpy as np
 from .base import SR, Metric, MetricError, per_item, register, versions
 
 PITCH_BANDS_HZ = {"low": (50.0, 120.0), "medium": (120.0, 200.0), "high": (200.0, 400.0)}
-# words per second depends on word length as well as tempo: the bands are wide (on the demo
-# texts, espeak-ng at 80 / 160 / 300 words per minute reads 1.3-2.0 / 2.3-3.6 / 4.1-6.3)
-RATE_BANDS_WPS = {"slow": (0.5, 2.2), "normal": (2.2, 3.9), "fast": (3.9, 8.0)}
+# words per second depends on word length as well as tempo: the bands are wide, their edges
+# between the clusters measured on the demo texts (espeak-ng at 80 / 160 / 300 words per minute
+# reads 1.9-2.2 / 3.3-4.0 / 5.9-6.6 words per second of speech on the demo suite's sentences)
+RATE_BANDS_WPS = {"slow": (0.5, 2.7), "normal": (2.7, 4.9), "fast": (4.9, 9.0)}
 BANDS = {"pitch": PITCH_BANDS_HZ, "rate": RATE_BANDS_WPS}
 F0_RANGE_HZ = (50.0, 500.0)
 SILENCE_TOP_DB = 35.0
