@@ -4,6 +4,7 @@ found), so `benchmark run --task all` needs nothing from the network."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -185,8 +186,6 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False) -> Path:
     """Write {root}/demo/{task}.parquet test sets (once; reused after)."""
     from ..demo import build_demo as build_corpora
     from ..pipeline.recipes import records
-
-    import shutil
 
     suite = root / "demo"
     marker = suite / f".{SUITE_VERSION}"

@@ -586,94 +586,98 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
     pending: list = []
     nonfinite, last_check = torch.zeros((), dtype=torch.bool, device=device), step
     window_t0, window_rows, window_flops, skipped_total = time.time(), 0, 0.0, 0
-    while step < cfg.steps:
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr_at(step)
-        for micro in range(cfg.grad_accum):
-            batch = next(batches)
-            taken += 1
-            if rank == 0:
-                seen.write(json.dumps({"step": step + 1, "micro": micro, "batch": batch["index"],
-                                       "epoch": batch["epoch"], "keys": batch["keys"]}) + "\n")
-                seen.flush()
-            if batch["skipped"] and rank == 0:
-                skipped_total += len(batch["skipped"])
-                with open(out / "skipped.jsonl", "a") as f:
-                    for s in batch["skipped"]:
-                        f.write(json.dumps(dict(s, step=step + 1)) + "\n")  # the step these bundles were for
-            sync = contextlib.nullcontext() if (world == 1 or micro == cfg.grad_accum - 1) else ddp.no_sync()
-            with sync:
-                if not batch["keys"]:  # every bundle of this batch was unusable: take part with a zero loss
+    try:
+        while step < cfg.steps:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr_at(step)
+            for micro in range(cfg.grad_accum):
+                batch = next(batches)
+                taken += 1
+                if rank == 0:
+                    seen.write(json.dumps({"step": step + 1, "micro": micro, "batch": batch["index"],
+                                           "epoch": batch["epoch"], "keys": batch["keys"]}) + "\n")
+                    seen.flush()
+                if batch["skipped"] and rank == 0:
+                    skipped_total += len(batch["skipped"])
+                    with open(out / "skipped.jsonl", "a") as f:
+                        for s in batch["skipped"]:
+                            f.write(json.dumps(dict(s, step=step + 1)) + "\n")  # the step these bundles were for
+                sync = contextlib.nullcontext() if (world == 1 or micro == cfg.grad_accum - 1) else ddp.no_sync()
+                with sync:
+                    if not batch["keys"]:  # every bundle of this batch was unusable: take part with a zero loss
+                        with ctx:
+                            loss, _ = losses(fwd, empty_batch(data.vocab))
+                        (loss * 0.0).backward()  # through DDP, so the other ranks' all-reduce is matched
+                        continue
                     with ctx:
-                        loss, _ = losses(fwd, empty_batch(data.vocab))
-                    (loss * 0.0).backward()  # through DDP, so the other ranks' all-reduce is matched
-                    continue
-                with ctx:
-                    loss, o = losses(fwd, batch)
-                if device.type == "cuda":  # checked at the next log or checkpoint: no wait per step
-                    nonfinite = nonfinite | ~torch.isfinite(loss.detach())
-                elif not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at step {step + 1} (batch {batch['index']})")
-                (loss / cfg.grad_accum).backward()
-            # the per-task / per-codebook sums read values back from the device: do it at log
-            # time, so a GPU never waits for the host between steps
-            pending.append(({"loss": o["loss"].detach(), "valid": o["valid"], "rows": o["rows"]}, batch))
-            window_rows += int((batch["doc"] >= 0).sum())
-            window_flops += step_flops(model, batch["doc"], o["n_predicted"], n_audio=o["n_audio"])
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
-        if (step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0 or step == cfg.steps) and bool(nonfinite):
-            raise FloatingPointError(f"non-finite loss between steps {last_check + 1} and {step}; the checkpoints "
-                                     "on disk are from before it (resume from them with a lower lr, or check the data)")
-        if step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0:
-            last_check = step
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            for o, b in pending:
-                for k, v in _breakdown(o, b, data.vocab, task_names).items():
-                    acc[k] += v
-            pending = []
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.time() - window_t0
-            means = _means(acc)
-            rec = {"step": step, "loss": means.get("all"), "audio_loss": means.get("audio"), "text_loss": means.get("text"),
-                   "tasks": {k.split("/")[1]: v for k, v in means.items() if k.startswith("task/")},
-                   "codebooks": {k.split("/")[1]: v for k, v in means.items() if k.startswith("codebook/")},
-                   "lr": opt.param_groups[0]["lr"], "rows_per_s": round(window_rows * world / dt, 1),
-                   "tokens_per_s": round(window_rows * model.cfg.n_streams * world / dt, 1),
-                   "model_flops_per_s": round(window_flops * world / dt, 1),
-                   "mfu": round(window_flops / dt / peak, 4) if peak else None,
-                   "skipped_bundles": skipped_total, "batches": taken, "seconds": round(dt, 3)}
-            if rank == 0:
-                log.write(json.dumps(rec) + "\n")
+                        loss, o = losses(fwd, batch)
+                    if device.type == "cuda":  # checked at the next log or checkpoint: no wait per step
+                        nonfinite = nonfinite | ~torch.isfinite(loss.detach())
+                    elif not torch.isfinite(loss):
+                        raise FloatingPointError(f"non-finite loss at step {step + 1} (batch {batch['index']})")
+                    (loss / cfg.grad_accum).backward()
+                # the per-task / per-codebook sums read values back from the device: do it at log
+                # time, so a GPU never waits for the host between steps
+                pending.append(({"loss": o["loss"].detach(), "valid": o["valid"], "rows": o["rows"]}, batch))
+                window_rows += int((batch["doc"] >= 0).sum())
+                window_flops += step_flops(model, batch["doc"], o["n_predicted"], n_audio=o["n_audio"])
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if (step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0 or step == cfg.steps) and bool(nonfinite):
+                raise FloatingPointError(f"non-finite loss between steps {last_check + 1} and {step}; the "
+                                         "checkpoints on disk are from before it (resume from them with a lower lr, or "
+                                         "check the data)")
+            if step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0:
+                last_check = step
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                for o, b in pending:
+                    for k, v in _breakdown(o, b, data.vocab, task_names).items():
+                        acc[k] += v
+                pending = []
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                dt = time.time() - window_t0
+                means = _means(acc)
+                rec = {"step": step, "loss": means.get("all"), "audio_loss": means.get("audio"),
+                       "text_loss": means.get("text"),
+                       "tasks": {k.split("/")[1]: v for k, v in means.items() if k.startswith("task/")},
+                       "codebooks": {k.split("/")[1]: v for k, v in means.items() if k.startswith("codebook/")},
+                       "lr": opt.param_groups[0]["lr"], "rows_per_s": round(window_rows * world / dt, 1),
+                       "tokens_per_s": round(window_rows * model.cfg.n_streams * world / dt, 1),
+                       "model_flops_per_s": round(window_flops * world / dt, 1),
+                       "mfu": round(window_flops / dt / peak, 4) if peak else None,
+                       "skipped_bundles": skipped_total, "batches": taken, "seconds": round(dt, 3)}
+                if rank == 0:
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    bar.set_postfix(audio=rec["audio_loss"], text=rec["text_loss"])
+                acc = defaultdict(float)
+                window_t0, window_rows, window_flops = time.time(), 0, 0.0
+            if (step % cfg.val_every == 0 or step == cfg.steps) and rank == 0 and vals:
+                v = evaluate(model, vals, ctx, losses, data.vocab, task_names)
+                log.write(json.dumps({"step": step, "event": "val", "val_audio_loss": v.get("audio"),
+                                      "val_text_loss": v.get("text"),
+                                      "val_tasks": {k.split("/")[1]: x for k, x in v.items() if k.startswith("task/")}})
+                          + "\n")
                 log.flush()
-                bar.set_postfix(audio=rec["audio_loss"], text=rec["text_loss"])
-            acc = defaultdict(float)
-            window_t0, window_rows, window_flops = time.time(), 0, 0.0
-        if (step % cfg.val_every == 0 or step == cfg.steps) and rank == 0 and vals:
-            v = evaluate(model, vals, ctx, losses, data.vocab, task_names)
-            log.write(json.dumps({"step": step, "event": "val", "val_audio_loss": v.get("audio"),
-                                  "val_text_loss": v.get("text"),
-                                  "val_tasks": {k.split("/")[1]: x for k, x in v.items() if k.startswith("task/")}})
-                      + "\n")
-            log.flush()
-        stopping = stop.requested()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
-            save(out, model, opt, step, taken, cfg, data, rank, world, device)
-        if after_step is not None:
-            after_step(step)
-        if stopping:
-            if rank == 0:
-                log.write(json.dumps({"step": step, "event": "stopped", "signal": stop.name}) + "\n")
-                if progress:
-                    print(f"\n[lm] {stop.name}: stopped after step {step}, saved {last}; rerun the same command to "
-                          "resume", flush=True)
-            break
-    stop.restore()
+            stopping = stop.requested()
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
+                save(out, model, opt, step, taken, cfg, data, rank, world, device)
+            if after_step is not None:
+                after_step(step)
+            if stopping:
+                if rank == 0:
+                    log.write(json.dumps({"step": step, "event": "stopped", "signal": stop.name}) + "\n")
+                    if progress:
+                        print(f"\n[lm] {stop.name}: stopped after step {step}, saved {last}; rerun the same command to "
+                              "resume", flush=True)
+                break
+    finally:  # an error or Ctrl-C mid-step leaves no handler of ours behind (a notebook's next Ctrl-C)
+        stop.restore()
     bar.close()
     if log:
         log.close()
