@@ -66,7 +66,10 @@ def frechet_distance(a: Gaussian, b: Gaussian, eps: float = 1e-6, max_imag: floa
                                "are ill-conditioned (constant or too few frames?)")
         covmean = covmean.real
     value = float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * np.trace(covmean))
-    return max(value, 0.0) if value > -1e-6 * (1 + abs(np.trace(a.sigma))) else _negative(value)
+    tol = 1e-6 * (1 + abs(np.trace(a.sigma)))  # the matrix square root's rounding, either side of 0
+    if value < -tol:
+        _negative(value)
+    return 0.0 if value <= tol else value  # identical statistics give exactly 0, not 8e-11 vs 4e-11
 
 
 def _negative(value: float) -> float:

@@ -19,6 +19,7 @@ CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-widt
 .tasks{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:0 2em}
 .tasks section table{width:100%}dl.card{display:grid;grid-template-columns:max-content 1fr;gap:2px 1em}
 dl.card dt{font-weight:600}dl.card dd{margin:0;overflow-wrap:anywhere}.note{color:#b00}
+ol.notes pre{white-space:pre-wrap;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th[data-dir]{cursor:pointer;background:#f3f3f3}th[data-sorted=best]::after{content:" \\25BC"}
 th[data-sorted=worst]::after{content:" \\25B2"}td.num{text-align:right;white-space:nowrap}
