@@ -475,6 +475,7 @@ def test_two_processes_equal_one_with_twice_the_accumulation(sent_out, tmp_path,
     res = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "uniaudio",
                           "train", "lm", str(cfg)], capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("step 3: ") == 1, res.stdout  # one summary line, not one per process
     wa = torch.load(one / "model.pt", weights_only=True)["model"]
     wb = torch.load(two / "model.pt", weights_only=True)["model"]
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5

@@ -28,7 +28,8 @@ def benchmark() -> None:
 @click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Results folder: results/{task}/{system}/ (items.jsonl, aggregate.json) and, without --system, "
                    "leaderboards/.")
-@click.option("--resume", is_flag=True, help="Skip items already scored in OUT.")
+@click.option("--resume", is_flag=True, help="Skip items already scored in OUT on the same test set (a changed test "
+              "set is scored again).")
 @click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
               help="e.g. wer.asr_backend=openai-whisper wer.asr_model=large-v3, sim.backend=wavlm (repeatable).")
 @click.option("--publish", "publish_to", default=None, type=click.Path(file_okay=False, path_type=Path),
