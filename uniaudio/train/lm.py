@@ -376,8 +376,9 @@ def evaluate(model, batches, ctx, losses, vocab, task_names) -> dict:
 
 class _StopRequest:
     """SIGINT / SIGTERM during training: the step in progress finishes, a checkpoint is saved and
-    train() returns (a second Ctrl-C aborts at once). Several processes agree on stopping with one
-    all-reduce per step, so every rank saves and leaves at the same step."""
+    train() returns (a second Ctrl-C aborts at once). Several processes agree on stopping with an
+    all-reduce at log steps only (where the loop syncs with the device anyway), so every rank saves
+    and leaves at the same step and a GPU step never waits for the host in between."""
 
     def __init__(self, world: int, device: torch.device):
         import signal
@@ -395,9 +396,11 @@ class _StopRequest:
         self.name = signal.Signals(sig).name
         signal.signal(sig, self.previous.get(sig, signal.SIG_DFL))  # the second one is not caught
 
-    def requested(self) -> bool:
+    def requested(self, may_sync: bool) -> bool:
         if self.world == 1:
             return self.name is not None
+        if not may_sync:
+            return False
         import torch.distributed as dist
 
         flag = torch.tensor([1.0 if self.name else 0.0], device=self.device)
@@ -664,7 +667,7 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
                                       "val_tasks": {k.split("/")[1]: x for k, x in v.items() if k.startswith("task/")}})
                           + "\n")
                 log.flush()
-            stopping = stop.requested()
+            stopping = stop.requested(step % cfg.log_every == 0 or step == cfg.steps)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                 save(out, model, opt, step, taken, cfg, data, rank, world, device)
             if after_step is not None:
