@@ -336,3 +336,23 @@ def test_dereverb_ground_truth_beats_the_reverberant_input(tmp_path, small_suite
         assert ceiling[m]["value"][key] > floor[m]["value"][key] + 0.05, (key, floor[m], ceiling[m])
     assert floor["si_sdr"]["items_failed"] == ceiling["si_sdr"]["items_failed"] == 0
     assert ceiling["si_sdr"]["value"]["si_sdr"] > 60 > 20 > floor["si_sdr"]["value"]["si_sdr"]
+
+
+def test_shuffled_stand_ins_are_another_speaker_not_the_prompt_and_not_the_request():
+    """The shuffled floor's choice: never the item itself, its own prompt, its speaker or an item
+    asking for the same attribute while another exists; a malformed attributes field asks for
+    nothing (untrusted test sets), and a one-item set falls back to the item itself."""
+    from uniaudio.benchmark.systems import stand_ins
+
+    rows = [{"id": f"s{k // 3}-{k % 3}", "path": f"/a/{k}.wav", "speaker": f"s{k // 3}",
+             "extra": json.dumps({"prompt_path": f"/a/{k // 3 * 3 + (k + 1) % 3}.wav",
+                                  "attributes": {"pitch": ["low", "high"][k % 2]}})} for k in range(6)]
+    rows.append({"id": "odd", "path": "/a/odd.wav", "speaker": None, "extra": json.dumps({"attributes": [1, 2]})})
+    chosen = stand_ins(rows)
+    for r in rows[:6]:
+        c = chosen[r["id"]]
+        e, ce = json.loads(r["extra"]), json.loads(c["extra"])
+        assert c["id"] != r["id"] and c["path"] != e["prompt_path"] and c["speaker"] != r["speaker"]
+        assert not isinstance(ce["attributes"], dict) or ce["attributes"] != e["attributes"], (r["id"], c["id"])
+    assert chosen["odd"]["id"] != "odd"
+    assert stand_ins(rows[:1])[rows[0]["id"]] is rows[0]

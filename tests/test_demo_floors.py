@@ -66,8 +66,8 @@ def test_the_ceiling_beats_every_floor_on_every_task(demo_suite, tmp_path):
     checked, excused, failed = [], [], []
     for name, task in TASKS.items():
         floors = [f for f in FLOORS if name in S.BUILTIN[f].tasks]
-        if name in NO_FLOOR:
-            assert "ground-truth" not in S.applicable(name) or not [f for f in floors if f != "passthrough"], name
+        if name in NO_FLOOR:  # what the reasons above say, still true of the systems
+            assert (floors == ["passthrough"]) if name == "codec" else ("ground-truth" not in S.applicable(name)), name
             continue
         assert floors, f"{name}: no floor system"
         scores = {}

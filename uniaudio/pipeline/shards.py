@@ -60,13 +60,18 @@ def read_tar(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 def read_npy(members: dict[str, bytes], ext: str, key: str):
-    """A sample's .npy member as an array, or ValueError naming the member. Never unpickles (and
-    never passes on numpy's advice to): shard members are data from elsewhere."""
-    import numpy as np
-
+    """A sample's .npy member as an array, or ValueError naming the member."""
     if ext not in members:
         raise ValueError(f"{key}: no {key}.{ext} member")
+    return load_npy(members[ext], f"{key}.{ext}")
+
+
+def load_npy(data: bytes, name: str):
+    """.npy bytes as an array, or ValueError naming `name`. Never unpickles (and never passes on
+    numpy's advice to): shard members are data from elsewhere."""
+    import numpy as np
+
     try:
-        return np.lib.format.read_array(io.BytesIO(members[ext]), allow_pickle=False)
+        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{key}.{ext} is not a readable .npy array ({str(e).splitlines()[0][:120]})") from None
+        raise ValueError(f"{name} is not a readable .npy array ({str(e).splitlines()[0][:120]})") from None

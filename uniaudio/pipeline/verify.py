@@ -191,7 +191,7 @@ def verify_sentences(out: Path) -> dict:
                     streams = read_npy(members, "streams.npy", key)
                     if streams.shape != loss.shape or streams.shape[1] != meta["width"]:
                         raise ValueError(f"stream mask {streams.shape} vs loss {loss.shape}")
-                seqs = reader.decode(members)
+                seqs = reader.decode(members, key)
             except (KeyError, ValueError) as e:
                 problems.append(f"{rec['tar']}: {e}")
                 continue

@@ -18,7 +18,6 @@ batch and reported with the batch (`skipped`: key and reason), the same way on e
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from ..pipeline.shards import load_npy
 from ..tokenize.vocab import Vocabulary
 
 
@@ -116,8 +116,8 @@ class BundleReader:
         """One bundle as arrays, or ValueError with the reason it cannot be used."""
         try:
             meta = json.loads(self._member(ref.shard, f"{ref.key}.json"))
-            ids = np.load(io.BytesIO(self._member(ref.shard, f"{ref.key}.tokens.npy")), allow_pickle=False)
-            loss = np.load(io.BytesIO(self._member(ref.shard, f"{ref.key}.loss.npy")), allow_pickle=False)
+            ids = load_npy(self._member(ref.shard, f"{ref.key}.tokens.npy"), f"{ref.key}.tokens.npy")
+            loss = load_npy(self._member(ref.shard, f"{ref.key}.loss.npy"), f"{ref.key}.loss.npy")
         except (ValueError, OSError, KeyError) as e:
             raise ValueError(f"unreadable: {e}") from None
         k = len(self.allowed)

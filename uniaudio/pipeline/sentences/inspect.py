@@ -46,10 +46,10 @@ class BundleReader:
             tokens = self.vocab.from_multistream(tokens)
         return tokens, meta
 
-    def decode(self, members: dict[str, bytes]) -> list[dict]:
+    def decode(self, members: dict[str, bytes], key: str = "?") -> list[dict]:
         """Each sequence of a bundle: task, relation and its segments as (modality, id, tokens
-        or text), parsed back from the rows through the vocabulary."""
-        tokens, meta = self.uniaudio_rows(members, meta_key(members))
+        or text), parsed back from the rows through the vocabulary. `key` names it in errors."""
+        tokens, meta = self.uniaudio_rows(members, key)
         out = []
         for s in meta["sequences"]:
             a, b = s["rows"]
@@ -67,13 +67,6 @@ class BundleReader:
                 items.append(item)
             out.append(dict(s, segments=items))
         return out
-
-
-def meta_key(members: dict[str, bytes]) -> str:
-    try:
-        return str(json.loads(members["json"]).get("key", "?"))
-    except (KeyError, ValueError, AttributeError, UnicodeDecodeError):
-        return "?"
 
 
 def _find(target: str) -> tuple[Path, str | None]:
@@ -95,7 +88,7 @@ def describe(target: str, limit: int = 3, width: int = 100) -> str:
             continue
         try:
             meta = bundle_meta(members, k)
-            seqs = reader.decode(members)
+            seqs = reader.decode(members, k)
         except (ValueError, KeyError, TypeError) as e:
             if key is not None:
                 raise ValueError(f"{path.name}: bundle {e}") from None
