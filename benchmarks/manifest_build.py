@@ -44,7 +44,7 @@ def main() -> None:
     corpora = demo_corpora(work / f"corpora-x{args.scale:g}", args.scale)
 
     from uniaudio.pipeline.cluster import cluster_map, init_ray, serial_map
-    from uniaudio.pipeline.config import RaySpec
+    from uniaudio.pipeline.cluster import RaySpec
 
     spec = RaySpec(num_cpus=args.num_cpus)
     t0 = time.time()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from uniaudio.benchmark import mmlu
-from uniaudio.benchmark.kl import paired_kl
+from uniaudio.benchmark.metrics.kl import paired_kl
 
 
 def test_kl_equals_hand_computation():

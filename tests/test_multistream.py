@@ -174,7 +174,7 @@ def test_mmlu_through_the_backbone_is_the_llms_at_step_0(mmlu_llama):
     from transformers import AutoTokenizer
 
     from uniaudio.benchmark import mmlu
-    from uniaudio.train.generate import BackboneCausalLM
+    from uniaudio.benchmark.backbone import BackboneCausalLM
 
     data = mmlu.load(mmlu_llama / "mmlu")
     want = mmlu.evaluate(mmlu.HFCausalLM(str(mmlu_llama / "model")), data, limit=2)

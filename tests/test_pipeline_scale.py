@@ -161,7 +161,7 @@ def test_finalize_and_verify_stream_and_catch_damage(tmp_path):
 def test_headers_are_read_in_tasks(demo_root, ray_local, monkeypatch):
     """Header reads as Ray tasks (batches shrunk to make several) give the same rows as here."""
     from uniaudio.pipeline import recipes
-    from uniaudio.pipeline.config import RaySpec
+    from uniaudio.pipeline.cluster import RaySpec
 
     monkeypatch.setattr(recipes, "HEADER_BATCH", 5)
     monkeypatch.setattr(recipes, "HEADER_WINDOW", 3)

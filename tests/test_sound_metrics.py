@@ -73,7 +73,7 @@ def test_cnn14_checkpoint_loads_and_tagger_matches_the_net(tiny_cnn14):
 
 
 def test_kl_metric_equals_hand_computation_and_rejects_bad_input(tiny_cnn14, tmp_path):
-    from uniaudio.benchmark.kl import kl, softmax
+    from uniaudio.benchmark.metrics.kl import kl, softmax
 
     path, net = tiny_cnn14
     m = M.get("kl", model=str(path))

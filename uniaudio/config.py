@@ -5,6 +5,7 @@ Used by pipeline, train and benchmark configs alike: `load(MyConfig, "x.yaml")`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -132,3 +133,30 @@ def load(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
 
 def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    if isinstance(obj, list):
+        out = {}
+        for i, v in enumerate(obj):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out or {prefix: []}
+    return {prefix: obj}
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Human lines `field: old -> new` for every leaf that differs."""
+    a, b = _flatten(old), _flatten(new)
+    missing = object()
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb:
+            show = lambda v: "(absent)" if v is missing else json.dumps(v)  # noqa: E731
+            lines.append(f"{key}: {show(va)} -> {show(vb)}")
+    return lines

@@ -294,7 +294,7 @@ class LMCheckpoint(System):
 
         gen = self.generator
         if task.name == "mmlu":
-            from ..train.generate import backbone_mmlu_model
+            from .backbone import backbone_mmlu_model
 
             lm = backbone_mmlu_model(gen)
             self.settings = lm.settings()

@@ -33,7 +33,7 @@ def pipeline_manifest(recipe: str, root: Path, out: Path, split: str | None, man
     read in batches as Ray tasks)."""
     from ..manifest import write_manifest
     from ..pipeline.cluster import cluster_map, serial_map
-    from ..pipeline.config import RaySpec
+    from ..pipeline.cluster import RaySpec
     from ..pipeline.recipes import RECIPES, records
 
     if recipe not in RECIPES:

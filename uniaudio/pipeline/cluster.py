@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
 
-if TYPE_CHECKING:  # config imports the recipes, which import this module
-    from .config import RaySpec
+
+@dataclass
+class RaySpec:
+    address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray started here
+    num_cpus: int | None = None  # for the local Ray only
+    object_store_memory: int | None = None  # bytes, local Ray only
+    tokenizer_actors: int | None = None  # actor pool size; default: one per GPU, none on CPU-only clusters
+
 
 MapFn = Callable[[Callable, list[tuple]], list]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, to_dict
+from .cluster import RaySpec
 from .recipes import RECIPES
 
 
@@ -69,14 +70,6 @@ class ShardSpec:
 
 
 @dataclass
-class RaySpec:
-    address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray started here
-    num_cpus: int | None = None  # for the local Ray only
-    object_store_memory: int | None = None  # bytes, local Ray only
-    tokenizer_actors: int | None = None  # actor pool size; default: one per GPU, none on CPU-only clusters
-
-
-@dataclass
 class PipelineConfig:
     inputs: list[InputSpec]
     output: str
@@ -125,30 +118,3 @@ class PipelineConfig:
         d.pop("ray")
         d.pop("output")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out or {prefix: {}}
-    if isinstance(obj, list):
-        out = {}
-        for i, v in enumerate(obj):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
-        return out or {prefix: []}
-    return {prefix: obj}
-
-
-def config_diff(old: dict, new: dict) -> list[str]:
-    """Human lines `field: old -> new` for every leaf that differs."""
-    a, b = _flatten(old), _flatten(new)
-    missing = object()
-    lines = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, missing), b.get(key, missing)
-        if va != vb:
-            show = lambda v: "(absent)" if v is missing else json.dumps(v)  # noqa: E731
-            lines.append(f"{key}: {show(va)} -> {show(vb)}")
-    return lines

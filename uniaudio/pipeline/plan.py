@@ -38,9 +38,10 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .. import manifest
+from ..config import config_diff
 from ..files import atomic_write_text
 from .cluster import MapFn, serial_map
-from .config import InputSpec, PipelineConfig, config_diff
+from .config import InputSpec, PipelineConfig
 from .recipes import records
 from .recipes.common import REJECT_KEY
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from ..config import ConfigError
+from ..config import ConfigError, config_diff
 from .data import BundleStream, SentenceData, loader, val_batches
 from .flops import peak_flops, step_flops
 from .model import ModelConfig, stream_supports
@@ -509,8 +509,6 @@ def train(cfg: LMTrainConfig, progress: bool = True, after_step=None) -> dict:
             raise ResumeMismatch(f"{last} was written by {ck['world']} process(es) with {ck['workers']} loader "
                                  f"worker(s); this run has {world} and {cfg.workers}: the data order depends on both, "
                                  "so resume with the same, or train into a new out folder")
-        from ..pipeline.config import config_diff
-
         then = dict(ck["resume_fields"])
         if then.get("lr_decay_steps") is None:  # written before the horizon was compared: it was `steps`
             then["lr_decay_steps"] = ck.get("train_config", {}).get("steps")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config import ConfigError, to_dict
-from ..config import RaySpec
+from ..cluster import RaySpec
 
 # task -> the relation between source rows it is built from (recorded on every segment)
 TASK_RELATION = {

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ...files import atomic_write_text, sha256_file
-from ..config import config_diff
+from ...config import config_diff
 from ..plan import PlanMismatch
 from ..cluster import data_context, init_ray
 from ..run import _remove_temp_files

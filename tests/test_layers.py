@@ -1,0 +1,43 @@
+"""The import graph of uniaudio/ (tools/import_graph.py): no part imports a layer above it, and
+no modules import each other in a circle."""
+
+import importlib.util
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "import_graph.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("import_graph", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_no_upward_import_and_no_circle(capsys):
+    tool = _tool()
+    g = tool.graph()
+    assert len(g) > 80 and "uniaudio.train.lm" in g
+    assert tool.upward(g) == []
+    assert tool.circles(g) == []
+    assert tool.main([]) == 0
+    assert "0 upward, 0 circle(s)" in capsys.readouterr().out
+
+
+def test_the_check_catches_upward_imports_and_circles(tmp_path, capsys):
+    """A package with a lazy upward import (train -> benchmark) and a type-only circle."""
+    pkg = tmp_path / "uniaudio"
+    for sub in ("train", "benchmark", "pipeline"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "benchmark" / "mmlu.py").write_text("X = 1\n")
+    (pkg / "train" / "generate.py").write_text("def f():\n    from ..benchmark.mmlu import X\n    return X\n")
+    (pkg / "pipeline" / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n")
+    (pkg / "pipeline" / "b.py").write_text("from . import a\nB = 1\n")
+    tool = _tool()
+    g = tool.graph(pkg)
+    assert tool.upward(g) == ["uniaudio.train.generate -> uniaudio.benchmark.mmlu (train imports benchmark)"]
+    assert tool.circles(g) == [["uniaudio.pipeline.a", "uniaudio.pipeline.b"]]
+    assert tool.main([str(pkg)]) == 1
+    assert "1 upward, 1 circle(s)" in capsys.readouterr().out
