@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0)
     args = ap.parse_args()
 
-    from uniaudio.train.codec import CropSampler
+    from uniaudio.train.codec_trainer import CropSampler
 
     t = time.perf_counter()
     mem = CropSampler(args.manifests, 16000, args.seconds, seed=0, preload=True)

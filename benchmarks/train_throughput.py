@@ -122,8 +122,9 @@ def check(cfg, device: torch.device) -> None:
 
     from uniaudio.train.data import BundleReader, collate
     from uniaudio.train.flops import step_flops
-    from uniaudio.train.lm import SentenceData, build_model
-    from uniaudio.train.model import attention_plan
+    from uniaudio.train.data import SentenceData
+    from uniaudio.train.lm import build_model
+    from uniaudio.train.attention import attention_plan
 
     data = SentenceData(cfg.data)
     torch.manual_seed(0)
@@ -183,7 +184,8 @@ def main() -> None:
 
     from uniaudio.config import load
     from uniaudio.train.flops import peak_flops
-    from uniaudio.train.lm import LMTrainConfig, autocast, train
+    from uniaudio.train.common import autocast
+    from uniaudio.train.lm import LMTrainConfig, train
 
     device = torch.device(args.device)
     warm, window = 10, 10

@@ -9,7 +9,7 @@ from uniaudio.config import from_dict
 from uniaudio.pipeline.recipes import records
 from uniaudio.tokenize import TokenizerError, get
 from uniaudio.tokenize.codec_model import Codec, CodecConfig, VectorQuantizer
-from uniaudio.train.codec import CodecTrainConfig, train
+from uniaudio.train.codec_trainer import CodecTrainConfig, train
 
 TINY = {"channels": 4, "latent_dim": 16, "n_codebooks": 4, "codebook_size": 32}
 
@@ -111,7 +111,7 @@ def test_unknown_decoder_is_a_config_error(tmp_path, train_manifest):
 
 
 def test_init_from_a_checkpoint_and_old_runs_still_resume(tmp_path, train_manifest):
-    from uniaudio.train.codec import init_weights
+    from uniaudio.train.codec_trainer import init_weights
 
     train(cfg(tmp_path / "src", train_manifest, 2), progress=False)
     fresh = Codec(CodecConfig(**TINY))
@@ -136,7 +136,7 @@ def test_init_from_a_checkpoint_and_old_runs_still_resume(tmp_path, train_manife
 
 
 def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manifest):
-    from uniaudio.train.codec import CropSampler
+    from uniaudio.train.codec_trainer import CropSampler
 
     disk = CropSampler([str(train_manifest)], 16000, 0.5, seed=3)
     mem = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True)
@@ -151,7 +151,7 @@ def test_preload_crops_equal_disk_crops_and_train_the_same(tmp_path, train_manif
 
 
 def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tmp_path, train_manifest):
-    from uniaudio.train.codec import CropSampler
+    from uniaudio.train.codec_trainer import CropSampler
 
     plain = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True)
     aug = CropSampler([str(train_manifest)], 16000, 0.5, seed=3, preload=True, gain_db=[-12, 6])
@@ -179,7 +179,8 @@ def test_gain_augmentation_scales_the_same_crops_within_range_and_never_clips(tm
 
 def test_unreadable_crops_are_left_out_counted_and_stop_the_run_by_default(tmp_path):
     from uniaudio import audio
-    from uniaudio.train.codec import CropSampler, UnreadableData
+    from uniaudio.train.codec_trainer import CropSampler
+    from uniaudio.train.common import UnreadableData
 
     good = audio.save(tmp_path / "good.wav", np.sin(np.arange(16000) / 5).astype(np.float32) * 0.3, 16000)
     bad = tmp_path / "bad.wav"
@@ -199,7 +200,7 @@ def test_unreadable_crops_are_left_out_counted_and_stop_the_run_by_default(tmp_p
 
 
 def test_codec_run_over_missing_files_fails_before_step_one_naming_them(tmp_path, train_manifest):
-    from uniaudio.train.codec import UnreadableData
+    from uniaudio.train.common import UnreadableData
 
     rows = list(manifest.iter_records(train_manifest))
     rows[1].path = str(tmp_path / "gone-1.flac")
@@ -230,7 +231,7 @@ def test_manifest_built_in_one_folder_trains_from_another(tmp_path, demo_root, m
 
 def test_device_is_validated(tmp_path, train_manifest):
     from uniaudio.config import ConfigError
-    from uniaudio.train.codec import resolve_device
+    from uniaudio.train.common import resolve_device
 
     with pytest.raises(ConfigError, match="device"):
         cfg(tmp_path, train_manifest, 1, device="tpu")
@@ -382,7 +383,7 @@ def test_adversarial_training_resumes_bit_exact_and_logs_gan_losses(tmp_path, tr
 
 @pytest.mark.slow
 def test_discriminator_learns_real_from_fake_and_feature_matching_is_zero_on_real():
-    from uniaudio.train.discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
+    from uniaudio.train.codec_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 
     torch.manual_seed(0)
     disc = MultiScaleSTFTDiscriminator(channels=8)
@@ -408,7 +409,7 @@ def test_discriminator_learns_real_from_fake_and_feature_matching_is_zero_on_rea
 
 
 def test_generator_losses_reach_the_codec_but_not_the_discriminator_weights():
-    from uniaudio.train.discriminator import MultiScaleSTFTDiscriminator, generator_losses
+    from uniaudio.train.codec_losses import MultiScaleSTFTDiscriminator, generator_losses
 
     torch.manual_seed(0)
     disc = MultiScaleSTFTDiscriminator(channels=4)

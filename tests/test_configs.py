@@ -12,13 +12,13 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_shipped_config_is_valid(path):
     if path.name.startswith("codec"):
-        from uniaudio.train.codec import CodecTrainConfig as cls
+        from uniaudio.train.codec_trainer import CodecTrainConfig as cls
     elif path.name.endswith("sentences.yaml"):
         from uniaudio.pipeline.sentences import SentenceConfig as cls
     elif path.name.startswith("lm-"):
         from uniaudio.train.lm import LMTrainConfig as cls
     elif path.name.startswith("factorized"):
-        from uniaudio.train.factorized import FactorizedTrainConfig as cls
+        from uniaudio.train.factorized_trainer import FactorizedTrainConfig as cls
     else:
         from uniaudio.pipeline.config import PipelineConfig as cls
     cfg = load(cls, path)

@@ -21,8 +21,8 @@ from uniaudio.pipeline.recipes import records
 from uniaudio.tokenize import TokenizerError, get
 from uniaudio.tokenize.factorized_model import FiLM
 from uniaudio.tokenize.front_end import LogMelFrontEnd, WhisperFrontEnd
-from uniaudio.train.codec import UnreadableData
-from uniaudio.train.factorized import FactorizedTrainConfig, normalize_text, train
+from uniaudio.train.common import UnreadableData
+from uniaudio.train.factorized_trainer import FactorizedTrainConfig, normalize_text, train
 
 BIN = Path(sys.executable).parent
 TINY = {"dim": 32, "heads": 2, "pool_layers": 1, "semantic_layers": 1, "vq_dim": 8, "codebook_size": 64,
@@ -198,7 +198,7 @@ def test_codec_decoder_run_starts_from_a_trained_semantic_branch(trained, speech
     first run unchanged, the SEANet decoder is the shipped codec's; a latent-only run decodes no
     waveform and keeps that decoder frozen, a spectral run with train_codec_decoder changes it."""
     from uniaudio import checkpoint
-    from uniaudio.train.factorized import DEFAULT_CODEC
+    from uniaudio.train.factorized_trainer import DEFAULT_CODEC
 
     first = checkpoint.load(trained / "last.pt")
     codec_dec = {k[len("decoder."):]: v for k, v in checkpoint.load(DEFAULT_CODEC)["model"].items()

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_yaml_numbers_read_as_numbers_in_every_config(tmp_path):
     from uniaudio.config import load, yaml_load
-    from uniaudio.train.codec import CodecTrainConfig
+    from uniaudio.train.codec_trainer import CodecTrainConfig
     from uniaudio.train.lm import LMTrainConfig
 
     assert yaml_load("a: 3e-3\nb: 1e5\nc: .5\nd: 2\ne: '3e-3'\nf: 3e\ng: -1.5E+2") == \
@@ -116,7 +116,7 @@ class Block:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
 import uniaudio.pipeline.run, uniaudio.pipeline.sentences.run, uniaudio.pipeline.verify, uniaudio.train.lm
-import uniaudio.train.codec, uniaudio.train.factorized, uniaudio.train.generate, uniaudio.tokenize, uniaudio.demo
+import uniaudio.train.codec_trainer, uniaudio.train.factorized_trainer, uniaudio.train.generate, uniaudio.tokenize, uniaudio.demo
 from uniaudio.tokenize import get
 get('mulaw')
 from uniaudio.cli import main

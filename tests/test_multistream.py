@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from uniaudio.tokenize.vocab import Vocabulary
-from uniaudio.train.model import (LoRALinear, ModelConfig, MultiStreamLM, apply_lora, llama_shape, load_llama,
-                                  merged_state_dict)
+from uniaudio.train.llm import LoRALinear, apply_lora, llama_shape, load_llama, merged_state_dict
+from uniaudio.train.model import ModelConfig, MultiStreamLM
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def mmlu_llama(tmp_path_factory):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from uniaudio.benchmark import mmlu
+    from uniaudio.benchmark.tasks import mmlu
 
     d = tmp_path_factory.mktemp("mmlu-llama")
     data = mmlu.load(write_mmlu(d / "mmlu"))
@@ -173,7 +173,7 @@ def test_mmlu_through_the_backbone_is_the_llms_at_step_0(mmlu_llama):
     experts at identity that is the Llama's own answers and log-likelihoods."""
     from transformers import AutoTokenizer
 
-    from uniaudio.benchmark import mmlu
+    from uniaudio.benchmark.tasks import mmlu
     from uniaudio.benchmark.backbone import BackboneCausalLM
 
     data = mmlu.load(mmlu_llama / "mmlu")

@@ -1,4 +1,5 @@
-"""The one checkpoint module: every trainer and loader saves and loads through it.
+"""The one checkpoint module: every trainer and loader saves and loads through it, and the
+layout of a trainer's resume file (`training_state`) is described here, once.
 
 Saving is atomic (a temporary sibling, fsync, rename), so a crash never leaves a torn file
 under the final name. Loading is `torch.load(weights_only=True)`: a checkpoint is data from
@@ -63,3 +64,56 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
                               f"(weights_only=True): {first}") from None
     except (RuntimeError, EOFError, ValueError) as e:  # truncated, not a zip/pickle, wrong magic
         raise CheckpointError(f"{p}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+
+
+# --- the training state: what every trainer's OUT/last.pt holds -----------------------------------
+#
+#   model          the state dict being trained (the LM keeps LoRA adapters apart from their base)
+#   optimizer      the optimizer's state dict
+#   step           completed optimizer steps
+#   train_config   the training config as a dict (the codec trainers compare its `model` on resume)
+#   rng            one {"torch": CPU generator state, "cuda": this rank's CUDA state or None} per rank
+#   ...            what one trainer adds: the LM `batches`, `world`, `workers`, `resume_fields`,
+#                  `model_config`; the codec `config`, `disc`, `disc_optimizer`; the factorized
+#                  codec `config`, `bpe`
+#
+# Beside it each trainer writes its inference file (model.pt, codec.pt, factorized.pt: weights and
+# what loading them needs, no optimizer), saved in one `save_all` with the inference file first.
+TRAINING_STATE_KEYS = ("model", "optimizer", "step", "train_config", "rng")
+
+
+def training_state(model: dict, optimizer: dict, step: int, train_config: dict, rngs: list[dict], **extra) -> dict:
+    """A last.pt in the layout above (`extra`: the trainer's own keys)."""
+    return {"model": model, "optimizer": optimizer, "step": step, "train_config": train_config, "rng": rngs, **extra}
+
+
+def rng_state(device) -> dict:
+    """This process's random state: the CPU generator, and the CUDA one of `device` when it is a GPU."""
+    import torch
+
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if getattr(device, "type", None) == "cuda" else None}
+
+
+def load_training_state(path: str | os.PathLike) -> dict:
+    """A last.pt, checked for the layout's keys (CheckpointError naming what is missing). Files
+    written before the layout (the codec trainers' `torch_rng` / `cuda_rng`) are read as it."""
+    ck = load(path)
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path}: not a training state (a {type(ck).__name__})")
+    if "rng" not in ck and "torch_rng" in ck:
+        ck["rng"] = [{"torch": ck.pop("torch_rng"), "cuda": ck.pop("cuda_rng", None)}]
+    missing = [k for k in TRAINING_STATE_KEYS if k not in ck]
+    if missing:
+        raise CheckpointError(f"{path}: not a training state of this version (missing {', '.join(missing)}); "
+                              "resume needs the last.pt a trainer wrote, or start in a new out folder")
+    return ck
+
+
+def restore_rng(state: dict, device) -> None:
+    """Set this process's random state from one entry of `rng` (`rng_state`)."""
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if getattr(device, "type", None) == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)

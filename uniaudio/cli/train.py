@@ -21,7 +21,7 @@ def train() -> None:
 def train_codec(config: Path, steps: int | None, out: str | None) -> None:
     """Train the UniAudio-style codec; rerun the same command to resume exactly."""
     from ..config import ConfigError, load
-    from ..train.codec import CodecTrainConfig, train
+    from ..train.codec_trainer import CodecTrainConfig, train
 
     overrides = {k: v for k, v in (("steps", steps), ("out", out)) if v is not None}
     try:
@@ -45,7 +45,7 @@ def train_factorized(config: Path, steps: int | None, out: str | None) -> None:
     resume exactly. Use it with `--tokenizer uniaudio-factorized` (checkpoint=OUT/factorized.pt)."""
     from ..config import ConfigError, load
     from ..models import ModelNotFound
-    from ..train.factorized import FactorizedTrainConfig, train
+    from ..train.factorized_trainer import FactorizedTrainConfig, train
 
     overrides = {k: v for k, v in (("steps", steps), ("out", out)) if v is not None}
     try:

@@ -13,13 +13,16 @@ the same stream and starts each worker where the count says.
 
 Bad bundles never stop an epoch: an unreadable tar or member, more rows than the model's
 context, an id outside the vocabulary or outside what its slot may hold are left out of their
-batch and reported with the batch (`skipped`: key and reason), the same way on every run."""
+batch and reported with the batch (`skipped`: key and reason), the same way on every run. A
+shard that differs from the sha256 its sentence output recorded stops the run before it starts
+(`check_shards`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,3 +264,64 @@ def val_batches(data: SentenceData, refs: list[BundleRef], batch_rows: int, max_
         if items:
             out.append(collate(items, pad))
     return out, skipped
+
+
+def empty_batch(vocab) -> dict:
+    """One padding row that predicts nothing: a rank whose batch was all unusable still runs
+    a forward/backward, so DDP's collective calls stay matched."""
+    k = vocab.audio_range().codebooks
+    item = {"ids": np.full((2, k), vocab.id("<pad>"), np.int64), "loss": np.zeros(2, bool), "doc": np.zeros(2, np.int64),
+            "pos": np.arange(2), "task": np.full(2, -1, np.int64), "key": "<empty>"}
+    return collate([item], vocab.id("<pad>"))
+
+
+def check_shards(data: SentenceData, refs, out: Path, rank: int, world: int) -> dict:
+    """Every bundle shard the run reads, against the sha256 its sentence output recorded: a
+    tampered (or damaged but readable) shard stops the run before training instead of being
+    trained on. Hashes are streamed; a shard whose size and mtime equal those of its last check
+    (OUT/checked_shards.json) is not read again, so a resume costs stat calls only. Rank 0
+    checks; the other ranks learn the outcome."""
+    from ..files import atomic_write_text, sha256_file
+
+    result: dict = {"shards": 0, "hashed": 0, "bytes": 0, "seconds": 0.0}
+    problem = None
+    if rank == 0:
+        t0 = time.time()
+        want = data.shard_checksums()
+        record = out / "checked_shards.json"
+        try:
+            seen = json.loads(record.read_text())
+        except (OSError, ValueError):
+            seen = {}
+        bad, now = [], {}
+        for shard in sorted({r.shard for r in refs}):
+            path = data.root / "shards" / shard
+            try:
+                st = path.stat()
+            except OSError:
+                bad.append(f"{shard} (missing)")
+                continue
+            stamp = [want.get(shard), st.st_size, st.st_mtime_ns]
+            if seen.get(shard) != stamp:
+                result["hashed"] += 1
+                result["bytes"] += st.st_size
+                if sha256_file(path) != want.get(shard):
+                    bad.append(shard)
+                    continue
+            now[shard] = stamp
+        result.update(shards=len(now) + len(bad), seconds=round(time.time() - t0, 3))
+        atomic_write_text(record, json.dumps(now))
+        if bad:
+            problem = (f"{len(bad)} bundle shard(s) of {data.root} differ from the sha256 its index recorded: "
+                       f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. The sentence output changed after it "
+                       "was built; rerun `uniaudio pipeline sentences` on it (a resume rewrites changed shards) or "
+                       "check the disk, then train again")
+    if world > 1:
+        import torch.distributed as dist
+
+        box = [problem, result]
+        dist.broadcast_object_list(box, src=0)
+        problem, result = box
+    if problem:
+        raise ValueError(problem)
+    return result

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import padded_width
+from .kernels import padded_width
 
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets (no sparsity)
 PEAK_FLOPS = {

@@ -1,5 +1,6 @@
-"""Multi-scale STFT discriminator (EnCodec's MS-STFTD) and the GAN losses of codec training:
-hinge loss for the discriminator; hinge + feature matching for the codec.
+"""The losses of codec training (the codec and the factorized codec): multi-resolution STFT +
+log-mel (`SpectralLoss`), and the multi-scale STFT discriminator (EnCodec's MS-STFTD) with its
+GAN losses: hinge loss for the discriminator; hinge + feature matching for the codec.
 
 Spectral losses alone leave a codec's output smeared (they ignore phase detail and average
 over plausible outputs); the adversarial term is what codecs such as EnCodec, DAC and
@@ -11,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
+
+from ..dsp import mel_filterbank
 
 
 class STFTDiscriminator(nn.Module):
@@ -78,3 +81,26 @@ def generator_losses(disc: MultiScaleSTFTDiscriminator, real: torch.Tensor,
             feat = feat + F.l1_loss(b, a) / (a.abs().mean() + 1e-8)
             n_feat += 1
     return adv / len(disc.discs), feat / max(n_feat, 1)
+
+
+class SpectralLoss(torch.nn.Module):
+    """Multi-resolution STFT (spectral convergence + log magnitude) and 80-band log-mel L1."""
+
+    def __init__(self, sr: int):
+        super().__init__()
+        self.res = [(512, 128), (1024, 256), (2048, 512)]
+        self.register_buffer("mel", torch.tensor(mel_filterbank(sr, 1024, 80), dtype=torch.float32))
+
+    @staticmethod
+    def _mag(x, n_fft, hop):
+        win = torch.hann_window(n_fft, device=x.device)
+        return torch.stft(x, n_fft, hop, window=win, return_complex=True).abs().clamp(min=1e-7)
+
+    def forward(self, y, x):
+        stft = 0.0
+        for n_fft, hop in self.res:
+            my, mx = self._mag(y, n_fft, hop), self._mag(x, n_fft, hop)
+            stft = stft + torch.norm(mx - my, p="fro") / torch.norm(mx, p="fro") + F.l1_loss(my.log(), mx.log())
+        my, mx = self._mag(y, 1024, 256), self._mag(x, 1024, 256)
+        mel = F.l1_loss((self.mel @ my**2).clamp(min=1e-7).log10(), (self.mel @ mx**2).clamp(min=1e-7).log10())
+        return stft / len(self.res), mel

@@ -8,7 +8,6 @@ multi-scale STFT discriminator's hinge + feature matching) go to OUT/log.jsonl."
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,17 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import audio, checkpoint, manifest
 from ..config import ConfigError
-from ..dsp import mel_filterbank
 from ..tokenize.codec_model import DECODERS, Codec, CodecConfig
-from .discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
+from .codec_losses import MultiScaleSTFTDiscriminator, SpectralLoss, discriminator_loss, generator_losses
+from .common import UnreadableData, listing, resolve_device, warmup_cosine
 
 
 @dataclass
-class ModelSpec:
+class CodecSpec:
     channels: int = 16
     latent_dim: int = 128
     n_codebooks: int = 8
@@ -40,7 +38,7 @@ class ModelSpec:
 class CodecTrainConfig:
     manifests: list[str]
     out: str
-    model: ModelSpec = field(default_factory=ModelSpec)
+    model: CodecSpec = field(default_factory=CodecSpec)
     steps: int = 2000
     batch_size: int = 8
     segment_seconds: float = 1.0
@@ -130,13 +128,9 @@ class CodecTrainConfig:
                 raise ConfigError("gain_db", f"gains beyond +-40 dB make silence or clipping, got {g!r}")
 
     def lr_at(self, step: int) -> float:
-        """Learning rate for the update that follows `step` completed steps."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if self.lr_decay_steps is None:
-            return self.lr
-        t = min(1.0, (step - self.warmup_steps) / (self.lr_decay_steps - self.warmup_steps))
-        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+        """Learning rate for the update that follows `step` completed steps (a fixed horizon:
+        lr_decay_steps, not `steps`, so stopping early and resuming changes nothing)."""
+        return warmup_cosine(step, self.lr, self.warmup_steps, self.lr_decay_steps, self.min_lr_ratio)
 
     def n_q_at(self, step: int) -> int:
         """Codebooks used at `step`: a pure function of (seed, step), so resume is exact."""
@@ -145,15 +139,6 @@ class CodecTrainConfig:
         if self.focus_prob > 0 and rng.random() < self.focus_prob:
             return self.focus_codebooks
         return n_q
-
-
-class UnreadableData(RuntimeError):
-    """Training data that cannot be read: missing files at start, or too many bad crops in a batch."""
-
-
-def _listing(bad: list[tuple[str, str]], limit: int = 5) -> str:
-    shown = "; ".join(f"{p} ({why})" for p, why in bad[:limit])
-    return shown + (f"; ... and {len(bad) - limit} more" if len(bad) > limit else "")
 
 
 class CropSampler:
@@ -187,7 +172,7 @@ class CropSampler:
         if self.bad_files and not skip_bad:
             raise UnreadableData(
                 f"{len(self.bad_files)} of {self.listed} files in {', '.join(map(str, manifests))} cannot be read: "
-                f"{_listing(self.bad_files)}. Fix the paths (a manifest's relative paths are relative to its own "
+                f"{listing(self.bad_files)}. Fix the paths (a manifest's relative paths are relative to its own "
                 f"folder), or set skip_missing_files: true to train on the rest")
         if not self.items:
             raise UnreadableData(f"no audio of at least {seconds}s in {manifests} ({self.listed} rows, "
@@ -239,7 +224,7 @@ class CropSampler:
             ok.append(b)
         if len(bad) > self.max_bad_share * size:
             raise UnreadableData(f"step {step}: {len(bad)} of {size} crops could not be read (limit: "
-                                 f"max_unreadable_share {self.max_bad_share}): {_listing(bad)}")
+                                 f"max_unreadable_share {self.max_bad_share}): {listing(bad)}")
         if self.gain_db is not None:
             # a separate stream, so crops are the same with and without augmentation
             gains = 10 ** (np.random.default_rng([self.seed, step, 11]).uniform(*self.gain_db, size) / 20)
@@ -247,29 +232,6 @@ class CropSampler:
             gains = np.minimum(gains, 0.99 / np.maximum(peak, 1e-4))
             out *= gains[:, None].astype(np.float32)
         return torch.from_numpy(out[ok] if bad else out), bad
-
-
-class SpectralLoss(torch.nn.Module):
-    """Multi-resolution STFT (spectral convergence + log magnitude) and 80-band log-mel L1."""
-
-    def __init__(self, sr: int):
-        super().__init__()
-        self.res = [(512, 128), (1024, 256), (2048, 512)]
-        self.register_buffer("mel", torch.tensor(mel_filterbank(sr, 1024, 80), dtype=torch.float32))
-
-    @staticmethod
-    def _mag(x, n_fft, hop):
-        win = torch.hann_window(n_fft, device=x.device)
-        return torch.stft(x, n_fft, hop, window=win, return_complex=True).abs().clamp(min=1e-7)
-
-    def forward(self, y, x):
-        stft = 0.0
-        for n_fft, hop in self.res:
-            my, mx = self._mag(y, n_fft, hop), self._mag(x, n_fft, hop)
-            stft = stft + torch.norm(mx - my, p="fro") / torch.norm(mx, p="fro") + F.l1_loss(my.log(), mx.log())
-        my, mx = self._mag(y, 1024, 256), self._mag(x, 1024, 256)
-        mel = F.l1_loss((self.mel @ my**2).clamp(min=1e-7).log10(), (self.mel @ mx**2).clamp(min=1e-7).log10())
-        return stft / len(self.res), mel
 
 
 def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
@@ -290,8 +252,8 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     step = 0
     last = out / "last.pt"
     if last.exists():
-        ck = checkpoint.load(last)
-        trained = {**asdict(ModelSpec()), **ck["train_config"]["model"]}  # fields added later: their defaults
+        ck = checkpoint.load_training_state(last)
+        trained = {**asdict(CodecSpec()), **ck["train_config"]["model"]}  # fields added later: their defaults
         if trained != asdict(cfg.model):
             raise RuntimeError(f"{last} was trained with model {trained}; "
                                f"config asks for {asdict(cfg.model)}: use a new out folder")
@@ -301,16 +263,14 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
             disc.load_state_dict(ck["disc"])
             disc_opt.load_state_dict(ck["disc_optimizer"])
         step = ck["step"]
-        torch.set_rng_state(ck["torch_rng"])
-        if device.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"], device)
+        checkpoint.restore_rng(ck["rng"][0], device)
     elif cfg.init_from:
         init_weights(model, cfg.init_from)
     sampler = CropSampler(cfg.manifests, model_cfg.sample_rate, cfg.segment_seconds, cfg.seed, cfg.preload,
                           cfg.gain_db, skip_bad=cfg.skip_missing_files, max_bad_share=cfg.max_unreadable_share)
     if sampler.bad_files:
         print(f"codec: leaving out {len(sampler.bad_files)} unreadable files (skip_missing_files): "
-              f"{_listing(sampler.bad_files, 3)}")
+              f"{listing(sampler.bad_files, 3)}")
     loss_fn = SpectralLoss(model_cfg.sample_rate).to(device)
     model.train()
     from tqdm import tqdm
@@ -362,14 +322,6 @@ def train(cfg: CodecTrainConfig, progress: bool = True) -> dict:
     bar.close()
     write_model_card(out, cfg, sampler, step, device)
     return {"step": step, "checkpoint": str(last)}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} but torch sees no CUDA device (torch {torch.__version__}); use device: cpu")
-    return torch.device(name)
 
 
 def init_weights(model: Codec, path: str) -> None:
@@ -434,12 +386,12 @@ def write_model_card(out: Path, cfg: CodecTrainConfig, sampler: CropSampler, ste
 
 
 def save(out: Path, model: Codec, opt, step: int, cfg: CodecTrainConfig, disc=None, disc_opt=None) -> None:
-    """last.pt (everything for resume) and codec.pt (weights + config only, for inference)."""
-    cuda = next(model.parameters()).device
-    ck = {**model.checkpoint(), "optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
-          "cuda_rng": torch.cuda.get_rng_state(cuda) if cuda.type == "cuda" else None, "train_config": asdict(cfg),
-          "disc": None if disc is None else disc.state_dict(),
-          "disc_optimizer": None if disc_opt is None else disc_opt.state_dict()}
-    for name, obj in (("last.pt", ck), ("codec.pt", {**model.checkpoint(inference=True), "step": step,
-                                                      "train_config": asdict(cfg)})):
-        checkpoint.save(obj, out / name)
+    """codec.pt (weights + config only, for inference) and last.pt (the training state,
+    `checkpoint.training_state`), saved as one: codec.pt first."""
+    state = model.checkpoint()
+    resume = checkpoint.training_state(
+        state["model"], opt.state_dict(), step, asdict(cfg), [checkpoint.rng_state(next(model.parameters()).device)],
+        config=state["config"], disc=None if disc is None else disc.state_dict(),
+        disc_optimizer=None if disc_opt is None else disc_opt.state_dict())
+    inference = {**model.checkpoint(inference=True), "step": step, "train_config": asdict(cfg)}
+    checkpoint.save_all([(inference, out / "codec.pt"), (resume, out / "last.pt")])

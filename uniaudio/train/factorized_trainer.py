@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -37,8 +36,8 @@ from ..tokenize.factorized_model import (
     FactorizedCodec,
     FactorizedConfig,
 )
-from .codec import SpectralLoss, UnreadableData, _listing, resolve_device
-from .lm import _truncate
+from .codec_losses import SpectralLoss
+from .common import UnreadableData, listing, resolve_device, truncate_log, warmup_cosine
 
 DEFAULT_CODEC = Path(__file__).parents[1] / "tokenize" / "checkpoints" / "uniaudio_codec_16k.pt"
 
@@ -138,15 +137,11 @@ class FactorizedTrainConfig:
         return "semantic" if step < self.semantic_steps else "acoustic"
 
     def lr_at(self, step: int) -> float:
-        """Warm-up then cosine within each phase."""
+        """Warm-up then cosine within each phase (each phase's horizon is its end)."""
         if step < self.semantic_steps:
-            base, s, n = self.lr, step, self.semantic_steps
-        else:
-            base, s, n = self.acoustic_lr, step - self.semantic_steps, self.steps - self.semantic_steps
-        if s < self.warmup_steps:
-            return base * (s + 1) / self.warmup_steps
-        t = min(1.0, (s - self.warmup_steps) / max(1, n - self.warmup_steps))
-        return base * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+            return warmup_cosine(step, self.lr, self.warmup_steps, self.semantic_steps, self.min_lr_ratio)
+        return warmup_cosine(step - self.semantic_steps, self.acoustic_lr, self.warmup_steps,
+                             self.steps - self.semantic_steps, self.min_lr_ratio)
 
 
 def normalize_text(text: str) -> str:
@@ -200,7 +195,7 @@ class Corpus:
             text = normalize_text(r.text) if r.text else None
             self.items.append(Item(r.path, wav, feats, latent, text or None, seconds))
         if self.bad and not skip_bad:
-            raise UnreadableData(f"{len(self.bad)} of {self.listed} files cannot be read: {_listing(self.bad)}. "
+            raise UnreadableData(f"{len(self.bad)} of {self.listed} files cannot be read: {listing(self.bad)}. "
                                  f"Fix them, or set skip_missing_files: true to train on the rest")
         if not self.items:
             raise UnreadableData(f"no readable audio in the {self.listed} listed files")
@@ -336,7 +331,7 @@ def train(cfg: FactorizedTrainConfig, progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     last = out / "last.pt"
-    ck = checkpoint.load(last) if last.exists() else None
+    ck = checkpoint.load_training_state(last) if last.exists() else None
     if ck is not None:
         trained = {**asdict(FactorizedSpec()), **ck["train_config"]["model"]}
         if trained != asdict(cfg.model):
@@ -363,15 +358,15 @@ def train(cfg: FactorizedTrainConfig, progress: bool = True) -> dict:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step = ck["step"]
-        _truncate(out / "log.jsonl", step)  # steps logged after the checkpoint by an interrupted run are redone
+        truncate_log(out / "log.jsonl", step)  # steps logged after the checkpoint by an interrupted run are redone
     front_end = load_front_end(cfg.model.front_end, cfg.threads or 0)
     corpus = Corpus(records, model, front_end, cfg.max_file_seconds, cfg.skip_missing_files, device, progress,
                     cache_dir=Path(cfg.frozen_cache) if cfg.frozen_cache else out / "frozen")
     if corpus.bad:
         print(f"factorized: leaving out {len(corpus.bad)} unreadable files (skip_missing_files): "
-              f"{_listing(corpus.bad, 3)}")
+              f"{listing(corpus.bad, 3)}")
     if ck is not None:  # after everything that draws random numbers at start
-        torch.set_rng_state(ck["torch_rng"])
+        checkpoint.restore_rng(ck["rng"][0], device)
     sem_pool = [i for i, it in enumerate(corpus.items) if it.text and it.seconds <= cfg.max_seconds]
     n_groups = max(1, round(cfg.segment_seconds * model.config.sample_rate / model.config.group))
     ac_pool = [i for i, it in enumerate(corpus.items) if len(it.wav) // model.config.group >= n_groups]
@@ -459,13 +454,14 @@ def semantic_embeddings(model: FactorizedCodec, corpus: Corpus, device, progress
 
 
 def save(out: Path, model: FactorizedCodec, opt, step: int, cfg: FactorizedTrainConfig, bpe) -> None:
-    """last.pt (everything for resume) and factorized.pt (what the tokenizer loads)."""
-    bpe_json = bpe.tok.to_str() if bpe is not None else ""
-    ck = {**model.checkpoint(), "optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
-          "train_config": asdict(cfg), "bpe": bpe_json}
-    checkpoint.save(ck, out / "last.pt")
-    checkpoint.save({**model.checkpoint(inference=True), "step": step, "train_config": asdict(cfg)},
-                    out / "factorized.pt")
+    """factorized.pt (what the tokenizer loads) and last.pt (the training state,
+    `checkpoint.training_state`, with the BPE), saved as one: factorized.pt first."""
+    state = model.checkpoint()
+    resume = checkpoint.training_state(state["model"], opt.state_dict(), step, asdict(cfg),
+                                       [checkpoint.rng_state(next(model.parameters()).device)],
+                                       config=state["config"], bpe=bpe.tok.to_str() if bpe is not None else "")
+    inference = {**model.checkpoint(inference=True), "step": step, "train_config": asdict(cfg)}
+    checkpoint.save_all([(inference, out / "factorized.pt"), (resume, out / "last.pt")])
 
 
 def write_model_card(out: Path, cfg: FactorizedTrainConfig, corpus: Corpus, step: int, n_sem: int,
