@@ -32,7 +32,7 @@ def main() -> None:
 
     from uniaudio import audio
     from uniaudio.benchmark import metrics as M
-    from uniaudio.benchmark.suites import add_noise
+    from uniaudio.benchmark.tasks.se import add_noise
     from uniaudio.pipeline.recipes import records
 
     work = Path(args.work or tempfile.mkdtemp(prefix="uniaudio-metrics-"))

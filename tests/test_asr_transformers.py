@@ -10,7 +10,7 @@ def save_tiny_whisper(path, multilingual: bool):
     from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
                               WhisperProcessor, WhisperTokenizerFast)
 
-    from uniaudio.benchmark.asr import packaged_tiny_en
+    from uniaudio.benchmark.transcribers import packaged_tiny_en
 
     eot = "<|endoftext|>"
     tok = WhisperTokenizerFast(tokenizer_file=f"{packaged_tiny_en()}/tokenizer.json", bos_token=eot, eos_token=eot,
@@ -39,7 +39,7 @@ def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual):
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from uniaudio.benchmark.asr import load
+    from uniaudio.benchmark.transcribers import load
 
     path = save_tiny_whisper(tmp_path / "w", multilingual)
     wavs = [np.zeros(16000, np.float32), (np.random.default_rng(0).standard_normal(12000) * 0.1).astype(np.float32)]

@@ -10,7 +10,7 @@ import soundfile as sf
 from uniaudio import audio, manifest
 from uniaudio.benchmark import metrics as M
 from uniaudio.benchmark.runner import run
-from uniaudio.benchmark.suites import add_noise
+from uniaudio.benchmark.tasks.se import add_noise
 from uniaudio.manifest import Record
 from uniaudio.pipeline.recipes import records
 
@@ -302,7 +302,7 @@ def test_rt60_by_schroeder_integration_planted():
     """An exponential decay of amplitude 10^(-3 t / T) loses 60 dB of energy in T seconds: the
     energy decay curve is a line of slope -60 / T dB/s, so T20 reads T exactly; the demo's room
     responses read their target within 5%."""
-    from uniaudio.benchmark.suites import measure_rt60, room_response
+    from uniaudio.benchmark.tasks.dereverb import measure_rt60, room_response
 
     t = np.arange(SR) / SR
     assert measure_rt60(10 ** (-3 * t / 0.5), SR) == pytest.approx(0.5, rel=1e-6)
@@ -318,7 +318,7 @@ def test_dereverb_ground_truth_beats_the_reverberant_input(tmp_path, small_suite
     """The dereverb task: the dry reference (ceiling) scores better than the reverberant input
     (floor: passthrough) on every metric, SI-SDR included: the ceiling's output equals the
     reference, which torchmetrics' stabilised formula scores as a large finite value."""
-    from uniaudio.benchmark.suites import reverberate
+    from uniaudio.benchmark.tasks.dereverb import reverberate
 
     suite, _, speech = small_suite
     d = tmp_path / "suite"

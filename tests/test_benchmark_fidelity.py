@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from uniaudio import audio, manifest
-from uniaudio.benchmark import mmlu
+from uniaudio.benchmark.tasks import mmlu
 
 # lm-eval's mmlu `_default_template_yaml` doc_to_text and its per-subject description, verbatim
 LM_EVAL_DOC_TO_TEXT = ("{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\n"

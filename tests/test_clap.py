@@ -108,7 +108,7 @@ def test_fad_in_tta_cache_and_degradation(tmp_path, demo_root):
     higher, reference statistics cached by content (a changed file gets new statistics)."""
     from uniaudio import manifest
     from uniaudio.benchmark.runner import run
-    from uniaudio.benchmark.suites import add_noise
+    from uniaudio.benchmark.tasks.se import add_noise
     from uniaudio.pipeline.recipes import records
 
     suite = tmp_path / "suite"

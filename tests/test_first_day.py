@@ -166,7 +166,7 @@ def test_missing_local_model_folder_says_so(spec):
 
 @pytest.mark.slow
 def test_benchmark_mmlu_missing_model_is_one_line(tmp_path):
-    from uniaudio.benchmark.mmlu import DEMO
+    from uniaudio.benchmark.tasks.mmlu import DEMO
 
     out = cli("benchmark", "mmlu", "--data", str(DEMO), "--model", "/a/missing/folder")
     assert out.returncode == 1 and "does not exist" in out.stderr and "huggingface-cli" not in out.stderr

@@ -64,7 +64,7 @@ def test_floor_and_ceiling_on_instructed_speech(tmp_path, demo_root):
     shuffled floor (another item's speech) and the espeak baseline (ignores the instruction)
     score lower; WER of the ground truth is below the shuffled floor's. A bad instruction in the
     test set is a NaN with its reason, the rest are scored."""
-    from uniaudio.benchmark.suites import instruction, render_instructed
+    from uniaudio.benchmark.tasks.instruct_tts import instruction, render_instructed
     from uniaudio.pipeline.recipes import records
 
     speech = sorted(records("librispeech", demo_root / "LibriSpeech", split="test-clean"), key=lambda r: r.id)[:4]

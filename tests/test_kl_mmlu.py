@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from uniaudio.benchmark import mmlu
+from uniaudio.benchmark.tasks import mmlu
 from uniaudio.benchmark.metrics.kl import paired_kl
 
 
@@ -181,7 +181,8 @@ def test_chance_lm_is_the_same_model_in_every_process():
     import subprocess
     import sys
 
-    code = ("from uniaudio.benchmark import mmlu, systems; r = mmlu.records(mmlu.DEMO)[0]; "
+    code = ("from uniaudio.benchmark import systems; from uniaudio.benchmark.tasks import mmlu; "
+            "r = mmlu.records(mmlu.DEMO)[0]; "
             "print(mmlu.answer(systems.ChanceLM().load(), r.text)[1])")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}

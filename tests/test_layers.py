@@ -21,7 +21,8 @@ def test_no_upward_import_and_no_circle(capsys):
     assert tool.upward(g) == []
     assert tool.circles(g) == []
     assert tool.main([]) == 0
-    assert "0 upward, 0 circle(s)" in capsys.readouterr().out
+    assert tool.UNRESOLVED == []
+    assert "0 upward, 0 circle(s), 0 unresolved" in capsys.readouterr().out
 
 
 def test_the_check_catches_upward_imports_and_circles(tmp_path, capsys):
@@ -35,9 +36,11 @@ def test_the_check_catches_upward_imports_and_circles(tmp_path, capsys):
     (pkg / "train" / "generate.py").write_text("def f():\n    from ..benchmark.mmlu import X\n    return X\n")
     (pkg / "pipeline" / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n")
     (pkg / "pipeline" / "b.py").write_text("from . import a\nB = 1\n")
+    (pkg / "benchmark" / "moved.py").write_text("def f():\n    from ..demo import sounds\n")  # a level too few
     tool = _tool()
     g = tool.graph(pkg)
     assert tool.upward(g) == ["uniaudio.train.generate -> uniaudio.benchmark.mmlu (train imports benchmark)"]
     assert tool.circles(g) == [["uniaudio.pipeline.a", "uniaudio.pipeline.b"]]
     assert tool.main([str(pkg)]) == 1
-    assert "1 upward, 1 circle(s)" in capsys.readouterr().out
+    assert tool.UNRESOLVED == ["uniaudio.benchmark.moved: from ..demo import ... (uniaudio.demo does not exist)"]
+    assert "1 upward, 1 circle(s), 1 unresolved" in capsys.readouterr().out

@@ -229,7 +229,7 @@ def test_sound_edit_items_and_floor_vs_ceiling(tmp_path):
     set differs from the targets' set, and the reference edit beats the unedited input on LSD
     and FAD; the tagger / CLAP weights absent here give NaN with the fetch command, not numbers."""
     from uniaudio.benchmark.runner import run
-    from uniaudio.benchmark.suites import sound_edit_items
+    from uniaudio.benchmark.tasks.sound_edit import sound_edit_items
 
     items = sound_edit_items(0)
     assert {it["op"] for it in items} == {"add", "remove"} and len({it["id"] for it in items}) == len(items)

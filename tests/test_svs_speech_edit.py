@@ -135,7 +135,7 @@ def _items(out, task, system):
 def test_svs_floor_and_ceiling(tmp_path):
     """Festival sings 3 demo scores; ground truth beats the shuffled floor on F0 RMSE, MCD and
     WER; an item with no notes is a NaN with its reason and the others are scored."""
-    from uniaudio.benchmark.suites import svs_records
+    from uniaudio.benchmark.tasks.svs import svs_records
 
     suite = tmp_path / "suite"
     rows = svs_records(suite / "ref", seed=0, count=3)
@@ -158,7 +158,7 @@ def test_speech_edit_floor_and_ceiling(tmp_path, demo_root):
     """Three edit pairs: the reference edit beats the shuffled floor on WER, SIM and MCD. The
     unedited original (the passthrough system's output) is close to the reference outside the
     edit (MCD < 3 dB there; its missing edit shows in WER: 0.25 vs 0.16 on the 12 demo items)."""
-    from uniaudio.benchmark.suites import speech_edit_records
+    from uniaudio.benchmark.tasks.speech_edit import speech_edit_records
     from uniaudio.pipeline.recipes import records
 
     speech = sorted(records("librispeech", demo_root / "LibriSpeech", split="test-clean"), key=lambda r: r.id)[:3]

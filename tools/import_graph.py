@@ -1,5 +1,6 @@
 """uniaudio's import graph, checked: `python tools/import_graph.py [PACKAGE_DIR]` prints which part
-imports which and exits 1 on an upward import or a circle (tests/test_layers.py runs it).
+imports which and exits 1 on an upward import, a circle, or an import of a module that does not
+exist (tests/test_layers.py runs it).
 
 Every import counts, also one inside a function or under `if TYPE_CHECKING:`: a lazy import
 is still a dependency. Parts sit in layers, data flowing up the list; a part may import
@@ -23,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "uniaudio"
 CORE = ("config", "files", "registry", "dsp", "audio", "manifest", "checkpoint", "models")
+UNRESOLVED: list[str] = []  # imports of uniaudio modules that do not exist (filled by `imports`)
 LAYERS = [("core", CORE), ("tokenize",), ("pipeline",), ("demo",), ("train",), ("benchmark",), ("cli", "__main__")]
 
 
@@ -56,6 +58,8 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
+            if target.startswith("uniaudio") and target not in known:
+                UNRESOLVED.append(f"{name}: from {'.' * node.level}{node.module or ''} import ... ({target} does not exist)")
             targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in known else target for a in node.names]
         else:
             continue
@@ -68,6 +72,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 def graph(root: Path = ROOT) -> dict[str, set[str]]:
+    UNRESOLVED.clear()
     mods = modules(root)
     return {m: imports(m, p, set(mods)) for m, p in mods.items()}
 
@@ -127,9 +132,11 @@ def main(argv: list[str]) -> int:
         print(f"upward import: {line}")
     for group in bad_circle:
         print(f"circle: {' <-> '.join(group)}")
+    for line in UNRESOLVED:
+        print(f"unresolved: {line}")
     print(f"{len(g)} modules, {sum(map(len, g.values()))} imports: "
-          f"{len(bad_up)} upward, {len(bad_circle)} circle(s)")
-    return 1 if bad_up or bad_circle else 0
+          f"{len(bad_up)} upward, {len(bad_circle)} circle(s), {len(UNRESOLVED)} unresolved")
+    return 1 if bad_up or bad_circle or UNRESOLVED else 0
 
 
 if __name__ == "__main__":

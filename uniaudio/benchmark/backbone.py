@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import torch
 
-from .mmlu import HFCausalLM
+from .tasks.mmlu import HFCausalLM
 
 
 class BackboneCausalLM(torch.nn.Module):
     """The multi-stream model's text path as a transformers-style causal LM over its LLM's
-    vocabulary (rows of text tokens in, `.logits` out): what `benchmark.mmlu.HFCausalLM`
+    vocabulary (rows of text tokens in, `.logits` out): what `benchmark.tasks.mmlu.HFCausalLM`
     scores with lm-eval's log-likelihood rule. At step 0 (experts at identity) it is the LLM."""
 
     def __init__(self, model):

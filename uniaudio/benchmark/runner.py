@@ -19,6 +19,7 @@ from ..models import ModelNotFound
 from . import metrics as M
 from . import provenance
 from . import systems as S
+from .results import check_aggregate, check_item
 from .tasks import TASKS, Task, output_file, row_value
 
 NAN = float("nan")
@@ -240,6 +241,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
                 details = _details(sys_dir, s.id) if task.output == "text" else None
                 if details is not None:
                     item["output"] = details
+                check_item(item)  # the results schema (results.py), on write as on publish
                 f.write(json.dumps(item) + "\n")
             f.flush()
             bar.update(len(batch))
@@ -251,6 +253,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
     result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir, scored_now=len(todo))
     if task.set_metrics:
         result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
+        check_aggregate(result)
         (res_dir / "aggregate.json").write_text(json.dumps(result, indent=2, default=float))
     return result
 
@@ -337,6 +340,7 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
             "failure_reasons": dict(reasons),
             "card": m.card(),
         }
+    check_aggregate(result)
     tmp = dest.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=float))
     tmp.replace(dest)
@@ -350,13 +354,13 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
     `all_builtins` every built-in system that applies (floors, ceilings, baselines)."""
     from .suites import load as load_suite
 
-    suite_dir = load_suite(suite, data_root, progress=progress)
+    suite_dir = load_suite(suite, data_root, progress=progress, tasks=task_names)
     pool = MetricPool(metric_options)
     for name in task_names:
         if not (suite_dir / f"{name}.parquet").exists():
             raise FileNotFoundError(f"suite {suite_dir} has no test set for task {name!r}")
     plan = [(name, spec) for name in task_names
-            for spec in ([system_spec] if system_spec else S.applicable(name) if all_builtins else [S.BASELINE[name]])]
+            for spec in ([system_spec] if system_spec else S.applicable(name) if all_builtins else [S.baseline(name)])]
     sizes = {name: manifest.count(suite_dir / f"{name}.parquet") for name in task_names}
     overall = tqdm(total=sum(sizes[n] for n, _ in plan), desc=f"benchmark ({len(plan)} runs)", unit="item",
                    disable=not progress, position=0) if progress and len(plan) > 1 else None
@@ -367,10 +371,10 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
             if overall is not None:
                 overall.set_description(f"benchmark: {name} {spec} ({k + 1}/{len(plan)})")
             system = S.load(spec)
-            if system.tasks and name not in system.tasks:
+            if not system.serves(name):
                 if progress:
                     say = overall.write if overall is not None else print
-                    say(f"skip {name}: system {system.name!r} produces only {', '.join(system.tasks)}")
+                    say(f"skip {name}: system {system.name!r} produces only {', '.join(system.served())}")
                 if overall is not None:
                     overall.update(sizes[name])
                 continue

@@ -13,12 +13,24 @@ import json
 from pathlib import Path
 
 from .. import audio
-from .tasks import Task, output_file, row_value
+from .tasks import TASKS, Task, output_file, row_value
 
 
 class System:
     name = ""
-    tasks: tuple[str, ...] = ()  # tasks it can produce outputs for
+    # tasks it can produce outputs for; () = any task. The floors and ceilings that work on any
+    # task's rows (ground truth, passthrough, shuffled) set `generic`: they serve the tasks whose
+    # definition lists them (`Task.systems`), so a task added in one place gets them too
+    tasks: tuple[str, ...] = ()
+    generic = False
+
+    def serves(self, task: str) -> bool:
+        if self.generic:
+            return task in TASKS and self.name in TASKS[task].systems
+        return not self.tasks or task in self.tasks
+
+    def served(self) -> list[str]:
+        return [t for t in TASKS if self.serves(t)]
 
     def produce(self, task: Task, rows: list[dict], outdir: Path) -> None:
         raise NotImplementedError
@@ -53,8 +65,7 @@ class Folder(System):
 class GroundTruth(System):
     """The references themselves: metric ceilings (WER of the ASR on real speech, etc.).
     VC has no reference output (no parallel data), so it is not offered there."""
-    name, tasks = "ground-truth", ("asr", "tts", "instruct_tts", "svs", "se", "dereverb", "tse", "codec", "tta", "ttm",
-                                   "sound_edit", "speech_edit", "caption", "mmlu")
+    name, generic = "ground-truth", True
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -72,7 +83,7 @@ class WhisperTiny(System):
     name, tasks = "whisper-tiny", ("asr",)
 
     def produce(self, task, rows, outdir):
-        from .asr import FasterWhisper
+        from .transcribers import FasterWhisper
 
         asr = FasterWhisper()
 
@@ -106,7 +117,7 @@ class Passthrough(System):
     """The floor of transformation tasks: returns the task's input audio unchanged (the
     noisy speech for se, the reverberant speech for dereverb, the mixture for tse, the source
     speaker for vc, the unedited sound or speech for sound_edit and speech_edit)."""
-    name, tasks = "passthrough", ("se", "dereverb", "tse", "vc", "codec", "sound_edit", "speech_edit")
+    name, generic = "passthrough", True
 
     def produce(self, task, rows, outdir):
         def one(r):
@@ -120,7 +131,7 @@ class Shuffled(System):
     """Floor for generation tasks: each item gets the reference of another item (right
     distribution, wrong content), so CLAP, KL, WER and SIM must score it worse than the
     ground truth. For text tasks (asr, caption): another item's transcript or caption."""
-    name, tasks = "shuffled", ("tta", "ttm", "tts", "instruct_tts", "svs", "sound_edit", "speech_edit", "asr", "caption")
+    name, generic = "shuffled", True
 
     def produce(self, task, rows, outdir):
         other = stand_ins(rows)
@@ -198,7 +209,7 @@ class LanguageModel(System):
         self.name = f"lm-{Path(model).name}"
 
     def load(self):
-        from .mmlu import HFCausalLM
+        from .tasks.mmlu import HFCausalLM
 
         return HFCausalLM(self.model)
 
@@ -219,7 +230,7 @@ def answer_mmlu(system: System, lm, rows: list[dict], outdir: Path) -> None:
 
     from tqdm import tqdm
 
-    from .mmlu import LETTERS, answer
+    from .tasks.mmlu import LETTERS, answer
 
     def one(r):
         letter, lls = answer(lm, r["text"])
@@ -244,7 +255,7 @@ class ChanceLM(LanguageModel):
         return dict(super().card(), test_model=True, warning="random weights: a chance-level floor, not a model's score")
 
     def load(self):
-        from .mmlu import HFCausalLM
+        from .tasks.mmlu import HFCausalLM
 
         return HFCausalLM(self.model, objects=self.objects())
 
@@ -325,19 +336,14 @@ class LMCheckpoint(System):
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
-BASELINE = {"asr": "whisper-tiny", "tts": "espeak", "instruct_tts": "espeak", "svs": "shuffled", "se": "passthrough",
-            "dereverb": "passthrough", "sound_edit": "passthrough", "speech_edit": "passthrough",
-            "vc": "passthrough", "tse": "passthrough",
-            "codec": "codec:uniaudio-codec", "tta": "shuffled", "ttm": "shuffled", "caption": "shuffled", "mmlu": "chance-lm"}
+def baseline(task: str) -> str:
+    """The system a plain `benchmark run --task TASK` scores: the first its definition lists."""
+    return TASKS[task].systems[0]
 
 
 def applicable(task: str) -> list[str]:
-    """Every built-in system that produces outputs for `task`, the task's baseline first."""
-    specs = [BASELINE[task]] if task in BASELINE else []
-    specs += [n for n, cls in BUILTIN.items() if task in cls.tasks and n not in specs]
-    if task == "codec" and "codec:uniaudio-codec" not in specs:
-        specs.append("codec:uniaudio-codec")
-    return specs
+    """Every built-in system `benchmark run --task all` scores on `task`, its baseline first."""
+    return list(TASKS[task].systems)
 
 
 def load(spec: str) -> System:

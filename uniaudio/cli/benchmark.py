@@ -141,9 +141,9 @@ def benchmark_publish(results: tuple[Path, ...], out: Path | None, date: str | N
 def benchmark_mmlu(data: Path | None, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
                    out: Path | None, max_length: int | None, softmax_dtype: str | None, add_bos_token: bool | None) -> None:
     """MMLU accuracy exactly as lm-eval-harness scores it (prompt, encoding, truncation:
-    see uniaudio/benchmark/mmlu.py); argmax log-likelihood of " A".." D". Offline try-out:
+    see uniaudio/benchmark/tasks/mmlu.py); argmax log-likelihood of " A".." D". Offline try-out:
     `benchmark mmlu --model chance-lm` (the packaged demo questions, a random tiny model)."""
-    from ..benchmark import mmlu
+    from ..benchmark.tasks import mmlu
     from ..benchmark.systems import ChanceLM
     from ..models import ModelNotFound
 

@@ -1,6 +1,8 @@
 """Metric registry: `get("wer")`, `get("pesq", mode="nb")`, ..."""
 
-from . import accuracy, clap, intrusive, kl, mos, prosody, speaker, wer, world  # noqa: F401  (register themselves)
-from .base import REGISTRY, Metric, MetricError, Sample, get
+from . import (  # noqa: F401  (register themselves)
+    accuracy, captioning, clap, fad, intrusive, kl, mos, prosody, speaker, wer, world,
+)
+from .base import REGISTRY, SET_METRICS, Metric, MetricError, Sample, Value, declared, get
 
-__all__ = ["REGISTRY", "Metric", "MetricError", "Sample", "get"]
+__all__ = ["REGISTRY", "SET_METRICS", "Metric", "MetricError", "Sample", "Value", "declared", "get"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Metric, register
+from .base import Metric, Value, register
 
 _LETTER = re.compile(r"^\W*\(?([A-D])\b")
 
@@ -15,6 +15,7 @@ _LETTER = re.compile(r"^\W*\(?([A-D])\b")
 @register("accuracy")
 class Accuracy(Metric):
     name = "accuracy"
+    values = {"accuracy": Value("higher", "%")}
     needs = ("hyp_text", "ref_text")
     aggregation = "micro average over questions (accuracy); per group: accuracy_{subject}"
 

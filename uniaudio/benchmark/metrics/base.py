@@ -39,9 +39,21 @@ class Sample:
     paths: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Value:
+    """What a metric's value means: which side is better ("higher", "lower", or None for a
+    measurement shown beside the scores) and its unit ("%": a fraction shown as a percentage)."""
+    direction: str | None
+    unit: str = ""
+
+
 class Metric:
     name = ""
     needs: tuple[str, ...] = ()  # sample fields this metric reads
+    # every value it reports, by name: a key is covered by its longest declared name that is the
+    # key itself or a prefix followed by "_" (wer covers wer_utt_mean). Registering a metric that
+    # declares none fails (at import of its module); publish refuses a value no metric declares.
+    values: dict[str, Value] = {}
     aggregation = "mean over items with a finite value"
 
     def score(self, batch: list[Sample]) -> list[dict[str, float] | Exception]:
@@ -61,12 +73,46 @@ class Metric:
 
 
 REGISTRY: Registry[Metric] = Registry("metric")
-register, get = REGISTRY.register, REGISTRY.get
+get = REGISTRY.get
 
 # Set-level metrics (FAD, captioning BLEU/CIDEr): one value for a whole test set.
-# Interface: `name`, `card()`, `score_set(rows, sys_dir, cache_dir) -> dict`: rows are all
-# test items; an item whose output is missing from sys_dir is left out (and counted by the runner).
+# Interface: `name`, `values`, `card()`, `score_set(rows, sys_dir, cache_dir) -> dict`: rows are
+# all test items; an item whose output is missing from sys_dir is left out (and counted by the runner).
 SET_METRICS: Registry = Registry("set-level metric")
+
+DECLARED: dict[str, Value] = {}  # every registered metric's values, by name
+
+
+def _declare(cls) -> None:
+    values = getattr(cls, "values", None)
+    if not values or not all(isinstance(v, Value) for v in values.values()):
+        raise TypeError(f"metric {cls.__name__} declares no values: set `values = {{name: Value(direction, unit)}}` "
+                        "for every value it reports (direction: higher, lower or None)")
+    for key, v in values.items():
+        if v.direction not in ("higher", "lower", None):
+            raise TypeError(f"metric {cls.__name__} value {key!r}: direction {v.direction!r} is not higher, lower "
+                            "or None")
+        if key in DECLARED and DECLARED[key] != v:
+            raise TypeError(f"metric {cls.__name__} declares {key!r} as {v}, another metric as {DECLARED[key]}")
+        DECLARED[key] = v
+
+
+def register(name: str, registry: Registry = REGISTRY):
+    """Class decorator: register a metric under `name` (in SET_METRICS for set-level ones) after
+    checking that it declares its values."""
+    def deco(cls):
+        _declare(cls)
+        return registry.register(name)(cls)
+    return deco
+
+
+def declared(key: str) -> Value | None:
+    """The declaration that covers a value key (its longest declared prefix), or None."""
+    best = None
+    for name in DECLARED:
+        if (key == name or key.startswith(name + "_")) and (best is None or len(name) > len(best)):
+            best = name
+    return DECLARED[best] if best is not None else None
 
 
 def sha256_of(path: str) -> str:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..tasks import output_file, row_value
-from .base import SET_METRICS, MetricError, versions
+from .base import SET_METRICS, MetricError, Value, register, versions
 
 
 @contextlib.contextmanager
@@ -34,9 +34,10 @@ def references(row: dict) -> list[str]:
     return [c for c in caps if c and c.strip()]
 
 
-@SET_METRICS.register("captioning")
+@register("captioning", SET_METRICS)
 class CaptionScores:
     name = "captioning"
+    values = {"bleu": Value("higher"), "cider": Value("higher"), "rouge": Value("higher")}
 
     def __init__(self):
         if shutil.which("java") is None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import audio
 from ...models import from_pretrained, resolve, size_note
-from .base import SR, Metric, MetricError, register, sha256_of, versions
+from .base import Metric, MetricError, SR, Value, register, sha256_of, versions
 
 CLAP_SR = 48000
 WINDOW = 10 * CLAP_SR
@@ -21,6 +21,7 @@ CLAP_PARAMS = 153_000_000  # laion/clap-htsat-unfused, approximately
 @register("clap")
 class CLAPScore(Metric):
     name = "clap"
+    values = {"clap": Value("higher", "cosine")}
     aggregation = "mean over items of cos(text, audio) with L2-normalised embeddings"
 
     def __init__(self, model: str = "laion/clap-htsat-unfused", text: str = "ref_text", audio_field: str = "hyp_audio",

@@ -15,12 +15,13 @@ from ... import audio
 from .. import embedders
 from ..tasks import output_file
 from ..frechet import FrechetError, Gaussian, fad_inf, fit, frechet_distance
-from .base import SET_METRICS, sha256_of, versions
+from .base import SET_METRICS, Value, register, sha256_of, versions
 
 
-@SET_METRICS.register("fad")
+@register("fad", SET_METRICS)
 class FAD:
     name = "fad"
+    values = {"fad": Value("lower")}  # fad_inf: the same, extrapolated to infinitely many clips
     set_level = True
 
     def __init__(self, embedder: str = "whisper-encoder", model: str | None = None):

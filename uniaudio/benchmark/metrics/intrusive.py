@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import audio, dsp
-from .base import SR, Metric, MetricError, align, per_item, register, versions
+from .base import Metric, MetricError, SR, Value, align, per_item, register, versions
 
 
 class _Pairwise(Metric):
@@ -27,6 +27,7 @@ class _Pairwise(Metric):
 @register("pesq")
 class PESQ(_Pairwise):
     name = "pesq"
+    values = {"pesq": Value("higher", "MOS-LQO")}
 
     def __init__(self, mode: str = "wb"):
         if mode not in ("wb", "nb"):
@@ -56,6 +57,7 @@ class PESQ(_Pairwise):
 @register("stoi")
 class STOI(_Pairwise):
     name = "stoi"
+    values = {"stoi": Value("higher", "index"), "estoi": Value("higher", "index")}
 
     def __init__(self, extended: bool = False):
         self.extended = extended
@@ -81,6 +83,7 @@ def log_mel(x: np.ndarray, sr: int = SR, n_fft: int = 1024, hop: int = 256, n_me
 @register("mel_distance")
 class MelDistance(_Pairwise):
     name = "mel_distance"
+    values = {"mel_distance": Value("lower", "log-mel L1")}
 
     def pair(self, ref, hyp):
         return {"mel_distance": float(np.mean(np.abs(log_mel(ref) - log_mel(hyp))))}
@@ -98,6 +101,7 @@ class SISDR(_Pairwise):
     finite value (a ceiling of ~80-100 dB for speech, set by its energy) instead of infinity,
     the same number torchmetrics' `scale_invariant_signal_distortion_ratio` gives."""
     name = "si_sdr"
+    values = {"si_sdr": Value("higher", "dB")}
     EPS = float(np.finfo(np.float32).eps)
 
     def pair(self, ref, hyp):
@@ -122,6 +126,7 @@ class LogSpectralDistance(_Pairwise):
     of the two log power spectra; mean over frames. 0 for identical signals; a gain of g on the
     whole output reads |20 log10 g| exactly (where both spectra are above the floor)."""
     name = "lsd"
+    values = {"lsd": Value("lower", "dB")}
     n_fft, hop, floor = 2048, 512, 1e-10
 
     def power(self, x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import audio
-from .base import SR, Metric, MetricError, register, versions
+from .base import Metric, MetricError, SR, Value, register, versions
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -49,6 +49,7 @@ def paired_kl(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]
 @register("kl")
 class KLMetric(Metric):
     name = "kl"
+    values = {"kl": Value("lower", "nats")}
     needs = ("ref_audio", "hyp_audio")
     aggregation = "mean over paired items of KL(softmax(ref logits) || softmax(generated logits))"
 

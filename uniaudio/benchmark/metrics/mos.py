@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SR, Metric, MetricError, register, sha256_of, versions
+from .base import Metric, MetricError, SR, Value, register, sha256_of, versions
 
 
 @register("dnsmos")
@@ -19,6 +19,7 @@ class DNSMOS(Metric):
     launches. On CPU the per-window cost does not depend on the batch size."""
 
     name = "dnsmos"
+    values = {"dnsmos": Value("higher", "MOS")}
     needs = ("hyp_audio",)
 
     def __init__(self, personalized: bool = False, device: str = "cpu", max_windows: int = 32):
@@ -118,6 +119,7 @@ class UTMOS(Metric):
     padding mask, so batching unequal lengths would change the scores."""
 
     name = "utmos"
+    values = {"utmos": Value("higher", "MOS")}
     needs = ("hyp_audio",)
 
     def __init__(self, model: str = "utmos22-strong"):

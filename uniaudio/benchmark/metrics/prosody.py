@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SR, Metric, MetricError, per_item, register, versions
+from .base import Metric, MetricError, SR, Value, per_item, register, versions
 
 PITCH_BANDS_HZ = {"low": (50.0, 120.0), "medium": (120.0, 200.0), "high": (200.0, 400.0)}
 # words per second depends on word length as well as tempo: the bands are wide, their edges
@@ -66,6 +66,8 @@ def check_attributes(attrs) -> dict[str, str]:
 @register("attributes")
 class AttributeAgreement(Metric):
     name = "attributes"
+    values = {"attributes": Value("higher", "share"), "attributes_f0_hz": Value(None, "Hz"),
+              "attributes_rate_wps": Value(None, "words/s")}
     needs = ("hyp_audio", "ref_text", "attributes")
     aggregation = "mean over items with a finite value (attributes = share of requested attributes met)"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...models import from_pretrained, resolve
-from .base import SR, Metric, MetricError, register, sha256_of, versions
+from .base import Metric, MetricError, SR, Value, register, sha256_of, versions
 
 
 class _Resemblyzer:
@@ -56,6 +56,7 @@ class _WavLMXVector:
 @register("sim")
 class SIM(Metric):
     name = "sim"
+    values = {"sim": Value("higher", "cosine")}
     needs = ("prompt_audio", "hyp_audio")
 
     def __init__(self, backend: str = "resemblyzer", model: str = "microsoft/wavlm-base-plus-sv"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Metric, MetricError, register, sha256_of, versions
+from .base import Metric, MetricError, Value, register, sha256_of, versions
 
 
 def normalizer(name: str):
@@ -43,7 +43,7 @@ class _ErrorRate(Metric):
     @property
     def asr(self):
         if self._asr is None:
-            from .. import asr
+            from .. import transcribers as asr
 
             kw = {"model": self.asr_model} if self.asr_model else {}
             try:
@@ -103,6 +103,7 @@ class _ErrorRate(Metric):
 @register("wer")
 class WER(_ErrorRate):
     name, unit = "wer", "words"
+    values = {"wer": Value("lower", "%")}
 
     def counts(self, ref, hyp):
         import jiwer
@@ -116,6 +117,7 @@ class WER(_ErrorRate):
 @register("cer")
 class CER(_ErrorRate):
     name, unit = "cer", "characters"
+    values = {"cer": Value("lower", "%")}
 
     def counts(self, ref, hyp):
         import jiwer

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from .base import SR, Metric, MetricError, per_item, register, versions
+from .base import Metric, MetricError, SR, Value, per_item, register, versions
 
 F0_FLOOR, F0_CEIL = 40.0, 800.0
 FRAME_MS = 5.0
@@ -128,6 +128,7 @@ def _protocol() -> dict:
 @register("mcd")
 class MelCepstralDistortion(Metric):
     name = "mcd"
+    values = {"mcd": Value("lower", "dB")}
     needs = ("ref_audio", "hyp_audio")
 
     def one(self, s) -> dict[str, float]:
@@ -148,6 +149,7 @@ class F0Error(Metric):
     """F0 RMSE in cents and V/UV error against the reference singing. The item must carry its
     score (svs): an item without notes is not a singing item, and gets NaN with that reason."""
     name = "f0"
+    values = {"f0": Value("lower", "cents / share")}
     needs = ("ref_audio", "hyp_audio")
 
     def one(self, s) -> dict[str, float]:

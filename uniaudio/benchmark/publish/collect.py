@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
+from ..results import ResultError, check_aggregate, check_item
 from ..tasks import TASKS
 from .stats import mean_ci, ratio_ci
 
@@ -21,28 +21,16 @@ SCHEMA_ID = "uniaudio.leaderboard/1"
 # bookkeeping values of an aggregate that are not scores
 SKIP_SUFFIXES = ("_errors", "_ref_words", "_ref_characters", "_frames", "_cached", "_slope", "_r2", "_se", "_S", "_D",
                  "_I", "_N", "items_scored")
-LOWER_IS_BETTER = ("wer", "cer", "fad", "kl", "mel_distance", "lsd", "mcd", "f0")
-HIGHER_IS_BETTER = ("pesq", "stoi", "estoi", "si_sdr", "sim", "utmos", "dnsmos", "clap", "bleu", "cider", "rouge",
-                    "accuracy", "attributes")
-DESCRIPTIVE = ("attributes_f0_hz", "attributes_rate_wps")  # measurements shown beside a score, no better side
 ERROR_RATES = ("wer", "cer")
 
 
-class ResultError(ValueError):
-    pass
-
-
 def direction(key: str) -> str | None:
-    """"higher" or "lower" is better, from the value's name; None when unknown (not sortable)."""
-    if key in DESCRIPTIVE:
-        return None
-    for prefix in LOWER_IS_BETTER:
-        if key == prefix or key.startswith(prefix + "_"):
-            return "lower"
-    for prefix in HIGHER_IS_BETTER:
-        if key == prefix or key.startswith(prefix + "_"):
-            return "higher"
-    return None
+    """"higher" or "lower" is better, or None (a measurement beside the scores, or a value no
+    metric declares): from the declaration of the metric that reports it (`Metric.values`)."""
+    from ..metrics import declared
+
+    v = declared(key)
+    return v.direction if v is not None else None
 
 
 def finite(x) -> float | None:
@@ -61,22 +49,6 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def _check_aggregate(agg) -> None:
-    if not isinstance(agg, dict):
-        raise ResultError("aggregate.json is not a JSON object")
-    for key, kind in (("task", str), ("system", str), ("metrics", dict), ("run", dict)):
-        if not isinstance(agg.get(key), kind):
-            raise ResultError(f"field {key!r} must be a {kind.__name__}")
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", agg["task"]):
-        raise ResultError(f"task name {agg['task']!r} is not a task name")
-    for name, m in agg["metrics"].items():
-        if not isinstance(m, dict) or not isinstance(m.get("value"), dict):
-            raise ResultError(f"metric {name!r} has no value object")
-        for k, v in m["value"].items():
-            if not (v is None or isinstance(v, (int, float, str, bool, list, dict))):
-                raise ResultError(f"metric {name!r} value {k!r} has type {type(v).__name__}")
-
-
 def _read_items(path: Path) -> list[dict]:
     if not path.is_file():
         raise ResultError(f"{path.name} is missing")
@@ -88,9 +60,7 @@ def _read_items(path: Path) -> list[dict]:
             it = json.loads(line)
         except ValueError:
             raise ResultError(f"{path.name} line {n} is not JSON") from None
-        if not isinstance(it, dict) or not isinstance(it.get("id"), str) or not isinstance(it.get("values"), dict) \
-                or not isinstance(it.get("errors", {}), dict):
-            raise ResultError(f"{path.name} line {n} lacks id/values/errors")
+        check_item(it, n)
         items.append(it)
     return items
 
@@ -102,6 +72,11 @@ def _values(metric: str, entry: dict, items: list[dict]) -> dict:
     for key, raw in sorted(entry["value"].items()):
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or key.endswith(SKIP_SUFFIXES):
             continue
+        from ..metrics import declared
+
+        if declared(key) is None:
+            raise ResultError(f"value {key!r} of metric {metric!r} is declared by no registered metric (a metric "
+                              "declares each value's direction and unit in `Metric.values`)")
         value = finite(raw)
         cell = {"metric": metric, "value": value, "direction": direction(key), "ci95": None, "n": None}
         if set_level:
@@ -142,7 +117,7 @@ def load_run(agg_path: Path) -> dict:
         agg = json.loads(agg_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ResultError(f"aggregate.json is not valid JSON: {e}") from None
-    _check_aggregate(agg)
+    check_aggregate(agg)
     items = _read_items(agg_path.with_name("items.jsonl"))
     values, cards = {}, {}
     for metric, entry in sorted(agg["metrics"].items()):

@@ -87,10 +87,14 @@ def md_cell(x) -> str:
 
 
 def fmt(value: float | None, key: str) -> str:
-    """Display text for a value: error rates and accuracies as percentages."""
+    """Display text for a value: those its metric declares in "%" (error rates, accuracies) as
+    percentages."""
+    from ..metrics import declared
+
     if value is None:
         return "—"
-    if key.split("_")[0] in ("wer", "cer", "accuracy"):
+    unit = declared(key)
+    if unit is not None and unit.unit == "%":
         return f"{100 * value:.2f}%"
     return f"{value:.3f}" if abs(value) < 1000 else f"{value:.4g}"
 

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ...manifest import Record
+from .base import DemoSuite, Task, metric, register
+
 LETTERS = ("A", "B", "C", "D")
 
 
@@ -87,14 +90,12 @@ def prompt(q: Question, shots: list[Question]) -> str:
     return head + "".join(format_example(s, True) for s in shots) + format_example(q, False)
 
 
-DEMO = Path(__file__).parent / "data" / "mmlu-demo"
+DEMO = Path(__file__).parents[1] / "data" / "mmlu-demo"
 
 
 def records(root: str | Path, shots: int = 5) -> list:
     """An MMLU test set as benchmark manifest records: text = the full k-shot prompt,
     extra = subject, answer, question index. `benchmark run --task mmlu` scores these."""
-    from ..manifest import Record
-
     out = []
     for subject, (dev, test) in sorted(load(root).items()):
         if len(dev) < shots:
@@ -160,7 +161,7 @@ class HFCausalLM:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..models import from_pretrained
+        from ...models import from_pretrained
 
         self.torch, self.name = torch, model
         if objects:
@@ -212,3 +213,14 @@ class HFCausalLM:
             target = self.torch.tensor(cont_ids, device=self.device)
             out.append(float(logp[-n:].gather(1, target[:, None]).sum()))
         return out
+
+
+def demo(s: DemoSuite) -> list[Record]:
+    """A 15-question stand-in in MMLU's layout (not MMLU): the offline demo."""
+    return records(DEMO)
+
+
+TASK = register(Task("mmlu", "text", (metric("accuracy"),),
+                 "5-shot multiple-choice prompt -> answer letter (micro accuracy and per subject)",
+                 {"ref_text": "extra:answer", "group": "extra:subject"}, input="text",
+                systems=("chance-lm", "ground-truth"), demo=demo))

@@ -1,0 +1,23 @@
+"""TTS: text + a speaker prompt -> speech.
+The task, its demo test set and what makes the demo set."""
+
+from __future__ import annotations
+
+from ...manifest import Record
+from .base import DemoSuite, Task, metric, register
+
+
+def demo(s: DemoSuite) -> list[Record]:
+    """Each test utterance, prompted by another utterance of the same speaker."""
+    out = []
+    for spk_utts in s.by_speaker.values():
+        for i, r in enumerate(spk_utts):
+            prompt = spk_utts[(i + 1) % len(spk_utts)]
+            out.append(Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}}))
+    return out
+
+
+TASK = register(Task("tts", "audio", (metric("wer"), metric("sim"), metric("utmos"), metric("dnsmos")),
+                "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, UTMOS, DNSMOS)",
+                {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text",
+                systems=("espeak", "ground-truth", "shuffled"), demo=demo))
