@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..benchmark.tasks import TASKS  # the task registry: the --task list
 from ._common import CONTEXT, Group, debug_option
 
 
@@ -17,7 +18,8 @@ def benchmark() -> None:
 
 
 @benchmark.command("run")
-@click.option("--task", "task", default="all", show_default=True, help="asr, tts, instruct_tts, svs, se, dereverb, vc, tse, codec, tta, ttm, sound_edit, speech_edit, caption, mmlu (comma-separated), or all.")
+@click.option("--task", "task", default="all", show_default=True,
+              help=f"{', '.join(TASKS)} (comma-separated), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
               "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
               "or pkg.module:Class. "
@@ -46,7 +48,6 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
 
     require_bench("benchmark run")
     from ..benchmark.runner import run
-    from ..benchmark.tasks import TASKS
 
     names = list(TASKS) if task == "all" else [t.strip() for t in task.split(",")]
     bad = [n for n in names if n not in TASKS]

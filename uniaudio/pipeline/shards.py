@@ -75,3 +75,42 @@ def load_npy(data: bytes, name: str):
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{name} is not a readable .npy array ({str(e).splitlines()[0][:120]})") from None
+
+
+class TarMembers:
+    """Random access to the members of the tars in one folder (token shards, sentence bundles):
+    a tar's member offsets are read once, in one pass over its headers, then each member is one
+    seek and read. A tar that cannot be indexed, or that `check(path)` rejects (by raising) when
+    it is first opened, keeps its exception and raises it on every later read; a missing member
+    is a ValueError. Used by the sentence builder (token codes) and the trainer (bundles)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.members: dict[str, dict[str, tuple[int, int]] | Exception] = {}
+
+    def index(self, tar: str, check=None) -> dict[str, tuple[int, int]]:
+        """Member name -> (data offset, size) of one tar."""
+        if tar not in self.members:
+            path = self.folder / tar
+            try:
+                if check is not None:
+                    check(path)
+                with tarfile.open(path) as t:
+                    self.members[tar] = {m.name: (m.offset_data, m.size) for m in t if m.isfile()}
+            except (OSError, tarfile.TarError) as e:
+                self.members[tar] = ValueError(f"unreadable shard {tar}: {e}")
+            except Exception as e:  # what `check` raised: kept, so every read of the tar says why
+                self.members[tar] = e
+        got = self.members[tar]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def read(self, tar: str, name: str, check=None) -> bytes:
+        index = self.index(tar, check)
+        if name not in index:
+            raise ValueError(f"{tar} has no member {name}")
+        off, size = index[name]
+        with open(self.folder / tar, "rb") as f:
+            f.seek(off)
+            return f.read(size)

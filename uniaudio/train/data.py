@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from ..pipeline.shards import load_npy
+from ..pipeline.shards import TarMembers, load_npy
 from ..tokenize.vocab import Vocabulary
 
 
@@ -86,34 +85,17 @@ class SentenceData:
 
 
 class BundleReader:
-    """Bundles by (tar, key), each tar's member offsets read once; arrays checked."""
+    """Bundles by (tar, key) through `shards.TarMembers`; arrays checked."""
 
     def __init__(self, root: Path, vocab: Vocabulary, max_rows: int, supports: list[np.ndarray]):
         self.root, self.max_rows = root, max_rows
         self.vocab, self.vocab_size = vocab, vocab.size
         self.allowed = [np.isin(np.arange(vocab.size), s) for s in supports]  # slot k -> bool over ids
         self.tasks = {t[len("<task:"):-1]: i for i, t in enumerate(vocab.specials) if t.startswith("<task:")}
-        self.members: dict[str, dict[str, tuple[int, int]] | str] = {}
-
-    def _index(self, shard: str):
-        if shard not in self.members:
-            try:
-                with tarfile.open(self.root / "shards" / shard) as t:
-                    self.members[shard] = {m.name: (m.offset_data, m.size) for m in t if m.isfile()}
-            except (OSError, tarfile.TarError) as e:
-                self.members[shard] = f"unreadable shard {shard}: {e}"
-        return self.members[shard]
+        self.tars = TarMembers(root / "shards")  # each tar's member offsets, read once
 
     def _member(self, shard: str, name: str) -> bytes:
-        index = self._index(shard)
-        if isinstance(index, str):
-            raise ValueError(index)
-        if name not in index:
-            raise ValueError(f"{shard} has no member {name}")
-        off, size = index[name]
-        with open(self.root / "shards" / shard, "rb") as f:
-            f.seek(off)
-            return f.read(size)
+        return self.tars.read(shard, name)
 
     def read(self, ref: BundleRef) -> dict:
         """One bundle as arrays, or ValueError with the reason it cannot be used."""

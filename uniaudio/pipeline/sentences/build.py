@@ -12,7 +12,6 @@ import io
 import json
 import os
 import resource
-import tarfile
 import time
 from collections import Counter, OrderedDict
 from pathlib import Path
@@ -24,7 +23,7 @@ from ...files import atomic_write_text, sha256_file
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Rows, Vocabulary
 from ..packing import Packer, padding_fill_sums
-from ..shards import write_tar
+from ..shards import TarMembers, write_tar
 
 
 class SourceError(Exception):
@@ -34,32 +33,29 @@ class SourceError(Exception):
 
 
 class TokenTars:
-    """Codes of token-shard samples by (tar, key), with a small LRU of decoded arrays."""
+    """Codes of token-shard samples by (tar, key) through `shards.TarMembers`, each tar checked
+    against the token output's sha256 before its first read, with a small LRU of decoded arrays."""
 
     def __init__(self, root: Path, n_codebooks: int, codebook_size: int, cache: int = 512):
         self.root, self.k, self.size = root, n_codebooks, codebook_size
-        self.members: dict[str, dict[str, tuple[int, int]] | SourceError] = {}
+        self.tars = TarMembers(root / "shards")
         self.cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.cache_size = cache
 
-    def _index(self, tar: str, sha256: str) -> dict[str, tuple[int, int]]:
-        if tar not in self.members:
-            path = self.root / "shards" / tar
-            try:
-                if not path.is_file():
-                    raise SourceError("missing_token_tar", f"{tar} is not in {self.root / 'shards'}")
-                if not self._unchanged(path, sha256):
-                    raise SourceError("damaged_token_tar", f"{tar}: sha256 differs from the token output's index")
-                with tarfile.open(path) as t:
-                    self.members[tar] = {m.name: (m.offset_data, m.size) for m in t if m.isfile()}
-            except (OSError, tarfile.TarError) as e:
-                self.members[tar] = SourceError("damaged_token_tar", f"{tar}: {e}")
-            except SourceError as e:
-                self.members[tar] = e
-        got = self.members[tar]
-        if isinstance(got, SourceError):
-            raise got
-        return got
+    def _read(self, tar: str, sha256: str, name: str) -> bytes:
+        """A member of a token tar, the tar checked against the index's sha256 before its first read."""
+        def check(path: Path) -> None:
+            if not path.is_file():
+                raise SourceError("missing_token_tar", f"{tar} is not in {self.root / 'shards'}")
+            if not self._unchanged(path, sha256):
+                raise SourceError("damaged_token_tar", f"{tar}: sha256 differs from the token output's index")
+
+        try:
+            return self.tars.read(tar, name, check)
+        except SourceError:
+            raise
+        except ValueError as e:  # unreadable tar, missing member
+            raise SourceError("damaged_token_tar", str(e)) from None
 
     def _unchanged(self, path: Path, sha256: str) -> bool:
         """The token pipeline's own rule: a tar whose size and mtime match its done record is
@@ -79,14 +75,8 @@ class TokenTars:
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        members = self._index(seg["tar"], seg["sha256"])
         name = f"{seg['key']}.codes.npy"
-        if name not in members:
-            raise SourceError("damaged_token_tar", f"{seg['tar']} has no member {name}")
-        off, size = members[name]
-        with open(self.root / "shards" / seg["tar"], "rb") as f:
-            f.seek(off)
-            data = f.read(size)
+        data = self._read(seg["tar"], seg["sha256"], name)
         try:
             codes = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as e:
