@@ -129,4 +129,4 @@ class LMTrainConfig:
 
 
 class ResumeMismatch(RuntimeError):
-    pass
+    """OUT/last.pt was written by another world size, worker count or training config."""

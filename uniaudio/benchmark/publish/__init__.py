@@ -1,6 +1,7 @@
 """`benchmark publish`: results of any runs -> leaderboards/ (HTML, JSON + schema, CSV, Markdown).
 
-collect.py  read and check aggregate.json + items.jsonl; rows with values, intervals, provenance
+collect.py  read and check aggregate.json + items.jsonl; rows of cells (values, intervals, failures), provenance
+cells.py    HeaderCell (key, metric, direction, unit: once per column) and Cell (value, display, interval)
 stats.py    95% intervals (mean +- 1.96 SE, seeded bootstraps)
 tables.py   leaderboard.json / .schema.json / .csv / .md, escaped per format
 html.py     index.html, task pages (sortable tables, plots, cards, provenance), per-item pages"""
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ..tasks import TASKS
 from . import html, tables
+from .cells import to_json
 from .collect import collect, columns, primary, ranked
 
 MARKER = ".uniaudio-report.json"  # what made a report folder: its sources and its files
@@ -77,7 +79,7 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
         _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"board": board, "files": [out / n for n in names]}
+    return {"board": to_json(board), "files": [out / n for n in names]}
 
 
 def _check_owner(out: Path, sources: list[str], force: bool) -> None:

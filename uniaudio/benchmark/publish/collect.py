@@ -13,8 +13,10 @@ import json
 import math
 from pathlib import Path
 
+from ..metrics import declared
 from ..results import ResultError, check_aggregate, check_item
 from ..tasks import TASKS
+from .cells import Cell, HeaderCell
 from .stats import mean_ci, ratio_ci
 
 SCHEMA_ID = "uniaudio.leaderboard/1"
@@ -27,8 +29,6 @@ ERROR_RATES = ("wer", "cer")
 def direction(key: str) -> str | None:
     """"higher" or "lower" is better, or None (a measurement beside the scores, or a value no
     metric declares): from the declaration of the metric that reports it (`Metric.values`)."""
-    from ..metrics import declared
-
     v = declared(key)
     return v.direction if v is not None else None
 
@@ -65,49 +65,46 @@ def _read_items(path: Path) -> list[dict]:
     return items
 
 
-def _values(metric: str, entry: dict, items: list[dict]) -> dict:
-    """The row's cells for one metric: each score key with its value and interval."""
+def _values(metric: str, entry: dict, items: list[dict]) -> dict[str, Cell]:
+    """The row's cells for one metric: each score key with its value, interval and failures."""
     set_level = "items_scored" not in entry and "items_failed" not in entry
     out = {}
     for key, raw in sorted(entry["value"].items()):
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or key.endswith(SKIP_SUFFIXES):
             continue
-        from ..metrics import declared
-
+        column = HeaderCell.of(key, metric)
         if declared(key) is None:
             raise ResultError(f"value {key!r} of metric {metric!r} is declared by no registered metric (a metric "
                               "declares each value's direction and unit in `Metric.values`)")
-        value = finite(raw)
-        cell = {"metric": metric, "value": value, "direction": direction(key), "ci95": None, "n": None}
+        value, recomputed = finite(raw), None
         if set_level:
+            ci, n = None, entry.get("items")
             se = finite(entry["value"].get(f"{key}_se"))
             if value is not None and se is not None:  # an extrapolated value (FAD-inf): the fit's own error
-                cell["ci95"] = [value - 1.96 * se, value + 1.96 * se]
-                cell["method"] = ("value +- 1.96 standard errors of a fitted extrapolation (FAD-inf: the intercept "
-                                  "of FAD vs 1/n); below 0 means about 0 within this interval")
+                ci = [value - 1.96 * se, value + 1.96 * se]
+                method = ("value +- 1.96 standard errors of a fitted extrapolation (FAD-inf: the intercept of FAD "
+                          "vs 1/n); below 0 means about 0 within this interval")
             else:
-                cell["method"] = "set-level value: no per-item scores, no interval"
-            cell["n"] = entry.get("items")
-        elif key in ERROR_RATES and key == metric:
-            ok = [it["values"] for it in items if finite(it["values"].get(key)) is not None
-                  and all(f"{key}_{c}" in it["values"] for c in "SDIN")]
-            ci = ratio_ci([v[f"{key}_S"] + v[f"{key}_D"] + v[f"{key}_I"] for v in ok], [v[f"{key}_N"] for v in ok])
-            cell.update({k: ci[k] for k in ("ci95", "n", "method")}, recomputed=ci["value"])
+                method = "set-level value: no per-item scores, no interval"
         else:
-            per_item = metric if key == f"{metric}_utt_mean" else key
-            ci = mean_ci([it["values"].get(per_item) for it in items])
-            cell.update({k: ci[k] for k in ("ci95", "n", "method")}, recomputed=ci["value"])
-        rec = cell.pop("recomputed", None)
-        if value is not None and rec is not None and abs(rec - value) > 1e-6 * max(1.0, abs(value)):
-            raise ResultError(f"aggregate {key} = {value} but its items give {rec}")
-        if value is None and rec is not None:
-            raise ResultError(f"aggregate {key} is missing but its items give {rec}")
-        cell["failed"] = entry.get("items_failed", entry.get("items_missing"))
-        cell["failure_reasons"] = entry.get("failure_reasons", {}) if not entry.get("error") else \
-            {"set metric error": 1}
-        if entry.get("error"):
-            cell["error"] = str(entry["error"])[:500]
-        out[key] = cell
+            if key in ERROR_RATES and key == metric:
+                ok = [it["values"] for it in items if finite(it["values"].get(key)) is not None
+                      and all(f"{key}_{c}" in it["values"] for c in "SDIN")]
+                stats = ratio_ci([v[f"{key}_S"] + v[f"{key}_D"] + v[f"{key}_I"] for v in ok],
+                                 [v[f"{key}_N"] for v in ok])
+            else:
+                per_item = metric if key == f"{metric}_utt_mean" else key
+                stats = mean_ci([it["values"].get(per_item) for it in items])
+            ci, n, method, recomputed = stats["ci95"], stats["n"], stats["method"], stats["value"]
+        if value is not None and recomputed is not None and abs(recomputed - value) > 1e-6 * max(1.0, abs(value)):
+            raise ResultError(f"aggregate {key} = {value} but its items give {recomputed}")
+        if value is None and recomputed is not None:
+            raise ResultError(f"aggregate {key} is missing but its items give {recomputed}")
+        error = str(entry["error"])[:500] if entry.get("error") else None
+        out[key] = Cell(column, value, ci95=ci, method=method, n=n,
+                        failed=entry.get("items_failed", entry.get("items_missing")),
+                        failure_reasons={"set metric error": 1} if error else entry.get("failure_reasons", {}),
+                        error=error)
     return out
 
 
@@ -158,37 +155,39 @@ def collect(paths: list[Path]) -> tuple[list[dict], list[dict]]:
     return [rows[k] for k in sorted(rows)], refused
 
 
-def columns(rows: list[dict]) -> list[dict]:
+def columns(rows: list[dict]) -> list[HeaderCell]:
     """A task's columns: every value key any of its rows has, metrics in task order."""
-    seen: dict[str, dict] = {}
+    seen: dict[str, HeaderCell] = {}
     for r in rows:
         for key, cell in r["values"].items():
-            seen.setdefault(key, {"key": key, "metric": cell["metric"], "direction": cell["direction"]})
+            seen.setdefault(key, cell.column)
     task = TASKS.get(rows[0]["task"]) if rows else None
     order = [m for m, _ in task.metrics] + [m for m, _ in task.set_metrics] if task else []
-    return sorted(seen.values(), key=lambda c: (order.index(c["metric"]) if c["metric"] in order else len(order),
-                                                c["metric"], c["key"] != c["metric"], c["key"]))
+    return sorted(seen.values(), key=lambda c: (order.index(c.metric) if c.metric in order else len(order),
+                                                c.metric, c.key != c.metric, c.key))
 
 
-def primary(task: str, cols: list[dict], rows: list[dict]) -> str | None:
+def primary(task: str, cols: list[HeaderCell], rows: list[dict]) -> str | None:
     """The value a task's overview shows: its first metric's own value that some row has (an
     offline run may lack a metric's model, e.g. CLAP: then the next metric)."""
     t = TASKS.get(task)
     names = [m for m, _ in t.metrics] + [m for m, _ in t.set_metrics] if t else []
-    keys = [c["key"] for c in cols]
+    keys = [c.key for c in cols]
     for name in names + keys:
-        if name in keys and any((r["values"].get(name) or {}).get("value") is not None for r in rows):
+        if name in keys and any(r["values"].get(name) is not None and r["values"][name].value is not None
+                                for r in rows):
             return name
     return keys[0] if keys else None
 
 
-def ranked(rows: list[dict], key: str | None, cols: list[dict]) -> list[dict]:
+def ranked(rows: list[dict], key: str | None, cols: list[HeaderCell]) -> list[dict]:
     """A task's rows best first by `key` in its column's direction, missing values last, ties
     (and keys without a direction) by system name: the order of every format's table."""
-    direction = next((c["direction"] for c in cols if c["key"] == key), None)
+    direction = next((c.direction for c in cols if c.key == key), None)
 
     def order(r):
-        v = (r["values"].get(key) or {}).get("value") if key else None
+        cell = r["values"].get(key) if key else None
+        v = cell.value if cell is not None else None
         if v is None:
             return (1, 0.0, r["system"])
         return (0, -v if direction == "higher" else v if direction == "lower" else 0.0, r["system"])

@@ -13,7 +13,7 @@ import json
 import math
 
 from ...files import safe_name
-from .tables import fmt
+from .cells import Cell, HeaderCell, to_json
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1600px}
 .tasks{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:0 2em}
@@ -73,28 +73,24 @@ def items_page_name(task: str, system: str) -> str:
     return f"items-{safe_name(task)}-{safe_name(system)}.html"
 
 
-def value_cell(cell: dict | None, key: str) -> str:
-    if cell is None or cell.get("value") is None:
-        why = (cell or {}).get("error") or "no value"
-        fail = f' <span class="fail" title="{esc(why)}">⚠ {esc(cell.get("failed"))} failed</span>' \
-            if cell and cell.get("failed") else ""
+def value_cell(cell: Cell | None) -> str:
+    if cell is None or cell.value is None:
+        why = (cell.error if cell else None) or "no value"
+        fail = f' <span class="fail" title="{esc(why)}">⚠ {esc(cell.failed)} failed</span>' \
+            if cell and cell.failed else ""
         return f'<td class="num missing" data-value="">—{fail}</td>'
-    ci = ""
-    if cell.get("ci95"):
-        ci = f'<br><span class="ci" title="{esc(cell.get("method"))}">[{fmt(cell["ci95"][0], key)}, ' \
-             f'{fmt(cell["ci95"][1], key)}]</span>'
+    ci = f'<br><span class="ci" title="{esc(cell.method)}">{cell.ci_display}</span>' if cell.ci_display else ""
     fail = ""
-    if cell.get("failed"):
-        reasons = ", ".join(f"{k}: {v}" for k, v in sorted((cell.get("failure_reasons") or {}).items()))
-        fail = f'<br><span class="fail" title="{esc(reasons)}">⚠ {esc(cell["failed"])} failed</span>'
-    return f'<td class="num" data-value="{cell["value"]!r}">{esc(fmt(cell["value"], key))}{ci}{fail}</td>'
+    if cell.failed:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted((cell.failure_reasons or {}).items()))
+        fail = f'<br><span class="fail" title="{esc(reasons)}">⚠ {esc(cell.failed)} failed</span>'
+    return f'<td class="num" data-value="{cell.value!r}">{esc(cell.display)}{ci}{fail}</td>'
 
 
-def header(c: dict) -> str:
-    arrow = {"higher": " ↑", "lower": " ↓"}.get(c["direction"], "")
-    attr = f' data-dir="{c["direction"]}"' if c["direction"] else ""
-    return f'<th{attr} title="{esc(c["metric"])}: {esc(c["direction"] or "no direction")} is better">' \
-           f'{esc(c["key"])}{arrow}</th>'
+def header(c: HeaderCell) -> str:
+    attr = f' data-dir="{c.direction}"' if c.direction else ""
+    return (f'<th{attr} title="{esc(c.metric)}: {esc(c.direction or "no direction")} is better">'
+            f'{esc(c.key)}{c.arrow}</th>')
 
 
 def plot_svg(task: dict) -> str:
@@ -105,10 +101,10 @@ def plot_svg(task: dict) -> str:
     import matplotlib.pyplot as plt
 
     def has_values(c):
-        return any((r["values"].get(c["key"]) or {}).get("value") is not None for r in task["rows"])
+        return any(r["values"].get(c.key) is not None and r["values"][c.key].value is not None for r in task["rows"])
 
     # a metric no system has a value for (its model is missing offline) gets no empty panel
-    cols = [c for c in task["columns"] if (c["key"] == c["metric"] or c["key"].endswith("_ovrl")) and has_values(c)][:6]
+    cols = [c for c in task["columns"] if (c.key == c.metric or c.key.endswith("_ovrl")) and has_values(c)][:6]
     if not cols or not task["rows"]:
         return ""
     with matplotlib.rc_context({"svg.hashsalt": "uniaudio", "svg.fonttype": "none", "text.parse_math": False,
@@ -119,10 +115,10 @@ def plot_svg(task: dict) -> str:
         for ax, c in zip(axes[0], cols):
             vals, lo, hi = [], [], []
             for r in task["rows"]:
-                cell = r["values"].get(c["key"]) or {}
-                v = cell.get("value")
+                cell = r["values"].get(c.key)
+                v = cell.value if cell is not None else None
                 vals.append(v if v is not None else math.nan)
-                ci = cell.get("ci95")
+                ci = cell.ci95 if cell is not None else None
                 lo.append(v - ci[0] if v is not None and ci else 0.0)
                 hi.append(ci[1] - v if v is not None and ci else 0.0)
             y = range(len(names))
@@ -134,7 +130,7 @@ def plot_svg(task: dict) -> str:
             ax.set_yticks(list(y))
             ax.set_yticklabels(names if ax is axes[0][0] else [""] * len(names))
             ax.invert_yaxis()
-            ax.set_title(f"{c['key']} ({c['direction'] or '?'} is better)")
+            ax.set_title(f"{c.key} ({c.direction or '?'} is better)")
         fig.tight_layout()
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
@@ -162,7 +158,7 @@ def task_page(task: dict) -> str:
     for r in task["rows"]:
         items = r["items"]
         name = f'<a href="{esc(items_page_name(task["task"], r["system"]))}">{esc(r["system"])}</a>'
-        cells = "".join(value_cell(r["values"].get(c["key"]), c["key"]) for c in cols)
+        cells = "".join(value_cell(r["values"].get(c.key)) for c in cols)
         rows_html.append(f'<tr><td>{name}</td>{cells}<td class="num" data-value="{items["expected"] or ""}">'
                          f'{esc(items["in_results"])} / {esc(items["expected"])}</td>'
                          f'<td><a href="#run-{esc(safe_name(r["system"]))}">run</a></td></tr>')
@@ -184,7 +180,7 @@ def task_page(task: dict) -> str:
             f'<h2>Plot</h2><div class="plot">{plot_svg(task)}</div><h2>Metric cards</h2>{cards_html}'
             f"<h2>Provenance</h2>{prov}")
     return page(f"uniaudio leaderboard: {task['task']}", body, {"task": task["task"], "rows": [
-        {k: r[k] for k in ("system", "values", "items")} for r in task["rows"]]})
+        {k: to_json(r[k]) for k in ("system", "values", "items")} for r in task["rows"]]})
 
 
 def items_page(task: dict, row: dict, items: list[dict]) -> str:
@@ -192,7 +188,7 @@ def items_page(task: dict, row: dict, items: list[dict]) -> str:
     A failure reason shared by several items (a metric's model missing offline) is stated once
     above the table and cited by number in the rows."""
     primary = task.get("primary")
-    d = next((c["direction"] for c in task["columns"] if c["key"] == primary), None)
+    d = next((c.direction for c in task["columns"] if c.key == primary), None)
     keys = sorted({k for it in items for k, v in it["values"].items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and not k.endswith(("_S", "_D", "_I", "_N"))})
@@ -208,16 +204,17 @@ def items_page(task: dict, row: dict, items: list[dict]) -> str:
             counts[str(reason)] = counts.get(str(reason), 0) + 1
     shared = {r: n for n, r in enumerate(sorted(r for r, c in counts.items() if c > 1), 1)}
     has_ref = any(it.get("ref") is not None for it in items)
+    columns = {k: HeaderCell.of(k, k) for k in keys}
     rows = []
     for it in sorted(items, key=badness):
         hyp = it.get("hyp") if it.get("hyp") is not None else it["values"].get("transcript")
-        cells = "".join(value_cell({"value": v if isinstance(v, (int, float)) and math.isfinite(v) else None}, k)
+        cells = "".join(value_cell(Cell(columns[k], v if isinstance(v, (int, float)) and math.isfinite(v) else None))
                         for k in keys for v in [it["values"].get(k)])
         errs = "; ".join(f"{k}: " + (f"see note {shared[str(v)]}" if str(v) in shared else str(v))
                          for k, v in sorted(it.get("errors", {}).items()))
         ref = f"<td>{esc(it.get('ref'))}</td>" if has_ref else ""
         rows.append(f"<tr><td>{esc(it['id'])}</td>{ref}<td>{esc(hyp)}</td>{cells}<td class=\"fail\">{esc(errs)}</td></tr>")
-    heads = "".join(header({"key": k, "metric": k, "direction": _dir(k)}) for k in keys)
+    heads = "".join(header(columns[k]) for k in keys)
     notes = "".join(f'<li id="note-{n}"><span class="note">note {n}</span> ({counts[r]} items): <pre>{esc(r)}</pre></li>'
                     for r, n in shared.items())
     ref_head = "<th>reference</th>" if has_ref else ""
@@ -230,12 +227,6 @@ def items_page(task: dict, row: dict, items: list[dict]) -> str:
     return page(f"{row['system']} on {task['task']}", body)
 
 
-def _dir(key: str) -> str | None:
-    from .collect import direction
-
-    return direction(key)
-
-
 def index_page(board: dict) -> str:
     parts = [f"<h1>uniaudio leaderboard</h1><p>Generated {esc(board['generated'])} by uniaudio "
              f"{esc(board['publisher'].get('uniaudio'))} (commit {esc(board['publisher'].get('git_commit'))}"
@@ -245,9 +236,9 @@ def index_page(board: dict) -> str:
     sections = []
     for t in board["tasks"]:
         key = t.get("primary")
-        col = next((c for c in t["columns"] if c["key"] == key), None)
+        col = next((c for c in t["columns"] if c.key == key), None)
         rows = "".join(f'<tr><td><a href="{esc(items_page_name(t["task"], r["system"]))}">{esc(r["system"])}</a></td>'
-                       f'{value_cell(r["values"].get(key), key or "")}</tr>'
+                       f'{value_cell(r["values"].get(key))}</tr>'
                        for r in t["rows"])
         head = header(col) if col else "<th>value</th>"
         sections.append(f'<section><h2><a href="{esc(task_page_name(t["task"]))}">{esc(t["task"])}</a></h2>'

@@ -1,6 +1,6 @@
 """The machine-readable leaderboard files: leaderboard.json (+ its JSON Schema), leaderboard.csv
 and leaderboard.md. Everything that came from results (system names, reasons, card strings) is
-escaped for its format: JSON never holds NaN (allow_nan=False), CSV cells that a spreadsheet
+escaped for its format (the board's cells come filled from collect.py: these only render them): JSON never holds NaN (allow_nan=False), CSV cells that a spreadsheet
 would run as a formula get a leading apostrophe, Markdown cells have `|`, newlines and HTML
 special characters escaped."""
 
@@ -11,6 +11,8 @@ import html
 import io
 import json
 from pathlib import Path
+
+from .cells import to_json
 
 CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -50,7 +52,7 @@ SCHEMA = {
 
 
 def json_text(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(to_json(obj), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def csv_cell(x) -> str | float | int:
@@ -69,14 +71,13 @@ def csv_text(board: dict) -> str:
     for t in board["tasks"]:
         for r in t["rows"]:
             for c in t["columns"]:
-                cell = r["values"].get(c["key"])
+                cell = r["values"].get(c.key)
                 if cell is None:
                     continue
-                ci = cell.get("ci95") or [None, None]
-                w.writerow([csv_cell(x) for x in (t["task"], r["system"], c["key"], cell["value"], ci[0], ci[1],
-                                                  cell.get("method"), cell.get("n"), cell.get("failed"),
-                                                  c["direction"], r["items"]["expected"], r["run"].get("git_commit"),
-                                                  r["run"].get("date"))])
+                ci = cell.ci95 or [None, None]
+                w.writerow([csv_cell(x) for x in (t["task"], r["system"], c.key, cell.value, ci[0], ci[1], cell.method,
+                                                  cell.n, cell.failed, c.direction, r["items"]["expected"],
+                                                  r["run"].get("git_commit"), r["run"].get("date"))])
     return buf.getvalue()
 
 
@@ -86,19 +87,6 @@ def md_cell(x) -> str:
     return s.replace("`", "\\`")
 
 
-def fmt(value: float | None, key: str) -> str:
-    """Display text for a value: those its metric declares in "%" (error rates, accuracies) as
-    percentages."""
-    from ..metrics import declared
-
-    if value is None:
-        return "—"
-    unit = declared(key)
-    if unit is not None and unit.unit == "%":
-        return f"{100 * value:.2f}%"
-    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.4g}"
-
-
 def md_text(board: dict) -> str:
     out = [f"# uniaudio leaderboard\n\nGenerated {md_cell(board['generated'])} by uniaudio "
            f"{md_cell(board['publisher'].get('uniaudio'))}. Values with their 95% interval in brackets; "
@@ -106,22 +94,18 @@ def md_text(board: dict) -> str:
     for t in board["tasks"]:
         cols = t["columns"]
         out.append(f"\n## {md_cell(t['task'])}\n\n{md_cell(t.get('description'))}\n")
-        out.append("| system | " + " | ".join(md_cell(c["key"]) + (" ↑" if c["direction"] == "higher" else
-                                                                       " ↓" if c["direction"] == "lower" else "")
-                                                 for c in cols) + " |")
+        out.append("| system | " + " | ".join(md_cell(c.key) + c.arrow for c in cols) + " |")
         out.append("|---" * (len(cols) + 1) + "|")
         for r in t["rows"]:
             cells = []
             for c in cols:
-                cell = r["values"].get(c["key"])
+                cell = r["values"].get(c.key)
                 if cell is None:
                     cells.append("—")
                     continue
-                text = fmt(cell["value"], c["key"])
-                if cell.get("ci95"):
-                    text += f" [{fmt(cell['ci95'][0], c['key'])}, {fmt(cell['ci95'][1], c['key'])}]"
-                if cell.get("failed"):
-                    text += f" ⚠ {cell['failed']} failed"
+                text = cell.display + (f" {cell.ci_display}" if cell.ci_display else "")
+                if cell.failed:
+                    text += f" ⚠ {cell.failed} failed"
                 cells.append(md_cell(text))
             out.append(f"| {md_cell(r['system'])} | " + " | ".join(cells) + " |")
     if board["refused"]:
