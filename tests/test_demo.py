@@ -188,7 +188,7 @@ def test_voices_plan_is_deterministic_and_synthesizes_every_kind_of_voice(tmp_pa
 
 
 def test_sentences_from_a_text_keep_only_what_a_voice_reads_as_written():
-    from uniaudio.demo.text import sentences_from_text, transcript
+    from uniaudio.demo.transcripts import sentences_from_text, transcript
 
     text = ("The early bird catches the worm, but the second mouse gets the cheese.\n%\n"
             "I owe you 42 dollars and a pint of beer.\n%\n"  # digits: read as words

@@ -115,7 +115,7 @@ def test_mcd_leaves_the_excluded_span_out():
 
 
 def test_edit_pair_shares_everything_outside_the_span():
-    from uniaudio.demo.speech_edit import edit_pair
+    from uniaudio.demo.edited_speech import edit_pair
 
     p = edit_pair("THE OLD LANTERN CROSSED THE RIVER", "purple", "en-us")
     assert p["old_word"] == "LANTERN" and p["edited_text"] == "THE OLD PURPLE CROSSED THE RIVER"

@@ -38,8 +38,8 @@ def test_a_task_registered_in_one_place_runs_end_to_end(toy_task, tmp_path):
     root = tmp_path / "bench"
     (root / "demo").mkdir(parents=True)
     (root / "demo" / f".{suites.SUITE_VERSION}").touch()  # a demo suite built before the task existed
-    res = CliRunner().invoke(benchmark, ["run", "--help"])
-    assert "toy_tone" in res.output
+    res = CliRunner().invoke(benchmark, ["tasks"])
+    assert "toy_tone: a tone -> the same tone" in res.output and "systems: passthrough, ground-truth" in res.output
     res = CliRunner().invoke(benchmark, ["run", "--task", "toy_tone", "--data-root", str(root),
                                          "--out", str(tmp_path / "out"), "--date", "2026-12-06"])
     assert res.exit_code == 0, res.output

@@ -30,8 +30,10 @@ def main() -> None:
     from uniaudio.config import load
     from uniaudio.train.data import BundleStream, loader
     from uniaudio.train.flops import peak_flops, step_flops
-    from uniaudio.train.lm import LMTrainConfig, SentenceData, _losses, autocast, build_model
-    from uniaudio.train.model import document_mask
+    from uniaudio.train.attention import document_mask
+    from uniaudio.train.common import autocast
+    from uniaudio.train.data import SentenceData
+    from uniaudio.train.lm import LMTrainConfig, _losses, build_model
 
     cfg = load(LMTrainConfig, args.config, {"data": args.data, "out": "/tmp/unused"})
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")

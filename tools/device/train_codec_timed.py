@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from uniaudio.config import load
-from uniaudio.train.codec import CodecTrainConfig, train
+from uniaudio.train.codec_trainer import CodecTrainConfig, train
 
 
 def main() -> None:

@@ -371,10 +371,10 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
             if overall is not None:
                 overall.set_description(f"benchmark: {name} {spec} ({k + 1}/{len(plan)})")
             system = S.load(spec)
-            if not system.serves(name):
+            if not S.serves(system, name):
                 if progress:
                     say = overall.write if overall is not None else print
-                    say(f"skip {name}: system {system.name!r} produces only {', '.join(system.served())}")
+                    say(f"skip {name}: system {system.name!r} produces only {', '.join(S.served(system))}")
                 if overall is not None:
                     overall.update(sizes[name])
                 continue

@@ -24,14 +24,6 @@ class System:
     tasks: tuple[str, ...] = ()
     generic = False
 
-    def serves(self, task: str) -> bool:
-        if self.generic:
-            return task in TASKS and self.name in TASKS[task].systems
-        return not self.tasks or task in self.tasks
-
-    def served(self) -> list[str]:
-        return [t for t in TASKS if self.serves(t)]
-
     def produce(self, task: Task, rows: list[dict], outdir: Path) -> None:
         raise NotImplementedError
 
@@ -336,6 +328,18 @@ class LMCheckpoint(System):
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
            "shuffled": Shuffled, "chance-lm": ChanceLM}
+def serves(system, task: str) -> bool:
+    """Whether a system (a built-in, or any adapter object) produces outputs for `task`."""
+    if getattr(system, "generic", False):
+        return task in TASKS and system.name in TASKS[task].systems
+    tasks = getattr(system, "tasks", ())
+    return not tasks or task in tasks
+
+
+def served(system) -> list[str]:
+    return [t for t in TASKS if serves(system, t)]
+
+
 def baseline(task: str) -> str:
     """The system a plain `benchmark run --task TASK` scores: the first its definition lists."""
     return TASKS[task].systems[0]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..benchmark.tasks import TASKS  # the task registry: the --task list
 from ._common import CONTEXT, Group, debug_option
 
 
@@ -17,9 +16,19 @@ def benchmark() -> None:
     """Score systems on tasks and publish leaderboards (`benchmark run --task all`)."""
 
 
+@benchmark.command("tasks")
+def benchmark_tasks() -> None:
+    """The registered tasks: what each maps to what, its metrics and built-in systems (baseline first)."""
+    from ..benchmark.tasks import TASKS
+
+    for t in TASKS.values():
+        metrics = ", ".join(m for m, _ in (*t.metrics, *t.set_metrics))
+        click.echo(f"{t.name}: {t.description}\n  metrics: {metrics}\n  systems: {', '.join(t.systems)}")
+
+
 @benchmark.command("run")
 @click.option("--task", "task", default="all", show_default=True,
-              help=f"{', '.join(TASKS)} (comma-separated), or all.")
+              help="Task names, comma-separated (`benchmark tasks` lists them), or all.")
 @click.option("--system", default=None, help="Outputs folder (DIR/{task}/{id}.wav|txt), a built-in (ground-truth, "
               "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
               "or pkg.module:Class. "
@@ -48,6 +57,7 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
 
     require_bench("benchmark run")
     from ..benchmark.runner import run
+    from ..benchmark.tasks import TASKS
 
     names = list(TASKS) if task == "all" else [t.strip() for t in task.split(",")]
     bad = [n for n in names if n not in TASKS]

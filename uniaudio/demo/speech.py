@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import audio
-from .text import sentences
+from .transcripts import sentences
 from .tools import require, run
 
 SAMPLE_RATE = 16000  # LibriSpeech's rate

@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import audio
-from .text import sentences, sentences_from_text, transcript
+from .transcripts import sentences, sentences_from_text, transcript
 from .tools import require, run
 
 SAMPLE_RATE = 16000

@@ -14,7 +14,7 @@ def speech_edit_records(speech: list[Record], suite: Path) -> list[Record]:
     """One word of each test sentence replaced (espeak-ng voices in turn): `path` is the reference
     edit, `text` the edited transcript; extra: input_path (the original speech), original_text,
     old_word, new_word, edit_span_s (the edited region of the reference, seconds)."""
-    from ...demo import speech_edit as se
+    from ...demo import edited_speech as se
 
     out = []
     for k, r in enumerate(speech):
