@@ -86,41 +86,6 @@ def _losses(model, batch, device, loss_on_prefix: bool, attention: str = "spans"
     """Mean loss of a batch and the model's per-row output. With flex attention the rows are
     padded to `pad_rows` (padding predicts nothing and is masked out), so a compiled model
     sees one shape."""
-    from .model import attention_plan, predicted_rows
-
-    ids, doc, pos, loss = batch["ids"], batch["doc"], batch["pos"], batch["loss"]
-    flex = attention == "flex"
-    if flex and pad_rows:
-        ids, doc = _padded(ids, pad_rows, pad_id), _padded(doc, pad_rows, -1)
-        pos, loss = _padded(pos, pad_rows, 0), _padded(loss, pad_rows, False)
-    mask = (doc >= 0) if loss_on_prefix else loss
-    rows = predicted_rows(doc, mask)  # on the host: the device is never asked how many rows
-    # which predicted rows are audio frames (the multistream model's local decoder runs on those only)
-    audio = torch.nonzero(ids[rows[0], rows[1] + 1, 0] >= audio_offset).flatten()
-    n_audio = len(audio)
-    on = dict(device=device, non_blocking=True)
-    ids, doc, pos, mask = ids.to(**on), doc.to(**on), pos.to(**on), mask.to(**on)
-    rows = tuple(r.to(**on) for r in (*rows, audio))
-    out = model(ids, pos, doc, mask, attention_plan(doc, "flex" if flex else "spans"), rows)
-    out["n_predicted"], out["n_audio"] = len(rows[0]), n_audio
-    loss, valid = out["loss"], out["valid"]
-    n = valid.sum()
-    mean = (loss * valid).sum() / n.clamp(min=1)
-    return mean, out
-
-
-def _padded(x: torch.Tensor, rows: int, value) -> torch.Tensor:
-    if x.shape[1] >= rows:
-        return x
-    pad = x.new_full((x.shape[0], rows - x.shape[1], *x.shape[2:]), value)
-    return torch.cat([x, pad], 1)
-
-
-def _losses(model, batch, device, loss_on_prefix: bool, attention: str = "spans",
-            pad_rows: int = 0, pad_id: int = 0, audio_offset: int = 0) -> tuple[torch.Tensor, dict]:
-    """Mean loss of a batch and the model's per-row output. With flex attention the rows are
-    padded to `pad_rows` (padding predicts nothing and is masked out), so a compiled model
-    sees one shape."""
     ids, doc, pos, loss = batch["ids"], batch["doc"], batch["pos"], batch["loss"]
     flex = attention == "flex"
     if flex and pad_rows:
