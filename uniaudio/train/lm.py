@@ -11,7 +11,7 @@ refused with the fields that differ. OUT/log.jsonl has the loss per task and per
 tokens/s, model FLOP/s and MFU (on devices with a known peak); OUT/model.pt is what
 `uniaudio train generate` and the `lm-ckpt:` benchmark system load.
 
-Read top-down: `train` -> `LMRun` (set-up and resume, then one `step` after another: its
+Read top-down: `train` -> `LMRun` (set-up and resume, then `run`: one `_take_step` after another, its
 micro-batches, the log window, held-out evaluation, checkpoints). The model is in model.py,
 the configuration in lm_config.py, the data stream in data.py, what is measured besides the
 loss in lm_metrics.py, what every trainer shares in common.py."""

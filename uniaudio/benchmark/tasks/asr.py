@@ -18,5 +18,5 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("asr", "text", (metric("wer"), metric("cer")), "speech -> transcript",
-                {"ref_text": "text"},
-                systems=("whisper-tiny", "ground-truth", "shuffled"), demo=demo))
+                     {"ref_text": "text"},
+                     systems=("whisper-tiny", "ground-truth", "shuffled"), demo=demo))

@@ -13,7 +13,7 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("caption", "text", (metric("clap", text="hyp_text", audio_field="ref_audio"),),
-                    "audio -> caption (BLEU-1..4, CIDEr, ROUGE-L over the set vs all reference captions; "
-                    "CLAP of the generated caption vs the audio)",
-                    {"ref_audio": "path"}, input="path", set_metrics=(metric("captioning"),),
-                systems=("shuffled", "ground-truth"), demo=demo))
+                     "audio -> caption (BLEU-1..4, CIDEr, ROUGE-L over the set vs all reference captions; "
+                     "CLAP of the generated caption vs the audio)",
+                     {"ref_audio": "path"}, input="path", set_metrics=(metric("captioning"),),
+                     systems=("shuffled", "ground-truth"), demo=demo))

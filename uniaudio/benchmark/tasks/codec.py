@@ -13,5 +13,5 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("codec", "audio", (metric("pesq"), metric("stoi"), metric("mel_distance")),
-                  "speech -> tokens -> speech (resynthesis)", {"ref_audio": "path"},
-                systems=("codec:uniaudio-codec", "ground-truth", "passthrough"), demo=demo))
+                     "speech -> tokens -> speech (resynthesis)", {"ref_audio": "path"},
+                     systems=("codec:uniaudio-codec", "ground-truth", "passthrough"), demo=demo))

@@ -67,4 +67,4 @@ TASK = register(Task("dereverb", "audio", (metric("pesq"), metric("stoi"), metri
                      "reverberant speech (room response of a measured RT60) -> dry speech "
                      "(PESQ-wb, STOI, SI-SDR vs the dry reference; DNSMOS)", {"ref_audio": "path"},
                      input="extra:input_path",
-                systems=("passthrough", "ground-truth"), demo=demo))
+                     systems=("passthrough", "ground-truth"), demo=demo))

@@ -45,7 +45,7 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("instruct_tts", "audio", (metric("wer"), metric("attributes")),
-                         "text + a spoken-style instruction (pitch, rate) -> speech (WER by ASR; whether the "
-                         "median F0 and the speaking rate measured from the output fall in the requested bands)",
-                         {"ref_text": "text", "attributes": "extra:attributes"}, input="text",
-                systems=("espeak", "ground-truth", "shuffled"), demo=demo))
+                     "text + a spoken-style instruction (pitch, rate) -> speech (WER by ASR; whether the "
+                     "median F0 and the speaking rate measured from the output fall in the requested bands)",
+                     {"ref_text": "text", "attributes": "extra:attributes"}, input="text",
+                     systems=("espeak", "ground-truth", "shuffled"), demo=demo))

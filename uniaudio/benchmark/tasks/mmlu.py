@@ -221,6 +221,6 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("mmlu", "text", (metric("accuracy"),),
-                 "5-shot multiple-choice prompt -> answer letter (micro accuracy and per subject)",
-                 {"ref_text": "extra:answer", "group": "extra:subject"}, input="text",
-                systems=("chance-lm", "ground-truth"), demo=demo))
+                     "5-shot multiple-choice prompt -> answer letter (micro accuracy and per subject)",
+                     {"ref_text": "extra:answer", "group": "extra:subject"}, input="text",
+                     systems=("chance-lm", "ground-truth"), demo=demo))

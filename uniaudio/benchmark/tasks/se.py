@@ -31,6 +31,7 @@ def demo(s: DemoSuite) -> list[Record]:
     return out
 
 
-TASK = register(Task("se", "audio", (metric("pesq"), metric("stoi"), metric("stoi", extended=True), metric("si_sdr"), metric("dnsmos")),
-               "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path",
-                systems=("passthrough", "ground-truth"), demo=demo))
+TASK = register(Task("se", "audio", (metric("pesq"), metric("stoi"), metric("stoi", extended=True), metric("si_sdr"),
+                                     metric("dnsmos")),
+                     "noisy speech -> clean speech", {"ref_audio": "path"}, input="extra:input_path",
+                     systems=("passthrough", "ground-truth"), demo=demo))

@@ -55,8 +55,8 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("sound_edit", "audio", (metric("lsd"), metric("kl"), metric("clap")),
-                       "sound + an instruction (add or remove an event) -> the edited sound (log-spectral "
-                       "distance and KL vs the reference edit, CLAP vs the target's caption; FAD over the set)",
-                       {"ref_audio": "path", "ref_text": "caption"}, input="extra:input_path",
-                       set_metrics=(metric("fad"),),
-                systems=("passthrough", "ground-truth", "shuffled"), demo=demo))
+                     "sound + an instruction (add or remove an event) -> the edited sound (log-spectral "
+                     "distance and KL vs the reference edit, CLAP vs the target's caption; FAD over the set)",
+                     {"ref_audio": "path", "ref_text": "caption"}, input="extra:input_path",
+                     set_metrics=(metric("fad"),),
+                     systems=("passthrough", "ground-truth", "shuffled"), demo=demo))

@@ -39,9 +39,9 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("speech_edit", "audio", (metric("wer"), metric("sim"), metric("mcd"), metric("dnsmos")),
-                        "speech + its transcript + an edited transcript (one word replaced) -> the edited speech "
-                        "(WER vs the edited transcript, SIM vs the original speech, MCD vs the reference edit "
-                        "outside the edited word, DNSMOS)",
-                        {"ref_text": "text", "ref_audio": "path", "prompt_audio": "extra:input_path",
-                         "exclude_span": "extra:edit_span_s"}, input="extra:input_path",
-                systems=("passthrough", "ground-truth", "espeak", "shuffled"), demo=demo))
+                     "speech + its transcript + an edited transcript (one word replaced) -> the edited speech "
+                     "(WER vs the edited transcript, SIM vs the original speech, MCD vs the reference edit "
+                     "outside the edited word, DNSMOS)",
+                     {"ref_text": "text", "ref_audio": "path", "prompt_audio": "extra:input_path",
+                     "exclude_span": "extra:edit_span_s"}, input="extra:input_path",
+                     systems=("passthrough", "ground-truth", "espeak", "shuffled"), demo=demo))

@@ -31,7 +31,7 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("svs", "audio", (metric("f0"), metric("mcd"), metric("wer"), metric("dnsmos")),
-                "lyrics + notes -> singing (F0 RMSE in cents and V/UV error vs the reference singing after DTW, "
-                "MCD, lyric WER by ASR, DNSMOS)",
-                {"ref_text": "text", "ref_audio": "path", "notes": "extra:notes"}, input="extra:notes",
-                systems=("shuffled", "ground-truth", "espeak"), demo=demo))
+                     "lyrics + notes -> singing (F0 RMSE in cents and V/UV error vs the reference singing after DTW, "
+                     "MCD, lyric WER by ASR, DNSMOS)",
+                     {"ref_text": "text", "ref_audio": "path", "notes": "extra:notes"}, input="extra:notes",
+                     systems=("shuffled", "ground-truth", "espeak"), demo=demo))

@@ -33,6 +33,6 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("tse", "audio", (metric("pesq"), metric("stoi"), metric("si_sdr"), metric("sim")),
-                "mixture + enrollment of the target speaker -> the target speech",
-                {"ref_audio": "path", "prompt_audio": "extra:enroll_path"}, input="extra:input_path",
-                systems=("passthrough", "ground-truth"), demo=demo))
+                     "mixture + enrollment of the target speaker -> the target speech",
+                     {"ref_audio": "path", "prompt_audio": "extra:enroll_path"}, input="extra:input_path",
+                     systems=("passthrough", "ground-truth"), demo=demo))

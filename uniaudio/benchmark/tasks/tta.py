@@ -13,6 +13,6 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("tta", "audio", (metric("clap"), metric("kl")),
-                "caption -> sound (CLAP and KL per item, FAD and FAD-inf over the set)",
-                {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(metric("fad"),),
-                systems=("shuffled", "ground-truth"), demo=demo))
+                     "caption -> sound (CLAP and KL per item, FAD and FAD-inf over the set)",
+                     {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(metric("fad"),),
+                     systems=("shuffled", "ground-truth"), demo=demo))

@@ -15,5 +15,5 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("ttm", "audio", (metric("clap"), metric("kl")), "music description -> music (CLAP, KL, FAD)",
-                {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(metric("fad"),),
-                systems=("shuffled", "ground-truth"), demo=demo))
+                     {"ref_text": "caption", "ref_audio": "path"}, input="caption", set_metrics=(metric("fad"),),
+                     systems=("shuffled", "ground-truth"), demo=demo))

@@ -13,11 +13,12 @@ def demo(s: DemoSuite) -> list[Record]:
     for spk_utts in s.by_speaker.values():
         for i, r in enumerate(spk_utts):
             prompt = spk_utts[(i + 1) % len(spk_utts)]
-            out.append(Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}}))
+            extra = {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}
+            out.append(Record(**{**r.__dict__, "extra": extra}))
     return out
 
 
 TASK = register(Task("tts", "audio", (metric("wer"), metric("sim"), metric("utmos"), metric("dnsmos")),
-                "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, UTMOS, DNSMOS)",
-                {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text",
-                systems=("espeak", "ground-truth", "shuffled"), demo=demo))
+                     "text + speaker prompt -> speech (WER by ASR, SIM vs prompt, UTMOS, DNSMOS)",
+                     {"ref_text": "text", "prompt_audio": "extra:prompt_path"}, input="text",
+                     systems=("espeak", "ground-truth", "shuffled"), demo=demo))

@@ -17,7 +17,7 @@ def demo(s: DemoSuite) -> list[Record]:
 
 
 TASK = register(Task("vc", "audio", (metric("wer"), metric("sim"), metric("utmos"), metric("dnsmos")),
-               "source speech + target-speaker prompt -> the source words in the target voice "
-               "(WER vs the source transcript, SIM vs the prompt)",
-               {"ref_text": "text", "prompt_audio": "extra:prompt_path"},
-                systems=("passthrough",), demo=demo))
+                     "source speech + target-speaker prompt -> the source words in the target voice "
+                     "(WER vs the source transcript, SIM vs the prompt)",
+                     {"ref_text": "text", "prompt_audio": "extra:prompt_path"},
+                     systems=("passthrough",), demo=demo))
