@@ -62,3 +62,21 @@ def test_wer_metric_with_the_transformers_backend(tmp_path):
     m = M.get("wer", asr_backend="transformers", asr_model=str(path))
     (r,) = m.score([M.Sample("a", ref_text="hello world", hyp_audio=np.zeros(16000, np.float32))])
     assert r["wer"] >= 0 and m.card()["asr"]["backend"] == "transformers"
+
+
+def test_faster_whisper_decodes_the_same_audio_the_same_way(demo_root):
+    """No sampling fallback: faster-whisper's default retries a doubtful beam result at
+    temperatures 0.2 .. 1.0 with an unseeded sampler, and one demo utterance got three
+    transcripts in six calls. Decoding is greedy-beam at temperature 0 and says so in the card."""
+    from uniaudio import audio
+    from uniaudio.benchmark.transcribers import FasterWhisper
+
+    asr = FasterWhisper()
+    assert asr.decoding["temperature"] == 0.0
+    calls = []
+    real = asr.model.transcribe
+    asr.model.transcribe = lambda w, **kw: calls.append(kw) or real(w, **kw)
+    wavs = [audio.load(p, 16000)[0] for p in sorted(demo_root.glob("LibriSpeech/test-clean/*/*/*.flac"))[:3]]
+    first = asr.transcribe(wavs)
+    assert all(asr.transcribe(wavs) == first for _ in range(2))
+    assert calls and all(kw["temperature"] == 0.0 for kw in calls)

@@ -82,7 +82,8 @@ def test_asr_options_reach_the_backend_and_the_card(tmp_path, demo_root):
     wer = M.get("wer", asr_options={"beam_size": 1})
     r = sorted(records("librispeech", demo_root / "LibriSpeech"), key=lambda r: r.id)[0]
     (row,) = wer.score([M.Sample(r.id, ref_text=r.text, hyp_audio=audio.load(r.path, SR)[0])])
-    assert wer.asr.beam_size == 1 and row["transcript"] and math.isfinite(row["wer"])
+    assert wer.asr.decoding["beam_size"] == 1 and row["transcript"] and math.isfinite(row["wer"])
+    assert wer.card()["asr"]["decoding"]["temperature"] == 0.0
     assert wer.card()["asr"]["options"] == {"beam_size": 1}
     with pytest.raises(TypeError, match="rejected asr_options"):
         M.get("wer", asr_options={"no_such_option": 1}).asr

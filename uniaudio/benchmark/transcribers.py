@@ -18,6 +18,7 @@ class ASR:
     backend = ""
     model_name = ""
     weights_path: str | None = None
+    decoding: dict = {}  # the decoding settings, recorded in the WER card
 
     def transcribe(self, wavs: list[np.ndarray]) -> list[str]:
         raise NotImplementedError
@@ -41,13 +42,18 @@ class FasterWhisper(ASR):
             if not local and offline():
                 raise ModelNotFound(how_to_get(path)) from None
             raise ModelNotFound(f"faster-whisper model {model!r} could not be loaded from {path}: {e}") from None
-        self.language, self.beam_size = language, beam_size
+        self.language = language
+        # temperature 0 only: faster-whisper's default falls back to sampling at 0.2 .. 1.0 when a
+        # beam result looks repetitive or unlikely, with an unseeded sampler, so the same audio got
+        # three transcripts in six calls (a demo utterance: WER 0.22 / 0.33 / 0.44). openai-whisper
+        # runs here with temperature 0.0 too.
+        self.decoding = {"beam_size": beam_size, "temperature": 0.0, "condition_on_previous_text": False,
+                         "vad_filter": False}
 
     def transcribe(self, wavs):
         out = []
         for w in wavs:
-            segments, _ = self.model.transcribe(w, language=self.language, beam_size=self.beam_size,
-                                                condition_on_previous_text=False, vad_filter=False)
+            segments, _ = self.model.transcribe(w, language=self.language, **self.decoding)
             out.append(" ".join(s.text.strip() for s in segments).strip())
         return out
 
@@ -72,12 +78,12 @@ class OpenAIWhisper(ASR):
         except (OSError, RuntimeError) as e:
             raise ModelNotFound(f"openai-whisper could not load {model!r} (offline? put the .pt in "
                                 f"~/.cache/whisper or pass its path): {e}") from None
-        self.language = language
+        self.language, self.decoding = language, {"temperature": 0.0}
         if Path(model).is_file():
             self.weights_path = model
 
     def transcribe(self, wavs):
-        return [self.model.transcribe(w, language=self.language, temperature=0.0)["text"].strip() for w in wavs]
+        return [self.model.transcribe(w, language=self.language, **self.decoding)["text"].strip() for w in wavs]
 
 
 class TransformersWhisper(ASR):
@@ -94,6 +100,7 @@ class TransformersWhisper(ASR):
         self.processor = from_pretrained(WhisperProcessor, model)
         self.model = from_pretrained(WhisperForConditionalGeneration, model).eval().to(device)
         self.device, self.language, self.batch_size = device, language, batch_size
+        self.decoding = {"generate": "the checkpoint's generation_config (greedy unless it says otherwise)"}
         local = resolve(model)
         self.weights_path = local if Path(local).is_dir() else None
 

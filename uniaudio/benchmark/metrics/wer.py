@@ -95,7 +95,7 @@ class _ErrorRate(Metric):
             a = self._asr
             c["asr"] = {"backend": a.backend, "model": a.model_name, "options": self.asr_options,
                         "checksum": sha256_of(a.weights_path) if a.weights_path else None,
-                        "paper_setting": "Whisper large-v3", "language": self.language,
+                        "paper_setting": "Whisper large-v3", "language": self.language, "decoding": a.decoding,
                         "versions": versions("faster-whisper", "ctranslate2", "openai-whisper", "transformers")}
         return c
 
