@@ -135,7 +135,9 @@ def _source(path: str | os.PathLike):
     try:
         data = storage.read_bytes(s)
     except storage.StorageError as e:
-        raise AudioError(s, MISSING if str(e).endswith(": missing") else UNREADABLE, str(e)) from None
+        if e.kind in ("denied", "unreachable"):  # the store's problem, not this item's: stop, do not reject
+            raise
+        raise AudioError(s, MISSING if e.kind == "missing" else UNREADABLE, str(e)) from None
     if not data:
         raise AudioError(s, EMPTY, "zero bytes")
     buf = io.BytesIO(data)

@@ -28,7 +28,17 @@ MEMBER = "::"  # container :: kind : ...
 
 
 class StorageError(OSError):
-    """An object that cannot be read or written; the message names it and why."""
+    """An object that cannot be read or written; the message names it and why. `kind`:
+    "missing" (this object: an item's problem), "denied" or "unreachable" (the store or the
+    credentials: every object's problem, so readers stop instead of rejecting item after item),
+    or "other"."""
+
+    def __init__(self, message: str, kind: str = "other"):
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):  # keep the kind across processes (Ray)
+        return (StorageError, (str(self), self.kind))
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -67,7 +77,10 @@ def _filesystem(scheme_and_authority: str):
     try:
         fs, _ = pafs.FileSystem.from_uri(scheme_and_authority + "/")
     except Exception as e:  # pyarrow raises ArrowInvalid / OSError for unknown schemes and bad options
-        raise StorageError(f"{scheme_and_authority}: cannot open this filesystem ({e})") from None
+        low = str(e).lower()
+        kind = "unreachable" if "network" in low or "resolve" in low or "connect" in low else \
+            "denied" if "access" in low or "forbidden" in low else "other"
+        raise StorageError(f"{scheme_and_authority}: cannot open this filesystem ({e})", kind) from None
     return fs
 
 
@@ -86,14 +99,14 @@ def _raise(path: str, e: Exception) -> None:
     msg = str(e)
     low = msg.lower()
     if isinstance(e, FileNotFoundError) or "not found" in low or "nosuchkey" in low or "does not exist" in low:
-        why = "missing"
+        kind, why = "missing", "missing"
     elif "access_denied" in low or "access denied" in low or "forbidden" in low or isinstance(e, PermissionError):
-        why = "access denied (check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+        kind, why = "denied", "access denied (check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
     elif "curl" in low or "connect" in low or "resolve" in low or "timed out" in low:
-        why = "endpoint unreachable (check AWS_ENDPOINT_URL and the network)"
+        kind, why = "unreachable", "endpoint unreachable (check AWS_ENDPOINT_URL and the network)"
     else:
-        why = msg.splitlines()[0][:300] if msg else type(e).__name__
-    raise StorageError(f"{path}: {why}") from None
+        kind, why = "other", msg.splitlines()[0][:300] if msg else type(e).__name__
+    raise StorageError(f"{path}: {why}", kind) from None
 
 
 def open_input(path: str):
@@ -133,6 +146,7 @@ def read_bytes(path: str) -> bytes:
 
 
 def read_range(path: str, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset` (remotely: the open's HEAD request and one ranged GET)."""
     with open_input(path) as f:
         try:
             f.seek(offset)

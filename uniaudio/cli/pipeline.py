@@ -176,3 +176,19 @@ def pipeline_verify(out: Path, records_only: bool) -> None:
         click.echo(f"PROBLEM {p}", err=True)
     click.echo(f"{res['shards']} shards, {res['samples']} samples, {len(res['problems'])} problems")
     sys.exit(1 if res["problems"] else 0)
+
+
+@pipeline.command("export")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--lhotse", "lhotse_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Write recordings / supervisions / cuts .jsonl.gz (Lhotse's layout) into this folder.")
+def pipeline_export(out: Path, lhotse_dir: Path) -> None:
+    """A finished `pipeline run` output's items (those in its shards) as Lhotse manifests."""
+    from ..pipeline.lhotse_export import export
+
+    res = export(out, lhotse_dir)
+    click.echo(f"{res['cuts']} cuts, {res['supervisions']} supervisions, {res['recordings']} recordings -> "
+               f"{res['folder']}")
+    if res["left_out_members"]:
+        click.echo(f"left out {res['left_out_members']} item(s) whose audio is a tar or Parquet member (no Lhotse "
+                   f"source can point into those), e.g. {', '.join(res['left_out_examples'])}", err=True)

@@ -44,20 +44,24 @@ def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | 
 def _decode(task: dict) -> tuple[list[dict], list[dict]]:
     """Read one shard's plan rows, decode and filter their audio: (items, rejects)."""
     rows = pq.ParquetFile(task["plan_path"]).read_row_group(task["row_group"]).to_pylist()
-    items, rejects = [], []
+    done: dict[int, dict] = {}
+    rejects = []
     sr = task["sample_rate"]
-    for row in rows:
+    # read in source order (members of one tar or Parquet row group together, files by folder),
+    # keep the planned order for writing: the shard's bytes do not depend on how it was read
+    for i in sorted(range(len(rows)), key=lambda i: (rows[i]["path"], rows[i]["offset"] or 0.0)):
+        row = rows[i]
         try:
             wav, _ = audio.load(row["path"], sr, offset=row["offset"] or 0.0, duration=row["duration"])
         except audio.AudioError as e:
-            rejects.append(reject_row(row, e.reason, e.detail, row["duration"], "decode"))
+            rejects.append((i, reject_row(row, e.reason, e.detail, row["duration"], "decode")))
             continue
         bad = check_quality(wav, sr, task["filters"])
         if bad:
-            rejects.append(reject_row(row, bad[0], bad[1], len(wav) / sr, "filter"))
+            rejects.append((i, reject_row(row, bad[0], bad[1], len(wav) / sr, "filter")))
             continue
-        items.append({"row": row, "wav": wav})
-    return items, rejects
+        done[i] = {"row": row, "wav": wav}
+    return [done[i] for i in sorted(done)], [r for _, r in sorted(rejects, key=lambda x: x[0])]
 
 
 def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict]:

@@ -8,6 +8,7 @@ tasks in `pipeline run`), for every row whose duration the layout did not state.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,7 +16,8 @@ from typing import Callable, Iterator
 from ... import storage
 from ...manifest import Record
 from ..cluster import MapFn, serial_map
-from . import audiocaps, clotho, folder, librilight, librispeech, libritts, ljspeech, musiccaps, parquet, vctk, wds
+from . import (audiocaps, clotho, folder, lhotse, librilight, librispeech, libritts, ljspeech, musiccaps, parquet,
+               vctk, wds)
 from .common import REJECT_KEY, header, sources
 
 RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
@@ -30,6 +32,7 @@ RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
     "folder": folder.recipe,
     "wds": wds.recipe,
     "parquet": parquet.recipe,
+    "lhotse": lhotse.recipe,
 }
 
 
@@ -61,6 +64,8 @@ def records(name: str, root: str | Path, split: str | None = None, *, map_fn: Ma
         root = Path(root)
         if not root.is_dir():
             raise RecipeError(f"recipe {name!r}: root {root} is not a directory")
+    if "map_fn" in inspect.signature(RECIPES[name]).parameters:  # it lists its containers in parallel
+        kw["map_fn"] = map_fn
     return _with_headers(_checked(name, root, split, RECIPES[name](root, split=split, **kw)), map_fn)
 
 

@@ -15,27 +15,42 @@ from collections.abc import Iterator
 
 from ... import storage
 from ...manifest import Record
+from ..cluster import MapFn, serial_map
 from .common import DEFAULT_FIELDS, REJECT_KEY, mapped_fields, memory_header, sources
 
 ROOT_IS = "files"
+WINDOW = 32  # row groups listed at once
 
 
 def recipe(root: str, split: str | None = None, corpus: str = "parquet", domain: str = "speech",
-           audio_column: str = "audio", fields: dict | None = None) -> Iterator[Record]:
+           audio_column: str = "audio", fields: dict | None = None, map_fn: MapFn = serial_map) -> Iterator[Record]:
+    """Row groups are listed in parallel through `map_fn` (Ray tasks in `pipeline run`), WINDOW at
+    a time, in file and row-group order."""
     import pyarrow.parquet as pq
 
-    fields = {**DEFAULT_FIELDS, **(fields or {})}
-    base = dict(corpus=corpus, split=split or "train", domain=domain)
+    args = (audio_column, {**DEFAULT_FIELDS, **(fields or {})}, dict(corpus=corpus, split=split or "train",
+                                                                       domain=domain))
+    groups = []
     for path in sources(root):
-        stem = os.path.basename(path).removesuffix(".parquet")
         with storage.open_input(path) as f:
-            pf = pq.ParquetFile(f)
-            if audio_column not in pf.schema_arrow.names:
-                raise ValueError(f"{path}: no audio column {audio_column!r} (columns: {', '.join(pf.schema_arrow.names)})"
-                                 "; set the input's audio_column option")
-            for g in range(pf.num_row_groups):
-                for i, row in enumerate(pf.read_row_group(g).to_pylist()):
-                    yield _record(row, path, stem, g, i, audio_column, fields, base)
+            meta = pq.ParquetFile(f)
+            if audio_column not in meta.schema_arrow.names:
+                raise ValueError(f"{path}: no audio column {audio_column!r} (columns: "
+                                 f"{', '.join(meta.schema_arrow.names)}); set the input's audio_column option")
+            groups += [(path, g) for g in range(meta.num_row_groups)]
+    for k in range(0, len(groups), WINDOW):
+        for recs in map_fn(row_group_records, [(path, g, *args) for path, g in groups[k:k + WINDOW]]):
+            yield from recs
+
+
+def row_group_records(path: str, g: int, audio_column: str, fields: dict, base: dict) -> list[Record]:
+    """One listing task: the items (and rejects) of one row group."""
+    import pyarrow.parquet as pq
+
+    stem = os.path.basename(path).removesuffix(".parquet")
+    with storage.open_input(path) as f:
+        rows = pq.ParquetFile(f).read_row_group(g).to_pylist()
+    return [_record(row, path, stem, g, i, audio_column, fields, base) for i, row in enumerate(rows)]
 
 
 def _record(row: dict, path: str, stem: str, g: int, i: int, audio_column: str, fields: dict, base: dict) -> Record:

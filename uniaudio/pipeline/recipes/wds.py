@@ -18,9 +18,11 @@ from collections.abc import Iterator
 
 from ... import storage
 from ...manifest import Record
+from ..cluster import MapFn, serial_map
 from .common import AUDIO_SUFFIXES, DEFAULT_FIELDS, REJECT_KEY, mapped_fields, memory_header, sources
 
 ROOT_IS = "files"  # ROOT names files (a glob, a list, URIs), not a folder
+WINDOW = 32  # shards listed at once: the rows held in memory are bounded by it
 SIDECARS = (".json", ".txt", ".cls")
 
 
@@ -32,10 +34,19 @@ def split_key(name: str) -> tuple[str, str]:
 
 
 def recipe(root: str, split: str | None = None, corpus: str = "wds", domain: str = "speech",
-           fields: dict | None = None, txt_field: str = "text") -> Iterator[Record]:
-    fields = {**DEFAULT_FIELDS, **(fields or {})}
-    for shard in sources(root):
-        yield from _shard(shard, split or "train", corpus, domain, fields, txt_field)
+           fields: dict | None = None, txt_field: str = "text", map_fn: MapFn = serial_map) -> Iterator[Record]:
+    """Shards are listed in parallel through `map_fn` (Ray tasks in `pipeline run`), WINDOW at a
+    time, their items yielded in shard order."""
+    args = (split or "train", corpus, domain, {**DEFAULT_FIELDS, **(fields or {})}, txt_field)
+    shards = sources(root)
+    for k in range(0, len(shards), WINDOW):
+        for recs in map_fn(shard_records, [(shard, *args) for shard in shards[k:k + WINDOW]]):
+            yield from recs
+
+
+def shard_records(shard: str, split: str, corpus: str, domain: str, fields: dict, txt_field: str) -> list[Record]:
+    """One listing task: every item (and reject) of one shard."""
+    return list(_shard(shard, split, corpus, domain, fields, txt_field))
 
 
 def _shard(shard: str, split: str, corpus: str, domain: str, fields: dict, txt_field: str) -> Iterator[Record]:
