@@ -70,7 +70,9 @@ def test_storage_reads_and_writes_objects_and_says_why_it_cannot(s3):
     storage.write_bytes(f"{bucket}/a/one.bin", b"0123456789")
     storage.write_bytes(f"{bucket}/a/two.bin", b"abc")
     storage.write_bytes(f"{bucket}/b/three.txt", b"x")
+    storage.write_bytes(f"{bucket}/a/deeper/four.bin", b"x")
     assert storage.glob(f"{bucket}/a/*.bin") == [f"{bucket}/a/one.bin", f"{bucket}/a/two.bin"]
+    assert storage.glob(f"{bucket}/*/*.txt") == [f"{bucket}/b/three.txt"]
     assert storage.read_bytes(f"{bucket}/a/one.bin") == b"0123456789"
     assert storage.read_range(f"{bucket}/a/one.bin", 3, 4) == b"3456"
     assert storage.info(f"{bucket}/a/one.bin") == (True, 10) and not storage.exists(f"{bucket}/nope")

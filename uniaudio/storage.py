@@ -209,8 +209,9 @@ def glob(pattern: str) -> list[str]:
         found = fs.get_file_info(pafs.FileSelector(static, recursive=True, allow_not_found=True))
     except Exception as e:
         _raise(f"{scheme}://{static}", e)
-    return sorted(f"{scheme}://{i.path}" for i in found
-                  if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, rest))
+    depth = rest.count("/")  # as a local glob: a wildcard does not cross a "/"
+    return sorted(f"{scheme}://{i.path}" for i in found if i.type == pafs.FileType.File
+                  and i.path.count("/") == depth and fnmatch.fnmatchcase(i.path, rest))
 
 
 # --- members of containers --------------------------------------------------------------------
