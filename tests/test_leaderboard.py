@@ -279,3 +279,35 @@ def test_pages_rank_by_the_first_metric_state_shared_failures_once_and_show_plai
              for i in range(5)]
     page = items_page({"task": "tts", "primary": "utmos", "columns": []}, {"system": "s"}, items)
     assert page.count("model X is not available") == 1 and page.count("see note 1") == 5
+
+
+def test_publish_to_object_storage(results, tmp_path, s3):
+    """`benchmark publish --out s3://...`: the same files as a local publish, the marker last; a
+    prefix holding another report is refused unless forced, and a forced replace removes the
+    files the old report had that the new one has not."""
+    from click.testing import CliRunner
+
+    from uniaudio import storage
+    from uniaudio.benchmark.publish import MARKER, PublishError
+    from uniaudio.cli import benchmark
+
+    bucket = s3.bucket("reports")
+    local = publish([results], tmp_path / "lb", date="2026-01-01")
+    res = CliRunner().invoke(benchmark, ["publish", str(results), "--out", f"{bucket}/lb", "--date", "2026-01-01"])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in local["files"])
+    assert sorted(n.rsplit("/", 1)[-1] for n in storage.glob(f"{bucket}/lb/*")) == names
+    for name in names:
+        if name != MARKER:  # the marker names its sources: relative locally, absolute for a remote report
+            assert storage.read_bytes(f"{bucket}/lb/{name}") == (tmp_path / "lb" / name).read_bytes(), name
+    storage.write_bytes(f"{bucket}/lb/stale-page.html", b"x")  # a file an older report had
+    marker = json.loads(storage.read_bytes(f"{bucket}/lb/{MARKER}"))
+    storage.write_bytes(f"{bucket}/lb/{MARKER}", json.dumps(dict(marker, files=[*marker["files"], "stale-page.html"])
+                                                            ).encode())
+    other = tmp_path / "other"
+    shutil.copytree(results / "results" / "asr" / "ground-truth", other / "results" / "asr" / "ground-truth")
+    with pytest.raises(PublishError, match="report of other results"):
+        publish([other], f"{bucket}/lb", date="2026-01-01")
+    publish([other], f"{bucket}/lb", date="2026-01-01", force=True)
+    assert not storage.exists(f"{bucket}/lb/stale-page.html")
+    assert json.loads(storage.read_bytes(f"{bucket}/lb/{MARKER}"))["sources"] == [str(other.resolve())]

@@ -175,6 +175,17 @@ def write_bytes(path: str, data: bytes) -> str:
     return path
 
 
+def delete(path: str) -> None:
+    """Remove a file or object (gone already: nothing to do)."""
+    fs, p = filesystem(path)
+    try:
+        fs.delete_file(p)
+    except FileNotFoundError:
+        pass
+    except Exception as e:
+        _raise(path, e)
+
+
 def info(path: str) -> tuple[bool, int | None]:
     """(exists, size in bytes: None for a folder)."""
     import pyarrow.fs as pafs

@@ -105,12 +105,13 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
 
 @benchmark.command("publish")
 @click.argument("results", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Report folder (default: RESULTS/leaderboards of the first results folder, as `benchmark run` "
-                   "writes it). Built beside it and swapped in when complete.")
+@click.option("--out", default=None,
+              help="Report folder, or an object-storage prefix (s3://bucket/leaderboards) (default: "
+                   "RESULTS/leaderboards of the first results folder, as `benchmark run` writes it). Built beside it "
+                   "and swapped in when complete (on object storage: uploaded, its marker last).")
 @click.option("--date", default=None, help="Pin the generation date (YYYY-MM-DD) for byte-identical reruns.")
 @click.option("--force", is_flag=True, help="Replace a report of other results (or a folder of other files) at --out.")
-def benchmark_publish(results: tuple[Path, ...], out: Path | None, date: str | None, force: bool) -> None:
+def benchmark_publish(results: tuple[Path, ...], out: str | None, date: str | None, force: bool) -> None:
     """Leaderboards from `benchmark run` outputs (default: ./benchmark-results): index.html, a page per
     task and per (task, system), leaderboard.json (+ schema), .csv and .md."""
     from ..benchmark import require_bench
@@ -121,7 +122,9 @@ def benchmark_publish(results: tuple[Path, ...], out: Path | None, date: str | N
     sources = list(results) or [Path("benchmark-results")]
     if not results and not sources[0].is_dir():
         raise click.ClickException("no ./benchmark-results here: give the `benchmark run --out` folder(s) to publish")
-    out = out or sources[0] / "leaderboards"
+    from .. import storage
+
+    out = out if out and storage.is_uri(out) else Path(out) if out else sources[0] / "leaderboards"
     try:
         res = publish(sources, out, date=date, force=force)
     except PublishError as e:
@@ -130,7 +133,8 @@ def benchmark_publish(results: tuple[Path, ...], out: Path | None, date: str | N
     for x in board["refused"]:
         click.echo(f"REFUSED {x['path']}: {x['reason']}", err=True)
     n_rows = sum(len(t["rows"]) for t in board["tasks"])
-    click.echo(f"{n_rows} results in {len(board['tasks'])} tasks -> {out / 'index.html'} ({len(res['files'])} files)")
+    index = storage.join(out, "index.html") if isinstance(out, str) else out / "index.html"
+    click.echo(f"{n_rows} results in {len(board['tasks'])} tasks -> {index} ({len(res['files'])} files)")
 
 
 @benchmark.command("mmlu")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
+from ... import storage
 from ..tasks import TASKS
 from . import html, tables
 from .cells import to_json
@@ -41,10 +43,15 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
     if not rows:
         why = "; ".join(f"{x['path']}: {x['reason']}" for x in refused[:5]) or "no results/{task}/{system}/aggregate.json"
         raise PublishError(f"no results to publish in {', '.join(map(str, paths))} ({why}); nothing was written")
-    out = Path(out)
-    sources = sorted({os.path.relpath(p.resolve(), out.resolve()) for p in paths})
-    _restore_interrupted(out)
-    _check_owner(out, sources, force)
+    if storage.is_uri(str(out)):  # object storage: built here, then uploaded (`_upload`)
+        remote, out = str(out), Path(tempfile.mkdtemp(prefix="uniaudio-publish-")) / "report"
+        sources = sorted(str(p.resolve()) for p in paths)
+        _check_owner_remote(remote, sources, force)
+    else:
+        remote, out = None, Path(out)
+        sources = sorted({os.path.relpath(p.resolve(), out.resolve()) for p in paths})
+        _restore_interrupted(out)
+        _check_owner(out, sources, force)
     by_task: dict[str, list[dict]] = {}
     for r in rows:
         by_task.setdefault(r["task"], []).append(r)
@@ -76,10 +83,51 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
         (staging / MARKER).write_text(json.dumps({"made_by": "uniaudio benchmark publish", "sources": sources,
                                                   "files": sorted(names)}, indent=2) + "\n")
         names.append(MARKER)
-        _swap_in(staging, out)
+        if remote:
+            _upload(staging, remote, names)
+        else:
+            _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if remote:
+            shutil.rmtree(out.parent, ignore_errors=True)
+    if remote:
+        return {"board": to_json(board), "files": [storage.join(remote, n) for n in names]}
     return {"board": to_json(board), "files": [out / n for n in names]}
+
+
+def _upload(staging: Path, remote: str, names: list[str]) -> None:
+    """Object storage has no folder rename: every file is uploaded whole, the marker last (a report is
+    the files its marker lists), then the previous report's files this one no longer has are deleted."""
+    old = _remote_marker(remote)
+    for name in sorted(n for n in names if n != MARKER):
+        storage.write_bytes(storage.join(remote, name), (staging / name).read_bytes())
+    storage.write_bytes(storage.join(remote, MARKER), (staging / MARKER).read_bytes())
+    for name in sorted(set((old or {}).get("files", [])) - set(names)):
+        storage.delete(storage.join(remote, name))
+
+
+def _remote_marker(remote: str) -> dict | None:
+    if not storage.exists(storage.join(remote, MARKER)):
+        return None
+    try:
+        return json.loads(storage.read_bytes(storage.join(remote, MARKER)))
+    except ValueError:
+        raise PublishError(f"{storage.join(remote, MARKER)} is unreadable: refusing to replace {remote} without "
+                           "--force") from None
+
+
+def _check_owner_remote(remote: str, sources: list[str], force: bool) -> None:
+    present = [n.rsplit("/", 1)[-1] for n in storage.glob(storage.join(remote, "*"))]
+    if not present or force:
+        return
+    made = _remote_marker(remote)
+    if made is None:
+        raise PublishError(f"{remote} holds objects that no `benchmark publish` made ({', '.join(present[:3])}): "
+                           "refusing to replace them; give a new or empty --out prefix, or --force")
+    if list(made.get("sources", [])) != sources:
+        raise PublishError(f"{remote} holds a report of other results (made from {', '.join(made.get('sources', []))}"
+                           f"; this one is from {', '.join(sources)}): publish to another --out, or --force")
 
 
 def _check_owner(out: Path, sources: list[str], force: bool) -> None:
