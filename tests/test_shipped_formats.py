@@ -121,3 +121,31 @@ def test_tar_shards_and_parquet_from_s3_give_the_same_shards(corpora, s3, tmp_pa
     assert sorted(a) == sorted(b) == sorted([*wds_c["good"], *pq_c["good"]])
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert set(rejects(remote)) == set(rejects(local)) and report["rejected"] == len(rejects(local))
+
+
+def test_shards_on_s3_read_with_webdataset_and_ray_data(corpora, s3, tmp_path, ray_local):
+    """A finished output copied to object storage reads back with webdataset (through
+    `pipe:uniaudio data cat`) and with ray.data.read_webdataset (through storage's filesystem)."""
+    import sys
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+    import ray
+    import webdataset as wds
+
+    root, _, pq_c = corpora
+    out = tmp_path / "out"
+    run(config(out, inputs(str(root / "wds" / "*.tar"), str(root / "hf" / "*.parquet"), pq_c["fields"])),
+        progress=False)
+    bucket = s3.bucket("shards")
+    for f in sorted((out / "shards").glob("*.tar")):
+        storage.write_bytes(f"{bucket}/out/shards/{f.name}", f.read_bytes())
+    want = sorted(pq.read_table(out / "index.parquet").column("id").to_pylist())
+    cat = Path(sys.executable).parent / "uniaudio"
+    urls = [f"pipe:{cat} data cat {u}" for u in storage.glob(f"{bucket}/out/shards/*.tar")]
+    got = sorted(json.loads(s["json"])["id"] for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False))
+    assert got == want
+    fs, prefix = storage.filesystem(f"{bucket}/out/shards")
+    ds = ray.data.read_webdataset(prefix, filesystem=fs)
+    rows = ds.take_all()  # ray decodes the .json member itself
+    assert sorted((r["json"] if isinstance(r["json"], dict) else json.loads(r["json"]))["id"] for r in rows) == want

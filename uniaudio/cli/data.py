@@ -99,3 +99,23 @@ def data_info(paths: tuple[Path, ...]) -> None:
             bad += 1
             click.echo(f"{p}\tERROR {e.reason}: {e.detail}", err=True)
     sys.exit(1 if bad else 0)
+
+
+@data.command("cat")
+@click.argument("path")
+def data_cat(path: str) -> None:
+    """Write a file, object (s3://...) or container member to stdout, streamed: e.g. webdataset
+    reads shards from any store as `pipe:uniaudio data cat s3://bucket/shards/x-000000.tar`."""
+    from .. import storage
+
+    out = sys.stdout.buffer
+    if storage.is_member(path):
+        out.write(storage.read_member(path))
+        return
+    with storage.open_stream(path) as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            out.write(chunk)
+    out.flush()
