@@ -43,11 +43,12 @@ def benchmark_tasks() -> None:
               "set is scored again).")
 @click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
               help="e.g. wer.asr_backend=openai-whisper wer.asr_model=large-v3, sim.backend=wavlm (repeatable).")
-@click.option("--publish", "publish_to", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Also publish leaderboards here (default without --system: OUT/leaderboards).")
+@click.option("--publish", "publish_to", default=None,
+              help="Also publish leaderboards here, a folder or an s3:// prefix (default without --system: "
+                   "OUT/leaderboards).")
 @click.option("--date", default=None, help="Pin the leaderboards' generation date (YYYY-MM-DD).")
 def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool,
-                  metric_opts: tuple[str, ...], publish_to: Path | None, date: str | None) -> None:
+                  metric_opts: tuple[str, ...], publish_to: str | None, date: str | None) -> None:
     """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards. Without
     --system: every built-in system that applies to each task (baselines, floors, ceilings),
     then the leaderboards in OUT/leaderboards."""
@@ -94,13 +95,16 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     if system is None or publish_to:
         from ..benchmark.publish import PublishError, publish
 
-        dest = publish_to or out / "leaderboards"
+        from .. import storage
+
+        dest = publish_to or str(out / "leaderboards")
+        dest = dest if storage.is_uri(dest) else Path(dest)
         try:
             res = publish([out], dest, date=date)
         except PublishError as e:
             raise click.ClickException(f"{e}\n(the results are in {out / 'results'}; `benchmark publish {out} --out "
                                        "DIR` publishes them elsewhere)") from None
-        click.echo(f"leaderboards: {dest / 'index.html'} ({len(res['files'])} files)")
+        click.echo(f"leaderboards: {storage.join(str(dest), 'index.html')} ({len(res['files'])} files)")
 
 
 @benchmark.command("publish")
