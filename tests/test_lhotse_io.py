@@ -6,11 +6,13 @@ import gzip
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from pipeline_helpers import config, rejects
 
 from uniaudio import audio
+from uniaudio.cli import main
 from uniaudio.pipeline.run import run
 
 lhotse = pytest.importorskip("lhotse")  # a dev dependency: reading cuts in needs only the standard library
@@ -48,8 +50,7 @@ def test_lhotse_cuts_in_and_out(lhotse_corpus, tmp_path, ray_local):
     report = run(config(out, inputs, filters={"min_duration": 0.3}), progress=False)
     assert rejects(out) == {"orphan": "missing_recording"} and report["samples"] == len(sups) - 1
 
-    res = CliRunner().invoke(__import__("uniaudio.cli", fromlist=["main"]).main,
-                             ["pipeline", "export", str(out), "--lhotse", str(tmp_path / "lh")])
+    res = CliRunner().invoke(main, ["pipeline", "export", str(out), "--lhotse", str(tmp_path / "lh")])
     assert res.exit_code == 0, res.output
     cuts = CutSet.from_file(tmp_path / "lh" / "cuts.jsonl.gz")
     RecordingSet.from_file(tmp_path / "lh" / "recordings.jsonl.gz")
@@ -67,6 +68,6 @@ def test_lhotse_cuts_in_and_out(lhotse_corpus, tmp_path, ray_local):
     out2 = tmp_path / "out2"
     run(config(out2, [{"recipe": "lhotse", "root": str(folder / "cuts.jsonl.gz"), "name": "cuts"}],
                filters={"min_duration": 0.3}), progress=False)
-    assert rejects(out2) == {} and sorted(json.loads(line)["id"] for line in gzip.open(
-        folder / "supervisions.jsonl.gz", "rt") if "orphan" not in line) == sorted(
-        r["id"] for r in __import__("pyarrow.parquet", fromlist=["x"]).read_table(out2 / "index.parquet").to_pylist())
+    want = sorted(json.loads(line)["id"] for line in gzip.open(folder / "supervisions.jsonl.gz", "rt")
+                  if "orphan" not in line)
+    assert rejects(out2) == {} and sorted(pq.read_table(out2 / "index.parquet").column("id").to_pylist()) == want

@@ -138,12 +138,17 @@ def _source(path: str | os.PathLike):
         if e.kind in ("denied", "unreachable"):  # the store's problem, not this item's: stop, do not reject
             raise
         raise AudioError(s, MISSING if e.kind == "missing" else UNREADABLE, str(e)) from None
+    return _memory(data, s)
+
+
+def _memory(data: bytes, name: str):
+    """(name, a file object) for audio bytes in hand, with the checks a file on disk gets."""
     if not data:
-        raise AudioError(s, EMPTY, "zero bytes")
+        raise AudioError(name, EMPTY, "zero bytes")
     buf = io.BytesIO(data)
-    _check_wav_length(s, buf, len(data))
+    _check_wav_length(name, buf, len(data))
     buf.seek(0)
-    return s, buf
+    return name, buf
 
 
 def _open_error(path: Path, err: Exception) -> AudioError:
@@ -163,12 +168,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
 
 def info_bytes(data: bytes, name: str) -> AudioInfo:
     """Header information of an in-memory file (a tar member or a Parquet cell in hand)."""
-    if not data:
-        raise AudioError(name, EMPTY, "zero bytes")
-    buf = io.BytesIO(data)
-    _check_wav_length(name, buf, len(data))
-    buf.seek(0)
-    return _info(name, buf)
+    return _info(*_memory(data, name))
 
 
 def _info(p, src) -> AudioInfo:
@@ -217,7 +217,11 @@ def load(
     """
     if offset < 0 or (duration is not None and duration <= 0):
         raise AudioError(path, BAD_WINDOW, f"offset={offset} duration={duration}")
-    p, src = _source(path)
+    return _decode(*_source(path), sr, offset, duration, mono)
+
+
+def _decode(p, src, sr: int | None, offset: float, duration: float | None, mono: bool) -> tuple[np.ndarray, int]:
+    """The decoding behind `load` and `decode_bytes`: one set of checks for every source."""
     try:
         with sf.SoundFile(src) as f:
             file_sr = int(f.samplerate)
@@ -299,15 +303,5 @@ def encode_flac(wav: np.ndarray, sr: int) -> bytes:
 
 
 def decode_bytes(data: bytes, name: str = "<memory>") -> tuple[np.ndarray, int]:
-    """Decode an in-memory file (a shard member) to float32 mono."""
-    import io
-
-    if not data:
-        raise AudioError(name, EMPTY, "zero bytes")
-    try:
-        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(name, UNREADABLE, str(e)) from None
-    if wav.shape[0] == 0:
-        raise AudioError(name, EMPTY, "no audio frames")
-    return np.ascontiguousarray(to_mono(wav)), int(sr)
+    """Decode an in-memory file (a shard member) to float32 mono, as `load` decodes a file."""
+    return _decode(*_memory(data, name), None, 0.0, None, True)

@@ -6,6 +6,7 @@ results schema. NaN is allowed in values (a failed metric), never as a made-up n
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -54,21 +55,27 @@ class ResultError(ValueError):
     """A result file that does not follow the schema (the reason names the field)."""
 
 
-def _check(obj, schema: dict, what: str) -> None:
+@functools.lru_cache(maxsize=None)
+def _validator(kind: str):
+    """Built once per process: the runner checks every item it writes, publish every line it reads."""
     from jsonschema import Draft202012Validator
 
-    err = next(iter(sorted(Draft202012Validator(schema).iter_errors(obj), key=lambda e: list(e.path))), None)
+    return Draft202012Validator(AGGREGATE_SCHEMA if kind == "aggregate" else ITEM_SCHEMA)
+
+
+def _check(obj, kind: str, what: str) -> None:
+    err = next(iter(sorted(_validator(kind).iter_errors(obj), key=lambda e: list(e.path))), None)
     if err is not None:
         where = ".".join(str(p) for p in err.path) or "(top level)"
         raise ResultError(f"{what}: {where}: {err.message[:300]}")
 
 
 def check_aggregate(agg) -> None:
-    _check(agg, AGGREGATE_SCHEMA, "aggregate.json")
+    _check(agg, "aggregate", "aggregate.json")
 
 
 def check_item(item, line: int | None = None) -> None:
-    _check(item, ITEM_SCHEMA, "items.jsonl" + (f" line {line}" if line is not None else ""))
+    _check(item, "item", "items.jsonl" + (f" line {line}" if line is not None else ""))
 
 
 def schema_text() -> str:

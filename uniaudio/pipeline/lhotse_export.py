@@ -18,7 +18,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from .. import storage
-from ..files import atomic_write_bytes
 from .plan import plan_files
 
 FILES = ("recordings.jsonl.gz", "supervisions.jsonl.gz", "cuts.jsonl.gz")
@@ -73,6 +72,6 @@ def export(out: str | Path, dest: str | Path) -> dict:
         with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
             for it in items:
                 gz.write((json.dumps(it, ensure_ascii=False) + "\n").encode())
-        atomic_write_bytes(dest / name, buf.getvalue())
+        storage.write_bytes(str(dest / name), buf.getvalue())
     return {"recordings": len(recordings), "supervisions": len(sups), "cuts": len(cuts),
             "left_out_members": len(members), "left_out_examples": members[:5], "folder": str(dest)}

@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from .. import storage
 from ..files import safe_name
 from ..files import sha256_file as file_sha256
 
@@ -95,7 +96,7 @@ class TarMembers:
             try:
                 if check is not None:
                     check(path)
-                with tarfile.open(path) as t:
+                with storage.open_input(str(path)) as f, tarfile.open(fileobj=f) as t:
                     self.members[tar] = {m.name: (m.offset_data, m.size) for m in t if m.isfile()}
             except (OSError, tarfile.TarError) as e:
                 self.members[tar] = ValueError(f"unreadable shard {tar}: {e}")
@@ -111,6 +112,4 @@ class TarMembers:
         if name not in index:
             raise ValueError(f"{tar} has no member {name}")
         off, size = index[name]
-        with open(self.folder / tar, "rb") as f:
-            f.seek(off)
-            return f.read(size)
+        return storage.read_range(str(self.folder / tar), off, size)

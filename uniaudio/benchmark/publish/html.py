@@ -79,7 +79,7 @@ def value_cell(cell: Cell | None) -> str:
         fail = f' <span class="fail" title="{esc(why)}">⚠ {esc(cell.failed)} failed</span>' \
             if cell and cell.failed else ""
         return f'<td class="num missing" data-value="">—{fail}</td>'
-    ci = f'<br><span class="ci" title="{esc(cell.method)}">{cell.ci_display}</span>' if cell.ci_display else ""
+    ci = f'<br><span class="ci" title="{esc(cell.method)}">{esc(cell.ci_display)}</span>' if cell.ci_display else ""
     fail = ""
     if cell.failed:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted((cell.failure_reasons or {}).items()))

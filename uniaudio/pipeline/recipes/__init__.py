@@ -18,7 +18,7 @@ from ...manifest import Record
 from ..cluster import MapFn, serial_map
 from . import (audiocaps, clotho, folder, lhotse, librilight, librispeech, libritts, ljspeech, musiccaps, parquet,
                vctk, wds)
-from .common import REJECT_KEY, header, sources
+from .common import REJECT_KEY, header
 
 RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
     "librispeech": librispeech.recipe,
@@ -56,10 +56,8 @@ def records(name: str, root: str | Path, split: str | None = None, *, map_fn: Ma
     a `RecipeError` naming the layout the recipe expected, never an empty manifest."""
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
-    if takes_files(name):  # container recipes: ROOT names tar / Parquet files (globs, lists, URIs)
-        root = str(root)
-        if not sources(root):
-            raise RecipeError(f"recipe {name!r}: {root} names no file")
+    if takes_files(name):  # container recipes: ROOT names tar / Parquet files (globs, lists, URIs); naming
+        root = str(root)   # none is `_checked`'s error (no second listing of a bucket here)
     else:
         root = Path(root)
         if not root.is_dir():

@@ -54,7 +54,7 @@ class TokenTars:
             return self.tars.read(tar, name, check)
         except SourceError:
             raise
-        except ValueError as e:  # unreadable tar, missing member
+        except (ValueError, OSError) as e:  # unreadable or truncated tar, missing member
             raise SourceError("damaged_token_tar", str(e)) from None
 
     def _unchanged(self, path: Path, sha256: str) -> bool:
