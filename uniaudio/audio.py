@@ -205,6 +205,7 @@ def load(
     offset: float = 0.0,
     duration: float | None = None,
     mono: bool = True,
+    data: bytes | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read audio as float32 in [-1, 1].
 
@@ -212,12 +213,13 @@ def load(
     `offset`/`duration` (seconds) select a window, read without decoding the rest where
     the format allows seeking. `sr` resamples to that rate (soxr HQ); None keeps the
     file's rate. `path` may also be a remote object or a container member (`uniaudio.storage`):
-    its bytes are decoded from memory. Raises `AudioError` for every failure, never returns
-    partial audio.
+    its bytes are decoded from memory. `data`: the bytes of `path` when the caller holds them
+    already (a run of container members read at once), decoded the same way. Raises
+    `AudioError` for every failure, never returns partial audio.
     """
     if offset < 0 or (duration is not None and duration <= 0):
         raise AudioError(path, BAD_WINDOW, f"offset={offset} duration={duration}")
-    return _decode(*_source(path), sr, offset, duration, mono)
+    return _decode(*(_memory(data, str(path)) if data is not None else _source(path)), sr, offset, duration, mono)
 
 
 def _decode(p, src, sr: int | None, offset: float, duration: float | None, mono: bool) -> tuple[np.ndarray, int]:

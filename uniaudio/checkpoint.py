@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import storage
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, not a torch file, or holds more than plain data."""
@@ -53,10 +55,13 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 
     import torch
 
-    p = Path(path)
-    if not p.is_file():
+    p = str(path) if storage.is_uri(path) else Path(path)
+    if not (storage.exists(p) if isinstance(p, str) else p.is_file()):
         raise CheckpointError(f"checkpoint not found: {p}")
     try:
+        if isinstance(p, str):  # in object storage: a temporary download (torch reads local files)
+            with storage.local_file(p) as f:
+                return torch.load(f, map_location=map_location, weights_only=True)
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

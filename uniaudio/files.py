@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
+
+from . import storage
 
 
 _UNSAFE = {True: re.compile(r"[^A-Za-z0-9_.-]"), False: re.compile(r"[^A-Za-z0-9_-]")}
@@ -27,19 +28,9 @@ def safe_name(uid: str, *, dots: bool = True) -> str:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes. Cached per (path, size, mtime), so a file that changes
-    in place is hashed again rather than reusing a stale digest."""
-    st = os.stat(path)
-    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=4096)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file's bytes (`storage.sha256`: cached per path, size and mtime, so a file
+    that changes in place is hashed again rather than reusing a stale digest)."""
+    return storage.sha256(str(path))
 
 
 def sha256_tree(path: str | os.PathLike) -> str:
@@ -60,15 +51,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+    """`storage.write_bytes` for a local path (a temporary sibling, then a rename)."""
+    storage.write_bytes(str(path), data)
+    return Path(path)
 
 
 def iter_parquet(path: str | os.PathLike, batch_size: int = 65_536, columns: list[str] | None = None,
@@ -78,8 +63,9 @@ def iter_parquet(path: str | os.PathLike, batch_size: int = 65_536, columns: lis
     index), so memory would grow with the file."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(str(path), pre_buffer=False)
-    yield from pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups)
+    with storage.arrow_file(str(path)) as f:
+        pf = pq.ParquetFile(f, pre_buffer=False)
+        yield from pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups)
 
 
 def sql_literal(value: str | os.PathLike) -> str:

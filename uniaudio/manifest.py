@@ -61,23 +61,26 @@ def is_path_key(key: str) -> bool:
     return key.endswith("_path")
 
 
-def store_path(value: str, base: Path) -> str:
+def store_path(value: str, base: Path | None) -> str:
     """How the writer stores a path: absolute, or relative to `base` (the manifest's folder,
-    resolved) when it lies under it; a remote URI (s3://...) as given."""
+    resolved; None for a manifest in object storage) when it lies under it; a remote URI
+    (s3://...) as given."""
     if storage.is_uri(value):
         return value
     p = Path(os.path.abspath(os.path.expanduser(storage.local(value))))
+    if base is None:
+        return str(p)
     try:
         return p.relative_to(base).as_posix()
     except ValueError:
         return str(p)
 
 
-def resolve_path(value: str, base: Path) -> str:
+def resolve_path(value: str, base: Path | str) -> str:
     """How readers see a stored path: relative ones are joined to the manifest's folder."""
     if not value or os.path.isabs(value) or storage.is_uri(value):
         return value
-    return str(base / value)
+    return storage.join(str(base), value)
 
 
 def _extra_paths(extra: Any, fn) -> Any:
@@ -195,15 +198,16 @@ def validate(rec: Record | dict[str, Any], row: int | str | None = None) -> None
 class ManifestWriter:
     """Append records to a Parquet manifest in row groups of `batch_size`.
 
-    Writes to `path.tmp` and renames on a clean close, so a crashed writer never leaves
-    a manifest that looks complete. With `strict`, an invalid row raises ManifestError."""
+    Writes through `storage.output_path` (a temporary file, renamed or uploaded on a clean
+    close), so a crashed writer never leaves a manifest that looks complete. With `strict`, an
+    invalid row raises ManifestError. `path` may be a local path or a URI (s3://...)."""
 
     def __init__(self, path: str | os.PathLike, *, batch_size: int = 10_000, strict: bool = True):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._base = self.path.parent.resolve()
-        self._writer = pq.ParquetWriter(str(self._tmp), SCHEMA, compression="zstd")
+        self.path = str(path) if storage.is_uri(path) else Path(path)
+        self._out = storage.output_path(str(path))
+        self._tmp = self._out.__enter__()
+        self._base = None if storage.is_uri(path) else self.path.parent.resolve()
+        self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
         self._buf: list[dict[str, Any]] = []
         self.batch_size = batch_size
         self.strict = strict
@@ -230,15 +234,15 @@ class ManifestWriter:
             self._writer.write_table(pa.Table.from_pylist(self._buf, schema=SCHEMA))
             self._buf = []
 
-    def close(self) -> Path:
+    def close(self) -> Path | str:
         self._flush()
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        self._out.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
         self._writer.close()
-        self._tmp.unlink(missing_ok=True)
+        self._out.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
     def __enter__(self) -> "ManifestWriter":
         return self
@@ -264,11 +268,21 @@ def _check_schema(path: Path, schema: pa.Schema) -> None:
         raise ManifestError(f"{path} is not a uniaudio manifest: missing column(s) {missing}", field=missing[0])
 
 
-def path_base(path: str | os.PathLike, schema: pa.Schema) -> Path:
+def path_base(path: str | os.PathLike, schema: pa.Schema) -> Path | str:
     """The folder a manifest's relative paths are relative to: its own (the working
-    directory for legacy `manifest/1` files)."""
+    directory for legacy `manifest/1` files); a URI's parent prefix for a remote manifest."""
     tag = (schema.metadata or {}).get(b"uniaudio.schema")
-    return Path.cwd() if tag == LEGACY_TAG else Path(path).parent.resolve()
+    if tag == LEGACY_TAG:
+        return Path.cwd()
+    return os.path.dirname(str(path)) if storage.is_uri(path) else Path(path).parent.resolve()
+
+
+def _schema(path: str | os.PathLike) -> pa.Schema:
+    """A manifest's schema (local or remote), or FileNotFoundError naming it."""
+    if not storage.exists(str(path)):
+        raise FileNotFoundError(f"manifest not found: {path}")
+    with storage.arrow_file(str(path)) as f:
+        return pq.read_schema(f)
 
 
 def _resolve_column(col: pa.Array, base: Path) -> pa.Array:
@@ -306,15 +320,12 @@ def iter_batches(path: str | os.PathLike, batch_size: int = 10_000, columns: lis
                  row_groups: list[int] | None = None) -> Iterator[pa.RecordBatch]:
     """Arrow record batches of a manifest (of some of its row groups), paths resolved (see the
     module docstring)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"manifest not found: {p}")
     from .files import iter_parquet
 
-    schema = pq.read_schema(str(p))
-    _check_schema(p, schema)
-    base = path_base(p, schema)
-    for batch in iter_parquet(p, batch_size, columns=columns, row_groups=row_groups):
+    schema = _schema(path)
+    _check_schema(path, schema)
+    base = path_base(path, schema)
+    for batch in iter_parquet(path, batch_size, columns=columns, row_groups=row_groups):
         yield _resolve_batch(batch, base)
 
 
@@ -331,12 +342,11 @@ def iter_records(path: str | os.PathLike, batch_size: int = 10_000, *, validate_
 
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """Whole manifest as an Arrow table, paths resolved: for small manifests and id/size-only columns."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"manifest not found: {p}")
-    table = pq.read_table(str(p), columns=columns)
-    _check_schema(p, table.schema) if columns is None else None
-    return _resolve_batch(table, path_base(p, pq.read_schema(str(p))))
+    schema = _schema(path)
+    with storage.arrow_file(str(path)) as f:
+        table = pq.read_table(f, columns=columns)
+    _check_schema(path, table.schema) if columns is None else None
+    return _resolve_batch(table, path_base(path, schema))
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -345,4 +355,5 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def count(path: str | os.PathLike) -> int:
-    return pq.ParquetFile(str(path)).metadata.num_rows
+    with storage.arrow_file(str(path)) as f:
+        return pq.ParquetFile(f).metadata.num_rows

@@ -4,6 +4,8 @@ Train on manifest text/captions or load a tokenizer.json."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from .. import storage
 from typing import Iterable, Iterator
 
 
@@ -29,10 +31,9 @@ class BPETokenizer:
     def load(cls, path: str | Path) -> "BPETokenizer":
         from tokenizers import Tokenizer
 
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"BPE tokenizer file not found: {p}")
-        return cls(Tokenizer.from_file(str(p)))
+        if not storage.exists(str(path)):
+            raise FileNotFoundError(f"BPE tokenizer file not found: {path}")
+        return cls(Tokenizer.from_str(storage.read_text(str(path))))
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import storage
+
 TASKS = ("tts", "vc", "se", "tse", "asr", "tta", "ttm", "svs", "caption", "speech_edit", "sound_edit",
          "instruct_tts", "codec", "text", "interleave")
 MODALITIES = ("text", "phone", "audio", "semantic", "caption", "prompt")
@@ -253,7 +255,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(storage.read_text(str(path))))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Vocabulary":
