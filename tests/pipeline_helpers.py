@@ -15,22 +15,22 @@ def config(out: Path, inputs: list[dict], **kw) -> PipelineConfig:
     return from_dict(PipelineConfig, data)
 
 
-def shard_ids(out: Path) -> list[str]:
-    """Every sample id found in the tars (read with webdataset), duplicates kept."""
-    import webdataset as wds
+def shard_ids(out) -> list[str]:
+    """Every sample id found in the tars (a folder or an s3:// prefix), duplicates kept."""
+    from uniaudio import storage
+    from uniaudio.pipeline.shards import read_tar
 
-    urls = sorted(str(p) for p in (out / "shards").glob("*.tar"))
-    if not urls:
-        return []
-    ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
-    return [json.loads(s["json"])["id"] for s in ds]
+    tars = storage.glob(storage.join(str(out), "shards", "*.tar"))
+    return [json.loads(m["json"])["id"] for t in tars for _, m in read_tar(t)]
 
 
 def rejects(out: Path) -> dict[str, str]:
     return {r["id"]: r["reason"] for r in pq.read_table(out / "rejects.parquet").to_pylist()}
 
 
-def tar_state(out: Path) -> dict[str, tuple[int, str]]:
-    from uniaudio.pipeline.shards import file_sha256
+def tar_state(out) -> dict[str, tuple[int, str]]:
+    """name -> (time, sha256) of every tar of an output (a folder or an s3:// prefix)."""
+    from uniaudio import storage
 
-    return {p.name: (p.stat().st_mtime_ns, file_sha256(p)) for p in (out / "shards").glob("*.tar")}
+    return {t.rsplit("/", 1)[-1]: (storage.stat(t)[1], storage.sha256(t))
+            for t in storage.glob(storage.join(str(out), "shards", "*.tar"))}

@@ -1,4 +1,6 @@
-"""Crash, resume and cluster runs of the real CLI in separate processes."""
+"""Crash, resume and cluster runs of the real CLI in separate processes, with the output in a
+local folder and on a real S3 server (object storage has no atomic rename: the commit protocol
+is the tar first, its done record after)."""
 
 import json
 import os
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_helpers import shard_ids, tar_state
-from uniaudio import manifest
+from uniaudio import manifest, storage
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
@@ -28,37 +30,49 @@ def corpus(tmp_path_factory):
     return root / "LibriSpeech"
 
 
-def cli(out: Path, corpus: Path, env=None) -> list[str]:
+@pytest.fixture(params=["local", "s3"])
+def out(request, tmp_path):
+    """Where the run writes: a local folder, or a prefix on the test S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "out")
+    bucket = request.getfixturevalue("s3").bucket(f"crash-{request.node.name.split('[')[0][5:30].replace('_', '-')}")
+    return f"{bucket}/runs/{tmp_path.name}"
+
+
+def cli(out: str, corpus: Path) -> list[str]:
     return [str(BIN / "uniaudio"), "pipeline", "run", "--input", f"librispeech:{corpus}", "--out", str(out),
             "--shard-samples", "2", "--num-cpus", "2"]
 
 
-def wait_for_tars(out: Path, n: int, proc: subprocess.Popen, timeout=120) -> None:
+def wait_for_tars(out: str, n: int, proc: subprocess.Popen, timeout=120) -> None:
     t0 = time.time()
-    while len(list((out / "shards").glob("*.tar"))) < n:
+    while len(storage.glob(storage.join(out, "shards", "*.tar"))) < n:
         assert proc.poll() is None, "run finished before the crash point"
         assert time.time() - t0 < timeout
         time.sleep(0.05)
 
 
-def finished_state(out: Path) -> dict:
+def done_records(out: str) -> list[dict]:
+    return [json.loads(storage.read_text(p)) for p in storage.glob(storage.join(out, "done", "*.json"))]
+
+
+def finished_state(out: str) -> dict:
     """Tars that have a done record: the shards a resume must leave untouched."""
     state = tar_state(out)
-    done = {json.loads(p.read_text())["tar"] for p in (out / "done").glob("*.json")}
+    done = {rec["tar"] for rec in done_records(out)}
     return {k: v for k, v in state.items() if k in done}
 
 
-def assert_exactly_once(out: Path) -> None:
+def assert_exactly_once(out: str) -> None:
     ids = shard_ids(out)
-    planned = [r.id for r in manifest.iter_records(out / "manifests" / "librispeech.parquet")]
+    planned = [r.id for r in manifest.iter_records(storage.join(out, "manifests", "librispeech.parquet"))]
     assert len(ids) == len(set(ids)), "an utterance is in two shards"
     assert sorted(ids) == sorted(planned), "an utterance is missing"
     res = subprocess.run([str(BIN / "uniaudio"), "pipeline", "verify", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
 
 
-def test_kill_driver_and_resume(tmp_path, corpus):
-    out = tmp_path / "out"
+def test_kill_driver_and_resume(out, corpus):
     proc = subprocess.Popen(cli(out, corpus), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_tars(out, random.Random().randint(2, 8), proc)
     os.kill(proc.pid, signal.SIGKILL)
@@ -70,7 +84,7 @@ def test_kill_driver_and_resume(tmp_path, corpus):
     after = tar_state(out)
     for name, state in before.items():
         assert after[name] == state, f"{name} was rewritten"
-    assert json.loads((out / "report.json").read_text())["shards"]["skipped_done"] >= len(before)
+    assert json.loads(storage.read_text(storage.join(out, "report.json")))["shards"]["skipped_done"] >= len(before)
     assert_exactly_once(out)
 
 
@@ -80,8 +94,7 @@ def _busy_ray_workers() -> list[int]:
             if "ray::" in line and "IDLE" not in line and ("Map" in line or "decode" in line or "write" in line)]
 
 
-def test_kill_worker_mid_run(tmp_path, corpus):
-    out = tmp_path / "out"
+def test_kill_worker_mid_run(out, corpus):
     proc = subprocess.Popen(cli(out, corpus), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_tars(out, 2, proc)
     killed = 0
@@ -98,18 +111,17 @@ def test_kill_worker_mid_run(tmp_path, corpus):
     assert_exactly_once(out)
 
 
-def test_two_node_cluster(tmp_path, corpus):
+def test_two_node_cluster(out, corpus):
     holder = subprocess.Popen([sys.executable, str(HERE / "ray_cluster_holder.py")], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         address = holder.stdout.readline().strip()
         assert address.startswith("127.0.0.1:"), address
         env = dict(os.environ, RAY_ADDRESS=address, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-        out = tmp_path / "out"
         cmd = cli(out, corpus)[:-2]  # --num-cpus is for a local Ray only
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert res.returncode == 0, res.stderr[-2000:]
-        nodes = {json.loads(p.read_text()).get("node") for p in (out / "done").glob("*.json")} - {None}
+        nodes = {rec.get("node") for rec in done_records(out)} - {None}
         assert len(nodes) == 2, f"shards were written on {len(nodes)} node(s)"
         assert_exactly_once(out)
     finally:

@@ -35,3 +35,29 @@ def debug_option(f):
     return click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
                         callback=lambda ctx, param, value: ctx.meta.__setitem__("uniaudio.debug", value),
                         help="Show the full traceback of an error.")(f)
+
+
+class Location(click.ParamType):
+    """A folder given as a local path or an object-storage URI (s3://bucket/prefix). With
+    `exists`, a local folder must exist and a prefix must hold `marker` (a remote prefix is
+    no folder: what shows it is there is the file a finished command wrote)."""
+
+    name = "folder or URI"
+
+    def __init__(self, exists: bool = False, marker: str | None = None):
+        self.exists, self.marker = exists, marker
+
+    def convert(self, value, param, ctx):
+        from .. import storage
+
+        value = str(value)
+        if not storage.is_uri(value):
+            return click.Path(exists=self.exists, file_okay=False).convert(value, param, ctx)
+        if self.exists and self.marker:
+            try:
+                found = storage.exists(storage.join(value, self.marker))
+            except storage.StorageError as e:
+                self.fail(str(e), param, ctx)
+            if not found:
+                self.fail(f"{value}: no {self.marker} there (not a finished output, or a wrong prefix)", param, ctx)
+        return value.rstrip("/")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Group
+from .. import storage
+from ._common import CONTEXT, Group, Location
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -117,7 +118,7 @@ def pipeline_run(config: Path | None, inputs: tuple[str, ...], out: str | None, 
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({k: report[k] for k in ("samples", "rejected", "rejects_by_reason", "hours_out",
                                                  "shards", "wall_seconds", "throughput_audio_s_per_s")}, indent=2))
-    click.echo(f"report: {Path(cfg.output) / 'report.json'}")
+    click.echo(f"report: {storage.join(cfg.output, 'report.json')}")
 
 
 @pipeline.command("sentences")
@@ -150,7 +151,7 @@ def pipeline_sentences(config: Path | None, tokens: str | None, out: str | None,
     report = run(cfg)
     click.echo(json.dumps({k: report[k] for k in ("bundles", "sequences", "rows", "fill", "padding_baseline_fill",
                                                  "left_out_by_reason", "tasks", "shards", "wall_seconds")}, indent=2))
-    click.echo(f"report: {Path(cfg.output) / 'report.json'}")
+    click.echo(f"report: {storage.join(cfg.output, 'report.json')}")
 
 
 @pipeline.command("inspect")
@@ -164,10 +165,10 @@ def pipeline_inspect(target: str, limit: int) -> None:
 
 
 @pipeline.command("verify")
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=Location(exists=True, marker="config.json"))
 @click.option("--records-only", is_flag=True, help="Check the done records and index.parquet (ids in their "
               "planned shards, no id twice, index agreement) without re-reading the tars: minutes, not hours, at 50M rows.")
-def pipeline_verify(out: Path, records_only: bool) -> None:
+def pipeline_verify(out: str, records_only: bool) -> None:
     """Re-read every shard: checksums, keys, decodability, index agreement, no duplicate ids."""
     from ..pipeline.verify import verify
 
@@ -179,16 +180,16 @@ def pipeline_verify(out: Path, records_only: bool) -> None:
 
 
 @pipeline.command("export")
-@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--lhotse", "lhotse_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("out", type=Location(exists=True, marker="index.parquet"))
+@click.option("--lhotse", "lhotse_dir", required=True, type=Location(),
               help="Write recordings / supervisions / cuts .jsonl.gz (Lhotse's layout) into this folder.")
-def pipeline_export(out: Path, lhotse_dir: Path) -> None:
+def pipeline_export(out: str, lhotse_dir: str) -> None:
     """A finished `pipeline run` output's items (those in its shards) as Lhotse manifests."""
     from ..pipeline.lhotse_export import export
 
     res = export(out, lhotse_dir)
     click.echo(f"{res['cuts']} cuts, {res['supervisions']} supervisions, {res['recordings']} recordings -> "
                f"{res['folder']}")
-    if res["left_out_members"]:
-        click.echo(f"left out {res['left_out_members']} item(s) whose audio is a tar or Parquet member (no Lhotse "
-                   f"source can point into those), e.g. {', '.join(res['left_out_examples'])}", err=True)
+    if res["shar_cuts"]:
+        click.echo(f"{res['shar_cuts']} cuts from tar / Parquet members (their audio inside) -> "
+                   f"{storage.join(res['folder'], 'shar')} (CutSet.from_shar)")

@@ -1,8 +1,13 @@
 """Plan: manifest rows -> shards, deterministically, from ids and sizes only (no audio).
 
-Each utterance goes to shard `blake2b(id) mod n_shards`; `n_shards` is fixed the first time
-an output is planned and saved with the plan, so a rerun after a crash plans the same
-shards. Planning streams, so a 50M-row manifest needs no more driver memory than a small one:
+Each utterance goes to shard `blake2b(id) mod n_shards` (*hash* placement: files of a folder
+corpus), or, for corpora that ship as containers (tar shards, Parquet files, Lhotse
+recordings: the recipe says so), to shard `manifest row * n_shards // rows` (*position*
+placement: a container's items are consecutive in the manifest, so they land in the same
+shard and a decode task reads few containers, front to back). `n_shards` and the placement
+are fixed the first time an output is planned and saved with the plan, so a rerun after a
+crash plans the same shards. Planning streams, so a 50M-row manifest needs no more driver
+memory than a small one:
 
 1. *stage* (one task per range of manifest row groups): row checks, vectorised over Arrow
    batches (`manifest.problems` names the fault of each suspect row), the 64-bit id hash;
@@ -13,7 +18,9 @@ shards. Planning streams, so a 50M-row manifest needs no more driver memory than
 3. *parts* (one task per part, a bounded number of rows): sort by (shard, id, manifest row),
    reject repeated ids (a repeat hashes to the same shard, so per-shard detection is exact;
    the first row in manifest order is kept), write `plan/{prefix}.parts/part-NNNNN.parquet`
-   with one row group per shard, so a worker reads exactly its shard's rows.
+   with one row group per shard, so a worker reads exactly its shard's rows. With position
+   placement the repeats are dropped before step 2 (a partition by id hash and a *repeats*
+   task per bucket), since copies of an id may sit at any two positions.
 
 The tasks run on Ray when the driver passes a cluster map (`pipeline run` does, for
 manifests of more than one stage unit), in this process otherwise. Plans written by
@@ -27,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,11 +45,11 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .. import manifest
+from .. import manifest, storage
 from ..config import config_diff
-from ..files import atomic_write_text
 from .cluster import MapFn, serial_map
 from .config import InputSpec, PipelineConfig
+from .recipes import placement as recipe_placement
 from .recipes import records, takes_files
 from .recipes.common import REJECT_KEY
 
@@ -78,6 +86,7 @@ class InputPlan:
     # the plan folder (an output copied or moved elsewhere still finds them), absolute once loaded
     parts: list[str] | None = None
     shards_per_part: int = 0
+    placement: str = "hash"  # "hash" (by id) or "position" (by manifest row); plans before it: hash
 
     def shard_name(self, shard: int) -> str:
         return f"{self.prefix}-{shard:06d}"
@@ -93,37 +102,48 @@ class InputPlan:
         return list(self.parts) if self.parts else [self.plan_path]
 
     @property
-    def rejects_path(self) -> Path:
-        return Path(self.plan_path).parent / f"{self.prefix}.rejects.parquet"
+    def rejects_path(self) -> str:
+        return storage.join(os.path.dirname(self.plan_path), f"{self.prefix}.rejects.parquet")
 
     @classmethod
-    def load(cls, meta_path: Path) -> "InputPlan":
-        meta = json.loads(Path(meta_path).read_text())
+    def load(cls, meta_path: str | Path) -> "InputPlan":
+        meta = json.loads(storage.read_text(str(meta_path)))
         plan = cls(**{k: meta[k] for k in cls.__dataclass_fields__ if k in meta})
         if plan.parts is not None:
-            here = Path(meta_path).resolve().parent
-            plan.plan_path = str(here / plan.plan_path)
-            plan.parts = [str(here / p) for p in plan.parts]
+            here = os.path.dirname(storage.absolute(meta_path))
+            plan.plan_path = storage.join(here, plan.plan_path)
+            plan.parts = [storage.join(here, p) for p in plan.parts]
         return plan
 
 
-def plan_files(out: Path) -> list[str]:
+def plan_metas(out: str | Path) -> list[str]:
+    """The plan records (`plan/{prefix}.json`) of a pipeline output, local or remote, in prefix order."""
+    return storage.glob(storage.join(str(out), "plan", "*.json"))
+
+
+def plan_files(out: str | Path) -> list[str]:
     """Every plan file (row data) of a pipeline output, in prefix order."""
-    return [f for m in sorted((Path(out) / "plan").glob("*.json")) for f in InputPlan.load(m).files()]
+    return [f for m in plan_metas(out) for f in InputPlan.load(m).files()]
 
 
-def build_manifest(spec: InputSpec, out: Path, map_fn: MapFn = serial_map) -> Path:
+def build_manifest(spec: InputSpec, out: str, map_fn: MapFn = serial_map) -> str:
     """The input's manifest: given, or written once from its recipe (atomic; reused after).
     The recipe lists files here; `map_fn` reads their headers in batches (Ray tasks in a run)."""
     if spec.manifest:
-        return Path(spec.manifest)
-    path = out / "manifests" / f"{spec.prefix}.parquet"
-    if not path.exists():
+        return spec.manifest
+    path = storage.join(out, "manifests", f"{spec.prefix}.parquet")
+    if not storage.exists(path):
         # absolute paths: workers on other nodes (or another cwd) must find the files
         root = spec.root if takes_files(spec.recipe) else Path(spec.root).resolve()
         rows = records(spec.recipe, root, spec.split, map_fn=map_fn, **spec.options)
         manifest.write_manifest(path, rows, strict=False)
     return path
+
+
+def spec_placement(spec: InputSpec) -> str:
+    """How an input's items are placed in shards: the recipe's choice ("position" for corpora
+    in containers), "hash" for a manifest given as is."""
+    return "hash" if spec.manifest else recipe_placement(spec.recipe)
 
 
 def bytes_per_second(cfg: PipelineConfig, tokenizer: dict | None) -> float:
@@ -137,14 +157,15 @@ class PlanMismatch(RuntimeError):
     """A run asked of an output that was planned with another configuration."""
 
 
-def check_resumable(cfg: PipelineConfig, out: Path) -> None:
+def check_resumable(cfg: PipelineConfig, out: str) -> None:
     """Refuse, before anything is loaded or written, a config that differs from the one an
     existing output was planned with; the message names each differing field."""
+    metas = plan_metas(out)
     for spec in cfg.inputs:
-        meta_path = out / "plan" / f"{spec.prefix}.json"
-        if not meta_path.exists():
+        meta_path = storage.join(out, "plan", f"{spec.prefix}.json")
+        if meta_path not in metas:
             continue
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(storage.read_text(meta_path))
         if "config" in meta:
             diff = config_diff(meta["config"], cfg.plan_fields())
         elif meta["fingerprint"] != cfg.legacy_fingerprint():  # planned by an older uniaudio
@@ -156,7 +177,7 @@ def check_resumable(cfg: PipelineConfig, out: Path) -> None:
             raise PlanMismatch(
                 f"{out} was planned with a different configuration; differing fields (planned -> now):\n  "
                 + "\n  ".join(diff) + "\nResume with the same settings, or write to a new output folder (--out).")
-    planned = {p.stem for p in (out / "plan").glob("*.json")} if (out / "plan").is_dir() else set()
+    planned = {os.path.basename(m)[: -len(".json")] for m in metas}
     extra = sorted(planned - {s.prefix for s in cfg.inputs})
     if extra:
         raise PlanMismatch(f"{out} also holds input(s) {extra} that this config does not name; resume with the "
@@ -298,7 +319,16 @@ def stage(mpath: str, row_groups: list[int], first_row: int, dest: str) -> dict:
 
 # ---- partition: staged rows -> plan parts, one task per staged file -------------------------
 
-def partition(staged: str, n_shards: int, shards_per_part: int, dest_prefix: str) -> list[int]:
+def shard_of(t: pa.Table | pa.RecordBatch, n_shards: int, placement: tuple = ("hash",)) -> np.ndarray:
+    """Each staged row's shard: ("hash",) by its id's 64-bit hash; ("position", rows) by its
+    manifest row number, in runs of rows / n_shards consecutive rows."""
+    if placement[0] == "position":
+        return t.column("_row").to_numpy().astype(np.int64) * n_shards // max(int(placement[1]), 1)
+    return (t.column("_h").to_numpy() % np.uint64(n_shards)).astype(np.int64)
+
+
+def partition(staged: str, n_shards: int, shards_per_part: int, dest_prefix: str,
+              placement: tuple = ("hash",)) -> list[int]:
     """Split a staged file by plan part (`shard // shards_per_part`) into
     `{dest_prefix}-pNNNNN.arrow`; returns the parts written."""
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
@@ -307,7 +337,7 @@ def partition(staged: str, n_shards: int, shards_per_part: int, dest_prefix: str
             reader = ipc.open_file(src)
             for i in range(reader.num_record_batches):
                 b = reader.get_batch(i)
-                part = (b.column("_h").to_numpy() % np.uint64(n_shards)).astype(np.int64) // shards_per_part
+                part = shard_of(b, n_shards, placement) // shards_per_part
                 order = np.argsort(part, kind="stable")
                 b, part = b.take(pa.array(order)), part[order]
                 cuts = np.flatnonzero(np.diff(part)) + 1
@@ -326,45 +356,64 @@ def partition(staged: str, n_shards: int, shards_per_part: int, dest_prefix: str
 
 # ---- parts: sort, drop repeated ids, one row group per shard ----------------------------------
 
-def write_part(sources: list[str], n_shards: int, dest: str, rejects_dest: str) -> dict:
-    """Plan part task: rows of a run of shards -> `dest` (Parquet, one row group per shard,
-    rows sorted by id); repeated ids -> `rejects_dest`. Returns {shard: row group}."""
+def _read_staged(sources: list[str]) -> pa.Table:
     tables = []
     for f in sources:
         with pa.memory_map(f) as src:
             tables.append(ipc.open_file(src).read_all())
-    t = pa.concat_tables(tables) if tables else STAGE_SCHEMA.empty_table()
-    shard = (t.column("_h").to_numpy() % np.uint64(n_shards)).astype(np.int32)
-    t = t.append_column("shard", pa.array(shard)).sort_by([("shard", "ascending"), ("id", "ascending"),
-                                                           ("_row", "ascending")])
+    return pa.concat_tables(tables) if tables else STAGE_SCHEMA.empty_table()
+
+
+def _drop_repeats(t: pa.Table) -> tuple[pa.Table, list[dict]]:
+    """Rows of `t` (sorted so that equal ids are adjacent, the first in manifest order first)
+    without the repeats of an id, and a duplicate_id reject for each repeat."""
     ids = t.column("id").combine_chunks()
     repeat = np.zeros(t.num_rows, dtype=bool)
-    if t.num_rows > 1:  # an id equal to the previous one (same id -> same shard: adjacent after the sort)
+    if t.num_rows > 1:  # an id equal to the previous one
         repeat[1:] = pc.equal(ids.slice(1), ids.slice(0, t.num_rows - 1)).to_numpy(zero_copy_only=False)
     rejects = []
     for i in np.flatnonzero(repeat):
         row = t.slice(int(i), 1).select(["id", "corpus", "domain", "path", "duration", "_row"]).to_pylist()[0]
         rejects.append(_reject_of(row, "duplicate_id", f"id {row['id']!r} already planned (row {row['_row']})"))
-    if repeat.any():
-        t = t.filter(pa.array(~repeat))
+    return (t.filter(pa.array(~repeat)) if repeat.any() else t), rejects
+
+
+def drop_repeats(sources: list[str], dest: str, rejects_dest: str) -> int:
+    """Repeats task (position placement): the rows of one id-hash bucket without repeated ids
+    -> `dest`.arrow, the repeats -> `rejects_dest`. Returns the rows kept."""
+    t, rejects = _drop_repeats(_read_staged(sources).sort_by([("id", "ascending"), ("_row", "ascending")]))
+    with ipc.new_file(f"{dest}.arrow.tmp", STAGE_SCHEMA) as w:
+        w.write_table(t)
+    os.replace(f"{dest}.arrow.tmp", f"{dest}.arrow")
+    _write_rejects(Path(rejects_dest), rejects)
+    return t.num_rows
+
+
+def write_part(sources: list[str], n_shards: int, dest: str, rejects_dest: str,
+               placement: tuple = ("hash",)) -> dict:
+    """Plan part task: rows of a run of shards -> `dest` (Parquet, one row group per shard,
+    rows sorted by id); repeated ids -> `rejects_dest`. Returns {shard: row group}."""
+    t = _read_staged(sources)
+    t = t.append_column("shard", pa.array(shard_of(t, n_shards, placement).astype(np.int32)))
+    t, rejects = _drop_repeats(t.sort_by([("shard", "ascending"), ("id", "ascending"), ("_row", "ascending")]))
     t = t.select(PLAN_SCHEMA.names).cast(PLAN_SCHEMA)
     shards = t.column("shard").to_numpy()
     row_group: dict[int, int] = {}
-    tmp = Path(dest).with_name(f".{Path(dest).name}.tmp")
     # per-shard row groups are small: no dictionaries or statistics (faster to write, and smaller)
-    with pq.ParquetWriter(str(tmp), PLAN_SCHEMA, compression="zstd", use_dictionary=False, write_statistics=False) as w:
+    with storage.output_path(dest) as tmp, pq.ParquetWriter(tmp, PLAN_SCHEMA, compression="zstd",
+                                                              use_dictionary=False, write_statistics=False) as w:
         cuts = np.flatnonzero(np.diff(shards)) + 1
         for g, (lo, hi) in enumerate(zip(np.r_[0, cuts], np.r_[cuts, len(shards)]) if len(shards) else ()):
             w.write_table(t.slice(lo, hi - lo), row_group_size=int(hi - lo) + 1)
             row_group[int(shards[lo])] = g
-    os.replace(tmp, dest)
     _write_rejects(Path(rejects_dest), rejects)
     return {"row_group": row_group, "rows": t.num_rows, "rejected": len(rejects)}
 
 
-def _stage_units(mpath: Path) -> list[tuple[list[int], int]]:
+def _stage_units(mpath: str) -> list[tuple[list[int], int]]:
     """Whole manifest row groups grouped into runs of about STAGE_ROWS rows: (row groups, first row)."""
-    meta = pq.ParquetFile(str(mpath)).metadata
+    with storage.arrow_file(mpath) as f:
+        meta = pq.ParquetFile(f).metadata
     units, cur, first, n = [], [], 0, 0
     for g in range(meta.num_row_groups):
         if cur and n - first >= STAGE_ROWS:
@@ -377,32 +426,65 @@ def _stage_units(mpath: Path) -> list[tuple[list[int], int]]:
     return units
 
 
-def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict | None = None,
+def plan_input(spec: InputSpec, cfg: PipelineConfig, out: str, tokenizer: dict | None = None,
                map_fn: MapFn = serial_map, say: Callable[[str], None] | None = None) -> InputPlan:
     """The plan of one input (read back when it exists: a rerun plans nothing). `map_fn` runs
     the stage, partition and part tasks (`serial_map` here; `pipeline run` passes Ray's);
-    `say` gets a line per phase (a 50M-row plan takes minutes)."""
+    `say` gets a line per phase (a 50M-row plan takes minutes). `out` is a local folder or a
+    prefix in object storage; for the latter the working files stay on this machine (the
+    stage and partition tasks then run here: their files are not shared) and only the plan
+    parts, rejects and record are uploaded."""
     say = say or (lambda text: None)
-    plan_dir = out / "plan"
-    meta_path = plan_dir / f"{spec.prefix}.json"
-    if meta_path.exists():
+    plan_dir = storage.join(out, "plan")
+    meta_path = storage.join(plan_dir, f"{spec.prefix}.json")
+    if storage.exists(meta_path):
         check_resumable(cfg, out)
         return InputPlan.load(meta_path)
 
     if not spec.manifest:
         say(f"{spec.prefix}: writing the manifest (headers read in batches of files)")
     mpath = build_manifest(spec, out, map_fn)
-    work = plan_dir / f".{spec.prefix}.work"  # a crashed planning leaves only this (and no meta)
-    parts_dir = plan_dir / f"{spec.prefix}.parts"
-    for d in (work, parts_dir):
-        shutil.rmtree(d, ignore_errors=True)
-    work.mkdir(parents=True)
-    parts_dir.mkdir()
+    parts_dir = storage.join(plan_dir, f"{spec.prefix}.parts")
+    if storage.is_uri(out):
+        work = Path(tempfile.mkdtemp(prefix=f"uniaudio-plan-{spec.prefix}-"))
+        map_fn = serial_map
+    else:
+        work = Path(plan_dir) / f".{spec.prefix}.work"  # a crashed planning leaves only this (and no meta)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    storage.delete_tree(parts_dir)  # parts of a planning that crashed before its record
+    storage.makedirs(parts_dir)
+    try:
+        plan = _plan(spec, cfg, mpath, work, parts_dir, tokenizer, map_fn, say)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    meta = dict(plan.__dict__, fingerprint=cfg.fingerprint(), config=cfg.plan_fields(), version=PLAN_VERSION)
+    storage.write_text(meta_path, json.dumps(meta))  # written last: its presence means the plan is complete
+    return InputPlan.load(meta_path)
 
+
+def _split(staged: list[str], n_shards: int, spp: int, n_parts: int, placement: tuple,
+           map_fn: MapFn) -> list[list[str]]:
+    """Partition tasks over staged files (each removed after): the files of each plan part."""
+    written = map_fn(partition, [(f"{s}.arrow", n_shards, spp, s, placement) for s in staged])
+    for s in staged:
+        os.unlink(f"{s}.arrow")
+    sources: list[list[str]] = [[] for _ in range(n_parts)]
+    for s, ps in zip(staged, written):
+        for p in ps:
+            sources[p].append(f"{s}-p{p:05d}.arrow")
+    return sources
+
+
+def _plan(spec: InputSpec, cfg: PipelineConfig, mpath: str, work: Path, parts_dir: str, tokenizer: dict | None,
+          map_fn: MapFn, say: Callable[[str], None]) -> InputPlan:
+    """Stage, partition and write the parts of one input (see the module docstring)."""
     units = _stage_units(mpath)
-    say(f"{spec.prefix}: checking {manifest.count(mpath):,} manifest rows ({len(units)} task(s))")
+    total = manifest.count(mpath)
+    say(f"{spec.prefix}: checking {total:,} manifest rows ({len(units)} task(s))")
     staged = [str(work / f"stage-{u:05d}") for u in range(len(units))]
-    counts = map_fn(stage, [(str(mpath), rgs, first, dest) for (rgs, first), dest in zip(units, staged)])
+    counts = map_fn(stage, [(mpath, rgs, first, dest) for (rgs, first), dest in zip(units, staged)])
+    rejects = [f"{s}.rejects.parquet" for s in staged]
     rows = sum(c["rows"] for c in counts)
     est_bytes = sum(c["seconds"] for c in counts) * bytes_per_second(cfg, tokenizer)
     # rows passing the row checks; a repeated id is found (and rejected) per shard afterwards
@@ -410,35 +492,33 @@ def plan_input(spec: InputSpec, cfg: PipelineConfig, out: Path, tokenizer: dict 
     n_parts = min(n_shards, max(1, math.ceil(rows / PART_ROWS)))
     spp = math.ceil(n_shards / n_parts)
     n_parts = math.ceil(n_shards / spp)
+    placement = ("position", total) if spec_placement(spec) == "position" else ("hash",)
 
-    say(f"{spec.prefix}: {rows:,} rows -> {n_shards:,} shards in {n_parts} plan part(s)")
-    written = map_fn(partition, [(f"{s}.arrow", n_shards, spp, s) for s in staged])
-    for s in staged:
-        os.unlink(f"{s}.arrow")
-    sources: list[list[str]] = [[] for _ in range(n_parts)]
-    for s, ps in zip(staged, written):
-        for p in ps:
-            sources[p].append(f"{s}-p{p:05d}.arrow")
-    parts = [str(parts_dir / f"part-{p:05d}.parquet") for p in range(n_parts)]
-    done = map_fn(write_part, [(sources[p], n_shards, parts[p], str(work / f"dups-{p:05d}.parquet"))
+    say(f"{spec.prefix}: {rows:,} rows -> {n_shards:,} shards in {n_parts} plan part(s), placed by {placement[0]}")
+    if placement[0] == "position":  # repeats first: the copies of an id meet in one id-hash bucket
+        buckets = _split(staged, n_shards, spp, n_parts, ("hash",), map_fn)
+        staged = [str(work / f"unique-{p:05d}") for p in range(n_parts)]
+        rejects += [str(work / f"repeats-{p:05d}.parquet") for p in range(n_parts)]
+        map_fn(drop_repeats, [(buckets[p], staged[p], rejects[-n_parts + p]) for p in range(n_parts)])
+        for f in (f for b in buckets for f in b):
+            os.unlink(f)
+    sources = _split(staged, n_shards, spp, n_parts, placement, map_fn)
+    parts = [storage.join(parts_dir, f"part-{p:05d}.parquet") for p in range(n_parts)]
+    rejects += [str(work / f"dups-{p:05d}.parquet") for p in range(n_parts)]
+    done = map_fn(write_part, [(sources[p], n_shards, parts[p], rejects[-n_parts + p], placement)
                                for p in range(n_parts)])
     row_group = [-1] * n_shards
     for d in done:
         for shard, g in d["row_group"].items():
             row_group[int(shard)] = g
 
-    rejects_path = plan_dir / f"{spec.prefix}.rejects.parquet"
-    tmp = rejects_path.with_name(f".{rejects_path.name}.tmp")
-    with pq.ParquetWriter(str(tmp), REJECT_SCHEMA) as w:
-        for f in [f"{s}.rejects.parquet" for s in staged] + [str(work / f"dups-{p:05d}.parquet") for p in range(n_parts)]:
+    with storage.output_path(storage.join(os.path.dirname(parts_dir), f"{spec.prefix}.rejects.parquet")) as tmp, \
+            pq.ParquetWriter(tmp, REJECT_SCHEMA) as w:
+        for f in rejects:
             w.write_table(pq.read_table(f, schema=REJECT_SCHEMA))
-    os.replace(tmp, rejects_path)
-    shutil.rmtree(work)
-
-    plan = InputPlan(prefix=spec.prefix, manifest=str(mpath), plan_path=parts_dir.name, n_shards=n_shards,
+    name = os.path.basename(parts_dir)
+    return InputPlan(prefix=spec.prefix, manifest=mpath, plan_path=name, n_shards=n_shards,
                      row_group=row_group, rows=sum(d["rows"] for d in done),
-                     rejected=sum(c["rejected"] for c in counts) + sum(d["rejected"] for d in done),
-                     parts=[f"{parts_dir.name}/{Path(p).name}" for p in parts], shards_per_part=spp)
-    meta = dict(plan.__dict__, fingerprint=cfg.fingerprint(), config=cfg.plan_fields(), version=PLAN_VERSION)
-    atomic_write_text(meta_path, json.dumps(meta))  # written last: its presence means the plan is complete
-    return InputPlan.load(meta_path)
+                     rejected=total - sum(d["rows"] for d in done),
+                     parts=[f"{name}/{os.path.basename(p)}" for p in parts], shards_per_part=spp,
+                     placement=placement[0])

@@ -6,7 +6,6 @@ and tar checksum are in place are skipped; all others are (re)written whole."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -18,7 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..files import atomic_write_text, iter_parquet
+from .. import storage
+from ..files import iter_parquet
 from .cluster import cluster_map, data_context, init_ray
 from .config import PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, check_resumable, plan_input
@@ -30,8 +30,12 @@ INDEX_SCHEMA = pa.schema([
 ])
 
 
-def _remove_temp_files(out: Path) -> None:
-    """Temp files of a crashed run are never complete shards; remove them."""
+def _remove_temp_files(out: str) -> None:
+    """Temp files of a crashed run are never complete shards; remove them. (Object storage
+    has none: an interrupted upload never becomes an object.)"""
+    if storage.is_uri(out):
+        return
+    out = Path(out)
     for sub in ("shards", "done"):
         for p in (out / sub).glob(".*.tmp-*"):
             p.unlink(missing_ok=True)
@@ -43,16 +47,16 @@ def _status(progress: bool, text: str) -> None:
         tqdm.write(f"[pipeline] {text}", file=sys.stderr)
 
 
-def _empty_done(out: Path, plan: InputPlan, shard: int) -> None:
+def _empty_done(out: str, plan: InputPlan, shard: int) -> None:
     rec = {"shard": shard, "name": plan.shard_name(shard), "prefix": plan.prefix, "tar": None, "sha256": None,
            "bytes": 0, "samples": [], "rejects": [], "finished": time.time()}
-    atomic_write_text(out / "done" / f"{plan.shard_name(shard)}.json", json.dumps(rec))
+    storage.write_text(storage.join(out, "done", f"{plan.shard_name(shard)}.json"), json.dumps(rec))
 
 
 DONE_CHECK_THREADS = 16  # resume of many shards: stat + record reads overlap (network filesystems)
 
 
-def _done_flags(out: Path, plan: InputPlan, rehash: bool, progress: bool) -> list[bool]:
+def _done_flags(out: str, plan: InputPlan, rehash: bool, progress: bool) -> list[bool]:
     """is_done of every shard of a plan; in a thread pool when there are many."""
     names = [plan.shard_name(s) for s in range(plan.n_shards)]
     if len(names) < 256:
@@ -67,12 +71,12 @@ def _done_flags(out: Path, plan: InputPlan, rehash: bool, progress: bool) -> lis
 
 def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> dict:
     t0 = time.time()
-    out = Path(cfg.output).resolve()  # task rows carry it to workers that may not share our cwd
+    out = storage.absolute(cfg.output)  # task rows carry it to workers that may not share our cwd
     check_resumable(cfg, out)  # before any model load or write: a refused run changes nothing
     for sub in ("shards", "done", "plan"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(storage.join(out, sub))
     _remove_temp_files(out)
-    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    storage.write_text(storage.join(out, "config.json"), json.dumps(asdict(cfg), indent=2))
 
     tok = None  # the tokenizer's describe(): loaded once here (a model load), only for its rates
     if cfg.tokenizer != "none":
@@ -96,7 +100,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
             elif where is None:
                 _empty_done(out, plan, shard)
             else:
-                tasks.append({"prefix": plan.prefix, "shard": shard, "name": plan.shard_name(shard), "out": str(out),
+                tasks.append({"prefix": plan.prefix, "shard": shard, "name": plan.shard_name(shard), "out": out,
                               "plan_path": where[0], "row_group": where[1],
                               "sample_rate": sample_rate, "filters": filters, "tokenizer": cfg.tokenizer,
                               "tokenizer_options": cfg.tokenizer_options})
@@ -180,12 +184,12 @@ class _Totals:
 
 
 class _BatchedWriter:
-    """Rows to a Parquet file in batches (temp name, renamed on close)."""
+    """Rows to a Parquet file in batches (`storage.output_path`: made visible whole on close)."""
 
-    def __init__(self, path: Path, schema: pa.Schema, on_batch):
-        self.path, self.schema, self.on_batch = path, schema, on_batch
-        self.tmp = path.with_name(f".{path.name}.tmp")
-        self.w = pq.ParquetWriter(str(self.tmp), schema)
+    def __init__(self, path: str, schema: pa.Schema, on_batch):
+        self.schema, self.on_batch = schema, on_batch
+        self.out = storage.output_path(path)
+        self.w = pq.ParquetWriter(self.out.__enter__(), schema)
         self.buf: list[dict] = []
         self.rows = 0
 
@@ -212,10 +216,10 @@ class _BatchedWriter:
     def close(self) -> None:
         self.flush()
         self.w.close()
-        os.replace(self.tmp, self.path)
+        self.out.__exit__(None, None, None)
 
 
-def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: float, processed_seconds: float,
+def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: float, processed_seconds: float,
              shards_run: int, shards_skipped: int, timings: dict | None = None,
              tokenizer: dict | None = None) -> dict:
     """Merge done records into index.parquet, rejects.parquet and report.json, streaming: done
@@ -224,14 +228,14 @@ def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: fl
     `pipeline verify` reads them: inputs by prefix, shards in order, samples as in the tar."""
     t_fin = time.time()
     totals = _Totals()
-    index = _BatchedWriter(out / "index.parquet", INDEX_SCHEMA, totals.samples)
-    rejects = _BatchedWriter(out / "rejects.parquet", REJECT_SCHEMA, totals.rejects)
+    index = _BatchedWriter(storage.join(out, "index.parquet"), INDEX_SCHEMA, totals.samples)
+    rejects = _BatchedWriter(storage.join(out, "rejects.parquet"), REJECT_SCHEMA, totals.rejects)
     tars_with_samples = 0
     for plan in sorted(plans, key=lambda p: p.prefix):
         for batch in iter_parquet(plan.rejects_path, FINALIZE_BATCH):
             rejects.add_table(pa.Table.from_batches([batch]))
         for shard in range(plan.n_shards):
-            rec = json.loads((out / "done" / f"{plan.shard_name(shard)}.json").read_text())
+            rec = json.loads(storage.read_text(storage.join(out, "done", f"{plan.shard_name(shard)}.json")))
             rejects.add(rec["rejects"])
             if rec["samples"]:
                 tars_with_samples += 1
@@ -263,5 +267,5 @@ def finalize(out: Path, plans: list[InputPlan], cfg: PipelineConfig, *, wall: fl
         "audio_seconds_this_run": round(processed_seconds, 2),
         "throughput_audio_s_per_s": round(processed_seconds / wall, 2) if wall > 0 else None,
     }
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
+    storage.write_text(storage.join(out, "report.json"), json.dumps(report, indent=2))
     return report

@@ -24,10 +24,10 @@ def sample_key(uid: str) -> str:
     return safe_name(uid, dots=False)
 
 
-def write_tar(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[str, int]:
-    """Write samples [(key, {ext: bytes})] atomically; returns (sha256, size)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+def write_tar(path: str | Path, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[str, int]:
+    """Write samples [(key, {ext: bytes})] whole (`storage.output_path`: a local path or an
+    object); returns (sha256, size)."""
+    with storage.output_path(str(path)) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for key, members in samples:
                 for ext in sorted(members):
@@ -36,17 +36,32 @@ def write_tar(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[
                     info.size, info.mtime, info.mode = len(data), 0, 0o644
                     tar.addfile(info, io.BytesIO(data))
         sha = file_sha256(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        size = os.path.getsize(tmp)
     return sha, size
 
 
-def read_tar(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Samples of a shard in order, grouped by key as webdataset groups them."""
+def unchanged(path: str, record: dict, sha256: str | None = None, rehash: bool = False) -> bool:
+    """The one "unchanged" rule for a tar that a done record describes (local or remote): one
+    whose size and time equal the record's is trusted without reading it (resuming a 165k-hour
+    run must not read every finished byte again); any other, or every one with `rehash`, is
+    hashed against `sha256` (the record's own by default)."""
+    want = sha256 or record.get("sha256")
+    st = storage.stat(str(path))
+    if st is None or want is None:
+        return False
+    if record.get("sha256") == want:
+        if st[0] != record.get("bytes"):
+            return False
+        if not rehash and record.get("mtime_ns") == st[1]:
+            return True
+    return storage.sha256(str(path)) == want
+
+
+def read_tar(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Samples of a shard (local or remote, read front to back) in order, grouped by key as
+    webdataset groups them."""
     current, members = None, {}
-    with tarfile.open(path, "r") as tar:
+    with storage.open_stream(str(path)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for info in tar:
             if not info.isfile():
                 continue
@@ -85,14 +100,14 @@ class TarMembers:
     it is first opened, keeps its exception and raises it on every later read; a missing member
     is a ValueError. Used by the sentence builder (token codes) and the trainer (bundles)."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path):
+        self.folder = str(folder)
         self.members: dict[str, dict[str, tuple[int, int]] | Exception] = {}
 
     def index(self, tar: str, check=None) -> dict[str, tuple[int, int]]:
         """Member name -> (data offset, size) of one tar."""
         if tar not in self.members:
-            path = self.folder / tar
+            path = storage.join(self.folder, tar)
             try:
                 if check is not None:
                     check(path)
@@ -112,4 +127,4 @@ class TarMembers:
         if name not in index:
             raise ValueError(f"{tar} has no member {name}")
         off, size = index[name]
-        return storage.read_range(str(self.folder / tar), off, size)
+        return storage.read_range(storage.join(self.folder, tar), off, size)

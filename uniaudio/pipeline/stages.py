@@ -13,15 +13,14 @@ import json
 import os
 import pickle
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from .. import audio
-from ..files import atomic_write_text
+from .. import audio, storage
+from .member_spans import MemberSpans, read_order
 from .plan import reject_row
-from .shards import file_sha256, sample_key, write_tar
+from .shards import sample_key, unchanged, write_tar
 
 
 def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | None:
@@ -43,16 +42,21 @@ def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | 
 
 def _decode(task: dict) -> tuple[list[dict], list[dict]]:
     """Read one shard's plan rows, decode and filter their audio: (items, rejects)."""
-    rows = pq.ParquetFile(task["plan_path"]).read_row_group(task["row_group"]).to_pylist()
+    with storage.arrow_file(task["plan_path"]) as f:
+        rows = pq.ParquetFile(f).read_row_group(task["row_group"]).to_pylist()
     done: dict[int, dict] = {}
     rejects = []
     sr = task["sample_rate"]
-    # read in source order (members of one tar or Parquet row group together, files by folder),
-    # keep the planned order for writing: the shard's bytes do not depend on how it was read
-    for i in sorted(range(len(rows)), key=lambda i: (rows[i]["path"], rows[i]["offset"] or 0.0)):
+    # read in source order (members of one tar or Parquet row group together, files by folder;
+    # runs of tar members in one request each), keep the planned order for writing: the shard's
+    # bytes do not depend on how it was read
+    order = sorted(range(len(rows)), key=lambda i: read_order(rows[i]["path"], rows[i]["offset"]))
+    spans = MemberSpans([rows[i]["path"] for i in order])
+    for i in order:
         row = rows[i]
         try:
-            wav, _ = audio.load(row["path"], sr, offset=row["offset"] or 0.0, duration=row["duration"])
+            wav, _ = audio.load(row["path"], sr, offset=row["offset"] or 0.0, duration=row["duration"],
+                                data=spans.read(row["path"]))
         except audio.AudioError as e:
             rejects.append((i, reject_row(row, e.reason, e.detail, row["duration"], "decode")))
             continue
@@ -151,8 +155,11 @@ def write_shard(row: dict) -> dict:
 
 
 def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | None) -> dict:
-    """Write the shard tar (if it has samples) and then its done record; return a summary."""
-    out = Path(row["out"])
+    """Write the shard tar (if it has samples) and then its done record; return a summary. The
+    commit protocol, the same on a disk and on object storage (no atomic rename there): the tar
+    is put whole first, the done record (with the tar's checksum, size and time) only after it,
+    so a done record always names a complete tar; a tar without a record is written again."""
+    out = row["out"]
     samples, index = [], []
     for it in items:
         r = it["row"]
@@ -182,34 +189,28 @@ def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | 
               "bytes": 0, "samples": index, "rejects": rejects, "started": row.get("started"), "finished": time.time(),
               "node": _node_id(), "pid": os.getpid()}
     if samples:
-        tar = out / "shards" / f"{row['name']}.tar"
+        tar = storage.join(out, "shards", f"{row['name']}.tar")
         sha, size = write_tar(tar, samples)
-        record.update(tar=tar.name, sha256=sha, bytes=size, mtime_ns=tar.stat().st_mtime_ns)
-    atomic_write_text(out / "done" / f"{row['name']}.json", json.dumps(record))
+        record.update(tar=f"{row['name']}.tar", sha256=sha, bytes=size, mtime_ns=storage.stat(tar)[1])
+    storage.write_text(storage.join(out, "done", f"{row['name']}.json"), json.dumps(record))
     return {"name": row["name"], "samples": len(index), "rejects": len(rejects),
             "seconds": float(sum(i["seconds"] for i in index)), "bytes": record["bytes"]}
 
 
-def is_done(out: Path, name: str, rehash: bool = False) -> bool:
+def is_done(out: str, name: str, rehash: bool = False) -> bool:
     """A shard is done when its done record exists and its tar matches it. The tar is
-    re-hashed only when its size or mtime differ from the record (or `rehash`): resuming a
+    re-hashed only when its size or time differ from the record (or `rehash`): resuming a
     165k-hour run must not read every finished byte again. `pipeline verify` and
-    `pipeline run --rehash` check every checksum (e.g. after a disk error that kept mtime)."""
-    done = out / "done" / f"{name}.json"
-    if not done.exists():
-        return False
+    `pipeline run --rehash` check every checksum (e.g. after a disk error that kept mtime).
+    `out` is a local folder or a prefix in object storage."""
     try:
-        rec = json.loads(done.read_text())
+        rec = json.loads(storage.read_text(storage.join(str(out), "done", f"{name}.json")))
+    except storage.StorageError as e:
+        if e.kind == "missing":
+            return False
+        raise
     except ValueError:  # unreadable record (written by hand or by an older version): redo the shard
         return False
     if rec["tar"] is None:
         return True
-    tar = out / "shards" / rec["tar"]
-    if not tar.exists():
-        return False
-    st = tar.stat()
-    if st.st_size != rec["bytes"]:
-        return False
-    if not rehash and rec.get("mtime_ns") == st.st_mtime_ns:
-        return True
-    return file_sha256(tar) == rec["sha256"]
+    return unchanged(storage.join(str(out), "shards", rec["tar"]), rec, rehash=rehash)

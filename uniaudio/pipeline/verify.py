@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from itertools import islice
-from pathlib import Path
 from typing import Iterator
 
 import pyarrow.parquet as pq
 
-from .. import audio
+from .. import audio, storage
 from ..files import iter_parquet, sql_literal
-from .plan import InputPlan, stable_shard
-from .shards import file_sha256, read_npy, read_tar
+from .plan import InputPlan, plan_metas, stable_shard
+from .shards import read_npy, read_tar
 
 
 MAX_PROBLEMS = 1000  # listed; beyond that only counted (a damaged 50M-row output stays readable)
@@ -33,27 +32,27 @@ class _Problems(list):
         return list(self) + ([f"... and {self.more} more problems"] if self.more else [])
 
 
-def _intact_tar(out: Path, rec: dict, problems: list[str]) -> Path | None:
+def _intact_tar(out: str, rec: dict, problems: list[str]) -> str | None:
     """A done record's tar when it exists with its recorded sha256; else None, and the problem."""
-    tar = out / "shards" / rec["tar"]
-    if not tar.exists():
+    tar = storage.join(out, "shards", rec["tar"])
+    if not storage.exists(tar):
         problems.append(f"{rec['tar']}: missing")
-    elif file_sha256(tar) != rec["sha256"]:
+    elif storage.sha256(tar) != rec["sha256"]:
         problems.append(f"{rec['tar']}: sha256 mismatch")
     else:
         return tar
     return None
 
 
-def _intact_tars(out: Path, problems: list[str]):
+def _intact_tars(out: str, problems: list[str]):
     """(done record, tar path) of every finished shard whose tar is intact (`_intact_tar`)."""
-    for done in sorted((out / "done").glob("*.json")):
-        rec = json.loads(done.read_text())
+    for done in storage.glob(storage.join(out, "done", "*.json")):
+        rec = json.loads(storage.read_text(done))
         if rec["tar"] is not None and (tar := _intact_tar(out, rec, problems)) is not None:
             yield rec, tar
 
 
-def _check_tar(rec: dict, tar: Path, problems: list[str]) -> int:
+def _check_tar(rec: dict, tar: str, problems: list[str]) -> int:
     """Members of one tar against its done record: keys in order, ids, decodable arrays."""
     expected = [(s["key"], s["id"]) for s in rec["samples"]]
     listed = {k for k, _ in expected}
@@ -86,41 +85,44 @@ def _check_tar(rec: dict, tar: Path, problems: list[str]) -> int:
     return len(got)
 
 
-def _index_rows(path: Path) -> Iterator[tuple[str, str, str]]:
+def _index_rows(path: str) -> Iterator[tuple[str, str, str]]:
     for b in iter_parquet(path, columns=["shard", "key", "id"]):
         yield from zip(*(b.column(c).to_pylist() for c in ("shard", "key", "id")))
 
 
-def _ids_in_two_inputs(index: Path, problems: list[str]) -> None:
-    """Ids repeated across inputs (within one input, the shard check proves uniqueness): a
-    group-by that DuckDB spills to disk past its memory limit."""
+def _repeated_ids(index: str, problems: list[str]) -> None:
+    """Ids in two shards (across inputs, or within an input placed by position: within one
+    placed by id hash, the shard check proves uniqueness): a group-by that DuckDB spills to
+    disk past its memory limit."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET memory_limit='1GB'")
     con.execute("SET preserve_insertion_order=false")
-    for uid, n, shards in con.execute(
-            f"SELECT id, count(*), string_agg(shard, ', ') FROM read_parquet({sql_literal(index)}) GROUP BY id "
-            "HAVING count(*) > 1 "
-            f"ORDER BY id LIMIT {MAX_PROBLEMS}").fetchall():
-        problems.append(f"id {uid!r} in {n} shards: {shards}")
+    with storage.local_file(index) as path:
+        for uid, n, shards in con.execute(
+                f"SELECT id, count(*), string_agg(shard, ', ') FROM read_parquet({sql_literal(path)}) GROUP BY id "
+                "HAVING count(*) > 1 "
+                f"ORDER BY id LIMIT {MAX_PROBLEMS}").fetchall():
+            problems.append(f"id {uid!r} in {n} shards: {shards}")
     con.close()
 
 
-def verify(out: str | Path, tars: bool = True) -> dict:
+def verify(out: str, tars: bool = True) -> dict:
     """Checks, streaming (memory does not grow with the corpus): every planned shard has a done
-    record; each id in a record is unique there and hashes to that shard (so no id is in two
-    shards of an input); index.parquet lists exactly the records' samples in order; no id is
-    in two inputs; and with `tars`, each tar's checksum, keys, ids and the decodability of every
+    record; each id in a record is unique there and (hash placement) hashes to that shard, so
+    no id is in two shards of an input; index.parquet lists exactly the records' samples in
+    order; no id is in two inputs (nor in two shards of a position-placed input); and with `tars`, each tar's checksum, keys, ids and the decodability of every
     member. Returns {"shards", "samples", "problems": [...]}. A sentence output
     (`pipeline sentences`) is checked by `verify_sentences`."""
-    out = Path(out)
-    if (out / "plan" / "sentences.json").exists():
+    out = storage.absolute(out)
+    if storage.exists(storage.join(out, "plan", "sentences.json")):
         return verify_sentences(out)
     problems = _Problems()
-    plans = sorted((InputPlan.load(m) for m in (out / "plan").glob("*.json")), key=lambda p: p.prefix)
-    index_path = out / "index.parquet"
-    index = _index_rows(index_path) if index_path.exists() else None
+    plans = sorted((InputPlan.load(m) for m in plan_metas(out)), key=lambda p: p.prefix)
+    index_path = storage.join(out, "index.parquet")
+    has_index = storage.exists(index_path)
+    index = _index_rows(index_path) if has_index else None
     if index is None:
         problems.append("index.parquet missing (run did not finish)")
     n_shards = n_samples = 0
@@ -128,14 +130,14 @@ def verify(out: str | Path, tars: bool = True) -> dict:
         for shard in range(plan.n_shards):
             name = plan.shard_name(shard)
             try:
-                rec = json.loads((out / "done" / f"{name}.json").read_text())
+                rec = json.loads(storage.read_text(storage.join(out, "done", f"{name}.json")))
             except (OSError, ValueError) as e:
                 problems.append(f"{name}: no readable done record ({type(e).__name__})")
                 continue
             ids = [s["id"] for s in rec["samples"]]
             if len(set(ids)) != len(ids):
                 problems.append(f"{name}: an id twice in one shard")
-            wrong = [u for u in ids if stable_shard(u, plan.n_shards) != shard]
+            wrong = [u for u in ids if stable_shard(u, plan.n_shards) != shard] if plan.placement == "hash" else []
             if wrong:
                 problems.append(f"{name}: {len(wrong)} id(s) belong to other shards, e.g. {wrong[0]!r}")
             if index is not None and ids:
@@ -153,12 +155,12 @@ def verify(out: str | Path, tars: bool = True) -> dict:
                 n_samples += _check_tar(rec, tar, problems)
     if index is not None and next(index, None) is not None:
         problems.append("index.parquet lists samples that no done record holds")
-    if index_path.exists() and len(plans) > 1:
-        _ids_in_two_inputs(index_path, problems)
+    if has_index and (len(plans) > 1 or any(p.placement != "hash" for p in plans)):
+        _repeated_ids(index_path, problems)
     return {"shards": n_shards, "samples": n_samples, "problems": problems.final()}
 
 
-def verify_sentences(out: Path) -> dict:
+def verify_sentences(out: str) -> dict:
     """Bundle outputs: checksums, keys, array shapes within the context, every sequence parsed
     back through the vocabulary to the task its record names, no sequence in two bundles, and
     agreement with sequences.parquet."""
@@ -169,7 +171,7 @@ def verify_sentences(out: Path) -> dict:
     n_shards = n_bundles = 0
     reader = BundleReader(out)
     for name in ("index.parquet", "sequences.parquet"):
-        if not (out / name).exists():
+        if not storage.exists(storage.join(out, name)):
             problems.append(f"{name} missing (run did not finish)")
     for rec, tar in _intact_tars(out, problems):
         n_shards += 1
@@ -201,8 +203,9 @@ def verify_sentences(out: Path) -> dict:
                 seen[s["seq"]] = f"{rec['tar']}:{key}"
         if got != [b["key"] for b in rec["bundles"]]:
             problems.append(f"{rec['tar']}: keys differ from the done record")
-    if (out / "sequences.parquet").exists():
-        listed = pq.read_table(out / "sequences.parquet", columns=["seq"]).column("seq").to_pylist()
+    if storage.exists(seq_path := storage.join(out, "sequences.parquet")):
+        with storage.arrow_file(seq_path) as f:
+            listed = pq.read_table(f, columns=["seq"]).column("seq").to_pylist()
         if sorted(listed) != sorted(seen):
             problems.append(f"sequences.parquet lists {len(listed)} sequences, bundles hold {len(seen)}")
     return {"shards": n_shards, "samples": n_bundles, "problems": problems}

@@ -72,6 +72,13 @@ def takes_files(name: str) -> bool:
     return getattr(sys.modules[RECIPES[name].__module__], "ROOT_IS", "folder") == "files"
 
 
+def placement(name: str) -> str:
+    """How a recipe's items are placed in output shards: "position" (manifest order: items of one
+    container together, read front to back) for recipes that say PLACEMENT = "position", else
+    "hash" (by id: shards of even size, whatever the folder layout)."""
+    return getattr(sys.modules[RECIPES[name].__module__], "PLACEMENT", "hash")
+
+
 def read_headers(paths: list[str]) -> list[dict]:
     """One header task: duration / sample_rate / channels of each file (nulls when unreadable)."""
     return [header(p) for p in paths]

@@ -21,6 +21,7 @@ from ...manifest import Record
 from .common import REJECT_KEY, sources
 
 ROOT_IS = "files"
+PLACEMENT = "position"  # a recording's segments go to the same output shard, read in one pass
 
 
 def lines(path: str) -> Iterator[tuple[int, dict | None, str | None]]:

@@ -19,6 +19,7 @@ from ..cluster import MapFn, serial_map
 from .common import DEFAULT_FIELDS, REJECT_KEY, mapped_fields, memory_header, sources
 
 ROOT_IS = "files"
+PLACEMENT = "position"  # a file's row groups go to the same output shard, read in one pass
 WINDOW = 32  # row groups listed at once
 
 

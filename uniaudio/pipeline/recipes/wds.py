@@ -22,6 +22,7 @@ from ..cluster import MapFn, serial_map
 from .common import AUDIO_SUFFIXES, DEFAULT_FIELDS, REJECT_KEY, mapped_fields, memory_header, sources
 
 ROOT_IS = "files"  # ROOT names files (a glob, a list, URIs), not a folder
+PLACEMENT = "position"  # a shard's members go to the same output shard, read in one pass
 WINDOW = 32  # shards listed at once: the rows held in memory are bounded by it
 SIDECARS = (".json", ".txt", ".cls")
 
