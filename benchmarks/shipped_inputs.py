@@ -4,7 +4,8 @@ files   : the demo speech as FLAC files (the `folder` recipe), the baseline;
 wds     : the same audio as WebDataset tar shards (KEY.flac + KEY.json, 64 items a shard: the
           `wds` recipe): no unpacking, members read by ranged reads;
 parquet : the same audio inside Parquet (a Hugging Face audio struct column);
-wds-s3  : the tar shards on a local S3 server (SeaweedFS, when `weed` is installed).
+wds-s3  : the tar shards on a local S3 server (SeaweedFS, when `weed` is installed);
+files>s3: the files in, the output (shards, done records, plan, index) on that S3 server.
 
 Each line is a full `pipeline run` in audio mode (decode, filter, FLAC shards), warm Ray;
 audio seconds out per wall second, and the ratio to files. Goal (issue 38): wds / files >= 1.0.
@@ -57,12 +58,13 @@ def containers(files: list[Path], root: Path) -> tuple[str, str]:
     return str(root / "wds" / "*.tar"), str(root / "hf" / "*.parquet")
 
 
-def timed(out: Path, inp: dict) -> tuple[float, float]:
+def timed(out: Path | str, inp: dict) -> tuple[float, float]:
+    from uniaudio import storage
     from uniaudio.config import from_dict
     from uniaudio.pipeline.config import PipelineConfig
     from uniaudio.pipeline.run import run
 
-    shutil.rmtree(out, ignore_errors=True)
+    storage.delete_tree(str(out))
     cfg = from_dict(PipelineConfig, {"inputs": [inp], "output": str(out), "shard": {"max_samples": 64},
                                      "filters": {"max_duration": 60.0}})
     t0 = time.time()
@@ -138,6 +140,8 @@ def main() -> None:
                 inputs["wds-s3"] = {"recipe": "wds", "root": f"{bucket}/wds/*.tar", "name": "wds"}
             timed(work / "warm", inputs["files"])  # Ray workers up and warm for every line below
             rows = {name: timed(work / f"out-{name}", inp) for name, inp in inputs.items()}
+            if server is not None:
+                rows["files>s3"] = timed(f"{bucket}/out", inputs["files"])
         finally:
             if server is not None:
                 server.stop()

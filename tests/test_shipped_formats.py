@@ -57,6 +57,20 @@ def test_tar_shards_and_parquet_through_the_pipeline(corpora, tmp_path, ray_loca
     assert meta["EN_B00001"]["text"] == "utterance number 1" and meta["EN_B00001"]["speaker"] == "spk1"
     assert meta["hf-3"]["text"] == "hugging face row 3" and meta["hf-3"]["speaker"] == "c1"
 
+    # Lhotse out: members cannot be a Lhotse source, so they come out as a Shar set (audio inside)
+    from lhotse import CutSet
+
+    from uniaudio.pipeline.lhotse_export import export
+
+    res = export(str(out), str(tmp_path / "lh"))
+    assert res["cuts"] == 0 and res["shar_cuts"] == len(got)
+    cuts = {c.id: c for c in CutSet.from_shar(in_dir=tmp_path / "lh" / "shar")}
+    assert sorted(cuts) == sorted(got)
+    assert cuts["EN_B00001"].supervisions[0].text == "utterance number 1"
+    for uid in ("laion-clip4", "hf-3"):  # lossless sources: the audio the pipeline wrote
+        wav = cuts[uid].load_audio()[0]
+        assert len(wav) == len(got[uid]) and np.abs(wav - got[uid]).max() < 2e-4, uid
+
 
 def _jsons(out):
     import webdataset as wds
@@ -149,3 +163,43 @@ def test_shards_on_s3_read_with_webdataset_and_ray_data(corpora, s3, tmp_path, r
     ds = ray.data.read_webdataset(prefix, filesystem=fs)
     rows = ds.take_all()  # ray decodes the .json member itself
     assert sorted((r["json"] if isinstance(r["json"], dict) else json.loads(r["json"]))["id"] for r in rows) == want
+
+
+def test_a_containers_items_share_a_shard_and_are_read_in_runs(tmp_path, ray_local):
+    """Position placement: each output shard holds consecutive members of one tar (two shards a
+    tar here), an id repeated in another tar is rejected once (the first copy kept), and a
+    decode task reads its members in one request."""
+    import pyarrow.parquet as pq
+    from shipped_corpora import encode, speechlike, write_tar
+
+    from uniaudio.pipeline.member_spans import MemberSpans, read_order
+    from uniaudio.pipeline.plan import plan_input
+
+    audio_of = {}
+    for t in range(3):
+        members = []
+        for k in range(8):
+            uid = "dup" if k == 7 and t in (0, 2) else f"t{t}-{k}"
+            data = encode(speechlike(10 * t + k, 0.6), "flac")
+            audio_of.setdefault(uid, data)
+            members += [(f"{uid}.flac", data), (f"{uid}.txt", f"item {uid}".encode())]
+        write_tar(tmp_path / "wds" / f"s-{t:06d}.tar", members)
+    out = tmp_path / "out"
+    cfg = config(out, [{"recipe": "wds", "root": str(tmp_path / "wds" / "*.tar"), "name": "wds"}],
+                 shard={"max_samples": 4})
+    plan = plan_input(cfg.inputs[0], cfg, str(out))
+    assert plan.placement == "position" and plan.n_shards == 6
+    for s in range(plan.n_shards):
+        part, rg = plan.location(s)
+        rows = pq.ParquetFile(part).read_row_group(rg).to_pylist()
+        tars = {storage.parse_member(r["path"]).container.rsplit("/", 1)[-1] for r in rows}
+        assert tars == {f"s-{s // 2:06d}.tar"}, (s, tars)  # 4 consecutive members of one tar
+        rows.sort(key=lambda r: read_order(r["path"], r["offset"]))  # as a decode task reads them
+        spans = MemberSpans([r["path"] for r in rows])
+        for r in rows:
+            assert spans.read(r["path"]) == storage.read_member(r["path"]) == audio_of[r["id"]]
+        assert spans.requests == 1
+    dups = [r for r in pq.read_table(plan.rejects_path).to_pylist() if r["reason"] == "duplicate_id"]
+    assert len(dups) == 1 and dups[0]["id"] == "dup" and "s-000002.tar" in dups[0]["path"]
+    report = run(cfg, progress=False)
+    assert report["samples"] == 23 and verify(out)["problems"] == []

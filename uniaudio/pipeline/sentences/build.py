@@ -14,16 +14,15 @@ import os
 import resource
 import time
 from collections import Counter, OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from ...files import atomic_write_text, sha256_file
+from ... import storage
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Rows, Vocabulary
 from ..packing import Packer, padding_fill_sums
-from ..shards import TarMembers, write_tar
+from ..shards import TarMembers, unchanged, write_tar
 
 
 class SourceError(Exception):
@@ -36,18 +35,18 @@ class TokenTars:
     """Codes of token-shard samples by (tar, key) through `shards.TarMembers`, each tar checked
     against the token output's sha256 before its first read, with a small LRU of decoded arrays."""
 
-    def __init__(self, root: Path, n_codebooks: int, codebook_size: int, cache: int = 512):
-        self.root, self.k, self.size = root, n_codebooks, codebook_size
-        self.tars = TarMembers(root / "shards")
+    def __init__(self, root: str, n_codebooks: int, codebook_size: int, cache: int = 512):
+        self.root, self.k, self.size = str(root), n_codebooks, codebook_size
+        self.tars = TarMembers(storage.join(self.root, "shards"))
         self.cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.cache_size = cache
 
     def _read(self, tar: str, sha256: str, name: str) -> bytes:
         """A member of a token tar, the tar checked against the index's sha256 before its first read."""
-        def check(path: Path) -> None:
-            if not path.is_file():
-                raise SourceError("missing_token_tar", f"{tar} is not in {self.root / 'shards'}")
-            if not self._unchanged(path, sha256):
+        def check(path: str) -> None:
+            if storage.stat(path) is None:
+                raise SourceError("missing_token_tar", f"{tar} is not in {storage.join(self.root, 'shards')}")
+            if not self._unchanged(path, tar, sha256):
                 raise SourceError("damaged_token_tar", f"{tar}: sha256 differs from the token output's index")
 
         try:
@@ -57,17 +56,14 @@ class TokenTars:
         except (ValueError, OSError) as e:  # unreadable or truncated tar, missing member
             raise SourceError("damaged_token_tar", str(e)) from None
 
-    def _unchanged(self, path: Path, sha256: str) -> bool:
-        """The token pipeline's own rule: a tar whose size and mtime match its done record is
-        trusted; any other is re-hashed against the index's sha256."""
+    def _unchanged(self, path: str, tar: str, sha256: str) -> bool:
+        """The token pipeline's own rule (`shards.unchanged`) against the tar's done record and
+        the index's sha256."""
         try:
-            rec = json.loads((self.root / "done" / f"{path.stem}.json").read_text())
-            st = path.stat()
-            if rec.get("sha256") == sha256 and rec.get("bytes") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns:
-                return True
+            rec = json.loads(storage.read_text(storage.join(self.root, "done", f"{tar[:-len('.tar')]}.json")))
         except (OSError, ValueError):
-            pass
-        return sha256_file(path) == sha256
+            rec = {}
+        return unchanged(path, rec, sha256)
 
     def codes(self, seg: dict) -> np.ndarray:
         """[K, frames] codes of a whole source sample."""
@@ -94,9 +90,9 @@ class TokenTars:
 class Builder:
     """Specs -> Rows with the output's vocabulary and text tokenizer."""
 
-    def __init__(self, out: Path, tokens: Path, tokenizer: dict):
-        self.vocab = Vocabulary.load(out / "vocab.json")
-        self.bpe = BPETokenizer.load(out / "text_tokenizer.json")
+    def __init__(self, out: str, tokens: str, tokenizer: dict):
+        self.vocab = Vocabulary.load(storage.join(out, "vocab.json"))
+        self.bpe = BPETokenizer.load(storage.join(out, "text_tokenizer.json"))
         self.tars = TokenTars(tokens, int(tokenizer["n_codebooks"]), int(tokenizer["codebook_size"]))
 
     def rows(self, spec: dict) -> Rows:
@@ -137,10 +133,11 @@ def _render(vocab: Vocabulary, layout: str, rows: list[Rows]) -> dict[str, bytes
 def build_shard(task: dict) -> dict:
     """Build, pack and write one output shard; returns a small summary for the driver."""
     t0 = time.time()
-    out, tokens = Path(task["out"]), Path(task["tokens"])
+    out, tokens = task["out"], task["tokens"]
     frame_rate = float(task["tokenizer"]["frame_rate"])
     builder = Builder(out, tokens, task["tokenizer"])
-    specs = pq.read_table(task["specs"], filters=[("out_shard", "=", task["shard"])]).to_pylist()
+    with storage.arrow_file(task["specs"]) as f:
+        specs = pq.read_table(f, filters=[("out_shard", "=", task["shard"])]).to_pylist()
     packer = Packer(task["context"], buffer=task["pack_buffer"])
     built: dict[int, tuple[dict, Rows]] = {}  # only sequences still waiting for their bin to close
     left_out, samples, bundle_index, seq_index = [], [], [], []
@@ -208,11 +205,11 @@ def build_shard(task: dict) -> dict:
               "context_rows": len(samples) * task["context"], "padding_useful": useful, "padding_rows": padded,
               "specs": len(specs), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "started": t0, "finished": None, "pid": os.getpid()}
-    if samples:
-        tar = out / "shards" / f"{task['name']}.tar"
+    if samples:  # the bundle tar first, its done record after (see stages._write)
+        tar = storage.join(out, "shards", f"{task['name']}.tar")
         sha, size = write_tar(tar, samples)
-        record.update(tar=tar.name, sha256=sha, bytes=size, mtime_ns=tar.stat().st_mtime_ns)
+        record.update(tar=f"{task['name']}.tar", sha256=sha, bytes=size, mtime_ns=storage.stat(tar)[1])
     record["finished"] = time.time()
-    atomic_write_text(out / "done" / f"{task['name']}.json", json.dumps(record))
+    storage.write_text(storage.join(out, "done", f"{task['name']}.json"), json.dumps(record))
     return {"name": task["name"], "bundles": len(samples), "sequences": stats["sequences"],
             "rows": stats["useful_rows"], "left_out": len(left_out)}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import storage
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
 from ..shards import read_npy, read_tar
@@ -32,12 +33,13 @@ class BundleReader:
     """Decodes bundles of one sentence output with its vocabulary and text tokenizer."""
 
     def __init__(self, out: str | Path):
-        out = Path(out)
-        if not (out / "vocab.json").is_file() or not (out / "text_tokenizer.json").is_file():
+        out = str(out)
+        vocab, bpe = storage.join(out, "vocab.json"), storage.join(out, "text_tokenizer.json")
+        if not storage.exists(vocab) or not storage.exists(bpe):
             raise FileNotFoundError(f"{out} is not a sentence output (no vocab.json / text_tokenizer.json)")
         self.out = out
-        self.vocab = Vocabulary.load(out / "vocab.json")
-        self.bpe = BPETokenizer.load(out / "text_tokenizer.json")
+        self.vocab = Vocabulary.load(vocab)
+        self.bpe = BPETokenizer.load(bpe)
 
     def uniaudio_rows(self, members: dict[str, bytes], key: str = "?") -> tuple[np.ndarray, dict]:
         meta = bundle_meta(members, key)

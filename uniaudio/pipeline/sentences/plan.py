@@ -15,10 +15,13 @@ Everything is a pure function of the token output and the config: a rerun plans 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +29,8 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...files import atomic_write_text, iter_parquet, sha256_file, sql_literal
+from ... import storage
+from ...files import iter_parquet, sha256_file, sql_literal
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
 from .config import TASK_RELATION, SentenceConfig
@@ -52,14 +56,15 @@ class TokenOutputError(ValueError):
     """The --shards folder is not a finished token-shard output."""
 
 
-def token_output(tokens: Path) -> dict:
-    """What the sentence stage needs from a token output: its tokenizer and files."""
-    tokens = Path(tokens)
+def token_output(tokens: str | Path) -> dict:
+    """What the sentence stage needs from a token output (a folder or an s3:// prefix): its
+    tokenizer and files."""
+    tokens = storage.absolute(tokens)
     for name in ("index.parquet", "report.json", "config.json"):
-        if not (tokens / name).is_file():
+        if not storage.exists(storage.join(tokens, name)):
             raise TokenOutputError(f"{tokens} is not a finished token-shard output: {name} is missing "
                                    "(run `uniaudio pipeline run ... --tokenizer NAME` to completion first)")
-    cfg = json.loads((tokens / "config.json").read_text())
+    cfg = json.loads(storage.read_text(storage.join(tokens, "config.json")))
     if cfg.get("tokenizer", "none") == "none":
         raise TokenOutputError(f"{tokens} holds FLAC audio, not tokens: auditory sentences are built from codec "
                                "tokens (rerun the pipeline with --tokenizer uniaudio-codec, encodec, ...)")
@@ -71,38 +76,39 @@ def token_output(tokens: Path) -> dict:
     desc = None
     from ..shards import read_tar
 
-    for done in sorted((tokens / "done").glob("*.json")):  # the tokenizer as the shards recorded it
-        rec = json.loads(done.read_text())
-        if rec.get("tar") and (tokens / "shards" / rec["tar"]).is_file():
+    for done in storage.glob(storage.join(tokens, "done", "*.json")):  # the tokenizer as the shards recorded it
+        rec = json.loads(storage.read_text(done))
+        if rec.get("tar"):
             try:
-                _, members = next(read_tar(tokens / "shards" / rec["tar"]))
+                _, members = next(read_tar(storage.join(tokens, "shards", rec["tar"])))
                 desc = json.loads(members["json"])["tokenizer"]
                 break
             except (OSError, KeyError, ValueError, StopIteration):
                 continue
     if desc is None:
         raise TokenOutputError(f"{tokens}: no readable shard to learn the tokenizer from")
-    return {"root": tokens, "plans": plans, "tokenizer": desc, "index": str(tokens / "index.parquet")}
+    return {"root": tokens, "plans": plans, "tokenizer": desc, "index": storage.join(tokens, "index.parquet")}
 
 
-def metadata(tok_out: dict, out: Path, cfg: SentenceConfig) -> Path:
-    """OUT/plan/meta.parquet: one row per token-shard sample with its grouping fields, sorted."""
+def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> Path:
+    """WORK/meta.parquet: one row per token-shard sample (`index`, the plan files `plans`: local
+    files, DuckDB reads them) with its grouping fields, sorted."""
     import duckdb
 
-    dest = out / "plan" / "meta.parquet"
+    dest = work / "meta.parquet"
     tmp = dest.with_name(".meta.parquet.tmp")
     con = duckdb.connect()
     con.execute(f"SET memory_limit='{cfg.memory_limit}'")
-    con.execute(f"SET temp_directory={sql_literal(out / 'plan' / 'duckdb.tmp')}")
+    con.execute(f"SET temp_directory={sql_literal(work / 'duckdb.tmp')}")
     con.execute("SET preserve_insertion_order=false")
-    plans = "[" + ", ".join(sql_literal(p) for p in tok_out["plans"]) + "]"
+    plans = "[" + ", ".join(sql_literal(p) for p in plans) + "]"
     con.execute(f"""
         COPY (
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, p.corpus, p.domain, p.split,
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
                  p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions
-          FROM read_parquet({sql_literal(tok_out['index'])}) i
+          FROM read_parquet({sql_literal(index)}) i
           JOIN read_parquet({plans}, union_by_name=true) p USING (id)
           ORDER BY p.domain, p.corpus, speaker, chapter, i.id
         ) TO {sql_literal(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 8192)""")
@@ -143,11 +149,11 @@ def texts_of(row: dict) -> list[str]:
     return [c.strip() for c in caps if isinstance(c, str) and c.strip()]
 
 
-def text_tokenizer(meta: Path, out: Path, cfg: SentenceConfig) -> BPETokenizer:
+def text_tokenizer(meta: Path, out: str, cfg: SentenceConfig) -> BPETokenizer:
     """The BPE for text segments: trained on the corpus's transcripts and captions (once,
     saved as OUT/text_tokenizer.json) or the given tokenizer.json."""
-    dest = out / "text_tokenizer.json"
-    if dest.exists():
+    dest = storage.join(out, "text_tokenizer.json")
+    if storage.exists(dest):
         return BPETokenizer.load(dest)
     if cfg.text_tokenizer != "train":
         bpe = BPETokenizer.load(cfg.text_tokenizer)
@@ -160,9 +166,8 @@ def text_tokenizer(meta: Path, out: Path, cfg: SentenceConfig) -> BPETokenizer:
                     yield r["text"]
 
         bpe = BPETokenizer.train(texts(), vocab_size=cfg.text_vocab_size)
-    tmp = out / ".text_tokenizer.json.tmp"
-    bpe.save(tmp)
-    os.replace(tmp, dest)
+    with storage.output_path(dest) as tmp:
+        bpe.save(tmp)
     return bpe
 
 
@@ -189,8 +194,8 @@ def copies(weight: float, *parts) -> int:
 class SpecWriter:
     """Streams specs and plan-stage rejects to Parquet; counts rows per primary tar."""
 
-    def __init__(self, out: Path):
-        self.path = out / "plan" / ".specs-unsorted.parquet"
+    def __init__(self, work: Path):
+        self.path = work / ".specs-unsorted.parquet"
         self.w = pq.ParquetWriter(str(self.path), SPEC_SCHEMA, compression="zstd")
         self.buf: list[dict] = []
         self.rejects: list[dict] = []
@@ -326,13 +331,14 @@ def spread(tars) -> list[str]:
                                     for i, t in enumerate(names))]
 
 
-def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> dict:
-    """The grouping pass and the shard assignment; returns the plan summary."""
+def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) -> dict:
+    """The grouping pass and the shard assignment (into the local plan folder `work`); returns
+    the plan summary."""
     import duckdb
 
     from fnmatch import fnmatchcase
 
-    w = SpecWriter(out)
+    w = SpecWriter(work)
     group: list[dict] = []
     key = None
     other = Counter()
@@ -369,11 +375,11 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
             tarmap.append({"tar": tar, "heldout": held, "out_shard": shard})
             acc += rows
     n_shards = len(names)
-    dest = out / "plan" / "specs.parquet"
+    dest = work / "specs.parquet"
     tmp = dest.with_name(".specs.parquet.tmp")
     con = duckdb.connect()
     con.execute(f"SET memory_limit='{cfg.memory_limit}'")
-    con.execute(f"SET temp_directory={sql_literal(out / 'plan' / 'duckdb.tmp')}")
+    con.execute(f"SET temp_directory={sql_literal(work / 'duckdb.tmp')}")
     con.register("tarmap", pa.Table.from_pylist(tarmap, schema=pa.schema([("tar", pa.string()), ("heldout", pa.bool_()),
                                                                           ("out_shard", pa.int32())])))
     con.execute(f"""
@@ -384,27 +390,46 @@ def write_specs(meta: Path, out: Path, cfg: SentenceConfig, tokenizer: dict) -> 
     con.close()
     os.replace(tmp, dest)
     w.path.unlink()
-    pq.write_table(pa.Table.from_pylist(w.rejects, schema=REJECT_SCHEMA), str(out / "plan" / "rejects.parquet"))
+    pq.write_table(pa.Table.from_pylist(w.rejects, schema=REJECT_SCHEMA), str(work / "rejects.parquet"))
     return {"specs": w.n, "shards": n_shards, "shard_names": names,
             "specs_per_shard": [per_shard.get(i, 0) for i in range(n_shards)],
             "tasks_planned": dict(sorted(w.tasks.items())), "plan_rejects": len(w.rejects),
             "skipped_domains": dict(other)}
 
 
-def plan(cfg: SentenceConfig, out: Path, tok_out: dict) -> dict:
-    """Plan once (OUT/plan/sentences.json is written last: its presence means complete)."""
-    meta_path = out / "plan" / "sentences.json"
-    if meta_path.exists():
-        return json.loads(meta_path.read_text())
-    (out / "plan").mkdir(parents=True, exist_ok=True)
-    meta = metadata(tok_out, out, cfg)
-    check_audio_fits(meta, cfg, tok_out["tokenizer"])
-    bpe = text_tokenizer(meta, out, cfg)
-    vocab = vocabulary(bpe, tok_out["tokenizer"])
-    atomic_write_text(out / "vocab.json", json.dumps(vocab.to_dict(), indent=2))
-    summary = write_specs(meta, out, cfg, tok_out["tokenizer"])
+UPLOADED = ("specs.parquet", "rejects.parquet")  # what the workers and the finalize step read from OUT/plan
+
+
+def plan(cfg: SentenceConfig, out: str, tok_out: dict) -> dict:
+    """Plan once (OUT/plan/sentences.json is written last: its presence means complete). DuckDB
+    works on local files: for an output in object storage the plan is made in a temporary
+    folder (the token output's index and plan files downloaded there when they are remote too)
+    and the files the build reads are uploaded before the record."""
+    meta_path = storage.join(out, "plan", "sentences.json")
+    if storage.exists(meta_path):
+        return json.loads(storage.read_text(meta_path))
+    remote = storage.is_uri(out)
+    work = Path(tempfile.mkdtemp(prefix="uniaudio-sentences-plan-")) if remote else Path(out) / "plan"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            index = stack.enter_context(storage.local_file(tok_out["index"]))
+            plans = [stack.enter_context(storage.local_file(p)) for p in tok_out["plans"]]
+            meta = metadata(index, plans, work, cfg)
+            index_sha = sha256_file(index)
+        check_audio_fits(meta, cfg, tok_out["tokenizer"])
+        bpe = text_tokenizer(meta, out, cfg)
+        vocab = vocabulary(bpe, tok_out["tokenizer"])
+        storage.write_text(storage.join(out, "vocab.json"), json.dumps(vocab.to_dict(), indent=2))
+        summary = write_specs(meta, work, cfg, tok_out["tokenizer"])
+        if remote:
+            for name in UPLOADED:
+                storage.upload(str(work / name), storage.join(out, "plan", name))
+    finally:
+        if remote:
+            shutil.rmtree(work, ignore_errors=True)
     summary.update(version=PLAN_VERSION, config=cfg.plan_fields(), fingerprint=cfg.fingerprint(),
-                   token_index_sha256=sha256_file(tok_out["index"]),
+                   token_index_sha256=index_sha,
                    tokenizer=tok_out["tokenizer"], text_vocab=bpe.vocab_size, vocab_size=vocab.size)
-    atomic_write_text(meta_path, json.dumps(summary, indent=2))
+    storage.write_text(meta_path, json.dumps(summary, indent=2))
     return summary

@@ -4,19 +4,19 @@ the report. Rerunning the same command resumes; a changed config is refused."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
 import time
 from collections import Counter
 from dataclasses import asdict
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ...files import atomic_write_text, sha256_file
+from ... import storage
 from ...config import config_diff
 from ..plan import PlanMismatch
 from ..cluster import data_context, init_ray
@@ -34,13 +34,13 @@ SEQUENCE_SCHEMA = pa.schema([("seq", pa.string()), ("task", pa.string()), ("rela
                              ("row_start", pa.int64()), ("row_end", pa.int64())])
 
 
-def check_resumable(cfg: SentenceConfig, out: Path) -> None:
-    meta = out / "plan" / "sentences.json"
-    if meta.exists():
-        planned = json.loads(meta.read_text())
+def check_resumable(cfg: SentenceConfig, out: str) -> None:
+    meta = storage.join(out, "plan", "sentences.json")
+    if storage.exists(meta):
+        planned = json.loads(storage.read_text(meta))
         diff = config_diff(planned["config"], cfg.plan_fields())
-        index = Path(cfg.tokens) / "index.parquet"
-        if not diff and index.is_file() and sha256_file(index) != planned["token_index_sha256"]:
+        index = storage.join(storage.absolute(cfg.tokens), "index.parquet")
+        if not diff and storage.exists(index) and storage.sha256(index) != planned["token_index_sha256"]:
             raise PlanMismatch(f"{out} was planned from an earlier state of {cfg.tokens} (its index.parquet has "
                                "changed since): write to a new output folder (--out)")
         if diff:
@@ -51,13 +51,13 @@ def check_resumable(cfg: SentenceConfig, out: Path) -> None:
 
 def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
     t0 = time.time()
-    out = Path(cfg.output).resolve()
+    out = storage.absolute(cfg.output)
     check_resumable(cfg, out)  # before anything is written
-    tok_out = token_output(Path(cfg.tokens).resolve())
+    tok_out = token_output(cfg.tokens)
     for sub in ("shards", "done", "plan"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(storage.join(out, sub))
     _remove_temp_files(out)
-    atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
+    storage.write_text(storage.join(out, "config.json"), json.dumps(asdict(cfg), indent=2))
     say = (lambda m: tqdm.write(f"[sentences] {m}", file=sys.stderr)) if progress else (lambda m: None)
     say("planning from metadata (DuckDB sort; no tokens read)")
     summary = plan(cfg, out, tok_out)
@@ -67,8 +67,8 @@ def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
         if is_done(out, name):
             skipped += 1
             continue
-        tasks.append({"shard": j, "name": name, "out": str(out), "tokens": str(tok_out["root"]),
-                      "specs": str(out / "plan" / "specs.parquet"), "layout": cfg.layout, "context": cfg.context,
+        tasks.append({"shard": j, "name": name, "out": out, "tokens": tok_out["root"],
+                      "specs": storage.join(out, "plan", "specs.parquet"), "layout": cfg.layout, "context": cfg.context,
                       "pack_buffer": cfg.pack_buffer, "tokenizer": summary["tokenizer"]})
     t_exec = time.time()
     if tasks:
@@ -92,7 +92,7 @@ def run(cfg: SentenceConfig, *, progress: bool = True) -> dict:
                     timings=timings)
 
 
-def finalize(out: Path, cfg: SentenceConfig, summary: dict, *, wall: float, shards_run: int, shards_skipped: int,
+def finalize(out: str, cfg: SentenceConfig, summary: dict, *, wall: float, shards_run: int, shards_skipped: int,
              timings: dict) -> dict:
     """index.parquet (bundles), sequences.parquet, rejects.parquet and report.json, streamed
     from the done records one shard at a time."""
@@ -100,32 +100,34 @@ def finalize(out: Path, cfg: SentenceConfig, summary: dict, *, wall: float, shar
     counts = {"tasks": Counter(), "relations": Counter(), "modality_rows": Counter()}
     reasons, tot = Counter(), Counter()
     worker_peak = 0.0
-    idx_w = pq.ParquetWriter(str(out / ".index.parquet.tmp"), INDEX_SCHEMA)
-    seq_w = pq.ParquetWriter(str(out / ".sequences.parquet.tmp"), SEQUENCE_SCHEMA)
-    rej_w = pq.ParquetWriter(str(out / ".rejects.parquet.tmp"), REJECT_SCHEMA)
-    plan_rejects = pq.read_table(out / "plan" / "rejects.parquet")
-    rej_w.write_table(plan_rejects)
-    reasons.update(plan_rejects.column("reason").to_pylist())
-    for name in summary["shard_names"]:
-        rec = json.loads((out / "done" / f"{name}.json").read_text())
-        split = "heldout" if name.startswith("heldout-") else "train"
-        idx_w.write_table(pa.Table.from_pylist([dict(b, shard=rec["tar"], sha256=rec["sha256"], split=split)
-                                                for b in rec["bundles"]], schema=INDEX_SCHEMA))
-        tot[f"bundles_{split}"] += len(rec["bundles"])
-        seq_w.write_table(pa.Table.from_pylist([dict(s, shard=rec["tar"]) for s in rec["sequences"]],
-                                               schema=SEQUENCE_SCHEMA))
-        rej_w.write_table(pa.Table.from_pylist(rec["rejects"], schema=REJECT_SCHEMA))
-        reasons.update(r["reason"] for r in rec["rejects"])
-        for k in counts:
-            counts[k].update(rec["counts"][k])
-        for k in ("useful_rows", "context_rows", "padding_useful", "padding_rows", "specs"):
-            tot[k] += rec[k]
-        tot["bundles"] += len(rec["bundles"])
-        tot["sequences"] += len(rec["sequences"])
-        worker_peak = max(worker_peak, rec["peak_rss_mb"])
-    for w, name in ((idx_w, "index"), (seq_w, "sequences"), (rej_w, "rejects")):
-        w.close()
-        (out / f".{name}.parquet.tmp").replace(out / f"{name}.parquet")
+    # each file made visible whole once all are written; none of them after an error
+    with contextlib.ExitStack() as outputs:
+        idx_w, seq_w, rej_w = (pq.ParquetWriter(outputs.enter_context(storage.output_path(storage.join(out, name))), schema)
+                               for name, schema in (("index.parquet", INDEX_SCHEMA), ("sequences.parquet", SEQUENCE_SCHEMA),
+                                                    ("rejects.parquet", REJECT_SCHEMA)))
+        with storage.arrow_file(storage.join(out, "plan", "rejects.parquet")) as f:
+            plan_rejects = pq.read_table(f)
+        rej_w.write_table(plan_rejects)
+        reasons.update(plan_rejects.column("reason").to_pylist())
+        for name in summary["shard_names"]:
+            rec = json.loads(storage.read_text(storage.join(out, "done", f"{name}.json")))
+            split = "heldout" if name.startswith("heldout-") else "train"
+            idx_w.write_table(pa.Table.from_pylist([dict(b, shard=rec["tar"], sha256=rec["sha256"], split=split)
+                                                    for b in rec["bundles"]], schema=INDEX_SCHEMA))
+            tot[f"bundles_{split}"] += len(rec["bundles"])
+            seq_w.write_table(pa.Table.from_pylist([dict(s, shard=rec["tar"]) for s in rec["sequences"]],
+                                                   schema=SEQUENCE_SCHEMA))
+            rej_w.write_table(pa.Table.from_pylist(rec["rejects"], schema=REJECT_SCHEMA))
+            reasons.update(r["reason"] for r in rec["rejects"])
+            for k in counts:
+                counts[k].update(rec["counts"][k])
+            for k in ("useful_rows", "context_rows", "padding_useful", "padding_rows", "specs"):
+                tot[k] += rec[k]
+            tot["bundles"] += len(rec["bundles"])
+            tot["sequences"] += len(rec["sequences"])
+            worker_peak = max(worker_peak, rec["peak_rss_mb"])
+        for w in (idx_w, seq_w, rej_w):
+            w.close()
     total_rows = sum(counts["modality_rows"].values()) or 1
     fill = tot["useful_rows"] / tot["context_rows"] if tot["context_rows"] else None
     report = {
@@ -147,5 +149,5 @@ def finalize(out: Path, cfg: SentenceConfig, summary: dict, *, wall: float, shar
         "peak_rss_mb": {"driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                         "largest_worker": round(worker_peak, 1)},
     }
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
+    storage.write_text(storage.join(out, "report.json"), json.dumps(report, indent=2))
     return report
