@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "uniaudio"
-CORE = ("config", "files", "storage", "registry", "dsp", "audio", "manifest", "checkpoint", "models")
+CORE = ("config", "files", "storage", "mirror", "registry", "dsp", "audio", "manifest", "checkpoint", "models")
 UNRESOLVED: list[str] = []  # imports of uniaudio modules that do not exist (filled by `imports`)
 LAYERS = [("core", CORE), ("tokenize",), ("pipeline",), ("demo",), ("train",), ("benchmark",), ("cli", "__main__")]
 

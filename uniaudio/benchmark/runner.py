@@ -349,9 +349,10 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
         resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
-        all_builtins: bool = False) -> list[dict]:
+        all_builtins: bool = False, after_task=None) -> list[dict]:
     """Score `system_spec` on each task; with no system, each task's baseline, or with
-    `all_builtins` every built-in system that applies (floors, ceilings, baselines)."""
+    `all_builtins` every built-in system that applies (floors, ceilings, baselines).
+    `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out)."""
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root, progress=progress, tasks=task_names)
@@ -380,6 +381,8 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
                 continue
             results.append(run_task(task, system, suite_dir, out, pool, resume=resume, progress=progress,
                                     overall=overall))
+            if after_task is not None:
+                after_task()
     finally:
         if overall is not None:
             overall.close()

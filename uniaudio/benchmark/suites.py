@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import manifest
+from .. import manifest, storage
 from .tasks import TASKS, DemoSuite
 
 SUITE_VERSION = "demo-11"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
@@ -64,7 +64,12 @@ def load(suite: str, data_root: Path | None, progress: bool = False, tasks: list
     root = data_root or default_root()
     if suite == "demo":
         return build_demo(root, progress=progress, tasks=tasks)
+    if storage.is_uri(suite):  # test sets in object storage: a local copy (files already here are kept)
+        from ..mirror import Mirror
+
+        return Mirror(suite).pull(same_size_kept=True).local
     path = Path(suite)
     if path.is_dir():
         return path  # a folder of {task}.parquet test sets
-    raise FileNotFoundError(f"unknown suite {suite!r}: 'demo' or a folder holding {{task}}.parquet test sets")
+    raise FileNotFoundError(f"unknown suite {suite!r}: 'demo', a folder or an s3:// prefix holding {{task}}.parquet "
+                            "test sets")

@@ -12,7 +12,7 @@ import importlib
 import json
 from pathlib import Path
 
-from .. import audio
+from .. import audio, storage
 from .tasks import TASKS, Task, output_file, row_value
 
 
@@ -277,11 +277,16 @@ class LMCheckpoint(System):
     tasks = ("tts", "tta", "ttm")
 
     def __init__(self, path: str, **sampling):
-        p = Path(path)
-        self.path = p / "model.pt" if p.is_dir() else p
-        if not self.path.is_file():
+        if storage.is_uri(path):  # an s3:// out folder or its model.pt
+            self.path = path if path.endswith(".pt") else storage.join(path, "model.pt")
+            found, parent = storage.exists(self.path), self.path.rsplit("/", 2)[-2]
+        else:
+            p = Path(path)
+            self.path = p / "model.pt" if p.is_dir() else p
+            found, parent = self.path.is_file(), self.path.parent.name
+        if not found:
             raise ValueError(f"lm-ckpt: {self.path} not found (give a `uniaudio train lm` out folder or its model.pt)")
-        self.name = f"lm-ckpt-{self.path.parent.name}"
+        self.name = f"lm-ckpt-{parent}"
         self.sampling = sampling
         from ..train.generate import LMGenerator
 

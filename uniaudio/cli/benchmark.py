@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Group, debug_option
+from ._common import CONTEXT, Group, Location, debug_option
 
 
 @click.group(cls=Group, context_settings=CONTEXT)  # also the entry point of the `benchmark` script
@@ -36,9 +36,10 @@ def benchmark_tasks() -> None:
 @click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
-@click.option("--out", default="benchmark-results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Results folder: results/{task}/{system}/ (items.jsonl, aggregate.json) and, without --system, "
-                   "leaderboards/.")
+@click.option("--out", default="benchmark-results", show_default=True, type=Location(),
+              help="Results folder or s3:// prefix: results/{task}/{system}/ (items.jsonl, aggregate.json) and, "
+                   "without --system, leaderboards/. A prefix is worked on in a local copy (~/.cache/uniaudio/remote) "
+                   "that is uploaded after each task.")
 @click.option("--resume", is_flag=True, help="Skip items already scored in OUT on the same test set (a changed test "
               "set is scored again).")
 @click.option("--metric-option", "metric_opts", multiple=True, metavar="METRIC.KEY=VALUE",
@@ -47,7 +48,7 @@ def benchmark_tasks() -> None:
               help="Also publish leaderboards here, a folder or an s3:// prefix (default without --system: "
                    "OUT/leaderboards).")
 @click.option("--date", default=None, help="Pin the leaderboards' generation date (YYYY-MM-DD).")
-def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: Path, resume: bool,
+def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: str, resume: bool,
                   metric_opts: tuple[str, ...], publish_to: str | None, date: str | None) -> None:
     """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards. Without
     --system: every built-in system that applies to each task (baselines, floors, ceilings),
@@ -73,9 +74,14 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
         if not sep or not dot:
             raise click.BadParameter(f"{opt!r}: expected METRIC.KEY=VALUE", param_hint="--metric-option")
         options.setdefault(metric, {})[key] = yaml_load(val)
+    from .. import storage
+    from ..mirror import Mirror
+
+    remote = Mirror(out).pull() if storage.is_uri(out) else None  # the store's results: --resume and publish see them
+    work = remote.local if remote else Path(out)
     try:
-        results = run(names, system, suite, data_root, out, resume=resume, metric_options=options,
-                      all_builtins=system is None)
+        results = run(names, system, suite, data_root, work, resume=resume, metric_options=options,
+                      all_builtins=system is None, after_task=remote.push if remote else None)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     tw = max([len(r["task"]) for r in results] + [6]) + 2  # task column: the longest name, then a gap
@@ -91,31 +97,29 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
                 click.echo(f"{r['task']:{tw}}{r['system'][:17]:18}{key:34}{shown:>10}{failed:>8}")
             if m.get("error"):
                 click.echo(f"{'':{tw + 18}}{name}: {m['error'][:200]}")
-    click.echo(f"results: {out / 'results'}")
+    click.echo(f"results: {storage.join(out, 'results')}")
     if system is None or publish_to:
         from ..benchmark.publish import PublishError, publish
 
-        from .. import storage
-
-        dest = publish_to or str(out / "leaderboards")
+        dest = publish_to or storage.join(out, "leaderboards")
         dest = dest if storage.is_uri(dest) else Path(dest)
         try:
-            res = publish([out], dest, date=date)
+            res = publish([work], dest, date=date, names=[out] if remote else None)
         except PublishError as e:
-            raise click.ClickException(f"{e}\n(the results are in {out / 'results'}; `benchmark publish {out} --out "
-                                       "DIR` publishes them elsewhere)") from None
+            raise click.ClickException(f"{e}\n(the results are in {storage.join(out, 'results')}; `benchmark "
+                                       f"publish {work} --out DIR` publishes them elsewhere)") from None
         click.echo(f"leaderboards: {storage.join(str(dest), 'index.html')} ({len(res['files'])} files)")
 
 
 @benchmark.command("publish")
-@click.argument("results", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("results", nargs=-1, type=Location(exists=True))
 @click.option("--out", default=None,
               help="Report folder, or an object-storage prefix (s3://bucket/leaderboards) (default: "
                    "RESULTS/leaderboards of the first results folder, as `benchmark run` writes it). Built beside it "
                    "and swapped in when complete (on object storage: uploaded, its marker last).")
 @click.option("--date", default=None, help="Pin the generation date (YYYY-MM-DD) for byte-identical reruns.")
 @click.option("--force", is_flag=True, help="Replace a report of other results (or a folder of other files) at --out.")
-def benchmark_publish(results: tuple[Path, ...], out: str | None, date: str | None, force: bool) -> None:
+def benchmark_publish(results: tuple[str, ...], out: str | None, date: str | None, force: bool) -> None:
     """Leaderboards from `benchmark run` outputs (default: ./benchmark-results): index.html, a page per
     task and per (task, system), leaderboard.json (+ schema), .csv and .md."""
     from ..benchmark import require_bench
@@ -123,14 +127,20 @@ def benchmark_publish(results: tuple[Path, ...], out: str | None, date: str | No
     require_bench("benchmark publish")
     from ..benchmark.publish import PublishError, publish
 
-    sources = list(results) or [Path("benchmark-results")]
-    if not results and not sources[0].is_dir():
-        raise click.ClickException("no ./benchmark-results here: give the `benchmark run --out` folder(s) to publish")
     from .. import storage
+    from ..mirror import Mirror
 
-    out = out if out and storage.is_uri(out) else Path(out) if out else sources[0] / "leaderboards"
+    given = list(results) or ["benchmark-results"]
+    if not results and not Path(given[0]).is_dir():
+        raise click.ClickException("no ./benchmark-results here: give the `benchmark run --out` folder(s) to publish")
+    # results in object storage: read from a local copy, recorded under their URIs
+    sources = [Mirror(r).pull().local if storage.is_uri(r) else Path(r) for r in given]
+    remote = any(storage.is_uri(r) for r in given)
+    out = out or storage.join(given[0], "leaderboards")
+    out = out if storage.is_uri(out) else Path(out)
     try:
-        res = publish(sources, out, date=date, force=force)
+        res = publish(sources, out, date=date, force=force,
+                      names=[r if storage.is_uri(r) else str(Path(r).resolve()) for r in given] if remote else None)
     except PublishError as e:
         raise click.ClickException(str(e)) from None
     board = res["board"]

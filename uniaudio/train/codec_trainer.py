@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import audio, checkpoint, manifest
+from .. import audio, checkpoint, manifest, storage
 from ..config import ConfigError
 from ..tokenize.codec_model import DECODERS, Codec, CodecConfig
 from .codec_losses import MultiScaleSTFTDiscriminator, SpectralLoss, discriminator_loss, generator_losses
@@ -90,6 +90,9 @@ class CodecTrainConfig:
     def validate(self) -> None:
         if not self.manifests:
             raise ConfigError("manifests", "at least one manifest is required")
+        if storage.is_uri(self.out):  # its resume files are written in place, not through a mirror
+            raise ConfigError("out", "a local folder (only `train lm` writes to object storage; copy the folder up "
+                                     "after training, e.g. `aws s3 sync`)")
         for k in ("steps", "batch_size", "log_every", "checkpoint_every"):
             if getattr(self, k) < 1:
                 raise ConfigError(k, "must be >= 1")

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from .. import storage
 from ..pipeline.shards import TarMembers, load_npy
 from ..tokenize.vocab import Vocabulary
 
@@ -49,17 +50,18 @@ class SentenceData:
     """A sentence output folder: its vocabulary, layout, context and bundle list."""
 
     def __init__(self, root: str | Path):
-        root = Path(root)
+        root = storage.absolute(root)  # a folder or an s3:// prefix: bundles are read with ranged reads
         for name in ("index.parquet", "vocab.json", "report.json", "text_tokenizer.json"):
-            if not (root / name).is_file():
+            if not storage.exists(storage.join(root, name)):
                 raise FileNotFoundError(f"{root} is not a finished sentence output ({name} missing): run "
                                         "`uniaudio pipeline sentences --shards TOKENS --out DIR` first")
         self.root = root
-        self.report = json.loads((root / "report.json").read_text())
+        self.report = json.loads(storage.read_text(storage.join(root, "report.json")))
         self.layout, self.context = self.report["layout"], int(self.report["context"])
-        self.vocab = Vocabulary.load(root / "vocab.json")
+        self.vocab = Vocabulary.load(storage.join(root, "vocab.json"))
         self.tokenizer = self.report["tokenizer"]
-        t = pq.read_table(root / "index.parquet").to_pylist()
+        with storage.arrow_file(storage.join(root, "index.parquet")) as f:
+            t = pq.read_table(f).to_pylist()
         self._sha256 = {r["shard"]: r.get("sha256") for r in t}
         self.bundles = [BundleRef(r["shard"], r["key"], int(r["rows"])) for r in t if r.get("split", "train") == "train"]
         self.heldout = [BundleRef(r["shard"], r["key"], int(r["rows"])) for r in t if r.get("split") == "heldout"]
@@ -87,12 +89,12 @@ class SentenceData:
 class BundleReader:
     """Bundles by (tar, key) through `shards.TarMembers`; arrays checked."""
 
-    def __init__(self, root: Path, vocab: Vocabulary, max_rows: int, supports: list[np.ndarray]):
+    def __init__(self, root: str, vocab: Vocabulary, max_rows: int, supports: list[np.ndarray]):
         self.root, self.max_rows = root, max_rows
         self.vocab, self.vocab_size = vocab, vocab.size
         self.allowed = [np.isin(np.arange(vocab.size), s) for s in supports]  # slot k -> bool over ids
         self.tasks = {t[len("<task:"):-1]: i for i, t in enumerate(vocab.specials) if t.startswith("<task:")}
-        self.tars = TarMembers(root / "shards")  # each tar's member offsets, read once
+        self.tars = TarMembers(storage.join(root, "shards"))  # each tar's member offsets, read once
 
     def _member(self, shard: str, name: str) -> bytes:
         return self.tars.read(shard, name)
@@ -263,7 +265,7 @@ def check_shards(data: SentenceData, refs, out: Path, rank: int, world: int) -> 
     trained on. Hashes are streamed; a shard whose size and mtime equal those of its last check
     (OUT/checked_shards.json) is not read again, so a resume costs stat calls only. Rank 0
     checks; the other ranks learn the outcome."""
-    from ..files import atomic_write_text, sha256_file
+    from ..files import atomic_write_text
 
     result: dict = {"shards": 0, "hashed": 0, "bytes": 0, "seconds": 0.0}
     problem = None
@@ -277,17 +279,16 @@ def check_shards(data: SentenceData, refs, out: Path, rank: int, world: int) -> 
             seen = {}
         bad, now = [], {}
         for shard in sorted({r.shard for r in refs}):
-            path = data.root / "shards" / shard
-            try:
-                st = path.stat()
-            except OSError:
+            path = storage.join(data.root, "shards", shard)
+            st = storage.stat(path)
+            if st is None:
                 bad.append(f"{shard} (missing)")
                 continue
-            stamp = [want.get(shard), st.st_size, st.st_mtime_ns]
+            stamp = [want.get(shard), *st]
             if seen.get(shard) != stamp:
                 result["hashed"] += 1
-                result["bytes"] += st.st_size
-                if sha256_file(path) != want.get(shard):
+                result["bytes"] += st[0]
+                if storage.sha256(path) != want.get(shard):
                     bad.append(shard)
                     continue
             now[shard] = stamp

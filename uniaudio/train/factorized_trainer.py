@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import audio, checkpoint, manifest
+from .. import audio, checkpoint, manifest, storage
 from ..config import ConfigError
 from ..tokenize.factorized_model import (
     DECODER_KINDS,
@@ -100,6 +100,9 @@ class FactorizedTrainConfig:
     def validate(self) -> None:
         if not self.manifests:
             raise ConfigError("manifests", "at least one manifest is required")
+        if storage.is_uri(self.out):  # its resume files are written in place, not through a mirror
+            raise ConfigError("out", "a local folder (only `train lm` writes to object storage; copy the folder up "
+                                     "after training, e.g. `aws s3 sync`)")
         if self.model.front_end not in FRONT_DIMS:
             raise ConfigError("model.front_end", f"one of {', '.join(FRONT_DIMS)}, got {self.model.front_end!r}")
         for k in ("steps", "batch_utterances", "batch_size", "log_every", "checkpoint_every", "bpe_vocab"):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checkpoint
+from .. import checkpoint, storage
 from ..tokenize.vocab import Vocabulary
 from .model import ModelConfig, make_model
 
@@ -71,7 +71,7 @@ class LMGenerator:
             raise ValueError(f"{path} is not a uniaudio LM checkpoint (OUT/model.pt of `uniaudio train lm`)")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.path, self.ck, self.device = Path(path), ck, torch.device(device)
+        self.path, self.ck, self.device = path if storage.is_uri(path) else Path(path), ck, torch.device(device)
         self.vocab = Vocabulary.from_dict(ck["vocab"])
         cfg = ModelConfig(**ck["model_config"])
         self.kind = cfg.kind

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint
+from .. import checkpoint, storage
 from ..config import config_diff
 from .attention import attention_plan
 from .common import StopRequest, autocast, distributed, flush_subnormals, resolve_device, truncate_log
@@ -38,6 +38,7 @@ from .flops import peak_flops, step_flops
 from .llm import apply_lora, llama_shape, load_llama, merged_state_dict
 from .lm_config import LMSpec, LMTrainConfig, ResumeMismatch
 from .lm_metrics import breakdown, evaluate, means, unigram_baseline
+from ..mirror import Mirror
 from .model import ModelConfig, make_model, predicted_rows, stream_supports
 
 __all__ = ["LMSpec", "LMTrainConfig", "ResumeMismatch", "build_model", "train"]
@@ -114,7 +115,16 @@ class LMRun:
     def __init__(self, cfg: LMTrainConfig, progress: bool):
         self.cfg, self.progress = cfg, progress
         self.rank, self.world, local_rank = distributed()
-        self.out = out = Path(cfg.out)
+        # an s3:// out: the run works in a local copy (pulled first: a resume on any machine)
+        # and pushes it after each checkpoint (`mirror.Mirror`)
+        self.remote = Mirror(cfg.out) if storage.is_uri(cfg.out) else None
+        if self.remote and local_rank == 0:
+            self.remote.pull()
+        if self.remote and self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # every node's copy pulled before anyone reads it
+        self.out = out = self.remote.local if self.remote else Path(cfg.out)
         if self.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
         flush_subnormals()
@@ -233,6 +243,20 @@ class LMRun:
         self.log.write(json.dumps(record) + "\n")
         self.log.flush()
 
+    def _publish(self) -> None:
+        """An s3:// out: upload what the last checkpoint changed (rank 0; checkpoint before logs
+        never matters: a resume truncates the logs to the checkpoint's step)."""
+        if self.remote is None or self.rank != 0:
+            return
+        for f in (self.log, self.seen):
+            if f is not None and not f.closed:
+                f.flush()
+        self.remote.push()
+
+    def where(self, name: str) -> str:
+        """Where a file of the output is, as the user named the output (a URI or a path)."""
+        return storage.join(self.cfg.out, name) if self.remote else str(self.out / name)
+
     def run(self, after_step=None) -> dict:
         from tqdm import tqdm
 
@@ -259,13 +283,14 @@ class LMRun:
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                     save(self.out, self.model, self.opt, step, self.taken, cfg, self.data, self.rank, self.world,
                          self.device)
+                    self._publish()
                 if after_step is not None:
                     after_step(step)
                 if stopping:
                     if self.rank == 0:
                         self.log.write(json.dumps({"step": step, "event": "stopped", "signal": stop.name}) + "\n")
                         if self.progress:
-                            print(f"\n[lm] {stop.name}: stopped after step {step}, saved {self.out / 'last.pt'}; "
+                            print(f"\n[lm] {stop.name}: stopped after step {step}, saved {self.where('last.pt')}; "
                                   "rerun the same command to resume", flush=True)
                     break
         finally:  # an error or Ctrl-C mid-step leaves no handler of ours behind (a notebook's next Ctrl-C)
@@ -274,11 +299,12 @@ class LMRun:
         if self.log:
             self.log.close()
             self.seen.close()
+        self._publish()
         if self.world > 1:
             import torch.distributed as dist
 
             dist.barrier()
-        return {"step": self.step, "checkpoint": str(self.out / "last.pt"), "model": str(self.out / "model.pt"),
+        return {"step": self.step, "checkpoint": self.where("last.pt"), "model": self.where("model.pt"),
                 "stopped": stop.name}
 
     def _take_step(self) -> None:
@@ -374,15 +400,15 @@ def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data:
         dist.all_gather_object(rngs, checkpoint.rng_state(device))
     if rank != 0:
         return
-    tokens_cfg = Path(data.report["tokens"]) / "config.json"
+    tokens_cfg = storage.join(data.report["tokens"], "config.json")
     audio_tok = {"name": data.tokenizer["name"], "options": {}}
-    if tokens_cfg.is_file():
-        audio_tok["options"] = json.loads(tokens_cfg.read_text()).get("tokenizer_options", {})
+    if storage.exists(tokens_cfg):
+        audio_tok["options"] = json.loads(storage.read_text(tokens_cfg)).get("tokenizer_options", {})
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # resume: adapters kept apart
     plain = {k: v.cpu() for k, v in merged_state_dict(model).items()}  # inference: LoRA folded in
     inference = {"model": plain, "model_config": model.config_dict(), "step": step, "vocab": data.vocab.to_dict(),
-                 "text_tokenizer": (data.root / "text_tokenizer.json").read_text(), "audio_tokenizer": audio_tok,
-                 "tokenizer": data.tokenizer, "data": str(data.root), "kind": "uniaudio-lm"}
+                 "text_tokenizer": storage.read_text(storage.join(data.root, "text_tokenizer.json")),
+                 "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": data.root, "kind": "uniaudio-lm"}
     resume = checkpoint.training_state(weights, opt.state_dict(), step, asdict(cfg), rngs, batches=taken, world=world,
                                        workers=cfg.workers, resume_fields=cfg.resume_fields(),
                                        model_config=model.config_dict())

@@ -28,14 +28,17 @@ class PublishError(ValueError):
     """Nothing to publish, or an output folder that must not be overwritten."""
 
 
-def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None, force: bool = False) -> dict:
+def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None, force: bool = False,
+            names: list[str] | None = None) -> dict:
     """Merge every run found under `paths` into the report folder `out`; returns the leaderboard
     and the files. `date` pins the generation date (byte-identical reruns); default: today (UTC).
 
     Nothing is written unless the whole report is: it is built in a staging folder beside
     `out` and swapped in when complete, so a failure leaves an earlier report as it was. A
     folder that holds a report of other results, or files no report made, is refused unless
-    `force` (the checkout's committed leaderboards/ must not be replaced by a 3-task run)."""
+    `force` (the checkout's committed leaderboards/ must not be replaced by a 3-task run).
+    `names`: how the sources are recorded as the report's owners when `paths` are local copies
+    of results elsewhere (the s3:// prefixes they mirror); default their paths."""
     from ..provenance import toolkit
 
     paths = [Path(p) for p in paths]
@@ -45,11 +48,11 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
         raise PublishError(f"no results to publish in {', '.join(map(str, paths))} ({why}); nothing was written")
     if storage.is_uri(str(out)):  # object storage: built here, then uploaded (`_upload`)
         remote, out = str(out), Path(tempfile.mkdtemp(prefix="uniaudio-publish-")) / "report"
-        sources = sorted(str(p.resolve()) for p in paths)
+        sources = sorted(names or (str(p.resolve()) for p in paths))
         _check_owner_remote(remote, sources, force)
     else:
         remote, out = None, Path(out)
-        sources = sorted({os.path.relpath(p.resolve(), out.resolve()) for p in paths})
+        sources = sorted(names or {os.path.relpath(p.resolve(), out.resolve()) for p in paths})
         _restore_interrupted(out)
         _check_owner(out, sources, force)
     by_task: dict[str, list[dict]] = {}
