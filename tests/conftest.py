@@ -85,14 +85,14 @@ def sent_out(token_out, tmp_path_factory, ray_local):
 def demo_suite(tmp_path_factory, demo_root):
     """The demo benchmark suite (every task's test set) over the session's demo corpora, without
     ljspeech-mini: the suite `benchmark run --task all` scores, at the demo_root's scale."""
-    from uniaudio.benchmark import suites
+    from uniaudio.benchmark.suites import demo
 
     root = tmp_path_factory.mktemp("bench")
     (root / "demo").mkdir(parents=True)
     (root / "demo" / "corpora").symlink_to(demo_root)
-    real = suites.find_ljspeech_mini
-    suites.find_ljspeech_mini = lambda: None
+    real = demo.find_ljspeech_mini
+    demo.find_ljspeech_mini = lambda: None
     try:
-        return suites.build_demo(root)
+        return demo.build_demo(root)
     finally:
-        suites.find_ljspeech_mini = real
+        demo.find_ljspeech_mini = real

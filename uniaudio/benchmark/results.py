@@ -21,6 +21,9 @@ AGGREGATE_SCHEMA = {
         "system": {"type": "string"},
         "system_card": {"type": "object"},
         "suite": {"type": ["string", "null"]},
+        "suite_card": {"type": ["object", "null"], "properties": {
+            "name": {"type": "string"}, "version": {"type": "string"}, "line": {"type": "string"},
+            "missing": {"type": "integer", "minimum": 0}}},
         "test_set": {"type": "object", "properties": {"file": {"type": "string"},
                                                       "sha256": {"type": ["string", "null"]},
                                                       "items": {"type": ["integer", "null"]}}},

@@ -18,6 +18,7 @@ from ..files import safe_name, sha256_file
 from ..models import ModelNotFound
 from . import metrics as M
 from . import provenance
+from .suites import card_line, read_card
 from . import systems as S
 from .results import check_aggregate, check_item
 from .tasks import TASKS, Task, output_file, row_value
@@ -313,7 +314,11 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
     items = [json.loads(line) for line in items_path.read_text().splitlines() if line.strip()]
     system_card = system.card() if hasattr(system, "card") else {"name": system.name}  # adapters may lack one
     test_set = suite_dir / f"{task.name}.parquet"
+    card = read_card(suite_dir)  # a built suite's name, version and counts ('N of M items' when some are missing)
     result = {"task": task.name, "system": system.name, "system_card": system_card, "suite": str(suite_dir),
+              "suite_card": {"name": card["name"], "version": card["version"], "line": card_line(card),
+                             "missing": card["missing"]["count"], "published_items": card.get("published_items")}
+              if card else None,
               "test_set": {"file": test_set.name, "sha256": sha256_file(test_set) if test_set.exists() else None,
                            "items": manifest.count(test_set) if test_set.exists() else None},
               "items": len(items),

@@ -33,7 +33,9 @@ def benchmark_tasks() -> None:
               "whisper-tiny, espeak, passthrough, shuffled, chance-lm, codec:TOKENIZER, lm:MODEL, lm-ckpt:CHECKPOINT) "
               "or pkg.module:Class. "
               "Default: every built-in system that applies, then leaderboards.")
-@click.option("--suite", default="demo", show_default=True, help="'demo' (built offline) or a folder of {task}.parquet.")
+@click.option("--suite", default="demo", show_default=True,
+              help="'demo' (built offline), a suite folder (`benchmark suite build`), a folder of {task}.parquet "
+                   "or an s3:// prefix.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
 @click.option("--out", default="benchmark-results", show_default=True, type=Location(),
@@ -195,3 +197,8 @@ def benchmark_mmlu(data: Path | None, model: str, subjects: tuple[str, ...], sho
     click.echo(f"model {model} ({res['n_parameters']:,} parameters)")
     if out:
         out.write_text(json.dumps(res, indent=2))
+
+
+from .suite import suite  # noqa: E402  (`benchmark suite ...`: its own module)
+
+benchmark.add_command(suite)

@@ -152,6 +152,14 @@ def card_html(card) -> str:
     return f'<dl class="card">{"".join(rows)}</dl>'
 
 
+def _provenance(r: dict) -> dict:
+    """What a row's provenance block shows (its suite card only when the suite was built)."""
+    shown = {k: r[k] for k in ("system_card", "test_set", "suite", "run")}
+    if r.get("suite_card"):
+        shown["suite_card"] = r["suite_card"]
+    return shown
+
+
 def task_page(task: dict) -> str:
     cols = task["columns"]
     rows_html = []
@@ -172,9 +180,12 @@ def task_page(task: dict) -> str:
     cards_html = "".join(f"<h3>{esc(m)}</h3>{card_html(c)}" for m, c in sorted(cards.items()))
     prov = "".join(
         f'<h3 id="run-{esc(safe_name(r["system"]))}">{esc(r["system"])}</h3>'
-        f'<pre>{esc(json.dumps({"system_card": r["system_card"], "test_set": r["test_set"], "suite": r["suite"], "run": r["run"]}, indent=2, sort_keys=True, default=str))}</pre>'
+        f'<pre>{esc(json.dumps(_provenance(r), indent=2, sort_keys=True, default=str))}</pre>'
         for r in task["rows"])
+    suites = sorted({r["suite_card"]["line"] for r in task["rows"] if r.get("suite_card")})
+    suite_line = f'<p class="suite">test set: {esc("; ".join(suites))}</p>' if suites else ""
     body = (f'<p><a href="index.html">all tasks</a></p><h1>{esc(task["task"])}</h1><p>{esc(task.get("description"))}</p>'
+            f"{suite_line}"
             f"<p>Click a metric to sort best first (missing last); the interval under each value is its 95% CI "
             f"(hover for the method); ⚠ marks items a metric could not score (hover for reasons).</p>{table}"
             f'<h2>Plot</h2><div class="plot">{plot_svg(task)}</div><h2>Metric cards</h2>{cards_html}'

@@ -1,5 +1,6 @@
-"""Test suites. `demo` is built offline from the demo corpora (and ljspeech-mini when it is
-found), so `benchmark run --task all` needs nothing from the network."""
+"""The built-in `demo` suite: every task's test set, built offline from the demo corpora (and
+ljspeech-mini when it is found), so `benchmark run --task all` needs nothing from the network.
+Unlike the published suites it is a cache (under --data-root), rebuilt when its version changes."""
 
 from __future__ import annotations
 
@@ -7,15 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import manifest, storage
-from .tasks import TASKS, DemoSuite
+from ... import manifest
+from ..tasks import TASKS, DemoSuite
 
 SUITE_VERSION = "demo-11"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
 # 10: svs, speech_edit; 11: plausible sentences, held-out voices the offline ASR reads
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("UNIAUDIO_BENCHMARK_DATA", Path.home() / ".cache" / "uniaudio" / "benchmark"))
 
 
 def find_ljspeech_mini() -> Path | None:
@@ -29,7 +26,7 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False, tasks: list
     """Write {root}/demo/{task}.parquet, each task's test set from its own demo builder
     (`Task.demo`), once; reused after. A task registered after the suite was built (a plugin, a
     new version's task) gets its set on first use: `tasks` names the ones needed (None: all)."""
-    from ..demo import build_demo as build_corpora
+    from ...demo import build_demo as build_corpora
 
     suite = root / "demo"
     marker = suite / f".{SUITE_VERSION}"
@@ -58,18 +55,3 @@ def _write_sets(ctx: DemoSuite, names: list[str], progress: bool) -> None:
 
     for name in tqdm(names, desc="demo test sets", unit="task", disable=not progress):
         manifest.write_manifest(ctx.root / f"{name}.parquet", TASKS[name].demo(ctx))
-
-
-def load(suite: str, data_root: Path | None, progress: bool = False, tasks: list[str] | None = None) -> Path:
-    root = data_root or default_root()
-    if suite == "demo":
-        return build_demo(root, progress=progress, tasks=tasks)
-    if storage.is_uri(suite):  # test sets in object storage: a local copy (files already here are kept)
-        from ..mirror import Mirror
-
-        return Mirror(suite).pull(same_size_kept=True).local
-    path = Path(suite)
-    if path.is_dir():
-        return path  # a folder of {task}.parquet test sets
-    raise FileNotFoundError(f"unknown suite {suite!r}: 'demo', a folder or an s3:// prefix holding {{task}}.parquet "
-                            "test sets")

@@ -1,0 +1,257 @@
+"""Published suites built from corpus layouts as users download them (made offline from the demo
+speech): item rules, list files read exactly, missing items named, builds never mixed, and suites
+scored end to end with their name and version on the leaderboard."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uniaudio import audio, manifest
+from uniaudio.benchmark.suites import SuiteError, build, card_line, read_card
+from uniaudio.pipeline.recipes import records
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def speech(demo_root):
+    """The demo LibriSpeech test-clean utterances (8, two speakers, 3.2-5.6 s)."""
+    return sorted(records("librispeech", demo_root / "LibriSpeech", split="test-clean"), key=lambda r: r.id)
+
+
+def test_librispeech_asr_suite_and_what_a_suite_folder_refuses(demo_root, speech, tmp_path):
+    ls, out = demo_root / "LibriSpeech", tmp_path / "ls-clean"
+    card = build("librispeech-test-clean", ls, out)
+    assert card["tasks"] == {"asr": len(speech)} and card["published_items"] == {"asr": 2620}
+    assert card["missing"]["count"] == 0 and card["source_root"] == str(ls.resolve())
+    assert read_card(out) == card and card_line(card) == "librispeech-test-clean v1"
+    rows = manifest.read_rows(out / "asr.parquet")
+    assert [r["id"] for r in rows] == [r.id for r in speech] and all(Path(r["path"]).is_file() for r in rows)
+
+    assert build("librispeech-test-clean", ls, out)["tasks"] == card["tasks"]  # the same build: replaced
+    with pytest.raises(SuiteError, match="another build"):
+        build("librispeech-test-clean-tts", ls, out)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    with pytest.raises(SuiteError, match="no `benchmark suite build` made"):
+        build("librispeech-test-clean", ls, tmp_path / "junk")
+    with pytest.raises(SuiteError, match="LibriSpeech as openslr ships it"):
+        build("librispeech-test-clean", demo_root / "audiocaps", tmp_path / "wrong")
+    assert not (tmp_path / "wrong").exists()  # a failed build leaves nothing
+
+
+def test_zero_shot_tts_rule(demo_root, speech, tmp_path):
+    out = tmp_path / "tts"
+    build("librispeech-test-clean-tts", demo_root / "LibriSpeech", out)
+    rows = manifest.read_rows(out / "tts.parquet")
+    want = [r.id for r in speech if 4.0 <= r.duration <= 10.0]
+    assert [r["id"] for r in rows] == want and want
+    by_id = {r.id: r for r in speech}
+    for r in rows:
+        extra = json.loads(r["extra"])
+        prompt = by_id[extra["prompt_id"]]
+        assert prompt.speaker == r["speaker"] and prompt.id != r["id"]  # same speaker, another utterance
+        wav, sr = audio.load(extra["prompt_path"])
+        assert Path(extra["prompt_path"]).is_relative_to(out) and len(wav) == 3 * sr  # a 3 s cut
+        src, _ = audio.load(prompt.path, sr, duration=3.0)
+        assert np.abs(wav - src).max() < 1e-3
+    stored = manifest.iter_batches(out / "tts.parquet")  # stored relative: the folder moves as one
+    import pyarrow.parquet as pq
+    raw = pq.read_table(out / "tts.parquet").column("extra").to_pylist()
+    assert all('"prompt_path": "prompts/' in e for e in raw) and stored
+
+
+def pc_line(p, t) -> str:
+    return f"{p.id}\t{p.duration:.2f}\t{p.text.capitalize()}.\t{t.id}\t{t.duration:.2f}\t{t.text.capitalize()}."
+
+
+def test_a_published_list_is_read_exactly_and_missing_items_are_named(demo_root, speech, tmp_path):
+    ls = demo_root / "LibriSpeech"
+    pairs = [(speech[i], speech[(i + 1) % len(speech)]) for i in range(len(speech))]
+    lst = tmp_path / "cross_sentence.lst"
+    lst.write_text("\n".join(pc_line(p, t) for p, t in pairs) + "\n"
+                   + f"{speech[0].id}\t3.00\tA prompt.\t1234-5678-0000\t5.00\tGone from this copy.\n")
+    with pytest.raises(SuiteError, match=r"1 item\(s\) of the list are not in .*1234-5678-0000.*--allow-missing"):
+        build("librispeech-pc-test-clean", ls, tmp_path / "pc", list_file=lst)
+    with pytest.raises(SuiteError, match="needs its published list"):
+        build("librispeech-pc-test-clean", ls, tmp_path / "pc")
+    card = build("librispeech-pc-test-clean", ls, tmp_path / "pc", list_file=lst, allow_missing=True)
+    assert card["missing"] == {"count": 1, "ids": ["1234-5678-0000"]} and card["list"]["file"] == lst.name
+    assert card_line(card) == f"librispeech-pc-test-clean v1 ({len(pairs)} of {len(pairs) + 1} items)"
+    rows = {r["id"]: r for r in manifest.read_rows(tmp_path / "pc" / "tts.parquet")}
+    p, t = pairs[0]
+    extra = json.loads(rows[t.id]["extra"])
+    assert rows[t.id]["text"] == t.text.capitalize() + "." and extra["prompt_id"] == p.id
+    assert extra["prompt_text"] == p.text.capitalize() + "." and extra["prompt_path"] == p.path
+
+    bad = tmp_path / "bad.lst"
+    bad.write_text(pc_line(*pairs[0]) + "\n" + "only\tfive\tfields\there\tnow\n")
+    with pytest.raises(SuiteError, match=r"bad.lst line 2: expected six tab-separated fields"):
+        build("librispeech-pc-test-clean", ls, tmp_path / "pc2", list_file=bad)
+
+
+def seed_tts_folder(speech, root: Path) -> Path:
+    """seedtts_testset/en as shipped: meta.lst, prompt-wavs/, wavs/ (one item without its recording,
+    one with a fifth field, one whose prompt is absent)."""
+    en = root / "seedtts_testset" / "en"
+    (en / "prompt-wavs").mkdir(parents=True)
+    (en / "wavs").mkdir()
+    lines = []
+    for k, (p, t) in enumerate(zip(speech[:4], speech[4:8])):
+        uid = f"common_voice_en_{k}"
+        wav, sr = audio.load(p.path)
+        audio.save(en / "prompt-wavs" / f"{uid}.wav", wav, sr)
+        if k != 1:
+            shutil.copy(t.path, en / "wavs" / f"{uid}.flac")
+        target = f"|wavs/{uid}.flac" if k != 1 else ""
+        lines.append(f"{uid}|{p.text.lower()}|prompt-wavs/{uid}.wav|{t.text.lower()}{target}")
+    lines.append("common_voice_en_9|a prompt|prompt-wavs/not-shipped.wav|a target")
+    (en / "meta.lst").write_text("\n".join(lines) + "\n")
+    return root / "seedtts_testset"
+
+
+def test_seed_tts_eval_as_shipped(speech, tmp_path):
+    root = seed_tts_folder(speech, tmp_path)
+    with pytest.raises(SuiteError, match="common_voice_en_9"):
+        build("seed-tts-eval-en", root, tmp_path / "seed")
+    card = build("seed-tts-eval-en", root, tmp_path / "seed", allow_missing=True)
+    assert card["tasks"] == {"tts": 4} and card["list"]["file"] == "meta.lst" and card["published_items"] == {"tts": 1088}
+    rows = {r["id"]: r for r in manifest.read_rows(tmp_path / "seed" / "tts.parquet")}
+    e0, e1 = (json.loads(rows[f"common_voice_en_{k}"]["extra"]) for k in (0, 1))
+    assert e0["has_recording"] and rows["common_voice_en_0"]["path"].endswith("wavs/common_voice_en_0.flac")
+    assert not e1["has_recording"] and rows["common_voice_en_1"]["path"] == e1["prompt_path"]
+    assert rows["common_voice_en_2"]["text"] == speech[6].text.lower() and rows["common_voice_en_2"]["language"] == "en"
+    # ROOT may also be the language folder itself
+    assert build("seed-tts-eval-en", root / "en", tmp_path / "seed-b", allow_missing=True)["tasks"] == {"tts": 4}
+    (root / "en" / "meta.lst").write_text("common_voice_en_0|just|three\n")
+    with pytest.raises(SuiteError, match=r"meta.lst line 1: expected meta.lst: one item a line"):
+        build("seed-tts-eval-en", root, tmp_path / "seed-c")
+
+
+def voicebank_folder(speech, root: Path) -> Path:
+    from uniaudio.benchmark.tasks.se import add_noise
+
+    for d in ("clean_testset_wav", "noisy_testset_wav", "testset_txt"):
+        (root / d).mkdir(parents=True)
+    for k, r in enumerate(speech[:3]):
+        uid = f"p232_{k + 1:03d}"
+        wav, sr = audio.load(r.path)
+        audio.save(root / "clean_testset_wav" / f"{uid}.wav", wav, sr)
+        audio.save(root / "noisy_testset_wav" / f"{uid}.wav", add_noise(wav, 5.0, k), sr)
+        (root / "testset_txt" / f"{uid}.txt").write_text(r.text + "\n")
+    audio.save(root / "noisy_testset_wav" / "p257_999.wav", np.zeros(1600, np.float32), 16000)  # no clean pair
+    return root
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN / "uniaudio"), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_voicebank_demand_scored_end_to_end_with_its_name_on_the_leaderboard(speech, tmp_path):
+    root = voicebank_folder(speech, tmp_path / "VoiceBank-DEMAND")
+    run_cli("benchmark", "suite", "build", "voicebank-demand", "--root", str(root), "--out", str(tmp_path / "vb"),
+            "--allow-missing")
+    card = read_card(tmp_path / "vb")
+    assert card["tasks"] == {"se": 3} and card["missing"]["ids"] == ["p257_999"]
+    res, boards = tmp_path / "res", tmp_path / "boards"
+    run_cli("benchmark", "run", "--task", "se", "--system", "passthrough", "--suite", str(tmp_path / "vb"),
+            "--out", str(res), "--publish", str(boards))
+    agg = json.loads((res / "results" / "se" / "passthrough" / "aggregate.json").read_text())
+    assert agg["suite_card"]["line"] == "voicebank-demand v1 (3 of 4 items)" and agg["items"] == 3
+    assert np.isfinite(agg["metrics"]["pesq"]["value"]["pesq"])
+    assert "voicebank-demand v1 (3 of 4 items)" in (boards / "task-se.html").read_text()
+
+
+@pytest.mark.slow
+def test_whisper_tiny_on_a_librispeech_suite(demo_root, speech, tmp_path):
+    run_cli("benchmark", "suite", "build", "librispeech-test-clean", "--root", str(demo_root / "LibriSpeech"),
+            "--out", str(tmp_path / "ls"))
+    shown = run_cli("benchmark", "suite", "show", str(tmp_path / "ls")).stdout
+    assert json.loads(shown)["name"] == "librispeech-test-clean"
+    res, boards = tmp_path / "res", tmp_path / "boards"
+    run_cli("benchmark", "run", "--task", "asr", "--system", "whisper-tiny", "--suite", str(tmp_path / "ls"),
+            "--out", str(res), "--publish", str(boards))
+    agg = json.loads((res / "results" / "asr" / "whisper-tiny" / "aggregate.json").read_text())
+    assert agg["items"] == len(speech) and 0 <= agg["metrics"]["wer"]["value"]["wer"] < 0.5
+    assert "test set: librispeech-test-clean v1" in (boards / "task-asr.html").read_text()
+
+
+def test_sound_music_and_mmlu_suites_from_their_layouts(demo_root, tmp_path):
+    from uniaudio.benchmark.tasks.mmlu import DEMO
+
+    card = build("audiocaps-test", demo_root / "audiocaps", tmp_path / "ac")
+    test_clips = [r for r in records("audiocaps", demo_root / "audiocaps", split="test")]
+    assert card["tasks"] == {"tta": len(test_clips), "caption": len(test_clips)} and test_clips
+    row = manifest.read_rows(tmp_path / "ac" / "caption.parquet")[0]
+    assert json.loads(row["extra"])["captions"]  # every reference caption of the clip
+    card = build("musiccaps", demo_root / "musiccaps", tmp_path / "mc")
+    assert card["tasks"] == {"ttm": len(list(records("musiccaps", demo_root / "musiccaps", split="eval")))}
+    with pytest.raises(SuiteError, match="MMLU's CSV layout"):
+        build("mmlu", demo_root / "audiocaps", tmp_path / "mm-bad")
+    assert build("mmlu", DEMO, tmp_path / "mm")["tasks"] == {"mmlu": 15}
+
+    # a clip gone from a YouTube-downloaded corpus is a missing item, named
+    gone = shutil.copytree(demo_root / "audiocaps", tmp_path / "audiocaps-copy")
+    victim = Path(test_clips[0].path.replace(str(demo_root / "audiocaps"), str(gone)))
+    victim.unlink()
+    with pytest.raises(SuiteError, match=test_clips[0].id):
+        build("audiocaps-test", gone, tmp_path / "ac2")
+    card = build("audiocaps-test", gone, tmp_path / "ac2", allow_missing=True)
+    assert card["missing"] == {"count": 1, "ids": [test_clips[0].id]}
+
+
+def test_clotho_vctk_and_libri2mix_suites(speech, tmp_path):
+    # Clotho v2 evaluation: a captions CSV and the clips
+    clotho = tmp_path / "clotho"
+    (clotho / "evaluation").mkdir(parents=True)
+    lines = ["file_name,caption_1,caption_2,caption_3,caption_4,caption_5"]
+    for k, r in enumerate(speech[:2]):
+        shutil.copy(r.path, clotho / "evaluation" / f"clip{k}.flac")
+        lines.append(f"clip{k}.flac," + ",".join(f"caption {j} of clip {k}" for j in range(5)))
+    (clotho / "clotho_captions_evaluation.csv").write_text("\n".join(lines) + "\n")
+    assert build("clotho-eval", clotho, tmp_path / "cl")["tasks"] == {"caption": 2}
+
+    # VCTK 0.92: sources of each speaker in the next speaker's voice
+    vctk = tmp_path / "VCTK"
+    for k, r in enumerate(speech[:6]):
+        spk, uid = f"p{225 + k % 2}", f"p{225 + k % 2}_{k:03d}"
+        (vctk / "txt" / spk).mkdir(parents=True, exist_ok=True)
+        (vctk / "wav48_silence_trimmed" / spk).mkdir(parents=True, exist_ok=True)
+        (vctk / "txt" / spk / f"{uid}.txt").write_text(r.text + "\n")
+        shutil.copy(r.path, vctk / "wav48_silence_trimmed" / spk / f"{uid}_mic1.flac")
+    rows = build("vctk-vc", vctk, tmp_path / "vc") and manifest.read_rows(tmp_path / "vc" / "vc.parquet")
+    assert len(rows) == 6
+    for r in rows:
+        extra = json.loads(r["extra"])
+        assert extra["prompt_id"].split("_")[0] != r["id"].split("_")[0]  # another speaker's voice
+
+    # Libri2Mix wav16k/min test: target s1, enrollment another utterance of s1's speaker
+    base = tmp_path / "Libri2Mix" / "wav16k" / "min"
+    for sub in ("mix_clean", "s1", "s2"):
+        (base / "test" / sub).mkdir(parents=True)
+    (base / "metadata").mkdir()
+    a, b = [r for r in speech if r.speaker == speech[0].speaker], [r for r in speech if r.speaker != speech[0].speaker]
+    mixtures = [(a[0], b[0]), (b[1], a[1]), (a[2], b[2])]
+    meta = ["mixture_ID,mixture_path,source_1_path,source_2_path,length"]
+    for s1, s2 in mixtures:
+        mid = f"{s1.id}_{s2.id}"
+        w1, w2 = audio.load(s1.path, 16000)[0], audio.load(s2.path, 16000)[0]
+        n = min(len(w1), len(w2))
+        audio.save(base / "test" / "s1" / f"{mid}.wav", w1[:n], 16000)
+        audio.save(base / "test" / "s2" / f"{mid}.wav", w2[:n], 16000)
+        audio.save(base / "test" / "mix_clean" / f"{mid}.wav", (w1[:n] + w2[:n]) / 2, 16000)
+        meta.append(f"{mid},x,x,x,{n}")
+    (base / "metadata" / "mixture_test_mix_clean.csv").write_text("\n".join(meta) + "\n")
+    card = build("libri2mix-test", tmp_path / "Libri2Mix", tmp_path / "tse")
+    assert card["tasks"] == {"tse": 3} and card["published_items"] == {"tse": 3000}
+    for r in manifest.read_rows(tmp_path / "tse" / "tse.parquet"):
+        extra = json.loads(r["extra"])
+        assert extra["enroll_id"].split("-")[0] == r["speaker"] and extra["enroll_id"] != extra["target_utterance"]
