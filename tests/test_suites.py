@@ -78,10 +78,9 @@ def test_a_published_list_is_read_exactly_and_missing_items_are_named(demo_root,
                    + f"{speech[0].id}\t3.00\tA prompt.\t1234-5678-0000\t5.00\tGone from this copy.\n")
     with pytest.raises(SuiteError, match=r"1 item\(s\) of the list are not in .*1234-5678-0000.*--allow-missing"):
         build("librispeech-pc-test-clean", ls, tmp_path / "pc", list_file=lst)
-    with pytest.raises(SuiteError, match="needs its published list"):
-        build("librispeech-pc-test-clean", ls, tmp_path / "pc")
     card = build("librispeech-pc-test-clean", ls, tmp_path / "pc", list_file=lst, allow_missing=True)
     assert card["missing"] == {"count": 1, "ids": ["1234-5678-0000"]} and card["list"]["file"] == lst.name
+    assert card["list"]["is_published"] is False  # not F5-TTS's list: the card (and the CLI) say so
     assert card_line(card) == f"librispeech-pc-test-clean v1 ({len(pairs)} of {len(pairs) + 1} items)"
     rows = {r["id"]: r for r in manifest.read_rows(tmp_path / "pc" / "tts.parquet")}
     p, t = pairs[0]
@@ -255,3 +254,40 @@ def test_clotho_vctk_and_libri2mix_suites(speech, tmp_path):
     for r in manifest.read_rows(tmp_path / "tse" / "tse.parquet"):
         extra = json.loads(r["extra"])
         assert extra["enroll_id"].split("-")[0] == r["speaker"] and extra["enroll_id"] != extra["target_utterance"]
+
+
+def test_the_packaged_published_list_is_f5_ttss(demo_root, tmp_path):
+    """F5-TTS's LibriSpeech-PC list ships with uniaudio and is the suite's default list: read whole
+    (1,127 items, as published); the demo corpus holds none of its utterances."""
+    from uniaudio.benchmark.suites.base import sha256_of
+    from uniaudio.benchmark.suites.librispeech import PC_LIST, PC_SHA256, parse_pc_list
+
+    assert sha256_of(PC_LIST) == PC_SHA256 and len(parse_pc_list(PC_LIST)) == 1127
+    with pytest.raises(SuiteError, match=r"1127 item\(s\) of the list are not in"):
+        build("librispeech-pc-test-clean", demo_root / "LibriSpeech", tmp_path / "pc")
+
+
+
+@pytest.mark.slow
+def test_seed_tts_eval_layout_of_real_speech_scored_end_to_end(ljspeech_mini, tmp_path):
+    """A Seed-TTS-eval folder of real speech (ljspeech-mini: held out, only scored here): each
+    clip the target, the next clip its prompt; the ground-truth system scored through the CLI."""
+    en = tmp_path / "seedtts_testset" / "en"
+    (en / "wavs").mkdir(parents=True)
+    (en / "prompt-wavs").mkdir()
+    meta = [line.split("|") for line in (ljspeech_mini / "metadata.csv").read_text().splitlines()[:6]]
+    lines = []
+    for k, (uid, _, text) in enumerate(meta):
+        puid, _, ptext = meta[(k + 1) % len(meta)]
+        shutil.copy(ljspeech_mini / "wavs" / f"{uid}.wav", en / "wavs" / f"{uid}.wav")
+        shutil.copy(ljspeech_mini / "wavs" / f"{puid}.wav", en / "prompt-wavs" / f"{puid}.wav")
+        lines.append(f"{uid}|{ptext}|prompt-wavs/{puid}.wav|{text}")
+    (en / "meta.lst").write_text("\n".join(lines) + "\n")
+    run_cli("benchmark", "suite", "build", "seed-tts-eval-en", "--root", str(tmp_path / "seedtts_testset"),
+            "--out", str(tmp_path / "seed"))
+    run_cli("benchmark", "run", "--task", "tts", "--system", "ground-truth", "--suite", str(tmp_path / "seed"),
+            "--out", str(tmp_path / "res"))
+    agg = json.loads((tmp_path / "res" / "results" / "tts" / "ground-truth" / "aggregate.json").read_text())
+    assert agg["items"] == 6 and agg["suite_card"]["line"] == "seed-tts-eval-en v1"
+    assert agg["metrics"]["wer"]["value"]["wer"] < 0.2  # real speech read back by whisper-tiny
+    assert agg["metrics"]["sim"]["items_scored"] == 6

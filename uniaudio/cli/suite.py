@@ -46,6 +46,9 @@ def suite_build(name: str, root: Path, out: Path, list_file: Path | None, allow_
     card = build(name, root, out, list_file=list_file, allow_missing=allow_missing, seed=seed)
     counts = ", ".join(f"{t}: {n:,} items" for t, n in card["tasks"].items())
     click.echo(f"{card_line(card)}: {counts} -> {out}")
+    if card["list"] and card["list"]["is_published"] is False:
+        click.echo(f"note: {card['list']['file']} is not the published list (sha256 differs): results on it are not "
+                   "comparable with the published tables", err=True)
     if card["missing"]["count"]:
         click.echo(f"left out {card['missing']['count']} listed item(s) the corpus lacks, e.g. "
                    f"{', '.join(card['missing']['ids'][:5])}", err=True)

@@ -66,6 +66,8 @@ class Suite:
     published: str = ""  # where the numbers it reproduces were published
     list_format: str | None = None  # what --list holds (None: the suite takes no list)
     list_default: str | None = None  # a list file under --root used when --list is not given
+    list_packaged: Path | None = None  # the published list, shipped with uniaudio: used last
+    list_sha256: str | None = None  # the published list's sha256: the card says whether --list is it
 
 
 SUITES: dict[str, Suite] = {}
@@ -153,6 +155,8 @@ def _list_file(suite: Suite, root: Path, given) -> Path | None:
     elif suite.list_default and any((root / c).is_file() for c in (suite.list_default, Path(suite.list_default).name)):
         # ROOT as shipped (the list under it) or the list's own folder
         p = next(root / c for c in (suite.list_default, Path(suite.list_default).name) if (root / c).is_file())
+    elif suite.list_packaged is not None:
+        p = suite.list_packaged
     else:
         raise SuiteError(f"{suite.name} needs its published list: --list FILE ({suite.list_format})")
     if not p.is_file():
@@ -167,7 +171,8 @@ def _card(suite: Suite, root: Path, lst: Path | None, counts: dict, missing: lis
     return {
         "schema": CARD_SCHEMA, "name": suite.name, "version": suite.version, "tasks": listed,
         "source": suite.source, "source_root": str(root), "rule": suite.rule,
-        "list": {"file": lst.name, "path": str(lst), "sha256": sha256_of(lst)} if lst else None,
+        "list": {"file": lst.name, "path": str(lst), "sha256": sha256_of(lst),
+                 "is_published": sha256_of(lst) == suite.list_sha256 if suite.list_sha256 else None} if lst else None,
         "published_items": suite.published_items,
         "missing": {"count": len(missing), "ids": missing[:1000]},
         "protocol": suite.protocol, "published": suite.published, "seed": seed,

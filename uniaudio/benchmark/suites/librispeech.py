@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from ... import audio
 from ...manifest import Record
@@ -84,6 +85,9 @@ register(Suite("librispeech-test-clean-tts", ("tts",), "1", "LibriSpeech test-cl
                published="NaturalSpeech 3 (arXiv 2403.03100) Table 1: UniAudio Sim-O 0.57 / WER 2.49, "
                          "ground truth 0.68 / 1.94"))
 
+# the published list ships with uniaudio (benchmark/data/lists/README.md): the default --list
+PC_LIST = Path(__file__).parents[1] / "data" / "lists" / "librispeech_pc_test_clean_cross_sentence.lst"
+PC_SHA256 = "09811d521effa4eeb1da655f7379de97343b2f5ea86d829ec7ccb8656758a10f"
 PC_FORMAT = ("F5-TTS's librispeech_pc_test_clean_cross_sentence.lst: one item a line, six tab-separated fields "
              "prompt_utt, prompt_seconds, prompt_text, target_utt, target_seconds, target_text")
 
@@ -122,4 +126,5 @@ def _cross_sentence(ctx: BuildContext) -> Built:
 register(Suite("librispeech-pc-test-clean", ("tts",), "1", "LibriSpeech test-clean (openslr SLR12) with F5-TTS's "
                "LibriSpeech-PC cross-sentence list", LAYOUT, "the pairs of the published list",
                _cross_sentence, published_items={"tts": 1127}, protocol=TTS_PROTOCOL,
-               published="F5-TTS (arXiv 2410.06885) LibriSpeech-PC test-clean table", list_format=PC_FORMAT))
+               published="F5-TTS (arXiv 2410.06885) LibriSpeech-PC test-clean table", list_format=PC_FORMAT,
+               list_packaged=PC_LIST, list_sha256=PC_SHA256))
