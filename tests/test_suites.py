@@ -207,33 +207,31 @@ def test_sound_music_and_mmlu_suites_from_their_layouts(demo_root, tmp_path):
     assert card["missing"] == {"count": 1, "ids": [test_clips[0].id]}
 
 
-def test_clotho_vctk_and_libri2mix_suites(speech, tmp_path):
-    # Clotho v2 evaluation: a captions CSV and the clips
-    clotho = tmp_path / "clotho"
+def clotho_folder(speech, clotho: Path) -> Path:
+    """Clotho v2 evaluation: a captions CSV and the clips."""
     (clotho / "evaluation").mkdir(parents=True)
     lines = ["file_name,caption_1,caption_2,caption_3,caption_4,caption_5"]
     for k, r in enumerate(speech[:2]):
         shutil.copy(r.path, clotho / "evaluation" / f"clip{k}.flac")
         lines.append(f"clip{k}.flac," + ",".join(f"caption {j} of clip {k}" for j in range(5)))
     (clotho / "clotho_captions_evaluation.csv").write_text("\n".join(lines) + "\n")
-    assert build("clotho-eval", clotho, tmp_path / "cl")["tasks"] == {"caption": 2}
+    return clotho
 
-    # VCTK 0.92: sources of each speaker in the next speaker's voice
-    vctk = tmp_path / "VCTK"
+
+def vctk_folder(speech, vctk: Path) -> Path:
+    """VCTK 0.92: two speakers, six utterances."""
     for k, r in enumerate(speech[:6]):
         spk, uid = f"p{225 + k % 2}", f"p{225 + k % 2}_{k:03d}"
         (vctk / "txt" / spk).mkdir(parents=True, exist_ok=True)
         (vctk / "wav48_silence_trimmed" / spk).mkdir(parents=True, exist_ok=True)
         (vctk / "txt" / spk / f"{uid}.txt").write_text(r.text + "\n")
         shutil.copy(r.path, vctk / "wav48_silence_trimmed" / spk / f"{uid}_mic1.flac")
-    rows = build("vctk-vc", vctk, tmp_path / "vc") and manifest.read_rows(tmp_path / "vc" / "vc.parquet")
-    assert len(rows) == 6
-    for r in rows:
-        extra = json.loads(r["extra"])
-        assert extra["prompt_id"].split("_")[0] != r["id"].split("_")[0]  # another speaker's voice
+    return vctk
 
-    # Libri2Mix wav16k/min test: target s1, enrollment another utterance of s1's speaker
-    base = tmp_path / "Libri2Mix" / "wav16k" / "min"
+
+def libri2mix_folder(speech, root: Path) -> Path:
+    """Libri2Mix wav16k/min test: three mixtures of the two demo speakers."""
+    base = root / "wav16k" / "min"
     for sub in ("mix_clean", "s1", "s2"):
         (base / "test" / sub).mkdir(parents=True)
     (base / "metadata").mkdir()
@@ -249,7 +247,21 @@ def test_clotho_vctk_and_libri2mix_suites(speech, tmp_path):
         audio.save(base / "test" / "mix_clean" / f"{mid}.wav", (w1[:n] + w2[:n]) / 2, 16000)
         meta.append(f"{mid},x,x,x,{n}")
     (base / "metadata" / "mixture_test_mix_clean.csv").write_text("\n".join(meta) + "\n")
-    card = build("libri2mix-test", tmp_path / "Libri2Mix", tmp_path / "tse")
+    return root
+
+
+def test_clotho_vctk_and_libri2mix_suites(speech, tmp_path):
+    assert build("clotho-eval", clotho_folder(speech, tmp_path / "clotho"), tmp_path / "cl")["tasks"] == {"caption": 2}
+
+    build("vctk-vc", vctk_folder(speech, tmp_path / "VCTK"), tmp_path / "vc")
+    rows = manifest.read_rows(tmp_path / "vc" / "vc.parquet")
+    assert len(rows) == 6
+    for r in rows:
+        extra = json.loads(r["extra"])
+        assert extra["prompt_id"].split("_")[0] != r["id"].split("_")[0]  # another speaker's voice
+
+    # target s1, enrollment another utterance of s1's speaker
+    card = build("libri2mix-test", libri2mix_folder(speech, tmp_path / "Libri2Mix"), tmp_path / "tse")
     assert card["tasks"] == {"tse": 3} and card["published_items"] == {"tse": 3000}
     for r in manifest.read_rows(tmp_path / "tse" / "tse.parquet"):
         extra = json.loads(r["extra"])
@@ -291,3 +303,26 @@ def test_seed_tts_eval_layout_of_real_speech_scored_end_to_end(ljspeech_mini, tm
     assert agg["items"] == 6 and agg["suite_card"]["line"] == "seed-tts-eval-en v1"
     assert agg["metrics"]["wer"]["value"]["wer"] < 0.2  # real speech read back by whisper-tiny
     assert agg["metrics"]["sim"]["items_scored"] == 6
+
+
+@pytest.mark.slow
+def test_every_other_suite_is_scored_end_to_end(demo_root, speech, tmp_path):
+    """The suites the tests above do not score, each built from its layout and scored by a built-in
+    system through the runner (the same path as `benchmark run --suite DIR`)."""
+    from uniaudio.benchmark.runner import run
+    from uniaudio.benchmark.tasks.mmlu import DEMO
+
+    builds = [("librispeech-test-clean-tts", demo_root / "LibriSpeech", "tts", "ground-truth"),
+              ("vctk-vc", vctk_folder(speech, tmp_path / "VCTK"), "vc", "passthrough"),
+              ("libri2mix-test", libri2mix_folder(speech, tmp_path / "Libri2Mix"), "tse", "ground-truth"),
+              ("clotho-eval", clotho_folder(speech, tmp_path / "clotho"), "caption", "ground-truth"),
+              ("audiocaps-test", demo_root / "audiocaps", "tta", "ground-truth"),
+              ("musiccaps", demo_root / "musiccaps", "ttm", "ground-truth"),
+              ("mmlu", DEMO, "mmlu", "ground-truth")]
+    for name, root, task, system in builds:
+        card = build(name, root, tmp_path / name)
+        (res,) = run([task], system, str(tmp_path / name), None, tmp_path / "res", progress=False)
+        assert res["suite_card"]["line"] == f"{name} v1" and res["items"] == card["tasks"][task], name
+        for metric, m in res["metrics"].items():
+            assert not m.get("error"), (name, metric, m.get("error"))
+
