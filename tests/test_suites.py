@@ -182,6 +182,20 @@ def test_whisper_tiny_on_a_librispeech_suite(demo_root, speech, tmp_path):
     assert agg["items"] == len(speech) and 0 <= agg["metrics"]["wer"]["value"]["wer"] < 0.5
     assert "test set: librispeech-test-clean v1" in (boards / "task-asr.html").read_text()
 
+    # the published figures beside the measured row, marked and cited, never ranked with it
+    out = run_cli("benchmark", "publish", str(res), "--out", str(tmp_path / "boards2"), "--reported", "cited").stdout
+    assert "1 reported row(s) beside measured rows of their suite" in out
+    page = (tmp_path / "boards2" / "task-asr.html").read_text()
+    measured, reported = page.split("Reported in publications")
+    assert "whisper-tiny" in measured and "UniAudio 2.0" not in measured
+    assert "UniAudio 2.0 <span class=\"mark\">reported</span>" in reported and "2.71%" in reported
+    board = json.loads((tmp_path / "boards2" / "leaderboard.json").read_text())
+    (asr,) = board["tasks"]
+    assert [r["kind"] for r in asr["rows"]] == ["measured"] and asr["reported"][0]["kind"] == "reported"
+    assert asr["reported"][0]["values"]["wer"]["value"] == pytest.approx(0.0271)
+    csv_rows = (tmp_path / "boards2" / "leaderboard.csv").read_text().splitlines()
+    assert any(line.startswith("asr,UniAudio 2.0,wer,") and ",reported," in line for line in csv_rows)
+
 
 def test_sound_music_and_mmlu_suites_from_their_layouts(demo_root, tmp_path):
     from uniaudio.benchmark.tasks.mmlu import DEMO
@@ -325,4 +339,25 @@ def test_every_other_suite_is_scored_end_to_end(demo_root, speech, tmp_path):
         assert res["suite_card"]["line"] == f"{name} v1" and res["items"] == card["tasks"][task], name
         for metric, m in res["metrics"].items():
             assert not m.get("error"), (name, metric, m.get("error"))
+
+
+def test_a_reported_numbers_file_is_checked_line_by_line(tmp_path):
+    from uniaudio.benchmark.publish.reported import SHIPPED, ReportedError, load
+
+    assert len(load(SHIPPED)) >= 10  # the shipped figures pass their own checks
+    good = "- system: X\n  suite: librispeech-test-clean\n  values: {wer: 2.5}\n  source: Paper, Table 1\n"
+    assert load(_write(tmp_path, good))[0]["values"] == {"wer": 0.025}  # percent as printed -> fraction
+    for body, why in [("  suite: no-such-suite\n  values: {wer: 2.5}\n", "unknown suite 'no-such-suite'"),
+                      ("  suite: librispeech-test-clean\n  values: {wer: two}\n", "the value of wer is not a number"),
+                      ("  suite: librispeech-test-clean\n  values: {sim: 0.5}\n", "'sim' is not a value the asr task"),
+                      ("  suite: audiocaps-test\n  values: {cider: 0.5}\n", "task None is not one of audiocaps-test's")]:
+        path = _write(tmp_path, good + "- system: Y\n" + body + "  source: Paper, Table 2\n")
+        with pytest.raises(ReportedError, match=r"line 5: " + why.replace("(", "\\(")):
+            load(path)
+
+
+def _write(tmp_path, text: str) -> Path:
+    p = tmp_path / "reported.yaml"
+    p.write_text(text)
+    return p
 

@@ -121,7 +121,11 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
                    "and swapped in when complete (on object storage: uploaded, its marker last).")
 @click.option("--date", default=None, help="Pin the generation date (YYYY-MM-DD) for byte-identical reruns.")
 @click.option("--force", is_flag=True, help="Replace a report of other results (or a folder of other files) at --out.")
-def benchmark_publish(results: tuple[str, ...], out: str | None, date: str | None, force: bool) -> None:
+@click.option("--reported", "reported_file", default=None,
+              help="A reported-numbers YAML (system, suite, values, source): shown beside measured rows of the same "
+                   "suite, marked and cited. `cited` = the figures uniaudio ships (benchmark/data/reported.yaml).")
+def benchmark_publish(results: tuple[str, ...], out: str | None, date: str | None, force: bool,
+                      reported_file: str | None) -> None:
     """Leaderboards from `benchmark run` outputs (default: ./benchmark-results): index.html, a page per
     task and per (task, system), leaderboard.json (+ schema), .csv and .md."""
     from ..benchmark import require_bench
@@ -140,8 +144,14 @@ def benchmark_publish(results: tuple[str, ...], out: str | None, date: str | Non
     remote = any(storage.is_uri(r) for r in given)
     out = out or storage.join(given[0], "leaderboards")
     out = out if storage.is_uri(out) else Path(out)
+    from ..benchmark.publish.reported import SHIPPED, ReportedError, load
+
     try:
-        res = publish(sources, out, date=date, force=force,
+        reported = load(SHIPPED if reported_file == "cited" else reported_file) if reported_file else None
+    except (ReportedError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        res = publish(sources, out, date=date, force=force, reported=reported,
                       names=[r if storage.is_uri(r) else str(Path(r).resolve()) for r in given] if remote else None)
     except PublishError as e:
         raise click.ClickException(str(e)) from None
@@ -149,6 +159,11 @@ def benchmark_publish(results: tuple[str, ...], out: str | None, date: str | Non
     for x in board["refused"]:
         click.echo(f"REFUSED {x['path']}: {x['reason']}", err=True)
     n_rows = sum(len(t["rows"]) for t in board["tasks"])
+    if reported is not None:
+        shown = sum(len(t.get("reported", [])) for t in board["tasks"])
+        hidden = sum(t.get("reported_not_shown", 0) for t in board["tasks"])
+        click.echo(f"{shown} reported row(s) beside measured rows of their suite"
+                   + (f"; {hidden} on suites not measured here (not shown)" if hidden else ""))
     index = storage.join(out, "index.html") if isinstance(out, str) else out / "index.html"
     click.echo(f"{n_rows} results in {len(board['tasks'])} tasks -> {index} ({len(res['files'])} files)")
 

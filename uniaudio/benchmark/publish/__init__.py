@@ -20,6 +20,7 @@ from ..tasks import TASKS
 from . import html, tables
 from .cells import to_json
 from .collect import collect, columns, primary, ranked
+from .reported import rows_for as reported_rows
 
 MARKER = ".uniaudio-report.json"  # what made a report folder: its sources and its files
 
@@ -29,7 +30,7 @@ class PublishError(ValueError):
 
 
 def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None, force: bool = False,
-            names: list[str] | None = None) -> dict:
+            names: list[str] | None = None, reported: list[dict] | None = None) -> dict:
     """Merge every run found under `paths` into the report folder `out`; returns the leaderboard
     and the files. `date` pins the generation date (byte-identical reruns); default: today (UTC).
 
@@ -38,7 +39,8 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
     folder that holds a report of other results, or files no report made, is refused unless
     `force` (the checkout's committed leaderboards/ must not be replaced by a 3-task run).
     `names`: how the sources are recorded as the report's owners when `paths` are local copies
-    of results elsewhere (the s3:// prefixes they mirror); default their paths."""
+    of results elsewhere (the s3:// prefixes they mirror); default their paths. `reported`: entries
+    of a reported-numbers file (`reported.load`), shown beside measured rows of the same suite."""
     from ..provenance import toolkit
 
     paths = [Path(p) for p in paths]
@@ -63,10 +65,13 @@ def publish(paths: list[str | Path], out: str | Path, *, date: str | None = None
     for name in [t for t in order if t in by_task]:
         cols = columns(by_task[name])
         first = primary(name, cols, by_task[name])
+        measured_on = {r["suite_card"]["name"] for r in by_task[name] if r.get("suite_card")}
+        beside, elsewhere = reported_rows(reported or [], name, measured_on)
         tasks.append({"task": name, "description": TASKS[name].description if name in TASKS else None,
                       "primary": first, "columns": cols,
-                      "rows": [{k: v for k, v in r.items() if not k.startswith("_")}
-                               for r in ranked(by_task[name], first, cols)]})
+                      "rows": [{"kind": "measured", **{k: v for k, v in r.items() if not k.startswith("_")}}
+                               for r in ranked(by_task[name], first, cols)],
+                      "reported": beside, "reported_not_shown": elsewhere})
     board = {"schema": "uniaudio.leaderboard/1", "generated": date or time.strftime("%Y-%m-%d", time.gmtime()),
              "publisher": toolkit(), "tasks": tasks, "refused": refused}
     pages = {"index.html": html.index_page(board)}

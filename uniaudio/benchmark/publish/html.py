@@ -160,6 +160,26 @@ def _provenance(r: dict) -> dict:
     return shown
 
 
+def reported_table(task: dict) -> str:
+    """Publications' numbers on the same suite: a table of their own under the measured one,
+    each row marked and cited, no interval, never ranked with the measured rows."""
+    if not task.get("reported"):
+        return ""
+    cols = task["columns"]
+
+    def row(r: dict) -> str:
+        note = f"<br><small>{esc(r['note'])}</small>" if r.get("note") else ""
+        cells = "".join(value_cell(r["values"].get(c.key)) for c in cols)
+        return (f'<tr class="reported"><td>{esc(r["system"])} <span class="mark">reported</span></td>{cells}'
+                f'<td>{esc(r["suite"])}</td><td>{esc(r["source"])}{note}</td></tr>')
+
+    rows = "".join(row(r) for r in task["reported"])
+    return (f'<h2>Reported in publications</h2><p>As their papers print them, on the same test set; not measured '
+            f'here and not ranked with the rows above (their metric models may differ: see each note).</p>'
+            f'<table class="reported"><thead><tr><th>system</th>{"".join(header(c) for c in cols)}<th>suite</th>'
+            f'<th>source</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
 def task_page(task: dict) -> str:
     cols = task["columns"]
     rows_html = []
@@ -182,6 +202,7 @@ def task_page(task: dict) -> str:
         f'<h3 id="run-{esc(safe_name(r["system"]))}">{esc(r["system"])}</h3>'
         f'<pre>{esc(json.dumps(_provenance(r), indent=2, sort_keys=True, default=str))}</pre>'
         for r in task["rows"])
+    table += reported_table(task)
     suites = sorted({r["suite_card"]["line"] for r in task["rows"] if r.get("suite_card")})
     suite_line = f'<p class="suite">test set: {esc("; ".join(suites))}</p>' if suites else ""
     body = (f'<p><a href="index.html">all tasks</a></p><h1>{esc(task["task"])}</h1><p>{esc(task.get("description"))}</p>'

@@ -35,9 +35,15 @@ SCHEMA = {
                 "primary": {"type": ["string", "null"]},
                 "columns": {"type": "array", "items": {"type": "object", "required": ["key", "metric", "direction"],
                                                        "properties": {"direction": {"enum": ["higher", "lower", None]}}}},
+                "reported": {"type": "array", "items": {
+                    "type": "object", "required": ["kind", "system", "suite", "source", "values"],
+                    "properties": {"kind": {"const": "reported"}, "system": {"type": "string"},
+                                   "suite": {"type": "string"}, "source": {"type": "string"},
+                                   "note": {"type": ["string", "null"]}, "values": {"type": "object"}}}},
                 "rows": {"type": "array", "items": {
                     "type": "object", "required": ["system", "values", "items", "run"],
                     "properties": {
+                        "kind": {"const": "measured"},
                         "system": {"type": "string"},
                         "values": {"type": "object", "additionalProperties": {
                             "type": "object", "required": ["value", "ci95", "failed"],
@@ -67,7 +73,7 @@ def csv_text(board: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["task", "system", "value_name", "value", "ci95_low", "ci95_high", "ci_method", "n", "failed",
-                "direction", "items_expected", "git_commit", "date"])
+                "direction", "items_expected", "git_commit", "date", "kind", "source"])
     for t in board["tasks"]:
         for r in t["rows"]:
             for c in t["columns"]:
@@ -77,7 +83,14 @@ def csv_text(board: dict) -> str:
                 ci = cell.ci95 or [None, None]
                 w.writerow([csv_cell(x) for x in (t["task"], r["system"], c.key, cell.value, ci[0], ci[1], cell.method,
                                                   cell.n, cell.failed, c.direction, r["items"]["expected"],
-                                                  r["run"].get("git_commit"), r["run"].get("date"))])
+                                                  r["run"].get("git_commit"), r["run"].get("date"), "measured", None)])
+        for r in t.get("reported", []):  # a publication's number: no interval, no run, its citation
+            for c in t["columns"]:
+                cell = r["values"].get(c.key)
+                if cell is not None:
+                    w.writerow([csv_cell(x) for x in (t["task"], r["system"], c.key, cell.value, None, None, None,
+                                                      None, None, c.direction, None, None, None, "reported",
+                                                      f"{r['source']} (suite {r['suite']})")])
     return buf.getvalue()
 
 
@@ -108,6 +121,14 @@ def md_text(board: dict) -> str:
                     text += f" ⚠ {cell.failed} failed"
                 cells.append(md_cell(text))
             out.append(f"| {md_cell(r['system'])} | " + " | ".join(cells) + " |")
+        if t.get("reported"):
+            out.append("\nReported in publications (not measured here, not ranked with the rows above):\n")
+            out.append("| system | " + " | ".join(md_cell(c.key) for c in cols) + " | suite | source |")
+            out.append("|---" * (len(cols) + 3) + "|")
+            for r in t["reported"]:
+                cells = [md_cell(r["values"][c.key].display) if c.key in r["values"] else "—" for c in cols]
+                out.append(f"| {md_cell(r['system'])} (reported) | " + " | ".join(cells)
+                           + f" | {md_cell(r['suite'])} | {md_cell(r['source'])} |")
     if board["refused"]:
         out.append("\n## Refused result files\n")
         out += [f"- `{md_cell(x['path'])}`: {md_cell(x['reason'])}" for x in board["refused"]]
