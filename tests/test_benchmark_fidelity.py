@@ -117,7 +117,7 @@ def test_merged_continuation_and_left_truncation_follow_lm_eval(tiny_gpt2):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     lm = mmlu.HFCausalLM(str(tiny_gpt2 / "model"))
-    assert lm.max_length == 48 and lm.add_bos_token is False
+    assert lm.max_length == 48 and lm.add_bos_token is None and lm.settings()["bos_added"] is False  # GPT-2: none
     data = mmlu.load(tiny_gpt2 / "mmlu")
     dev, test = data["computer_security"]
     ctx = mmlu.prompt(test[0], dev[:5])

@@ -187,3 +187,31 @@ def test_chance_lm_is_the_same_model_in_every_process():
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}
     assert len(outs) == 1, outs
+
+
+def test_bos_follows_the_tokenizer_as_lm_eval_0_4_13_does(tiny_llama, tmp_path):
+    """A Llama tokenizer that prepends <s> (a template post-processor): by default its BOS is in
+    every encoding (lm-eval 0.4.13: add_bos_token=None leaves it to the tokenizer), text that
+    starts with <s> gets no second one, and add_bos_token=False is the older rule (none)."""
+    from tokenizers import Tokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    src = tiny_llama / "model"
+    tok = Tokenizer.from_file(str(src / "tokenizer.json"))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    bos_dir = tmp_path / "bos-llama"
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+                            ).save_pretrained(bos_dir)
+    for f in src.iterdir():
+        if not f.name.startswith(("tokenizer", "special_tokens")):
+            (bos_dir / f.name).write_bytes(f.read_bytes())
+    default, never = mmlu.HFCausalLM(str(bos_dir)), mmlu.HFCausalLM(str(bos_dir), add_bos_token=False)
+    assert default.encode("Answer: A")[0] == 1 and never.encode("Answer: A")[0] != 1
+    assert default.encode("<s>Answer")[:2] != [1, 1]  # already there: not added twice
+    assert default.settings()["bos_added"] and not never.settings()["bos_added"]
+    data = mmlu.load(tiny_llama / "mmlu")
+    dev, test = data["world_religions"]
+    ctx = mmlu.prompt(test[1], dev[:5])
+    a, b = default.loglikelihood(ctx, [" A", " B"]), never.loglikelihood(ctx, [" A", " B"])
+    assert a != pytest.approx(b, abs=1e-6)  # the BOS changes the log-likelihoods (the reported finding)
+

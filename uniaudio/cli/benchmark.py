@@ -183,7 +183,8 @@ def benchmark_publish(results: tuple[str, ...], out: str | None, date: str | Non
 @click.option("--softmax-dtype", default=None, type=click.Choice(["float32", "float64", "bfloat16", "float16"]),
               help="dtype of the log-softmax (default: the model's own, as lm-eval).")
 @click.option("--add-bos-token/--no-add-bos-token", default=None,
-              help="Prepend BOS (default: lm-eval's rule: only for Gemma models).")
+              help="Always / never prepend BOS (default: lm-eval 0.4.13's rule, the tokenizer's own default; "
+                   "--no-add-bos-token is the rule of lm-eval before 0.4.13 for non-Gemma models).")
 def benchmark_mmlu(data: Path | None, model: str, subjects: tuple[str, ...], shots: int, limit: int | None,
                    out: Path | None, max_length: int | None, softmax_dtype: str | None, add_bos_token: bool | None) -> None:
     """MMLU accuracy exactly as lm-eval-harness scores it (prompt, encoding, truncation:

@@ -1,4 +1,4 @@
-"""MMLU exactly as lm-eval-harness (0.4.x, task `mmlu`, model `hf`) scores it.
+"""MMLU exactly as lm-eval-harness (0.4.13, task `mmlu`, model `hf`) scores it.
 
 Prompt (its `_default_template_yaml`): `The following are multiple choice questions (with
 answers) about {subject with spaces}.\n\n`, then the first 5 dev rows, each
@@ -8,9 +8,13 @@ then `\n\n` and the test row in the same form ending `Answer:`. Choices are not 
 Scoring (its HFLM): the prediction is the letter whose continuation " A".." D" has the
 highest log-likelihood. Context and continuation are encoded as `_encode_pair` does: trailing
 whitespace of the context moves into the continuation, the whole string is encoded once and
-the continuation is `whole[len(encode(context)):]` even when a token spans the boundary; no
-BOS unless `add_bos_token` (Gemma: on); context + continuation are cut from the left to the
-model's maximum length + 1; log-softmax in the model's dtype unless `softmax_dtype` says.
+the continuation is `whole[len(encode(context)):]` even when a token spans the boundary; special
+tokens as the tokenizer adds them by default (a Llama tokenizer prepends its BOS, GPT-2's adds
+nothing), unless the text already starts with the BOS (or, without one, the EOS) or
+`add_bos_token` is set (True / False: always / never, for every model: lm-eval before 0.4.13
+added none unless the model was a Gemma, which `add_bos_token=False` reproduces for the others);
+context + continuation are cut from the left to the model's maximum length + 1; log-softmax in
+the model's dtype unless `softmax_dtype` says.
 Accuracy is micro-averaged over questions (and per subject).
 
 Reads the official layout: data/dev/{subject}_dev.csv and data/test/{subject}_test.csv (no
@@ -157,7 +161,8 @@ class HFCausalLM:
                  max_length: int | None = None, softmax_dtype: str | None = None, add_bos_token: bool | None = None):
         """`objects=(tokenizer, model)` scores an already-built model (e.g. the chance baseline).
         `max_length`: context window (default: the model config's); `softmax_dtype`: None = the
-        model's dtype (lm-eval's default) or "float32"; `add_bos_token`: None = lm-eval's rule."""
+        model's dtype (lm-eval's default) or "float32"; `add_bos_token`: None = lm-eval 0.4.13's rule
+        (the tokenizer's default), True / False = always / never."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -174,9 +179,11 @@ class HFCausalLM:
         if softmax_dtype not in (None, "float32", "float64", "bfloat16", "float16"):
             raise ValueError(f"softmax_dtype must be None (the model's) or a torch float dtype name, got {softmax_dtype!r}")
         self.softmax_dtype = softmax_dtype
-        model_type = getattr(self.model.config, "model_type", "") or ""
-        self.add_bos_token = ("gemma" in model_type) if add_bos_token is None else add_bos_token
+        self.add_bos_token = add_bos_token
         self.max_length = max_length or self._config_max_length()
+        # lm-eval's prefix token (its loglikelihood prefix): BOS, else EOS; text starting with it gets no other
+        prefix = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id
+        self.prefix_text = self.tok.decode(prefix) if prefix is not None else None
 
     def _config_max_length(self) -> int:
         for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
@@ -187,12 +194,24 @@ class HFCausalLM:
 
     def settings(self) -> dict:
         """What changes the scores, for the metric/system card."""
-        return {"max_length": self.max_length, "add_bos_token": self.add_bos_token,
+        bos = ("tokenizer default (lm-eval 0.4.13: add_bos_token=None)" if self.add_bos_token is None
+               else "always" if self.add_bos_token else "never (lm-eval before 0.4.13, non-Gemma models)")
+        return {"max_length": self.max_length, "add_bos_token": self.add_bos_token, "special_tokens": bos,
+                "bos_added": self.encode("A") != list(self.tok("A", add_special_tokens=False).input_ids),
+                "lm_eval_rule": "0.4.13",
                 "softmax_dtype": self.softmax_dtype or f"model ({str(next(self.model.parameters()).dtype)})",
                 "encode_pair": "lm-eval _encode_pair", "truncation": "left, context + continuation to max_length + 1"}
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tok(text, add_special_tokens=bool(self.add_bos_token)).input_ids)
+        """lm-eval 0.4.13's `tok_encode`: the tokenizer's default special tokens unless
+        `add_bos_token` says, and none for text that already starts with the prefix token."""
+        if self.add_bos_token is not None:
+            kwargs = {"add_special_tokens": self.add_bos_token}
+        elif self.prefix_text and text.startswith(self.prefix_text):
+            kwargs = {"add_special_tokens": False}
+        else:
+            kwargs = {}
+        return list(self.tok(text, **kwargs).input_ids)
 
     def loglikelihood(self, context: str, continuations: list[str]) -> list[float]:
         """Sum of log p(continuation tokens | context) for each continuation."""

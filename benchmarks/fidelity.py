@@ -1,0 +1,124 @@
+"""Differential fidelity checks: our metric or scorer and its reference implementation on the same
+inputs, the largest difference printed. The reference is installed from the package index into
+a virtualenv of its own (its pins may clash with ours), so this is a benchmark script, not CI.
+
+    python benchmarks/fidelity.py --against lm-eval [--venv DIR]
+
+lm-eval: MMLU log-likelihoods of lm-evaluation-harness's `hf` model (HFLM.loglikelihood, the
+installed release) vs `uniaudio.benchmark.tasks.mmlu.HFCausalLM`, on the packaged 15-question
+MMLU-layout demo set, for two tiny saved Llamas (random weights): one whose tokenizer prepends
+its BOS, one whose tokenizer adds nothing. Goal: the same letters, log-likelihoods within 1e-3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REFERENCE = {"lm-eval": ["lm_eval[hf]==0.4.*", "torch==2.13.0"]}
+
+
+def venv_python(venv: Path, packages: list[str]) -> Path:
+    """A virtualenv holding the reference packages (made once when `venv` does not exist yet)."""
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
+    return py
+
+
+def tiny_llamas(root: Path, questions: list[str]) -> dict[str, Path]:
+    """Two tiny Llamas (the same random weights) on a byte-level BPE trained on the prompts: one
+    tokenizer prepends <s> (as Llama's does), the other adds no special token."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(questions, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"],
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=2))
+    out = {}
+    for name, post in (("bos", processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])),
+                       ("plain", None)):
+        t = Tokenizer.from_str(tok.to_str())
+        if post is not None:
+            t.post_processor = post
+        d = root / name
+        PreTrainedTokenizerFast(tokenizer_object=t, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(d)
+        model.save_pretrained(d)
+        out[name] = d
+    return out
+
+
+REF_SCRIPT = r"""
+import json, sys
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+import lm_eval
+model_dir, requests_file, out_file = sys.argv[1:4]
+reqs = json.load(open(requests_file))
+lm = HFLM(pretrained=model_dir, device="cpu", batch_size=1)
+inst = [Instance(request_type="loglikelihood", doc={}, arguments=(c, k), idx=i) for i, (c, k) in enumerate(reqs)]
+res = lm.loglikelihood(inst)
+json.dump({"version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "?",
+           "loglikelihoods": [float(r[0]) for r in res]}, open(out_file, "w"))
+"""
+
+
+def against_lm_eval(venv: Path) -> None:
+    from uniaudio.benchmark.tasks import mmlu
+
+    data = mmlu.load(mmlu.DEMO)
+    prompts = [(mmlu.prompt(q, dev[:5]), q.answer) for _, (dev, test) in sorted(data.items()) for q in test]
+    py = venv_python(venv, REFERENCE["lm-eval"])
+    with tempfile.TemporaryDirectory() as tmp:
+        models = tiny_llamas(Path(tmp), [p for p, _ in prompts])
+        requests = [(ctx, f" {letter}") for ctx, _ in prompts for letter in mmlu.LETTERS]
+        (Path(tmp) / "requests.json").write_text(json.dumps(requests))
+        print(f"{len(prompts)} questions x 4 letters, lm-eval's HFLM vs ours")
+        print(f"{'tokenizer':10s} {'BOS added':>9s} {'max |dLL|':>10s} {'letters same':>13s}  reference")
+        for name, d in models.items():
+            subprocess.run([str(py), "-c", REF_SCRIPT, str(d), str(Path(tmp) / "requests.json"),
+                            str(Path(tmp) / f"ref-{name}.json")], check=True, capture_output=True)
+            ref = json.loads((Path(tmp) / f"ref-{name}.json").read_text())
+            # ours as it scores by default; for the BOS tokenizer also the pre-0.4.13 rule (never a BOS),
+            # which shows the size of the difference the current rule removes
+            runs = [("", None)] + ([(" (old rule: --no-add-bos-token)", False)] if name == "bos" else [])
+            for label, bos in runs:
+                lm = mmlu.HFCausalLM(str(d), add_bos_token=bos)
+                ours = [v for ctx, _ in prompts for v in lm.loglikelihood(ctx, [f" {x}" for x in mmlu.LETTERS])]
+                diff = max(abs(a - b) for a, b in zip(ours, ref["loglikelihoods"]))
+                same = sum(a == b for a, b in zip(_picks(ours), _picks(ref["loglikelihoods"])))
+                print(f"{name:10s} {str(lm.settings()['bos_added']):>9s} {diff:10.2e} {same:>6d}/{len(prompts):<6d}  "
+                      f"lm-eval {ref['version']}{label}")
+
+
+def _picks(lls: list[float]) -> list[str]:
+    from uniaudio.benchmark.tasks.mmlu import LETTERS
+
+    return [LETTERS[max(range(4), key=lambda j: lls[4 * i + j])] for i in range(len(lls) // 4)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--against", choices=sorted(REFERENCE), required=True)
+    ap.add_argument("--venv", type=Path, default=None, help="The reference's virtualenv (made if missing; "
+                    "default: a new one under the system temp folder, kept for the next run)")
+    args = ap.parse_args()
+    venv = args.venv or Path(tempfile.gettempdir()) / f"uniaudio-fidelity-{args.against}"
+    if args.against == "lm-eval":
+        against_lm_eval(venv)
+
+
+if __name__ == "__main__":
+    main()
