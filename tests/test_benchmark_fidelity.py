@@ -269,3 +269,18 @@ def test_an_adapter_that_raises_is_retried_item_by_item(tmp_path, monkeypatch):
     items = [json.loads(line) for line in (tmp_path / "out/results/codec/raiser/items.jsonl").read_text().splitlines()]
     (b,) = [i for i in items if i["id"] == "b"]
     assert b["errors"]["stoi"] == "system_failed: RuntimeError: cannot enhance b"
+
+
+def test_seed_tts_eval_normaliser_is_its_run_wer_rule():
+    """Planted cases of Seed-TTS-eval's run_wer.py text rule: punctuation (ASCII and Chinese) gone
+    except the apostrophe, one pass of double spaces, lower-case; zh: every character a word."""
+    from uniaudio.benchmark.metrics.wer import WER, normalizer
+
+    en = normalizer("seed-tts-eval", "en")
+    assert en("Don't   stop, Mr. Smith!") == "don't  stop mr smith"  # one pass: three spaces -> two
+    assert en("It's 42 “quoted” words…") == "it's 42 quoted words"  # digits stay digits (no number rule)
+    assert normalizer("seed-tts-eval", "zh")("你好，世界！") == "你 好 世 界"
+    w = WER(normalizer="seed-tts-eval")
+    assert w.card()["normalizer"] == "seed-tts-eval" and "apostrophe" in w.card()["normalization"]
+    with pytest.raises(KeyError, match="seed-tts-eval"):
+        normalizer("no-such-normaliser")

@@ -311,10 +311,13 @@ def test_seed_tts_eval_layout_of_real_speech_scored_end_to_end(ljspeech_mini, tm
     (en / "meta.lst").write_text("\n".join(lines) + "\n")
     run_cli("benchmark", "suite", "build", "seed-tts-eval-en", "--root", str(tmp_path / "seedtts_testset"),
             "--out", str(tmp_path / "seed"))
+    # the suite's own preset (Whisper-large-v3, WavLM-large + ECAPA) is not here offline: score with the
+    # offline models, which the result then records as not the paper setting
     run_cli("benchmark", "run", "--task", "tts", "--system", "ground-truth", "--suite", str(tmp_path / "seed"),
-            "--out", str(tmp_path / "res"))
+            "--out", str(tmp_path / "res"), "--protocol", "offline-defaults")
     agg = json.loads((tmp_path / "res" / "results" / "tts" / "ground-truth" / "aggregate.json").read_text())
     assert agg["items"] == 6 and agg["suite_card"]["line"] == "seed-tts-eval-en v1"
+    assert agg["protocol"]["name"] == "offline-defaults" and agg["protocol"]["paper_setting"] is False
     assert agg["metrics"]["wer"]["value"]["wer"] < 0.2  # real speech read back by whisper-tiny
     assert agg["metrics"]["sim"]["items_scored"] == 6
 
@@ -361,3 +364,29 @@ def _write(tmp_path, text: str) -> Path:
     p.write_text(text)
     return p
 
+
+
+@pytest.mark.slow
+def test_a_suites_protocol_preset_is_used_and_never_swapped_for_another_model(speech, tmp_path):
+    """seed-tts-eval-en names its preset: Whisper-large-v3 WER and WavLM-large + ECAPA SIM. Neither
+    is here offline, so both are NaN with the model's name (never another model's number under the
+    preset's name); --metric-option overrides are recorded and the result is then not the paper's."""
+    from uniaudio.benchmark.runner import run
+
+    root = seed_tts_folder(speech, tmp_path)
+    (root / "en" / "meta.lst").write_text("\n".join((root / "en" / "meta.lst").read_text().splitlines()[:4]) + "\n")
+    card = build("seed-tts-eval-en", root, tmp_path / "seed")
+    assert card["protocol_preset"] == "seed-tts-eval"
+    (res,) = run(["tts"], "ground-truth", str(tmp_path / "seed"), None, tmp_path / "res", progress=False)
+    assert res["protocol"]["name"] == "seed-tts-eval" and res["protocol"]["paper_setting"] is True
+    sim, wer = res["metrics"]["sim"], res["metrics"]["wer"]
+    assert sim["items_scored"] == 0 and wer["items_scored"] == 0 and wer["card"]["normalizer"] == "seed-tts-eval"
+    items = (tmp_path / "res" / "results" / "tts" / "ground-truth" / "items.jsonl").read_text()
+    assert "wavlm-large-ecapa" in items and "whisper-large-v3 is not available offline" in items.replace("'", "")
+    (res,) = run(["tts"], "ground-truth", str(tmp_path / "seed"), None, tmp_path / "res2", progress=False,
+                 metric_options={"sim": {"backend": "resemblyzer"}})
+    assert res["protocol"]["overridden"] == {"sim": {"backend": "resemblyzer"}} and not res["protocol"]["paper_setting"]
+    assert res["metrics"]["sim"]["items_scored"] == 4
+    (res,) = run(["tts"], "ground-truth", str(tmp_path / "seed"), None, tmp_path / "res3", progress=False,
+                 protocol="offline-defaults")
+    assert res["protocol"]["name"] == "offline-defaults" and res["metrics"]["wer"]["items_scored"] == 4

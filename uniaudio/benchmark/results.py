@@ -21,6 +21,8 @@ AGGREGATE_SCHEMA = {
         "system": {"type": "string"},
         "system_card": {"type": "object"},
         "suite": {"type": ["string", "null"]},
+        "protocol": {"type": ["object", "null"], "properties": {
+            "name": {"type": "string"}, "paper_setting": {"type": "boolean"}}},
         "suite_card": {"type": ["object", "null"], "properties": {
             "name": {"type": "string"}, "version": {"type": "string"}, "line": {"type": "string"},
             "missing": {"type": "integer", "minimum": 0}}},

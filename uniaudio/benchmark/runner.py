@@ -17,7 +17,7 @@ from .. import __version__, audio, manifest
 from ..files import safe_name, sha256_file
 from ..models import ModelNotFound
 from . import metrics as M
-from . import provenance
+from . import protocols, provenance
 from .suites import card_line, read_card
 from . import systems as S
 from .results import check_aggregate, check_item
@@ -109,9 +109,10 @@ class MetricPool:
     `overrides` ({"wer": {"asr_backend": "openai-whisper"}}) apply to every task's metric;
     keyed by the metric's registry name or its result name (e.g. "estoi")."""
 
-    def __init__(self, overrides: dict[str, dict] | None = None):
+    def __init__(self, overrides: dict[str, dict] | None = None, protocol: dict | None = None):
         self._m: dict[tuple, M.Metric] = {}
         self.overrides = overrides or {}
+        self.protocol = protocol  # the preset these options come from (protocols.resolve), for the results
 
     def get(self, name: str, kw: tuple) -> M.Metric:
         """The metric, or an Unavailable stand-in when its model cannot be loaded (offline,
@@ -251,7 +252,8 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
     bar.close()
     if task.set_metrics:
         _note(overall, f"{task.name}: set-level metrics {', '.join(n for n, _ in task.set_metrics)}")
-    result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir, scored_now=len(todo))
+    result = aggregate(task, system, items_path, metrics, res_dir / "aggregate.json", suite_dir, scored_now=len(todo),
+                       protocol=pool.protocol)
     if task.set_metrics:
         result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
         check_aggregate(result)
@@ -308,7 +310,7 @@ def set_metrics(task: Task, rows: list[dict], sys_dir: Path, pool: "MetricPool",
 
 
 def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Metric], dest: Path,
-              suite_dir: Path, scored_now: int = 1) -> dict:
+              suite_dir: Path, scored_now: int = 1, protocol: dict | None = None) -> dict:
     """aggregate.json from items.jsonl. A resume that scored nothing keeps the previous run's
     date, so republishing unchanged results gives the same bytes."""
     items = [json.loads(line) for line in items_path.read_text().splitlines() if line.strip()]
@@ -319,6 +321,7 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
               "suite_card": {"name": card["name"], "version": card["version"], "line": card_line(card),
                              "missing": card["missing"]["count"], "published_items": card.get("published_items")}
               if card else None,
+              "protocol": protocol,
               "test_set": {"file": test_set.name, "sha256": sha256_file(test_set) if test_set.exists() else None,
                            "items": manifest.count(test_set) if test_set.exists() else None},
               "items": len(items),
@@ -354,14 +357,17 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
         resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
-        all_builtins: bool = False, after_task=None) -> list[dict]:
+        all_builtins: bool = False, after_task=None, protocol: str | None = None) -> list[dict]:
     """Score `system_spec` on each task; with no system, each task's baseline, or with
     `all_builtins` every built-in system that applies (floors, ceilings, baselines).
-    `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out)."""
+    `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out).
+    `protocol`: a preset of `protocols.PROTOCOLS` (default: the suite card's, else the offline
+    defaults); `metric_options` override it and are recorded as such."""
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root, progress=progress, tasks=task_names)
-    pool = MetricPool(metric_options)
+    options, record = protocols.resolve(protocol, read_card(suite_dir), metric_options)
+    pool = MetricPool(options, record)
     for name in task_names:
         if not (suite_dir / f"{name}.parquet").exists():
             raise FileNotFoundError(f"suite {suite_dir} has no test set for task {name!r}")

@@ -50,8 +50,12 @@ def benchmark_tasks() -> None:
               help="Also publish leaderboards here, a folder or an s3:// prefix (default without --system: "
                    "OUT/leaderboards).")
 @click.option("--date", default=None, help="Pin the leaderboards' generation date (YYYY-MM-DD).")
+@click.option("--protocol", default=None, metavar="PRESET",
+              help="A publication's metric settings: offline-defaults, open-asr-leaderboard, seed-tts-eval, lm-eval "
+                   "(default: the suite's, from its suite.json, else offline-defaults; --metric-option overrides).")
 def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: str, resume: bool,
-                  metric_opts: tuple[str, ...], publish_to: str | None, date: str | None) -> None:
+                  metric_opts: tuple[str, ...], publish_to: str | None, date: str | None,
+                  protocol: str | None) -> None:
     """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards. Without
     --system: every built-in system that applies to each task (baselines, floors, ceilings),
     then the leaderboards in OUT/leaderboards."""
@@ -83,7 +87,7 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     work = remote.local if remote else Path(out)
     try:
         results = run(names, system, suite, data_root, work, resume=resume, metric_options=options,
-                      all_builtins=system is None, after_task=remote.push if remote else None)
+                      all_builtins=system is None, after_task=remote.push if remote else None, protocol=protocol)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     tw = max([len(r["task"]) for r in results] + [6]) + 2  # task column: the longest name, then a gap

@@ -61,6 +61,15 @@ class SIM(Metric):
 
     def __init__(self, backend: str = "resemblyzer", model: str = "microsoft/wavlm-base-plus-sv"):
         self.backend = backend
+        if backend == "wavlm-large-ecapa":  # named by the seed-tts-eval preset: never replaced by another model
+            from ...models import ModelNotFound
+
+            raise ModelNotFound("SIM backend wavlm-large-ecapa (Seed-TTS-eval's WavLM-large + ECAPA-TDNN speaker "
+                                "verification, UniSpeech's wavlm_large_finetune.pth from its README's link) is not "
+                                "in this uniaudio release yet; the sim of this preset is NaN rather than another "
+                                "model's number (sim.backend=wavlm or resemblyzer scores with those, labelled)")
+        if backend not in ("resemblyzer", "wavlm"):
+            raise ValueError(f"unknown SIM backend {backend!r}: resemblyzer, wavlm, wavlm-large-ecapa")
         self.encoder = _Resemblyzer() if backend == "resemblyzer" else _WavLMXVector(model)
 
     def score(self, batch):

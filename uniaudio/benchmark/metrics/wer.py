@@ -10,7 +10,43 @@ import math
 from .base import Metric, MetricError, Value, register, sha256_of, versions
 
 
-def normalizer(name: str):
+# What each normaliser does to a text, for the metric card (the exact transformation, pinned).
+NORMALIZERS = {
+    "whisper-english": "openai-whisper's EnglishTextNormalizer (Open ASR Leaderboard): lower-case, bracketed and "
+                       "filler words removed, British -> American spellings, numbers written as digits "
+                       "(its number standardisation), punctuation removed",
+    "whisper-basic": "openai-whisper's BasicTextNormalizer: lower-case, symbols and punctuation to spaces",
+    "seed-tts-eval": "Seed-TTS-eval's run_wer.py: every mark of Python's string.punctuation and zhon's Chinese "
+                     "punctuation removed except the apostrophe, one pass of double spaces to single, then "
+                     "lower-case (en) or every character a word (zh); its reported WER is the per-utterance mean "
+                     "(wer_utt_mean here)",
+    "none": "whitespace collapsed, nothing else",
+}
+
+
+def seed_tts_eval(language: str = "en"):
+    """Seed-TTS-eval's text rule (NORMALIZERS["seed-tts-eval"]), from its zhon punctuation set."""
+    import string
+
+    try:
+        from zhon.hanzi import punctuation
+    except ImportError:
+        raise MetricError("the seed-tts-eval normaliser needs zhon's punctuation set: pip install zhon") from None
+    marks = [c for c in punctuation + string.punctuation if c != "'"]
+    if language not in ("en", "zh"):
+        raise MetricError(f"the seed-tts-eval normaliser is defined for en and zh, not {language!r}")
+
+    def normalize(text: str) -> str:
+        for c in marks:
+            text = text.replace(c, "")
+        text = text.replace("  ", " ")
+        return text.lower() if language == "en" else " ".join(text)
+    return normalize
+
+
+def normalizer(name: str, language: str = "en"):
+    if name == "seed-tts-eval":
+        return seed_tts_eval(language)
     if name == "whisper-english":
         from whisper.normalizers import EnglishTextNormalizer
 
@@ -21,7 +57,10 @@ def normalizer(name: str):
         return BasicTextNormalizer()
     if name == "none":
         return lambda s: " ".join(s.split())
-    raise KeyError(f"unknown normalizer {name!r}: whisper-english, whisper-basic, none")
+    raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")
+
+
+_normalizer = normalizer  # the metric's `normalizer` argument shadows the function inside __init__
 
 
 class _ErrorRate(Metric):
@@ -30,8 +69,10 @@ class _ErrorRate(Metric):
     aggregation = "corpus: sum(S+D+I) / sum(N) over items; *_utt_mean: mean of per-item rates (labelled)"
 
     def __init__(self, asr_backend: str = "faster-whisper", asr_model: str | None = None,
-                 normalizer_name: str = "whisper-english", language: str = "en", asr_options: dict | None = None):
-        self.normalize = normalizer(normalizer_name)
+                 normalizer_name: str = "whisper-english", language: str = "en", asr_options: dict | None = None,
+                 normalizer: str | None = None):
+        normalizer_name = normalizer or normalizer_name  # `--metric-option wer.normalizer=...` names it too
+        self.normalize = _normalizer(normalizer_name, language)
         self.normalizer_name = normalizer_name
         self.asr_backend, self.asr_model, self.language = asr_backend, asr_model, language
         # passed to the backend, e.g. {device: cuda, compute_type: float16} for faster-whisper on a GPU
@@ -57,14 +98,18 @@ class _ErrorRate(Metric):
 
     def score(self, batch):
         need_asr = [s for s in batch if s.hyp_text is None and s.hyp_audio is not None]
-        transcripts = dict(zip((s.id for s in need_asr), self.asr.transcribe([s.hyp_audio for s in need_asr]))) \
-            if need_asr else {}
+        transcripts, asr_error = {}, None
+        if need_asr:
+            try:
+                transcripts = dict(zip((s.id for s in need_asr), self.asr.transcribe([s.hyp_audio for s in need_asr])))
+            except (RuntimeError, OSError, ImportError) as e:  # the ASR model is not here (offline): NaN, the reason
+                asr_error = MetricError(f"ASR {self.asr_backend} {self.asr_model or ''}: {e}")
         out = []
         for s in batch:
             try:
                 hyp = s.hyp_text if s.hyp_text is not None else transcripts.get(s.id)
                 if hyp is None:
-                    raise MetricError("no hypothesis text or audio")
+                    raise asr_error or MetricError("no hypothesis text or audio")
                 if s.ref_text is None:
                     raise MetricError("no reference text")
                 ref_n, hyp_n = self.normalize(s.ref_text), self.normalize(hyp)
@@ -89,8 +134,8 @@ class _ErrorRate(Metric):
                 f"{self.name}_errors": errs, f"{self.name}_ref_{self.unit}": n}
 
     def card(self):
-        c = dict(super().card(), normalizer=self.normalizer_name, unit=self.unit,
-                 versions=versions("jiwer", "openai-whisper"))
+        c = dict(super().card(), normalizer=self.normalizer_name, normalization=NORMALIZERS[self.normalizer_name],
+                 unit=self.unit, versions=versions("jiwer", "openai-whisper", "zhon"))
         if self._asr is not None:  # only when this run transcribed audio
             a = self._asr
             c["asr"] = {"backend": a.backend, "model": a.model_name, "options": self.asr_options,

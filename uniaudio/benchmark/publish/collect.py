@@ -125,7 +125,8 @@ def load_run(agg_path: Path) -> dict:
     expected = test_set.get("items") if isinstance(test_set.get("items"), int) else agg.get("items")
     failed_items = sorted({it["id"] for it in items if it.get("errors")})
     return {"task": agg["task"], "system": agg["system"], "system_card": agg.get("system_card", {}),
-            "suite": agg.get("suite"), "suite_card": agg.get("suite_card"), "test_set": test_set,
+            "suite": agg.get("suite"), "suite_card": agg.get("suite_card"), "protocol": agg.get("protocol"),
+            "test_set": test_set,
             "items": {"expected": expected, "in_results": len(items), "with_a_failure": len(failed_items)},
             "values": values, "cards": cards,
             "run": {k: run.get(k) for k in ("uniaudio", "git_commit", "git_dirty", "date", "python", "machine",

@@ -155,8 +155,9 @@ def card_html(card) -> str:
 def _provenance(r: dict) -> dict:
     """What a row's provenance block shows (its suite card only when the suite was built)."""
     shown = {k: r[k] for k in ("system_card", "test_set", "suite", "run")}
-    if r.get("suite_card"):
-        shown["suite_card"] = r["suite_card"]
+    for k in ("suite_card", "protocol"):
+        if r.get(k) and not (k == "protocol" and r[k]["name"] == "offline-defaults"):
+            shown[k] = r[k]
     return shown
 
 
@@ -204,7 +205,11 @@ def task_page(task: dict) -> str:
         for r in task["rows"])
     table += reported_table(task)
     suites = sorted({r["suite_card"]["line"] for r in task["rows"] if r.get("suite_card")})
+    presets = sorted({(p["name"], p["paper_setting"]) for r in task["rows"] if (p := r.get("protocol"))})
     suite_line = f'<p class="suite">test set: {esc("; ".join(suites))}</p>' if suites else ""
+    if presets and any(name != "offline-defaults" for name, _ in presets):  # the demo board stays as it was
+        suite_line += "<p class=\"protocol\">protocol: " + esc("; ".join(
+            f"{name} ({'the paper setting' if paper else 'not the paper setting'})" for name, paper in presets)) + "</p>"
     body = (f'<p><a href="index.html">all tasks</a></p><h1>{esc(task["task"])}</h1><p>{esc(task.get("description"))}</p>'
             f"{suite_line}"
             f"<p>Click a metric to sort best first (missing last); the interval under each value is its 95% CI "

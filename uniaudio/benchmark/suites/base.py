@@ -68,6 +68,7 @@ class Suite:
     list_default: str | None = None  # a list file under --root used when --list is not given
     list_packaged: Path | None = None  # the published list, shipped with uniaudio: used last
     list_sha256: str | None = None  # the published list's sha256: the card says whether --list is it
+    preset: str | None = None  # the protocol preset (benchmark/protocols.py) a run on it uses by default
 
 
 SUITES: dict[str, Suite] = {}
@@ -175,7 +176,7 @@ def _card(suite: Suite, root: Path, lst: Path | None, counts: dict, missing: lis
                  "is_published": sha256_of(lst) == suite.list_sha256 if suite.list_sha256 else None} if lst else None,
         "published_items": suite.published_items,
         "missing": {"count": len(missing), "ids": missing[:1000]},
-        "protocol": suite.protocol, "published": suite.published, "seed": seed,
+        "protocol": suite.protocol, "protocol_preset": suite.preset, "published": suite.published, "seed": seed,
         "built": {"uniaudio": __version__, "date": time.strftime("%Y-%m-%d")},
     }
 

@@ -50,8 +50,9 @@ def _asr(split: str):
 for _split, _n in (("test-clean", 2620), ("test-other", 2939)):
     register(Suite(f"librispeech-{_split}", ("asr",), "1", f"LibriSpeech {_split} (openslr SLR12)", LAYOUT,
                    f"every utterance of {_split}", _asr(_split), published_items={"asr": _n},
-                   protocol=ASR_PROTOCOL, published="Open ASR Leaderboard (huggingface/open_asr_leaderboard); "
-                                                    "UniAudio 2.0 (arXiv 2602.04683) ASR table"))
+                   protocol=ASR_PROTOCOL, preset="open-asr-leaderboard",
+                   published="Open ASR Leaderboard (huggingface/open_asr_leaderboard); UniAudio 2.0 (arXiv 2602.04683) "
+                             "ASR table"))
 
 
 def _pick(seed: int, target: str, candidates: list[Record]) -> Record:

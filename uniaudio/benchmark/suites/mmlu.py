@@ -24,4 +24,4 @@ def _build(ctx: BuildContext) -> Built:
 register(Suite("mmlu", ("mmlu",), "1", "MMLU (hendrycks/test, official CSV)", LAYOUT,
                "every test question, five shots from the subject's dev set", _build,
                published_items={"mmlu": 14042}, protocol={"accuracy": {"shots": 5, "rule": "lm-eval log-likelihood"}},
-               published="UniAudio 2.0 (arXiv 2602.04683): MMLU 44.1"))
+               published="UniAudio 2.0 (arXiv 2602.04683): MMLU 44.1", preset="lm-eval"))

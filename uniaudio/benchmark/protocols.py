@@ -1,0 +1,53 @@
+"""Protocol presets: the metric models and options a publication scores with, by name.
+
+`benchmark run --protocol NAME` applies a preset's metric options (a `--metric-option` given
+beside it still wins, and is recorded); a suite built by `benchmark suite build` names its
+preset in suite.json and a run on it uses that one unless told otherwise. Without either, the
+offline defaults apply and results say so (`paper_setting: false`). A preset never falls back
+to another model: a model that is not here makes each item NaN with the model's name and how to
+fetch it (the metric's own offline error), under the preset's name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    source: str
+    metric_options: dict = field(default_factory=dict)  # metric -> options, as --metric-option sets them
+    paper_setting: bool = True
+
+
+PROTOCOLS = {p.name: p for p in (
+    Protocol("offline-defaults", "uniaudio's offline models (Whisper tiny.en via faster-whisper, resemblyzer SIM, "
+             "...): quick and reproducible here, not any paper's setting", "uniaudio", paper_setting=False),
+    Protocol("open-asr-leaderboard", "WER after openai-whisper's EnglishTextNormalizer, corpus WER",
+             "huggingface/open_asr_leaderboard (normalizer: Whisper's English text normaliser)",
+             {"wer": {"normalizer": "whisper-english"}, "cer": {"normalizer": "whisper-english"}}),
+    Protocol("seed-tts-eval", "WER by Whisper-large-v3 (transformers, English transcription) after Seed-TTS-eval's "
+             "text rule, reported as the per-utterance mean; SIM by WavLM-large + ECAPA-TDNN speaker verification",
+             "BytedanceSpeech/seed-tts-eval run_wer.py and cal_sim.sh",
+             {"wer": {"normalizer": "seed-tts-eval", "asr_backend": "transformers",
+                      "asr_model": "openai/whisper-large-v3"},
+              "sim": {"backend": "wavlm-large-ecapa"}}),
+    Protocol("lm-eval", "MMLU as lm-evaluation-harness 0.4.13 scores it (5-shot, log-likelihood of ' A'..' D', "
+             "special tokens as the tokenizer adds them)", "EleutherAI/lm-evaluation-harness 0.4.13, task mmlu"),
+)}
+
+
+def resolve(name: str | None, suite_card: dict | None, user: dict[str, dict] | None) -> tuple[dict, dict]:
+    """(metric options to run with, the protocol record for results): the named preset, else the
+    suite's, else the offline defaults; `user` options (--metric-option) override the preset's."""
+    chosen = name or (suite_card or {}).get("protocol_preset") or "offline-defaults"
+    if chosen not in PROTOCOLS:
+        raise KeyError(f"unknown protocol {chosen!r}; known: {', '.join(PROTOCOLS)}")
+    p = PROTOCOLS[chosen]
+    options = {m: dict(o) for m, o in p.metric_options.items()}
+    for m, o in (user or {}).items():
+        options.setdefault(m, {}).update(o)
+    record = {"name": p.name, "paper_setting": p.paper_setting and not user, "source": p.source,
+              "description": p.description, "overridden": user or {}}
+    return options, record
