@@ -98,6 +98,19 @@ def test_mel_distance_zero_for_identity_and_positive_otherwise():
     assert m.score([M.Sample("a", ref_audio=ref, hyp_audio=deg)])[0]["mel_distance"] > 0.1
 
 
+@pytest.mark.slow
+def test_visqol_is_five_for_identity_and_falls_with_noise():
+    """ViSQOL v3 speech mode (visqol-python, its models shipped): the polynomial mapper scaled to 5
+    for an identical signal, lower as noise rises; the card names the mapper."""
+    ref, _ = noisy_pair()
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(len(ref)).astype(np.float32) * np.sqrt(np.mean(ref ** 2))
+    m = M.get("visqol")
+    scores = [m.score([M.Sample("a", ref_audio=ref, hyp_audio=ref + g * noise)])[0]["visqol"] for g in (0.0, 0.1, 1.0)]
+    assert scores[0] == pytest.approx(5.0, abs=1e-6) and scores[0] > scores[1] > scores[2] >= 1.0
+    assert m.card()["mapper"] == "polynomial"
+
+
 # --- the runner on bad outputs: NaN + reason, never a fake number ----------------------
 
 def write_bad_outputs(root, ids, speech):

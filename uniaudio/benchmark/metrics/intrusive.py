@@ -144,3 +144,34 @@ class LogSpectralDistance(_Pairwise):
     def card(self):
         return dict(super().card(), definition="mean_t sqrt(mean_f (10 log10 P_ref - 10 log10 P_hyp)^2)",
                     stft=f"Hann {self.n_fft}, hop {self.hop}, power floor {self.floor:g}", unit="dB")
+
+
+@register("visqol")
+class ViSQOL(_Pairwise):
+    """ViSQOL v3 (Google's Virtual Speech Quality Objective Listener) through `visqol-python`, a
+    port of the C++ tool that ships its models: speech mode at 16 kHz, MOS-LQO 1..5. The
+    polynomial quality mapper by default (the C++ tool defaults to its lattice model, which needs
+    `visqol-python[lattice]`: mapper=lattice; never a silent swap between them)."""
+    name = "visqol"
+    values = {"visqol": Value("higher", "MOS-LQO")}
+
+    def __init__(self, mapper: str = "polynomial"):
+        if mapper not in ("polynomial", "lattice"):
+            raise ValueError("ViSQOL mapper is 'polynomial' or 'lattice'")
+        from visqol.api import VisqolApi  # ImportError: the metric is unavailable, items NaN with why
+
+        self.mapper = mapper
+        self.api = VisqolApi()
+        self.api.create(mode="speech", use_lattice_model=mapper == "lattice")
+
+    def pair(self, ref, hyp):
+        import math
+
+        r = self.api.measure_from_arrays(ref.astype(np.float64), hyp.astype(np.float64), SR)
+        if not math.isfinite(r.moslqo):
+            raise MetricError(f"ViSQOL gave {r.moslqo}")
+        return {"visqol": float(r.moslqo)}
+
+    def card(self):
+        return dict(super().card(), mode="speech (16 kHz)", mapper=self.mapper, paper_setting="ViSQOL v3 speech mode",
+                    versions=versions("visqol-python"))

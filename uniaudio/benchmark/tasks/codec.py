@@ -12,6 +12,6 @@ def demo(s: DemoSuite) -> list[Record]:
     return list(s.speech)
 
 
-TASK = register(Task("codec", "audio", (metric("pesq"), metric("stoi"), metric("mel_distance")),
+TASK = register(Task("codec", "audio", (metric("pesq"), metric("stoi"), metric("visqol"), metric("mel_distance")),
                      "speech -> tokens -> speech (resynthesis)", {"ref_audio": "path"},
                      systems=("codec:uniaudio-codec", "ground-truth", "passthrough"), demo=demo))
