@@ -3,6 +3,8 @@ inputs, the largest difference printed. The reference is installed from the pack
 a virtualenv of its own (its pins may clash with ours), so this is a benchmark script, not CI.
 
     python benchmarks/fidelity.py --against lm-eval [--venv DIR]
+    python benchmarks/fidelity.py --against torchmetrics    # SI-SDR, PESQ-wb, STOI, ESTOI
+    python benchmarks/fidelity.py --against jiwer           # corpus WER / CER after our normaliser
 
 lm-eval: MMLU log-likelihoods of lm-evaluation-harness's `hf` model (HFLM.loglikelihood, the
 installed release) vs `uniaudio.benchmark.tasks.mmlu.HFCausalLM`, on the packaged 15-question
@@ -19,7 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REFERENCE = {"lm-eval": ["lm_eval[hf]==0.4.*", "torch==2.13.0"]}
+REFERENCE = {"lm-eval": ["lm_eval[hf]==0.4.*", "torch==2.13.0"],
+             "torchmetrics": [], "jiwer": []}  # these two are uniaudio's dev / bench dependencies already
 
 
 def venv_python(venv: Path, packages: list[str]) -> Path:
@@ -103,6 +106,83 @@ def against_lm_eval(venv: Path) -> None:
                       f"lm-eval {ref['version']}{label}")
 
 
+def _speech_pairs(n: int = 8) -> list[tuple]:
+    """(clean, degraded) 16 kHz pairs: ljspeech-mini (real speech) under noise at 0..15 dB SNR."""
+    import numpy as np
+
+    from uniaudio import audio
+    from uniaudio.benchmark.suites import find_ljspeech_mini
+
+    root = find_ljspeech_mini()
+    if root is None:
+        raise SystemExit("ljspeech-mini not found (../shared/data/ljspeech-mini)")
+    rng = np.random.default_rng(0)
+    pairs = []
+    for k, f in enumerate(sorted((root / "wavs").glob("*.wav"))[:n]):
+        clean, _ = audio.load(f, 16000)
+        noise = rng.standard_normal(len(clean)).astype(np.float32)
+        noise *= np.sqrt(np.mean(clean ** 2) / np.mean(noise ** 2) / 10 ** ((15 - 2 * k) / 10))
+        pairs.append((clean, (clean + noise).astype(np.float32)))
+    return pairs
+
+
+def against_torchmetrics() -> None:
+    import torch
+    from torchmetrics.functional.audio import (perceptual_evaluation_speech_quality,
+                                               scale_invariant_signal_distortion_ratio,
+                                               short_time_objective_intelligibility)
+
+    from uniaudio.benchmark import metrics as M
+
+    pairs = _speech_pairs()
+    ours = {"si_sdr": M.get("si_sdr"), "pesq": M.get("pesq"), "stoi": M.get("stoi"), "estoi": M.get("stoi", extended=True)}
+    ref = {"si_sdr": lambda c, d: scale_invariant_signal_distortion_ratio(d, c),
+           "pesq": lambda c, d: perceptual_evaluation_speech_quality(d, c, 16000, "wb"),
+           "stoi": lambda c, d: short_time_objective_intelligibility(d, c, 16000, extended=False),
+           "estoi": lambda c, d: short_time_objective_intelligibility(d, c, 16000, extended=True)}
+    print(f"{len(pairs)} ljspeech-mini utterances, noise 15 .. 1 dB SNR: uniaudio vs torchmetrics")
+    print(f"{'metric':8s} {'max |diff|':>11s} {'range of values':>20s}")
+    for key, metric in ours.items():
+        diffs, vals = [], []
+        for clean, deg in pairs:
+            a = metric.score([M.Sample("x", ref_audio=clean, hyp_audio=deg)])[0][key]
+            b = float(ref[key](torch.from_numpy(clean).double(), torch.from_numpy(deg).double()))
+            diffs.append(abs(a - b))
+            vals.append(a)
+        print(f"{key:8s} {max(diffs):11.2e} {min(vals):9.3f} .. {max(vals):7.3f}")
+
+
+def against_jiwer() -> None:
+    import jiwer
+
+    from uniaudio.benchmark import metrics as M
+    from uniaudio.benchmark.suites import find_ljspeech_mini
+
+    lines = [line.split("|") for line in (find_ljspeech_mini() / "metadata.csv").read_text().splitlines()]
+    refs = [norm for _, _, norm in lines]
+    # hypotheses with planted errors: a word dropped, one doubled, one replaced, numbers as digits
+    hyps = []
+    for k, r in enumerate(refs):
+        w = r.split()
+        if k % 4 == 0 and len(w) > 2:
+            w = w[:1] + w[2:]
+        elif k % 4 == 1:
+            w = w + w[-1:]
+        elif k % 4 == 2:
+            w = ["seventeen" if x.isalpha() and len(x) > 6 else x for x in w]
+        hyps.append(" ".join(w) + ("" if k % 3 else " 42"))
+    print(f"{len(refs)} ljspeech-mini transcripts, planted errors: uniaudio's corpus rates vs jiwer's on the same "
+          "normalised text")
+    for name in ("wer", "cer"):
+        for norm in ("whisper-english", "seed-tts-eval"):
+            m = M.get(name, normalizer=norm)
+            rows = m.score([M.Sample(str(i), ref_text=r, hyp_text=h) for i, (r, h) in enumerate(zip(refs, hyps))])
+            ours = m.aggregate(rows)[name]
+            nr, nh = [m.normalize(r) for r in refs], [m.normalize(h) for h in hyps]
+            theirs = (jiwer.wer if name == "wer" else jiwer.cer)(nr, nh)
+            print(f"{name} {norm:16s} ours {ours:.6f}  jiwer {theirs:.6f}  |diff| {abs(ours - theirs):.1e}")
+
+
 def _picks(lls: list[float]) -> list[str]:
     from uniaudio.benchmark.tasks.mmlu import LETTERS
 
@@ -118,6 +198,10 @@ def main() -> None:
     venv = args.venv or Path(tempfile.gettempdir()) / f"uniaudio-fidelity-{args.against}"
     if args.against == "lm-eval":
         against_lm_eval(venv)
+    elif args.against == "torchmetrics":
+        against_torchmetrics()
+    else:
+        against_jiwer()
 
 
 if __name__ == "__main__":
