@@ -452,3 +452,18 @@ def test_a_checkpoint_generates_tts_that_the_benchmark_scores(sent_out, tmp_path
     assert wer["items_scored"] == 2 and wer["items_failed"] == 0 and np.isfinite(wer["value"]["wer"])
     outs = sorted((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / "tts").glob("*.wav"))
     assert len(outs) == 2
+
+    # --seeds 3: the sampling system once per seed; seed 0 is the row above (the same outputs), the
+    # spread across the three runs sits beside its interval on the leaderboard
+    from uniaudio.benchmark.publish import publish
+
+    (res3,) = run(["tts"], f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None, tmp_path / "bench3",
+                  progress=False, seeds=3)
+    other = sorted((tmp_path / "bench3" / "seeds" / "seed-1" / "outputs" / "lm-ckpt-lm" / "tts").glob("*.wav"))
+    assert len(other) == 2 and res3["system_card"]["run_seed"] == 0
+    spread = res3["seeds"]["values"]["sim"]
+    assert res3["seeds"]["n"] == 3 and len(spread["per_seed"]) == 3 and spread["per_seed"][0] == \
+        res3["metrics"]["sim"]["value"]["sim"] and spread["std"] > 0
+    page = (publish([tmp_path / "bench3"], tmp_path / "boards")["files"])
+    html = (tmp_path / "boards" / "task-tts.html").read_text()
+    assert "over 3 seeds" in html and page

@@ -21,6 +21,11 @@ AGGREGATE_SCHEMA = {
         "system": {"type": "string"},
         "system_card": {"type": "object"},
         "suite": {"type": ["string", "null"]},
+        "seeds": {"type": "object", "required": ["n", "values"], "properties": {
+            "n": {"type": "integer", "minimum": 2}, "values": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["mean", "std", "per_seed"],
+                "properties": {"mean": {"type": "number"}, "std": {"type": "number"},
+                               "per_seed": {"type": "array", "items": {"type": "number"}}}}}}},
         "protocol": {"type": ["object", "null"], "properties": {
             "name": {"type": "string"}, "paper_setting": {"type": "boolean"}}},
         "suite_card": {"type": ["object", "null"], "properties": {

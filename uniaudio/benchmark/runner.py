@@ -357,12 +357,16 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
         resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
-        all_builtins: bool = False, after_task=None, protocol: str | None = None) -> list[dict]:
+        all_builtins: bool = False, after_task=None, protocol: str | None = None, seeds: int = 1) -> list[dict]:
     """Score `system_spec` on each task; with no system, each task's baseline, or with
     `all_builtins` every built-in system that applies (floors, ceilings, baselines).
     `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out).
     `protocol`: a preset of `protocols.PROTOCOLS` (default: the suite card's, else the offline
-    defaults); `metric_options` override it and are recorded as such."""
+    defaults); `metric_options` override it and are recorded as such. `seeds`: a system that samples
+    (`stochastic`) runs once per seed 0..seeds-1; seed 0's result is the row, the others go under
+    OUT/seeds/seed-K/ and their spread into its aggregate (`seeds`)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root, progress=progress, tasks=task_names)
@@ -390,14 +394,47 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
                 if overall is not None:
                     overall.update(sizes[name])
                 continue
-            results.append(run_task(task, system, suite_dir, out, pool, resume=resume, progress=progress,
-                                    overall=overall))
+            result = run_task(task, system, suite_dir, out, pool, resume=resume, progress=progress, overall=overall)
+            if seeds > 1 and getattr(system, "stochastic", False):
+                result = _with_seeds(result, task, system, suite_dir, out, pool, seeds, resume=resume,
+                                     progress=progress)
+            results.append(result)
             if after_task is not None:
                 after_task()
     finally:
         if overall is not None:
             overall.close()
     return results
+
+
+def _with_seeds(result: dict, task: Task, system: S.System, suite_dir: Path, out: Path, pool: MetricPool,
+                seeds: int, *, resume: bool, progress: bool) -> dict:
+    """Runs 1..seeds-1 of a sampling system (run 0 is `result`), each under OUT/seeds/seed-K/; the
+    mean, standard deviation and per-seed values of every scalar metric value go into run 0's
+    aggregate.json as `seeds`, beside the within-run intervals the leaderboard computes."""
+    runs = [result]
+    try:
+        for k in range(1, seeds):
+            system.run_seed = k
+            runs.append(run_task(task, system, suite_dir, out / "seeds" / f"seed-{k}", pool, resume=resume,
+                                 progress=progress))
+    finally:
+        system.run_seed = 0
+    spread = {}
+    for metric, entry in result["metrics"].items():
+        for key, v in entry["value"].items():
+            per = [r["metrics"].get(metric, {}).get("value", {}).get(key) for r in runs]
+            if all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in per):
+                mean = sum(per) / len(per)
+                std = math.sqrt(sum((x - mean) ** 2 for x in per) / (len(per) - 1))
+                spread[key] = {"mean": mean, "std": std, "per_seed": per}
+    result["seeds"] = {"n": seeds, "folders": [f"seeds/seed-{k}" for k in range(1, seeds)], "values": spread}
+    dest = out / "results" / task.name / safe_name(system.name) / "aggregate.json"
+    check_aggregate(result)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=float))
+    tmp.replace(dest)
+    return result
 
 
 def _note(overall: tqdm | None, text: str) -> None:

@@ -275,6 +275,8 @@ class LMCheckpoint(System):
     multi-stream checkpoint also writes transcripts (asr) and captions, and with an LLM middle
     answers MMLU through its backbone (lm-eval's log-likelihood rule)."""
     tasks = ("tts", "tta", "ttm")
+    stochastic = True  # it samples: `benchmark run --seeds N` runs it N times (run_seed 0..N-1)
+    run_seed = 0
 
     def __init__(self, path: str, **sampling):
         if storage.is_uri(path):  # an s3:// out folder or its model.pt
@@ -309,7 +311,8 @@ class LMCheckpoint(System):
             return answer_mmlu(self, lm, rows, outdir)
 
         def one(r):
-            seed = int.from_bytes(hashlib.blake2b(r["id"].encode(), digest_size=4).digest(), "little")
+            key = r["id"] if not self.run_seed else f"{self.run_seed}\x1f{r['id']}"  # run 0: the seeds of before
+            seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "little")
             s = Sampling(**{**self.sampling, "seed": seed})
             if task.name in ("asr", "caption"):
                 wav, sr = audio.load(r["path"])
@@ -327,7 +330,7 @@ class LMCheckpoint(System):
         self.each(tqdm(rows, desc=f"{self.name} {task.name}", unit="item", leave=False), one)
 
     def card(self) -> dict:
-        return dict(super().card(), **self.generator.card(), sampling=self.sampling,
+        return dict(super().card(), **self.generator.card(), sampling=self.sampling, run_seed=self.run_seed,
                     scoring=getattr(self, "settings", None))
 
 

@@ -53,9 +53,12 @@ def benchmark_tasks() -> None:
 @click.option("--protocol", default=None, metavar="PRESET",
               help="A publication's metric settings: offline-defaults, open-asr-leaderboard, seed-tts-eval, lm-eval "
                    "(default: the suite's, from its suite.json, else offline-defaults; --metric-option overrides).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Run a system that samples (lm-ckpt:, adapters with `stochastic = True`) once per seed: the row "
+                   "is seed 0, the mean and spread across seeds are shown beside its interval.")
 def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: str, resume: bool,
                   metric_opts: tuple[str, ...], publish_to: str | None, date: str | None,
-                  protocol: str | None) -> None:
+                  protocol: str | None, seeds: int) -> None:
     """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards. Without
     --system: every built-in system that applies to each task (baselines, floors, ceilings),
     then the leaderboards in OUT/leaderboards."""
@@ -87,7 +90,8 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     work = remote.local if remote else Path(out)
     try:
         results = run(names, system, suite, data_root, work, resume=resume, metric_options=options,
-                      all_builtins=system is None, after_task=remote.push if remote else None, protocol=protocol)
+                      all_builtins=system is None, after_task=remote.push if remote else None, protocol=protocol,
+                      seeds=seeds)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     tw = max([len(r["task"]) for r in results] + [6]) + 2  # task column: the longest name, then a gap

@@ -52,13 +52,17 @@ class Cell:
     failed: int | None = None  # items the metric could not score
     failure_reasons: dict = field(default_factory=dict)
     error: str | None = None  # a set-level metric that failed as a whole
+    seeds: dict | None = None  # {n, mean, std, per_seed} across the runs of a sampling system (--seeds)
     display: str = field(init=False)
     ci_display: str | None = field(init=False)
+    seeds_display: str | None = field(init=False)
 
     def __post_init__(self):
         unit = self.column.unit
         self.display = fmt(self.value, unit)
         self.ci_display = f"[{fmt(self.ci95[0], unit)}, {fmt(self.ci95[1], unit)}]" if self.ci95 else None
+        self.seeds_display = (f"{fmt(self.seeds['mean'], unit)} ± {fmt(self.seeds['std'], unit)} over "
+                              f"{self.seeds['n']} seeds") if self.seeds else None
 
     def to_json(self) -> dict:
         out = {"metric": self.column.metric, "value": self.value, "direction": self.column.direction,
@@ -66,6 +70,8 @@ class Cell:
                "failure_reasons": self.failure_reasons}
         if self.error is not None:
             out["error"] = self.error
+        if self.seeds is not None:
+            out["seeds"] = self.seeds
         return out
 
 

@@ -9,6 +9,8 @@ Missing values are None (JSON null), never -1 or NaN."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from pathlib import Path
@@ -120,6 +122,10 @@ def load_run(agg_path: Path) -> dict:
     for metric, entry in sorted(agg["metrics"].items()):
         values.update(_values(metric, entry, items))
         cards[metric] = entry.get("card", {})
+    seeds = agg.get("seeds") or {}
+    for key, spread in (seeds.get("values") or {}).items():  # run 0 is the value; the spread across runs beside it
+        if key in values:
+            values[key] = dataclasses.replace(values[key], seeds={"n": seeds["n"], **spread})
     run = agg["run"]
     test_set = agg.get("test_set") or {}
     expected = test_set.get("items") if isinstance(test_set.get("items"), int) else agg.get("items")

@@ -13,7 +13,7 @@ import json
 import math
 
 from ...files import safe_name
-from .cells import Cell, HeaderCell, to_json
+from .cells import Cell, HeaderCell, fmt, to_json
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1600px}
 .tasks{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:0 2em}
@@ -80,6 +80,9 @@ def value_cell(cell: Cell | None) -> str:
             if cell and cell.failed else ""
         return f'<td class="num missing" data-value="">—{fail}</td>'
     ci = f'<br><span class="ci" title="{esc(cell.method)}">{esc(cell.ci_display)}</span>' if cell.ci_display else ""
+    if cell.seeds_display:  # a sampling system run once per seed: the spread across runs, beside the interval
+        per = ", ".join(fmt(x, cell.column.unit) for x in cell.seeds["per_seed"])
+        ci += f'<br><span class="seeds" title="per seed: {esc(per)}">{esc(cell.seeds_display)}</span>'
     fail = ""
     if cell.failed:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted((cell.failure_reasons or {}).items()))
