@@ -33,10 +33,12 @@ class ReportedError(ValueError):
 def _entries_with_lines(path: Path) -> list[tuple[int, object]]:
     import yaml
 
+    from ...config import yaml_load  # the one YAML parser (numbers like 3e-3 read as numbers)
+
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: each entry's line
+        data = yaml_load(text)
     except yaml.YAMLError as e:
         raise ReportedError(f"{path}: not YAML ({str(e).splitlines()[0]})") from None
     if data is None:
