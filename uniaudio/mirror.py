@@ -56,6 +56,12 @@ class Mirror:
         self.local.mkdir(parents=True, exist_ok=True)
         remote = storage.listing(self.uri)
         here = self._files()
+        root = self.local.resolve()
+        for rel in remote:  # keys are data from elsewhere ("../x"): all checked before anything is written
+            target = (self.local / rel).resolve()
+            if not target.is_relative_to(root) or target == root:
+                raise storage.StorageError(f"{storage.join(self.uri, rel)}: an object key that would land outside "
+                                           f"the local copy {self.local}; refusing to pull this prefix")
         for rel, size in remote.items():
             if not (same_size_kept and here.get(rel, (None,))[0] == size):
                 storage.download(storage.join(self.uri, rel), str(self.local / rel))
