@@ -327,11 +327,16 @@ class LMCheckpoint(System):
                 out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0)
             audio.save(output_file(outdir, r["id"], ".wav"), out, gen.audio.sample_rate)
 
+        import torch
+
+        # sampled tokens can flip with the float reduction order, which follows torch's intra-op thread
+        # count (measured: the same seeds at 1 and 2 threads gave different audio): the card records it
+        self.torch_threads = torch.get_num_threads()
         self.each(tqdm(rows, desc=f"{self.name} {task.name}", unit="item", leave=False), one)
 
     def card(self) -> dict:
         return dict(super().card(), **self.generator.card(), sampling=self.sampling, run_seed=self.run_seed,
-                    scoring=getattr(self, "settings", None))
+                    torch_threads=getattr(self, "torch_threads", None), scoring=getattr(self, "settings", None))
 
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,
