@@ -390,3 +390,16 @@ def test_a_suites_protocol_preset_is_used_and_never_swapped_for_another_model(sp
     (res,) = run(["tts"], "ground-truth", str(tmp_path / "seed"), None, tmp_path / "res3", progress=False,
                  protocol="offline-defaults")
     assert res["protocol"]["name"] == "offline-defaults" and res["metrics"]["wer"]["items_scored"] == 4
+
+
+def test_protocol_presets_are_listed_and_an_unknown_one_is_a_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from uniaudio.cli import main
+
+    listed = CliRunner().invoke(main, ["benchmark", "protocols"])
+    assert listed.exit_code == 0 and "seed-tts-eval:" in listed.output and "normalizer=seed-tts-eval" in listed.output
+    bad = CliRunner().invoke(main, ["benchmark", "run", "--task", "asr", "--system", "ground-truth",
+                                    "--protocol", "no-such", "--out", str(tmp_path / "r")])
+    assert bad.exit_code != 0 and "unknown protocol 'no-such'" in bad.output and "open-asr-leaderboard" in bad.output
+

@@ -26,6 +26,17 @@ def benchmark_tasks() -> None:
         click.echo(f"{t.name}: {t.description}\n  metrics: {metrics}\n  systems: {', '.join(t.systems)}")
 
 
+@benchmark.command("protocols")
+def benchmark_protocols() -> None:
+    """The protocol presets `benchmark run --protocol` takes: what each sets and where it comes from."""
+    from ..benchmark.protocols import PROTOCOLS
+
+    for p in PROTOCOLS.values():
+        opts = "; ".join(f"{m}: {', '.join(f'{k}={v}' for k, v in o.items())}" for m, o in p.metric_options.items())
+        click.echo(f"{p.name}{'' if p.paper_setting else ' (not a paper setting)'}: {p.description}\n"
+                   f"  source: {p.source}" + (f"\n  sets: {opts}" if opts else ""))
+
+
 @benchmark.command("run")
 @click.option("--task", "task", default="all", show_default=True,
               help="Task names, comma-separated (`benchmark tasks` lists them), or all.")
