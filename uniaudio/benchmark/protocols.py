@@ -43,7 +43,7 @@ def resolve(name: str | None, suite_card: dict | None, user: dict[str, dict] | N
     suite's, else the offline defaults; `user` options (--metric-option) override the preset's."""
     chosen = name or (suite_card or {}).get("protocol_preset") or "offline-defaults"
     if chosen not in PROTOCOLS:
-        raise KeyError(f"unknown protocol {chosen!r}; known: {', '.join(PROTOCOLS)}")
+        raise ValueError(f"unknown protocol {chosen!r}; known: {', '.join(PROTOCOLS)}")
     p = PROTOCOLS[chosen]
     options = {m: dict(o) for m, o in p.metric_options.items()}
     for m, o in (user or {}).items():

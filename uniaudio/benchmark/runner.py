@@ -368,7 +368,7 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     if protocol is not None and protocol not in protocols.PROTOCOLS:  # before any suite is built
-        raise KeyError(f"unknown protocol {protocol!r}; known: {', '.join(protocols.PROTOCOLS)}")
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(protocols.PROTOCOLS)}")
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root, progress=progress, tasks=task_names)
