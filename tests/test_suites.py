@@ -285,7 +285,7 @@ def test_clotho_vctk_and_libri2mix_suites(speech, tmp_path):
 def test_the_packaged_published_list_is_f5_ttss(demo_root, tmp_path):
     """F5-TTS's LibriSpeech-PC list ships with uniaudio and is the suite's default list: read whole
     (1,127 items, as published); the demo corpus holds none of its utterances."""
-    from uniaudio.benchmark.suites.base import sha256_of
+    from uniaudio.files import sha256_file as sha256_of
     from uniaudio.benchmark.suites.librispeech import PC_LIST, PC_SHA256, parse_pc_list
 
     assert sha256_of(PC_LIST) == PC_SHA256 and len(parse_pc_list(PC_LIST)) == 1127

@@ -121,11 +121,7 @@ def open_input(path: str):
             return open(local(path), "rb")
         except OSError as e:
             _raise(path, e)
-    fs, p = filesystem(path)
-    try:
-        return fs.open_input_file(p)
-    except Exception as e:
-        _raise(path, e)
+    return arrow_file(path)
 
 
 def arrow_file(path: str):
@@ -208,13 +204,19 @@ def output_path(path: str):
         finally:
             tmp.unlink(missing_ok=True)
         return
-    fd, tmp = tempfile.mkstemp(prefix="uniaudio-upload-", suffix="-" + path.rsplit("/", 1)[-1][-40:])
-    os.close(fd)
+    tmp = _temp_file("upload", path)
     try:
         yield tmp
         upload(tmp, path)
     finally:
         os.unlink(tmp)
+
+
+def _temp_file(kind: str, path: str) -> str:
+    """A new empty local temporary file named after the object it stands for."""
+    fd, tmp = tempfile.mkstemp(prefix=f"uniaudio-{kind}-", suffix="-" + path.rsplit("/", 1)[-1][-40:])
+    os.close(fd)
+    return tmp
 
 
 def upload(src: str, path: str) -> None:
@@ -246,8 +248,7 @@ def local_file(path: str):
     if not is_uri(path):
         yield local(path)
         return
-    fd, tmp = tempfile.mkstemp(prefix="uniaudio-download-", suffix="-" + path.rsplit("/", 1)[-1][-40:])
-    os.close(fd)
+    tmp = _temp_file("download", path)
     try:
         download(path, tmp)
         yield tmp

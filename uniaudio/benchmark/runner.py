@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__, audio, manifest
-from ..files import safe_name, sha256_file
+from ..files import atomic_write_text, safe_name, sha256_file
 from ..models import ModelNotFound
 from . import metrics as M
 from . import protocols, provenance
@@ -256,8 +256,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
                        protocol=pool.protocol)
     if task.set_metrics:
         result["metrics"].update(set_metrics(task, rows, sys_dir, pool, out / "cache"))
-        check_aggregate(result)
-        (res_dir / "aggregate.json").write_text(json.dumps(result, indent=2, default=float))
+        save_aggregate(result, res_dir / "aggregate.json")
     return result
 
 
@@ -348,11 +347,14 @@ def aggregate(task: Task, system: S.System, items_path: Path, metrics: list[M.Me
             "failure_reasons": dict(reasons),
             "card": m.card(),
         }
-    check_aggregate(result)
-    tmp = dest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    tmp.replace(dest)
+    save_aggregate(result, dest)
     return result
+
+
+def save_aggregate(result: dict, dest: Path) -> None:
+    """Validate and write an aggregate.json whole (a temporary sibling, then a rename)."""
+    check_aggregate(result)
+    atomic_write_text(dest, json.dumps(result, indent=2, default=float))
 
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
@@ -431,11 +433,7 @@ def _with_seeds(result: dict, task: Task, system: S.System, suite_dir: Path, out
                 std = math.sqrt(sum((x - mean) ** 2 for x in per) / (len(per) - 1))
                 spread[key] = {"mean": mean, "std": std, "per_seed": per}
     result["seeds"] = {"n": seeds, "folders": [f"seeds/seed-{k}" for k in range(1, seeds)], "values": spread}
-    dest = out / "results" / task.name / safe_name(system.name) / "aggregate.json"
-    check_aggregate(result)
-    tmp = dest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    tmp.replace(dest)
+    save_aggregate(result, out / "results" / task.name / safe_name(system.name) / "aggregate.json")
     return result
 
 

@@ -44,7 +44,7 @@ def seed_tts_eval(language: str = "en"):
     return normalize
 
 
-def normalizer(name: str, language: str = "en"):
+def text_normalizer(name: str, language: str = "en"):
     if name == "seed-tts-eval":
         return seed_tts_eval(language)
     if name == "whisper-english":
@@ -60,9 +60,6 @@ def normalizer(name: str, language: str = "en"):
     raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")
 
 
-_normalizer = normalizer  # the metric's `normalizer` argument shadows the function inside __init__
-
-
 class _ErrorRate(Metric):
     needs = ("ref_text", "hyp_text")
     unit = "words"
@@ -72,7 +69,7 @@ class _ErrorRate(Metric):
                  normalizer_name: str = "whisper-english", language: str = "en", asr_options: dict | None = None,
                  normalizer: str | None = None):
         normalizer_name = normalizer or normalizer_name  # `--metric-option wer.normalizer=...` names it too
-        self.normalize = _normalizer(normalizer_name, language)
+        self.normalize = text_normalizer(normalizer_name, language)
         self.normalizer_name = normalizer_name
         self.asr_backend, self.asr_model, self.language = asr_backend, asr_model, language
         # passed to the backend, e.g. {device: cuda, compute_type: float16} for faster-whisper on a GPU

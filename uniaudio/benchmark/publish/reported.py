@@ -35,7 +35,9 @@ def _entries_with_lines(path: Path) -> list[tuple[int, object]]:
 
     from ...config import yaml_load  # the one YAML parser (numbers like 3e-3 read as numbers)
 
-    text = path.read_text(encoding="utf-8")
+    from ... import storage
+
+    text = storage.read_text(str(path))
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: each entry's line
         data = yaml_load(text)

@@ -10,7 +10,6 @@ reproduces were published. Results and leaderboards carry the card's name, versi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ... import manifest
+from ...files import sha256_file
 from ...manifest import Record
 
 CARD = "suite.json"
@@ -81,10 +81,6 @@ def register(suite: Suite) -> Suite:
     return suite
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def read_card(folder: str | os.PathLike) -> dict | None:
     """A suite folder's card, or None (a hand-made folder of test sets has none)."""
     p = Path(folder) / CARD
@@ -115,7 +111,7 @@ def build(name: str, root: str | os.PathLike, out: str | os.PathLike, *, list_fi
     lst = _list_file(suite, root, list_file)
     if out.exists() and any(out.iterdir()):
         old = read_card(out)
-        want = (name, str(root), sha256_of(lst) if lst else None)
+        want = (name, str(root), sha256_file(lst) if lst else None)
         if old is None:
             raise SuiteError(f"{out} holds files no `benchmark suite build` made: give a new or empty --out folder")
         if _identity(old) != want:
@@ -172,8 +168,8 @@ def _card(suite: Suite, root: Path, lst: Path | None, counts: dict, missing: lis
     return {
         "schema": CARD_SCHEMA, "name": suite.name, "version": suite.version, "tasks": listed,
         "source": suite.source, "source_root": str(root), "rule": suite.rule,
-        "list": {"file": lst.name, "path": str(lst), "sha256": sha256_of(lst),
-                 "is_published": sha256_of(lst) == suite.list_sha256 if suite.list_sha256 else None} if lst else None,
+        "list": {"file": lst.name, "path": str(lst), "sha256": sha256_file(lst),
+                 "is_published": sha256_file(lst) == suite.list_sha256 if suite.list_sha256 else None} if lst else None,
         "published_items": suite.published_items,
         "missing": {"count": len(missing), "ids": missing[:1000]},
         "protocol": suite.protocol, "protocol_preset": suite.preset, "published": suite.published, "seed": seed,

@@ -8,10 +8,11 @@ in the item (`extra.enroll_id`)."""
 from __future__ import annotations
 
 import csv
+import io
 import hashlib
 from pathlib import Path
 
-from ... import audio
+from ... import audio, storage
 from ...manifest import Record
 from .base import BuildContext, Built, Suite, SuiteError, register
 
@@ -23,8 +24,7 @@ def _build(ctx: BuildContext) -> Built:
     base = ctx.root / "wav16k" / "min"
     meta = base / "metadata" / "mixture_test_mix_clean.csv"
     ctx.check_layout(meta.is_file(), LAYOUT)
-    with open(meta, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(storage.read_text(str(meta)))))
     if not rows or "mixture_ID" not in rows[0]:
         raise SuiteError(f"{meta}: expected a LibriMix metadata CSV with a mixture_ID column")
     test = base / "test"

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ... import audio
+from ... import audio, storage
+from ..tasks.base import output_file
 from ...manifest import Record
 from .base import BuildContext, Built, Suite, SuiteError, register
 
@@ -74,7 +75,7 @@ def _zero_shot(ctx: BuildContext) -> Built:
             continue
         p = _pick(ctx.seed, r.id, others)
         wav, sr = audio.load(p.path, offset=0.0, duration=PROMPT_SECONDS)
-        prompt = audio.save(ctx.out / "prompts" / f"{r.id}.wav", wav, sr)
+        prompt = audio.save(output_file(ctx.out / "prompts", r.id, ".wav"), wav, sr)  # ids from the corpus: untrusted
         out.append(Record(**{**r.__dict__, "extra": {**r.extra, "prompt_path": str(prompt), "prompt_id": p.id,
                                                        "prompt_seconds": PROMPT_SECONDS}}))
     return Built({"tts": out})
@@ -97,10 +98,10 @@ def parse_pc_list(path) -> list[tuple[str, str, str, str]]:
     """(prompt_utt, prompt_text, target_utt, target_text) of each line, or SuiteError naming the
     first line that does not parse."""
     out = []
-    for n, line in enumerate(open(path, encoding="utf-8"), 1):
+    for n, line in enumerate(storage.read_text(str(path)).splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.rstrip("\n").split("\t")
+        parts = line.split("\t")
         if len(parts) != 6 or any(len(u.split("-")) != 3 for u in (parts[0], parts[3])):
             raise SuiteError(f"{path} line {n}: expected six tab-separated fields ({PC_FORMAT}), got "
                              f"{len(parts)}: {line.strip()[:120]!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ... import audio
+from ... import audio, storage
 from ...manifest import Record
 from .base import BuildContext, Built, Suite, SuiteError, register
 
@@ -31,10 +31,10 @@ def parse_meta(path: Path) -> list[tuple[str, str, str, str, str | None]]:
     """(id, prompt text, prompt wav, target text, target wav or None) of each line, or SuiteError
     naming the first line that does not parse."""
     out = []
-    for n, line in enumerate(open(path, encoding="utf-8"), 1):
+    for n, line in enumerate(storage.read_text(str(path)).splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.rstrip("\n").split("|")
+        parts = line.split("|")
         if len(parts) not in (4, 5) or not parts[0].strip() or not parts[2].strip():
             raise SuiteError(f"{path} line {n}: expected {FORMAT}; got {len(parts)} field(s): {line.strip()[:120]!r}")
         out.append((parts[0].strip(), parts[1], parts[2].strip(), parts[3], parts[4].strip() if len(parts) == 5 else None))
