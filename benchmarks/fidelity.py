@@ -5,6 +5,9 @@ a virtualenv of its own (its pins may clash with ours), so this is a benchmark s
     python benchmarks/fidelity.py --against lm-eval [--venv DIR]
     python benchmarks/fidelity.py --against torchmetrics    # SI-SDR, PESQ-wb, STOI, ESTOI
     python benchmarks/fidelity.py --against jiwer           # corpus WER / CER after our normaliser
+    python benchmarks/fidelity.py --against speechmos       # DNSMOS (batched windows) vs speechmos.dnsmos.run
+    python benchmarks/fidelity.py --against fadtk           # FAD on the same embeddings vs fadtk's functions
+    python benchmarks/fidelity.py --against unispeech [--reference SEED_TTS_EVAL_CHECKOUT]  # SIM model
 
 lm-eval: MMLU log-likelihoods of lm-evaluation-harness's `hf` model (HFLM.loglikelihood, the
 installed release) vs `uniaudio.benchmark.tasks.mmlu.HFCausalLM`, on the packaged 15-question
@@ -21,8 +24,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 REFERENCE = {"lm-eval": ["lm_eval[hf]==0.4.*", "torch==2.13.0"],
-             "torchmetrics": [], "jiwer": []}  # these two are uniaudio's dev / bench dependencies already
+             "torchmetrics": [], "jiwer": [],  # uniaudio's dev / bench dependencies already
+             "unispeech": [], "speechmos": [],
+             "fadtk": ["fadtk==1.*"]}  # its wheel only (--no-deps): its top imports torchaudio, CUDA torch  # plain torch files from seed-tts-eval (benchmarks/fidelity_unispeech.py)
 
 
 def venv_python(venv: Path, packages: list[str]) -> Path:
@@ -183,6 +190,67 @@ def against_jiwer() -> None:
             print(f"{name} {norm:16s} ours {ours:.6f}  jiwer {theirs:.6f}  |diff| {abs(ours - theirs):.1e}")
 
 
+def against_speechmos() -> None:
+    from speechmos import dnsmos
+
+    from uniaudio.benchmark import metrics as M
+
+    clips = [c for pair in _speech_pairs() for c in pair]
+    clips += [clips[0][:8000], np.concatenate([clips[1]] * 3)]  # a 0.5 s clip (repeated) and a 20 s+ one
+    ours = M.get("dnsmos").score([M.Sample(str(i), hyp_audio=c) for i, c in enumerate(clips)])
+    keys = {"dnsmos_ovrl": "ovrl_mos", "dnsmos_sig": "sig_mos", "dnsmos_bak": "bak_mos", "dnsmos_p808": "p808_mos"}
+    diffs = {k: 0.0 for k in keys}
+    for c, o in zip(clips, ours):
+        ref = dnsmos.run(np.clip(c, -1, 1), sr=16000)
+        for k, r in keys.items():
+            diffs[k] = max(diffs[k], abs(o[k] - ref[r]))
+    print(f"{len(clips)} clips (ljspeech-mini clean and noisy, 0.5 s .. {max(map(len, clips)) / 16000:.0f} s): "
+          "uniaudio's batched DNSMOS vs speechmos.dnsmos.run clip by clip")
+    for k, d in diffs.items():
+        print(f"{k:12s} max |diff| {d:.2e}")
+
+
+def fadtk_functions(venv: Path) -> dict:
+    """fadtk's own calc_embd_statistics and calc_frechet_distance, taken from its released wheel
+    (fad.py's module top imports torch + torchaudio, which the two numpy functions do not use)."""
+    import ast
+    import zipfile
+
+    venv.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(venv.glob("fadtk-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(venv),
+                        *REFERENCE["fadtk"]], check=True)
+        wheels = sorted(venv.glob("fadtk-*.whl"))
+    src = zipfile.ZipFile(wheels[-1]).read("fadtk/fad.py").decode()
+    wanted = [n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef)
+              and n.name in ("calc_embd_statistics", "calc_frechet_distance")]
+    from numpy.lib.scimath import sqrt as scisqrt
+    from scipy import linalg
+
+    scope = {"np": np, "linalg": linalg, "scisqrt": scisqrt, "log": None}
+    exec(compile(ast.Module(wanted, []), "fadtk/fad.py", "exec"), scope)
+    return {"version": wheels[-1].name.split("-")[1], **{n.name: scope[n.name] for n in wanted}}
+
+
+def against_fadtk(venv: Path) -> None:
+    from uniaudio.benchmark import embedders
+    from uniaudio.benchmark.frechet import fit, frechet_distance
+
+    ref = fadtk_functions(venv)
+    emb = embedders.get("whisper-encoder")
+    pairs = _speech_pairs()
+    clean = np.concatenate([emb.embed(c, 16000) for c, _ in pairs])
+    noisy = [np.concatenate([emb.embed(d, 16000) for _, d in pairs[:k]]) for k in (2, 4, 8)]
+    print(f"FAD of whisper-encoder frames (384-d): ljspeech-mini clean ({len(clean)} frames) vs noisy subsets; "
+          f"uniaudio.frechet vs fadtk {ref['version']}")
+    for n in noisy:
+        ours = frechet_distance(fit(clean), fit(n))
+        theirs = float(ref["calc_frechet_distance"](*ref["calc_embd_statistics"](clean),
+                                                    *ref["calc_embd_statistics"](n)))
+        print(f"{len(n):6d} frames  ours {ours:12.6f}  fadtk {theirs:12.6f}  rel |diff| {abs(ours - theirs) / theirs:.1e}")
+
+
 def _picks(lls: list[float]) -> list[str]:
     from uniaudio.benchmark.tasks.mmlu import LETTERS
 
@@ -194,10 +262,20 @@ def main() -> None:
     ap.add_argument("--against", choices=sorted(REFERENCE), required=True)
     ap.add_argument("--venv", type=Path, default=None, help="The reference's virtualenv (made if missing; "
                     "default: a new one under the system temp folder, kept for the next run)")
+    ap.add_argument("--reference", type=Path, default=None, help="unispeech: a seed-tts-eval checkout to read "
+                    "UniSpeech's files from (default: fetched from GitHub at the pinned commit)")
     args = ap.parse_args()
     venv = args.venv or Path(tempfile.gettempdir()) / f"uniaudio-fidelity-{args.against}"
     if args.against == "lm-eval":
         against_lm_eval(venv)
+    elif args.against == "speechmos":
+        against_speechmos()
+    elif args.against == "fadtk":
+        against_fadtk(venv)
+    elif args.against == "unispeech":
+        from fidelity_unispeech import run
+
+        run(args.reference, venv)
     elif args.against == "torchmetrics":
         against_torchmetrics()
     else:

@@ -249,3 +249,30 @@ def test_sound_edit_items_and_floor_vs_ceiling(tmp_path):
            for s in ("passthrough", "ground-truth")}
     assert res["ground-truth"]["lsd"]["value"]["lsd"] == 0.0 < res["passthrough"]["lsd"]["value"]["lsd"]
     assert res["ground-truth"]["fad"]["value"]["fad"] < res["passthrough"]["fad"]["value"]["fad"]
+
+
+def test_the_audioldm_eval_preset_scores_kl_with_the_16k_cnn14_at_16k(tiny_cnn14, tmp_path):
+    """audioldm_eval at 16 kHz: CNN14's 16 kHz variant (512/160 STFT, 50-8000 Hz mels) reads the
+    files at 16 kHz; FAD on VGGish. A 16 kHz net built here, saved in the PANNs layout."""
+    from uniaudio.benchmark import protocols
+    from uniaudio.benchmark.metrics.kl import kl, softmax
+    from uniaudio.benchmark.nets.cnn14 import Cnn14
+
+    options, record = protocols.resolve("audioldm-eval", None, None)
+    assert options == {"fad": {"embedder": "vggish"}, "kl": {"tagger": "cnn14", "sample_rate": 16000}}
+    assert record["paper_setting"] and "audioldm_eval" in record["source"]
+    torch.manual_seed(1)
+    net = Cnn14(widths=(4, 4, 8, 8, 8, 8), embed_dim=16, n_classes=5, sample_rate=16000).eval()
+    with torch.no_grad():
+        net.bn0.running_mean.fill_(-50.0)
+        net.bn0.running_var.fill_(400.0)
+        net.fc_audioset.weight.mul_(3.0)
+    torch.save(net.to_panns_state_dict(), tmp_path / "Cnn14_16k.pth")
+    m = M.get("kl", model=str(tmp_path / "Cnn14_16k.pth"), **{k: v for k, v in options["kl"].items() if k != "tagger"})
+    assert m.card()["sample_rate"] == 16000 and m.card()["tagger"] == "panns-cnn14-16k"
+    paths = [str(audio.save(tmp_path / f"{k}.wav", w, 32000)) for k, w in (("r", tone(440)), ("g", tone(2500, seed=2)))]
+    (row,) = m.score([M.Sample("x", ref_audio=audio.load(paths[0], 16000)[0], hyp_audio=audio.load(paths[1], 16000)[0],
+                               paths={"ref_audio": paths[0], "hyp_audio": paths[1]})])
+    with torch.no_grad():
+        lr, lg = (net(torch.from_numpy(audio.load(p, 16000)[0])[None])[0][0].double().numpy() for p in paths)
+    assert row["kl"] == pytest.approx(kl(softmax(lr), softmax(lg)), rel=1e-5) and row["kl"] > 0

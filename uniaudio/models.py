@@ -138,9 +138,10 @@ def from_pretrained(cls, name: str, **kw):
     raise ModelNotFound(how_to_get(name) + f"\n(underlying error: {str(first).splitlines()[0]})") from None
 
 
-def resolve_file(name: str, filename: str, url: str) -> Path:
+def resolve_file(name: str, filename: str, url: str, fetch: str | None = None) -> Path:
     """A single-file checkpoint (PANNs, VGGish): an existing file path given as `name`, or
-    `$UNIAUDIO_MODELS/<name>/<filename>`. Offline and missing: the error gives the download command."""
+    `$UNIAUDIO_MODELS/<name>/<filename>`. Offline and missing: the error gives the download command
+    (`fetch`, with {dest} for the file, where a plain curl of `url` does not work: Google Drive)."""
     p = Path(name).expanduser()
     if p.is_file():
         return p
@@ -149,8 +150,9 @@ def resolve_file(name: str, filename: str, url: str) -> Path:
     local = models_dir() / name / filename
     if local.is_file():
         return local
+    get = fetch.format(dest=f"'{local}'") if fetch else f"curl -L -o '{local}' '{url}'"
     raise ModelNotFound(f"model {name!r} is not available: {local} does not exist. Fetch it with\n"
-                        f"  mkdir -p {local.parent} && curl -L -o '{local}' '{url}'\n"
+                        f"  mkdir -p {local.parent} && {get}\n"
                         f"(or pass the checkpoint's path as the model).")
 
 

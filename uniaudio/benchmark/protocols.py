@@ -33,6 +33,12 @@ PROTOCOLS = {p.name: p for p in (
              {"wer": {"normalizer": "seed-tts-eval", "asr_backend": "transformers",
                       "asr_model": "openai/whisper-large-v3"},
               "sim": {"backend": "wavlm-large-ecapa"}}),
+    Protocol("audioldm-eval", "audioldm_eval's EvaluationHelper(16000) with backbone='cnn14' as its README runs it: "
+             "FAD on VGGish embeddings (no PCA, no activation, 16 kHz), KL(reference || generated) of softmaxed "
+             "PANNs CNN14 16 kHz logits (its kullback_leibler_divergence_softmax, without its 1e-6 inside the log); "
+             "its FD (CNN14 2048-d) is `--metric-option fad.embedder=cnn14`, its IS/KID/LSD are not scored",
+             "haoheliu/audioldm_eval eval.py (EvaluationHelper, calculate_kl)",
+             {"fad": {"embedder": "vggish"}, "kl": {"tagger": "cnn14", "sample_rate": 16000}}),
     Protocol("lm-eval", "MMLU as lm-evaluation-harness 0.4.13 scores it (5-shot, log-likelihood of ' A'..' D', "
              "special tokens as the tokenizer adds them)", "EleutherAI/lm-evaluation-harness 0.4.13, task mmlu"),
 )}

@@ -53,10 +53,13 @@ class KLMetric(Metric):
     needs = ("ref_audio", "hyp_audio")
     aggregation = "mean over paired items of KL(softmax(ref logits) || softmax(generated logits))"
 
-    def __init__(self, tagger: str = "cnn14", model: str | None = None):
+    def __init__(self, tagger: str = "cnn14", model: str | None = None, sample_rate: int | None = None):
         from .. import taggers
 
-        self.tagger = taggers.get(tagger, **({"model": model} if model else {}))
+        kw = {"model": model} if model else {}
+        if sample_rate is not None:  # cnn14's 16 kHz checkpoint: audioldm_eval run at 16 kHz
+            kw["sample_rate"] = int(sample_rate)
+        self.tagger = taggers.get(tagger, **kw)
 
     def _wav(self, s, field):
         path = s.paths.get(field)
