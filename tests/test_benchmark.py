@@ -109,6 +109,9 @@ def test_visqol_is_five_for_identity_and_falls_with_noise():
     scores = [m.score([M.Sample("a", ref_audio=ref, hyp_audio=ref + g * noise)])[0]["visqol"] for g in (0.0, 0.1, 1.0)]
     assert scores[0] == pytest.approx(5.0, abs=1e-6) and scores[0] > scores[1] > scores[2] >= 1.0
     assert m.card()["mapper"] == "polynomial"
+    lattice = M.get("visqol", mapper="lattice")  # the C++ tool's default and UniAudio's compute_visqol.py
+    lat = [lattice.score([M.Sample("a", ref_audio=ref, hyp_audio=ref + g * noise)])[0]["visqol"] for g in (0.0, 1.0)]
+    assert 4.0 < lat[0] <= 5.0 and lat[0] > lat[1] >= 1.0 and lattice.card()["mapper"] == "lattice"
 
 
 # --- the runner on bad outputs: NaN + reason, never a fake number ----------------------

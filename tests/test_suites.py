@@ -399,6 +399,7 @@ def test_protocol_presets_are_listed_and_an_unknown_one_is_a_clear_error(tmp_pat
 
     listed = CliRunner().invoke(main, ["benchmark", "protocols"])
     assert listed.exit_code == 0 and "seed-tts-eval:" in listed.output and "normalizer=seed-tts-eval" in listed.output
+    assert "uniaudio: " in listed.output and "visqol: mapper=lattice" in listed.output  # UniAudio's own scripts
     bad = CliRunner().invoke(main, ["benchmark", "run", "--task", "asr", "--system", "ground-truth",
                                     "--protocol", "no-such", "--out", str(tmp_path / "r")])
     assert bad.exit_code != 0 and "unknown protocol 'no-such'" in bad.output and "open-asr-leaderboard" in bad.output

@@ -39,6 +39,18 @@ PROTOCOLS = {p.name: p for p in (
              "its FD (CNN14 2048-d) is `--metric-option fad.embedder=cnn14`, its IS/KID/LSD are not scored",
              "haoheliu/audioldm_eval eval.py (EvaluationHelper, calculate_kl)",
              {"fad": {"embedder": "vggish"}, "kl": {"tagger": "cnn14", "sample_rate": 16000}}),
+    Protocol("uniaudio", "the UniAudio papers' own evaluation scripts: SIM by WavLM-large + ECAPA-TDNN "
+             "(wavlm_large_finetune.pth); FAD/KL as audioldm_eval at 16 kHz (cnn14 backbone); ViSQOL speech mode "
+             "with its lattice model; DNSMOS personalized (dnsmos_local.py -p); PESQ wide-band at 16 kHz; WER as "
+             "UniAudio 2.0's cal_wer.sh runs it (Seed-TTS-eval's run_wer.py: Whisper-large-v3, its text rule)",
+             "yangdongchao/UniAudio tools/evaluation (spk_sim_tts.py, compute_fad_kl.py, compute_visqol.py, "
+             "compute_dnsmos.sh, compute_pesq.py); yangdongchao/UniAudio2 metrics/tts-eval/cal_wer.sh and "
+             "metrics/audiogen_tools/fad_kl.py (backbone cnn14)",
+             {"wer": {"normalizer": "seed-tts-eval", "asr_backend": "transformers",
+                      "asr_model": "openai/whisper-large-v3"},
+              "sim": {"backend": "wavlm-large-ecapa"},
+              "fad": {"embedder": "vggish"}, "kl": {"tagger": "cnn14", "sample_rate": 16000},
+              "visqol": {"mapper": "lattice"}, "dnsmos": {"personalized": True}}),
     Protocol("lm-eval", "MMLU as lm-evaluation-harness 0.4.13 scores it (5-shot, log-likelihood of ' A'..' D', "
              "special tokens as the tokenizer adds them)", "EleutherAI/lm-evaluation-harness 0.4.13, task mmlu"),
 )}
