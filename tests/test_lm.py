@@ -452,6 +452,10 @@ def test_a_checkpoint_generates_tts_that_the_benchmark_scores(sent_out, tmp_path
     assert wer["items_scored"] == 2 and wer["items_failed"] == 0 and np.isfinite(wer["value"]["wer"])
     outs = sorted((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / "tts").glob("*.wav"))
     assert len(outs) == 2
+    # why each generation stopped: a line per item beside the outputs, counts in the system card
+    log = [json.loads(x) for x in (tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / "tts.generation.jsonl").read_text().splitlines()]
+    assert sorted(x["id"] for x in log) == sorted(r.id for r in rows) and all(x["stop"] in ("end_marker", "max_length") for x in log)
+    assert sum(res["system_card"]["generation_stops"]["tts"].values()) == 2
 
     # --seeds 3: the sampling system once per seed; seed 0 is the row above (the same outputs), the
     # spread across the three runs sits beside its interval on the leaderboard
@@ -467,3 +471,40 @@ def test_a_checkpoint_generates_tts_that_the_benchmark_scores(sent_out, tmp_path
     page = (publish([tmp_path / "bench3"], tmp_path / "boards")["files"])
     html = (tmp_path / "boards" / "task-tts.html").read_text()
     assert "over 3 seeds" in html and page
+
+
+@KINDS
+def test_an_audio_segment_ends_only_on_its_end_marker_or_at_max_length(model):
+    """One segment-ending rule (issue 41): a briefly trained model that puts its mass on a text
+    token where the audio could end must not cut the audio short (masked: it runs to the maximum
+    length); `<audio_end>` ends it; the report says which happened."""
+    from uniaudio.train.generate import LMGenerator, Sampling
+    from uniaudio.train.model import make_model
+
+    v = tiny_vocab()
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=v.size, n_streams=3, max_rows=256, empty_id=v.id("<empty>"),
+                      **{k: x for k, x in model.items() if k != "lora_rank"})  # lora: a training option
+    gen = object.__new__(LMGenerator)  # the sampling loop without a checkpoint file
+    gen.model, gen.vocab, gen.kind, gen.device = make_model(cfg, v).eval(), v, cfg.kind, torch.device("cpu")
+    gen.audio_range, gen.audio_end = v.audio_range(), v.id("<audio_end>")
+    prefix = gen.prefix("tts", [("text", "text", [1, 2, 3])])
+    m = gen.model
+    own = type(m).text_logits if cfg.kind == "multistream" else type(m).slot_logits
+    support = m.text_support if cfg.kind == "multistream" else m.support(0)
+
+    def favour(token, against=-1):
+        boost = (support == token).float() * 50.0 - (support == against).float() * 50.0
+        if cfg.kind == "multistream":
+            m.text_logits = lambda h: own(m, h) + boost
+        else:
+            m.slot_logits = lambda x, k: own(m, x, k) + (boost if k == 0 else 0)
+
+    favour(v.ranges["text"].offset + 7, against=v.id("<audio_end>"))  # a text id: never an end, nor in a frame
+    report = {}
+    codes = gen.continue_audio(prefix, 12, Sampling(seed=1), min_frames=2, report=report)
+    assert codes.shape == (3, 12) and report == {"stop": "max_length", "frames": 12, "max_frames": 12}
+    favour(v.id("<audio_end>"))
+    report = {}
+    codes = gen.continue_audio(prefix, 12, Sampling(seed=1), min_frames=2, report=report)
+    assert codes.shape == (3, 2) and report["stop"] == "end_marker"

@@ -198,6 +198,7 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
         sys_dir = system.path / task.name  # score the user's outputs in place
     else:
         card = system.card() if hasattr(system, "card") else {"name": system.name}  # adapters may lack one
+        card = {k: v for k, v in card.items() if k not in getattr(system, "run_state", ())}
         _outputs_for(sys_dir, {"test_set_sha256": test_sha, "system_card": card})
         ext = ".txt" if task.output == "text" else ".wav"
         missing_outputs = [r for r in todo if not output_file(sys_dir, r["id"], ext).exists()]
@@ -282,6 +283,7 @@ def _outputs_for(sys_dir: Path, made_for: dict) -> None:
         for p in sys_dir.iterdir():
             if p.is_file() and p.suffix in (".wav", ".txt", ".json"):
                 p.unlink()
+        S.generation_log(sys_dir).unlink(missing_ok=True)
     stamp.write_text(text)
 
 

@@ -16,8 +16,17 @@ from .. import audio, storage
 from .tasks import TASKS, Task, output_file, row_value
 
 
+def generation_log(outdir: Path) -> Path:
+    """Beside a system's output folder (which holds outputs only): one JSON line per generated
+    item, `{id, stop, frames, max_frames}` (why the generation stopped)."""
+    return outdir.with_name(f"{outdir.name}.generation.jsonl")
+
+
 class System:
     name = ""
+    # card keys that describe what the last produce() did, not which outputs it makes: left out
+    # of the stamp that decides whether earlier outputs are reused
+    run_state: tuple[str, ...] = ("torch_threads", "generation_stops", "scoring")
     # tasks it can produce outputs for; () = any task. The floors and ceilings that work on any
     # task's rows (ground truth, passthrough, shuffled) set `generic`: they serve the tasks whose
     # definition lists them (`Task.systems`), so a task added in one place gets them too
@@ -319,24 +328,37 @@ class LMCheckpoint(System):
                 text = gen.asr(wav, sr, s) if task.name == "asr" else gen.caption(wav, sr, s)
                 output_file(outdir, r["id"], ".txt").write_text(text)
                 return
+            report = {}
             if task.name == "tts":
                 prompt = row_value(r, "extra:prompt_path")
                 wav, sr = audio.load(prompt) if prompt else (None, 0)
-                out = gen.tts(r["text"], wav, sr, s)
+                out = gen.tts(r["text"], wav, sr, s, report=report)
             else:
-                out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0)
+                out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0,
+                                        report=report)
             audio.save(output_file(outdir, r["id"], ".wav"), out, gen.audio.sample_rate)
+            stops[r["id"]] = report
 
         import torch
 
         # sampled tokens can flip with the float reduction order, which follows torch's intra-op thread
         # count (measured: the same seeds at 1 and 2 threads gave different audio): the card records it
         self.torch_threads = torch.get_num_threads()
-        self.each(tqdm(rows, desc=f"{self.name} {task.name}", unit="item", leave=False), one)
+        stops: dict[str, dict] = {}
+        try:
+            self.each(tqdm(rows, desc=f"{self.name} {task.name}", unit="item", leave=False), one)
+        finally:
+            if stops:  # appended: a resumed run adds the items it generated now
+                with open(generation_log(outdir), "a") as f:
+                    f.writelines(json.dumps({"id": k, **v}) + "\n" for k, v in stops.items())
+            counts = self.__dict__.setdefault("stops", {}).setdefault(task.name, {})
+            for v in stops.values():
+                counts[v["stop"]] = counts.get(v["stop"], 0) + 1
 
     def card(self) -> dict:
         return dict(super().card(), **self.generator.card(), sampling=self.sampling, run_seed=self.run_seed,
-                    torch_threads=getattr(self, "torch_threads", None), scoring=getattr(self, "settings", None))
+                    torch_threads=getattr(self, "torch_threads", None), scoring=getattr(self, "settings", None),
+                    generation_stops=getattr(self, "stops", None))
 
 
 BUILTIN = {"ground-truth": GroundTruth, "whisper-tiny": WhisperTiny, "espeak": Espeak, "passthrough": Passthrough,

@@ -3,12 +3,16 @@
 The prompt is built by the same vocabulary code as the training bundles (`sequence_rows`), up
 to and including the target segment's begin row. The global transformer keeps one KV cache for
 the whole sequence; each new frame runs the local transformer over its K slots with a fresh
-cache. Slot 0 may end the audio (any non-audio id: `<audio_end>` or another special); slots
-1..K-1 of an audio frame may only take codebook codes. Sampling: temperature, top-k, top-p,
-from a seeded generator (the same seed gives the same audio).
+cache. One segment-ending rule for both models: an audio segment ends on its own end marker
+(`<audio_end>`) or at the task's maximum length; every other non-audio id (a text token, another
+special) is masked out where the audio could end, so a briefly trained model that puts mass on
+text ids does not cut its audio short. Slot 0 samples codes or `<audio_end>`; slots 1..K-1 of a
+frame only codebook codes. Each generation reports why it stopped (`report`: end_marker or
+max_length, and the frames). Sampling: temperature, top-k, top-p, from a seeded generator (the
+same seed gives the same audio).
 
-The multi-stream model (UniAudio 2.0) decides each row with its text head: `<empty>` means an
-audio row, whose K codes its local decoder samples; any other token ends the audio. It also
+The multi-stream model (UniAudio 2.0) decides each row with its text head, restricted to
+`<empty>` (an audio row, whose K codes its local decoder samples) and `<audio_end>`. It also
 writes text (asr, caption): the text head restricted to the text range and the segment's end
 marker.
 
@@ -84,6 +88,7 @@ class LMGenerator:
         self.model.load_state_dict(ck["model"])
         self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))
         self.audio_range = self.vocab.audio_range()
+        self.audio_end = self.vocab.id("<audio_end>")
         self._audio_tok = None
 
     @property
@@ -123,12 +128,12 @@ class LMGenerator:
                 continue
             logits = m.slot_logits(x[:, -1], slot)[0]
             support = m.support(slot)
-            is_audio = (support >= self.audio_range.offset) & (support < self.audio_range.end)
-            if slot > 0 or not allow_end:  # inside a frame, or before min_frames: codes only
-                logits = logits.masked_fill(~is_audio, float("-inf"))
-            tok = int(support[_pick(logits, s, gen)])
-            if slot == 0 and not self.audio_range.offset <= tok < self.audio_range.end:
-                return "token", tok
+            keep = (support >= self.audio_range.offset) & (support < self.audio_range.end)
+            if slot == 0 and allow_end:  # codes or the segment's end marker, nothing else
+                keep = keep | (support == self.audio_end)
+            tok = int(support[_pick(logits.masked_fill(~keep, float("-inf")), s, gen)])
+            if tok == self.audio_end:
+                return "end", tok
             ids.append(tok)
             prev = torch.tensor([[tok]], device=self.device)
         return "audio", ids
@@ -139,8 +144,11 @@ class LMGenerator:
         (`<empty>`) or a token; an audio row's K codes come from the local decoder (the slots in
         `forced` take the given ids)."""
         m, k = self.model, self.model.cfg.n_streams
-        if allow_end and _pick(m.text_logits(h), s, gen) != int(m.text_lut[m.cfg.empty_id]):  # before min_frames: audio
-            return "token", None
+        if allow_end:  # before min_frames: audio; then <empty> (audio) or <audio_end>, nothing else
+            sup = m.text_support
+            logits = m.text_logits(h).masked_fill((sup != m.cfg.empty_id) & (sup != self.audio_end), float("-inf"))
+            if int(sup[_pick(logits, s, gen)]) == self.audio_end:
+                return "end", None
         caches = [dict() for _ in m.local_blocks]
         prev = torch.tensor([[m.cfg.vocab_size]], device=self.device)
         ids = []
@@ -196,10 +204,12 @@ class LMGenerator:
 
     @torch.no_grad()
     def continue_audio(self, prefix: np.ndarray, max_frames: int, s: Sampling, min_frames: int = 1,
-                       held_rows: tuple[int, ...] = (), hold: int = 1) -> np.ndarray:
-        """Codes [K, frames] sampled after the prefix rows until the model ends the segment. The
-        `held_rows` of every frame but the first of each group of `hold` copy that first frame's
-        ids; the audio ends only at whole groups (a cut at max_frames drops a partial group)."""
+                       held_rows: tuple[int, ...] = (), hold: int = 1, report: dict | None = None) -> np.ndarray:
+        """Codes [K, frames] sampled after the prefix rows until the model ends the segment or
+        `max_frames` (the task's maximum, or what the model's context leaves). The `held_rows` of
+        every frame but the first of each group of `hold` copy that first frame's ids; the audio
+        ends only at whole groups (a cut at max_frames drops a partial group). `report` (a dict)
+        receives `stop` (end_marker / max_length) and `frames`."""
         s.validate()
         m = self.model
         if len(prefix) + max_frames > m.cfg.max_rows:
@@ -212,16 +222,19 @@ class LMGenerator:
         ids = torch.as_tensor(prefix, device=self.device)[None]
         pos = torch.arange(len(prefix), device=self.device)[None]
         h = m.global_forward(ids, pos, None, caches)[0, -1]
-        frames = []
+        frames, stop = [], "max_length"
         for f in range(max_frames):
             forced = {r: frames[-1][r] for r in held_rows} if f % hold else {}
             kind, row = frame(h, s, gen, allow_end=f >= min_frames and not forced, forced=forced)
-            if kind == "token":
+            if kind == "end":
+                stop = "end_marker"
                 break
             frames.append(row)
             step = torch.tensor([[row]], device=self.device)
             h = m.global_forward(step, torch.tensor([[len(prefix) + f]], device=self.device), None, caches)[0, -1]
         frames = frames[: len(frames) - len(frames) % hold]
+        if report is not None:
+            report.update(stop=stop, frames=len(frames), max_frames=max_frames)
         if not frames:
             return np.zeros((self.audio_range.codebooks, 0), np.int64)
         return self.vocab.decode_tokens("audio", np.array(frames).reshape(-1))
@@ -233,22 +246,24 @@ class LMGenerator:
         return ids
 
     def tts(self, text: str, prompt_wav: np.ndarray | None, prompt_sr: int, s: Sampling, *, prompt_seconds: float = 3.0,
-            max_seconds: float = 12.0) -> np.ndarray:
+            max_seconds: float = 12.0, report: dict | None = None) -> np.ndarray:
         """Speech for `text` in the voice of a prompt (its first `prompt_seconds` are used, as in training)."""
         segments = [("text", "text", self.text_ids(text.strip()))]
         if prompt_wav is not None:
             codes = self.audio.encode(prompt_wav, prompt_sr)
             n = int(round(prompt_seconds * self.audio.frame_rate))
             segments.append(("prompt", "audio", codes[:, :n]))
-        return self._audio_for("tts", segments, s, max_seconds)
+        return self._audio_for("tts", segments, s, max_seconds, report)
 
-    def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0) -> np.ndarray:
-        return self._audio_for(task, [("caption", "text", self.text_ids(caption.strip()))], s, max_seconds)
+    def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0,
+                      report: dict | None = None) -> np.ndarray:
+        return self._audio_for(task, [("caption", "text", self.text_ids(caption.strip()))], s, max_seconds, report)
 
-    def _audio_for(self, task: str, segments, s: Sampling, max_seconds: float) -> np.ndarray:
+    def _audio_for(self, task: str, segments, s: Sampling, max_seconds: float, report: dict | None = None) -> np.ndarray:
         tok = self.audio
         frames = self.continue_audio(self.prefix(task, segments), int(max_seconds * tok.frame_rate), s,
-                                     min_frames=int(0.2 * tok.frame_rate), held_rows=tok.held_rows, hold=tok.hold)
+                                     min_frames=int(0.2 * tok.frame_rate), held_rows=tok.held_rows, hold=tok.hold,
+                                     report=report)
         if frames.shape[1] == 0:
             raise ValueError("the model generated no audio frames")
         return self.audio.decode(frames)
