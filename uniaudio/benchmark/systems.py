@@ -351,7 +351,7 @@ class LMCheckpoint(System):
             if stops:  # appended: a resumed run adds the items it generated now
                 with open(generation_log(outdir), "a") as f:
                     f.writelines(json.dumps({"id": k, **v}) + "\n" for k, v in stops.items())
-            counts = self.__dict__.setdefault("stops", {}).setdefault(task.name, {})
+            counts = self.__dict__.setdefault("stops", {})[task.name] = {}  # this run's items (one seed)
             for v in stops.values():
                 counts[v["stop"]] = counts.get(v["stop"], 0) + 1
 
