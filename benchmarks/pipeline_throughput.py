@@ -8,8 +8,11 @@ limit A: the tokenizer alone on the same (already decoded) audio, in --num-cpus 
          (one torch thread each, as Ray runs its workers): the same cores as the pipeline;
 limit B: decode + resample + tokenize, the same --num-cpus processes, no Ray and no writing.
 Goal of the issue: ours / limit >= 0.9 when the tokenizer dominates (a neural codec).
+--simulate adds the simulation stage (se + dereverb + tse pairs of every speech item): rendering
+alone (decode the sources, mix or reverberate) in pairs/s on the same processes, next to the
+tokenizer alone in items/s, and a warm pipeline run with the pairs on.
 
-    python benchmarks/pipeline_throughput.py [--scale 4] [--tokenizer mulaw] [--num-cpus 2]
+    python benchmarks/pipeline_throughput.py [--scale 4] [--tokenizer mulaw] [--num-cpus 2] [--simulate]
 """
 
 from __future__ import annotations
@@ -71,6 +74,19 @@ def decode_encode_all(state):
         tok.encode(audio.load(p, tok.sample_rate)[0], tok.sample_rate)
 
 
+def prep_pairs(job):
+    """Simulation alone, untimed part: the derived rows this process renders."""
+    return job
+
+
+def render_all(rows):
+    from uniaudio import audio
+    from uniaudio.pipeline.simulate import render
+
+    for r in rows:
+        render(r.extra, audio.load(r.path, 16000, offset=r.offset, duration=r.duration)[0], 16000)
+
+
 def random_codec(kind: str, work: Path) -> str:
     """Default (full-size) config of a transformers codec with random weights, saved once."""
     import transformers
@@ -93,6 +109,7 @@ def main() -> None:
     ap.add_argument("--random-codec", action="store_true",
                     help="with --tokenizer encodec/dac/mimi: build the full-size default architecture with random "
                          "weights (same compute as the released model) when no weights are at hand")
+    ap.add_argument("--simulate", action="store_true", help="also time the simulation stage (se, dereverb, tse)")
     args = ap.parse_args()
 
     from uniaudio import audio
@@ -160,6 +177,37 @@ def main() -> None:
     print(f"{'limit B: decode+tokenize alone':34}{lim_b:18.1f}{ours / lim_b:12.3f} cold{warm / lim_b:8.3f} warm")
     print(f"pipeline wall {t_pipe:.1f}s (includes Ray start-up and planning); report says "
           f"{report['throughput_audio_s_per_s']} audio s/s")
+    if args.simulate:
+        simulation(args, work, inputs, mk, len(recs), t_tok, warm_report, t_warm)
+
+
+def simulation(args, work: Path, inputs, mk, n_items: int, t_tok: float, warm_report: dict, t_warm: float) -> None:
+    """The simulation stage's own rows (see the module docstring)."""
+    from uniaudio import manifest
+    from uniaudio.config import from_dict
+    from uniaudio.pipeline import simulate
+    from uniaudio.pipeline.plan import build_manifest
+    from uniaudio.pipeline.config import InputSpec
+    from uniaudio.pipeline.run import run
+
+    spec = from_dict(simulate.SimulateSpec, {"se": {}, "dereverb": {}, "tse": {}})
+    mans = [build_manifest(InputSpec(recipe=n, root=str(r)), str(work / "sim-manifests")) for n, r in inputs]
+    path, _ = simulate.build(spec, mans, str(work / "sim-manifests"))
+    pairs = list(manifest.iter_records(path))
+    n = args.num_cpus
+    t_render = parallel_wall(prep_pairs, render_all, [pairs[i::n] for i in range(n)])
+    cfg = mk(work / f"sim-{time.time_ns()}")
+    cfg.simulate = spec
+    t0 = time.perf_counter()
+    sim_report = run(cfg, progress=False)
+    t_sim = time.perf_counter() - t0
+    print(f"\nsimulation: {len(pairs)} pairs (se, dereverb, tse of every speech item), {n} processes")
+    print(f"{'':34}{'items / wall s':>18}")
+    print(f"{'simulate alone: render pairs':34}{len(pairs) / t_render:18.1f}")
+    print(f"{'limit A: tokenizer alone':34}{n_items / t_tok:18.1f}")
+    print(f"{'ours warm, no pairs':34}{warm_report['samples'] / t_warm:18.1f}")
+    print(f"{'ours warm, with the pairs':34}{sim_report['samples'] / t_sim:18.1f}   "
+          f"({sim_report['samples']} items, {sim_report['rejected']} rejected)")
 
 
 if __name__ == "__main__":

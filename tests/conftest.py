@@ -58,7 +58,7 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def token_out(tmp_path_factory, demo_root, ray_local):
-    """The demo corpora through the real pipeline with our codec (greedy RVQ: fastest), ~30 s."""
+    """The demo corpora through the real pipeline with our codec (greedy RVQ: fastest), ~40 s."""
     from pipeline_helpers import config
     from uniaudio.pipeline.run import run as run_pipeline
 
@@ -66,8 +66,10 @@ def token_out(tmp_path_factory, demo_root, ray_local):
     inputs = [{"recipe": "librispeech", "root": str(demo_root / "LibriSpeech")},
               {"recipe": "audiocaps", "root": str(demo_root / "audiocaps")},
               {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]
+    # + the engine's simulated pairs (half of the speech items each): se, dereverb, tse sentences
+    simulate = {t: {"per_item": 0.5} for t in ("se", "dereverb", "tse")}
     run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
-                        shard={"max_samples": 6}), progress=False)  # ~10 token tars
+                        shard={"max_samples": 6}, simulate=simulate), progress=False)  # ~14 token tars
     return out
 
 

@@ -319,7 +319,7 @@ def test_rt60_by_schroeder_integration_planted():
     """An exponential decay of amplitude 10^(-3 t / T) loses 60 dB of energy in T seconds: the
     energy decay curve is a line of slope -60 / T dB/s, so T20 reads T exactly; the demo's room
     responses read their target within 5%."""
-    from uniaudio.benchmark.tasks.dereverb import measure_rt60, room_response
+    from uniaudio.mixing import measure_rt60, room_response
 
     t = np.arange(SR) / SR
     assert measure_rt60(10 ** (-3 * t / 0.5), SR) == pytest.approx(0.5, rel=1e-6)
@@ -335,7 +335,7 @@ def test_dereverb_ground_truth_beats_the_reverberant_input(tmp_path, small_suite
     """The dereverb task: the dry reference (ceiling) scores better than the reverberant input
     (floor: passthrough) on every metric, SI-SDR included: the ceiling's output equals the
     reference, which torchmetrics' stabilised formula scores as a large finite value."""
-    from uniaudio.benchmark.tasks.dereverb import reverberate
+    from uniaudio.mixing import reverberate
 
     suite, _, speech = small_suite
     d = tmp_path / "suite"

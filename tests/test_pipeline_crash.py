@@ -39,9 +39,17 @@ def out(request, tmp_path):
     return f"{bucket}/runs/{tmp_path.name}"
 
 
-def cli(out: str, corpus: Path) -> list[str]:
-    return [str(BIN / "uniaudio"), "pipeline", "run", "--input", f"librispeech:{corpus}", "--out", str(out),
-            "--shard-samples", "2", "--num-cpus", "2"]
+def cli(out: str, corpus: Path, config: Path | None = None) -> list[str]:
+    return [str(BIN / "uniaudio"), "pipeline", "run", *([str(config)] if config else []),
+            "--input", f"librispeech:{corpus}", "--out", str(out), "--shard-samples", "2", "--num-cpus", "2"]
+
+
+def with_pairs(tmp_path: Path, out: str, corpus: Path) -> Path:
+    """A config that also simulates reverberant and two-speaker pairs (half the utterances each)."""
+    p = tmp_path / "pairs.yaml"
+    p.write_text(json.dumps({"inputs": [{"recipe": "librispeech", "root": str(corpus)}], "output": out,
+                             "simulate": {"dereverb": {"per_item": 0.5}, "tse": {"per_item": 0.5}}}))
+    return p
 
 
 def wait_for_tars(out: str, n: int, proc: subprocess.Popen, timeout=120) -> None:
@@ -65,23 +73,26 @@ def finished_state(out: str) -> dict:
 
 def assert_exactly_once(out: str) -> None:
     ids = shard_ids(out)
-    planned = [r.id for r in manifest.iter_records(storage.join(out, "manifests", "librispeech.parquet"))]
+    planned = [r.id for m in storage.glob(storage.join(out, "manifests", "*.parquet")) for r in manifest.iter_records(m)]
     assert len(ids) == len(set(ids)), "an utterance is in two shards"
     assert sorted(ids) == sorted(planned), "an utterance is missing"
     res = subprocess.run([str(BIN / "uniaudio"), "pipeline", "verify", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
 
 
-def test_kill_driver_and_resume(out, corpus):
-    proc = subprocess.Popen(cli(out, corpus), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_kill_driver_and_resume(out, corpus, tmp_path):
+    """With simulated pairs on: their manifest and shards resume exactly once like the corpus's."""
+    pairs = with_pairs(tmp_path, out, corpus)
+    proc = subprocess.Popen(cli(out, corpus, pairs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_tars(out, random.Random().randint(2, 8), proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = finished_state(out)
     assert before, "nothing was finished before the kill"
-    res = subprocess.run(cli(out, corpus), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cli(out, corpus, pairs), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     after = tar_state(out)
+    assert any(n.startswith("simulated-") for n in after)
     for name, state in before.items():
         assert after[name] == state, f"{name} was rewritten"
     assert json.loads(storage.read_text(storage.join(out, "report.json")))["shards"]["skipped_done"] >= len(before)

@@ -92,7 +92,22 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert all(g["id"] == clip["id"] for g in segs)
             if s["task"] == "asr":
                 assert [g["modality"] for g in segs] == ["audio", "text"]
-    assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text"}
+            if s["task"] in ("se", "dereverb", "tse"):  # the engine's pair: derived audio -> its source
+                cond, target = segs[0], segs[-1]
+                made = rows[cond["id"]]["extra"]
+                assert made["sim_task"] == s["task"] and made["sim_target"] == target["id"]
+                assert cond["frames"] == target["frames"] and rows[target["id"]]["domain"] == "speech"
+                assert [g["modality"] for g in segs] == (["audio", "prompt", "audio"] if s["task"] == "tse"
+                                                         else ["audio", "audio"])
+            if s["task"] == "tse":  # enrollment: 3 s of ANOTHER utterance of the target speaker; the
+                enroll = segs[1]     # interferer in the mixture is another speaker
+                assert enroll["id"] not in (target["id"], cond["id"])
+                assert rows[enroll["id"]]["speaker"] == rows[target["id"]]["speaker"]
+                assert enroll["frames"][1] - enroll["frames"][0] == round(3.0 * frame_rate)
+                assert rows[made["interferer_id"]]["speaker"] != rows[target["id"]]["speaker"]
+            if s["task"] == "se":
+                assert rows[made["noise_id"]]["domain"] in ("sound", "music")
+    assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse"}
     assert verify(out)["problems"] == []
 
 
@@ -123,7 +138,8 @@ def test_fill_report_and_padding_baseline(sent_out):
     assert r["rows"] + r["waste_rows"] == r["bundles"] * 2048
     assert r["sequences"] + r["left_out"] == r["sequences_planned"] + r["left_out_by_reason"].get("no_prompt", 0) \
         + r["left_out_by_reason"].get("empty_transcript", 0) + r["left_out_by_reason"].get("no_caption", 0)
-    assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text"}
+    assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text", "noisy_of",
+                                   "reverberant_of", "mixture_of"}
     assert abs(sum(r["modality_share"].values()) - 1) < 1e-3 and r["peak_rss_mb"]["driver"] > 0
     seqs = pq.read_table(out / "sequences.parquet").to_pylist()
     assert len(seqs) == r["sequences"] and len({s["seq"] for s in seqs}) == len(seqs)

@@ -29,6 +29,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # an optional field: its own error names the nested field
+            return _convert(real[0], value, where)
         errors = []
         for a in args:
             if a is type(None):

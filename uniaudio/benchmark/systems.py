@@ -279,10 +279,12 @@ class ChanceLM(LanguageModel):
 
 class LMCheckpoint(System):
     """lm-ckpt:PATH: a `uniaudio train lm` checkpoint (OUT or OUT/model.pt) generates speech
-    from text + a same-speaker prompt (tts) and sound/music from captions (tta, ttm), sampled
-    with a seed per item (a stable hash of its id) so reruns give the same outputs. A
-    multi-stream checkpoint also writes transcripts (asr) and captions, and with an LLM middle
-    answers MMLU through its backbone (lm-eval's log-likelihood rule)."""
+    from text + a same-speaker prompt (tts), sound/music from captions (tta, ttm), and, when its
+    sentences held the engine's simulated pairs, clean speech from noisy (se) or reverberant
+    (dereverb) speech and the target speaker from a mixture + enrollment (tse); sampled with a
+    seed per item (a stable hash of its id) so reruns give the same outputs. A multi-stream
+    checkpoint also writes transcripts (asr) and captions, and with an LLM middle answers MMLU
+    through its backbone (lm-eval's log-likelihood rule)."""
     tasks = ("tts", "tta", "ttm")
     stochastic = True  # it samples: `benchmark run --seeds N` runs it N times (run_seed 0..N-1)
     run_seed = 0
@@ -309,7 +311,7 @@ class LMCheckpoint(System):
 
         from tqdm import tqdm
 
-        from ..train.generate import Sampling
+        from ..train.generate import AUDIO_TO_AUDIO, Sampling
 
         gen = self.generator
         if task.name == "mmlu":
@@ -333,6 +335,11 @@ class LMCheckpoint(System):
                 prompt = row_value(r, "extra:prompt_path")
                 wav, sr = audio.load(prompt) if prompt else (None, 0)
                 out = gen.tts(r["text"], wav, sr, s, report=report)
+            elif task.name in AUDIO_TO_AUDIO:  # the task's input (noisy / reverberant / mixture)
+                wav, sr = audio.load(row_value(r, task.input))
+                enroll = row_value(r, "extra:enroll_path") if task.name == "tse" else None
+                ewav, esr = audio.load(enroll) if enroll else (None, 0)
+                out = gen.transform(task.name, wav, sr, s, enroll=ewav, enroll_sr=esr, report=report)
             else:
                 out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0,
                                         report=report)

@@ -88,8 +88,10 @@ def train_lm(config: Path, steps: int | None, out: str | None, data: str | None)
 
 @train.command("generate")
 @click.option("--checkpoint", "ckpt", required=True, help="`train lm` out folder or its model.pt.")
-@click.option("--task", "task_name", required=True, type=click.Choice(["tts", "tta", "ttm", "asr", "caption"]),
-              help="asr and caption: multi-stream checkpoints only.")
+@click.option("--task", "task_name", required=True,
+              type=click.Choice(["tts", "tta", "ttm", "se", "dereverb", "tse", "asr", "caption"]),
+              help="asr and caption: multi-stream checkpoints only; se, dereverb, tse: checkpoints whose "
+                   "sentences held the engine's simulated pairs.")
 @click.option("--suite", default="demo", show_default=True, help="'demo' or a folder of {task}.parquet test sets.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")
@@ -117,6 +119,12 @@ def train_generate(ckpt: str, task_name: str, suite: str, data_root: Path | None
     failed = getattr(system, "failures", {})
     for uid, why in failed.items():
         click.echo(f"FAILED {uid}: {why}", err=True)
+    stops = getattr(system, "stops", {}).get(task_name)
+    if stops:
+        from ..benchmark.systems import generation_log
+
+        click.echo(f"stopped: {', '.join(f'{n} by {why}' for why, n in sorted(stops.items()))} "
+                   f"(per item: {generation_log(dest)})")
     click.echo(f"{len(rows) - len(failed)} of {len(rows)} outputs in {dest}; score them with "
                f"`benchmark run --task {task_name} --system {out}`")
 

@@ -12,6 +12,7 @@ from .. import storage
 from ..config import ConfigError, to_dict
 from .cluster import RaySpec
 from .recipes import RECIPES
+from .simulate import SIMULATED, SimulateSpec
 
 
 @dataclass
@@ -80,6 +81,8 @@ class PipelineConfig:
     filters: Filters = field(default_factory=Filters)
     shard: ShardSpec = field(default_factory=ShardSpec)
     ray: RaySpec = field(default_factory=RaySpec)
+    # paired data derived from the inputs (noisy / reverberant / two-speaker speech): simulate.py
+    simulate: SimulateSpec | None = None
 
     def validate(self) -> None:
         if not self.inputs:
@@ -88,6 +91,9 @@ class PipelineConfig:
         dup = {p for p in prefixes if prefixes.count(p) > 1}
         if dup:
             raise ConfigError("inputs[].name", f"two inputs share the shard prefix {sorted(dup)}; set distinct names")
+        if self.simulate is not None and SIMULATED in prefixes:
+            raise ConfigError("inputs[].name", f"{SIMULATED!r} is the shard prefix of the simulated pairs; "
+                                               "name that input otherwise")
         if self.sample_rate <= 0:
             raise ConfigError("sample_rate", "must be > 0")
         if self.tokenizer != "none":
@@ -105,6 +111,8 @@ class PipelineConfig:
         d = to_dict(self)
         for k in ("ray", "output", "inputs"):
             d.pop(k)
+        if d.get("simulate") is None:  # plans made before simulation keep their fingerprint
+            d.pop("simulate", None)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
                         "root": (i.root if storage.is_uri(i.root) else str(Path(i.root).resolve()))
                         if i.root else None,
@@ -119,4 +127,5 @@ class PipelineConfig:
         d = to_dict(self)
         d.pop("ray")
         d.pop("output")
+        d.pop("simulate", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

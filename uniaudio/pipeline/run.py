@@ -20,8 +20,9 @@ from tqdm import tqdm
 from .. import storage
 from ..files import iter_parquet
 from .cluster import cluster_map, data_context, init_ray
-from .config import PipelineConfig
-from .plan import REJECT_SCHEMA, InputPlan, check_resumable, plan_input
+from . import simulate
+from .config import InputSpec, PipelineConfig
+from .plan import REJECT_SCHEMA, InputPlan, build_manifest, check_resumable, plan_input
 from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
 
 INDEX_SCHEMA = pa.schema([
@@ -86,7 +87,14 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
         tok = get(cfg.tokenizer, **cfg.tokenizer_options).describe()
     _status(progress, f"planning {len(cfg.inputs)} input(s) (ids and sizes only; an existing plan is read back)")
     map_fn = cluster_map(cfg.ray)  # big manifests: header reads and planning as Ray tasks
-    plans = [plan_input(spec, cfg, out, tok, map_fn, say=lambda text: _status(progress, text)) for spec in cfg.inputs]
+    inputs = list(cfg.inputs)
+    if cfg.simulate is not None:  # the derived pairs: one more input, planned and written like the others
+        _status(progress, f"simulate: deriving {', '.join(cfg.simulate.enabled())} pairs from the inputs' manifests")
+        path, summary = simulate.build(cfg.simulate, [build_manifest(s, out, map_fn) for s in cfg.inputs], out)
+        _status(progress, "simulate: " + ", ".join(f"{t} {c['pairs']} pairs ({c['unpaired']} unpaired)"
+                                                   for t, c in summary["tasks"].items()))
+        inputs.append(InputSpec(manifest=path, name=simulate.SIMULATED))
+    plans = [plan_input(spec, cfg, out, tok, map_fn, say=lambda text: _status(progress, text)) for spec in inputs]
     t_plan = time.time() - t0
     sample_rate = tok["sample_rate"] if tok else cfg.sample_rate
     filters = asdict(cfg.filters)

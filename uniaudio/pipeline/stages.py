@@ -21,6 +21,7 @@ from .. import audio, storage
 from .member_spans import MemberSpans, read_order
 from .plan import reject_row
 from .shards import sample_key, unchanged, write_tar
+from .simulate import SimulationError, render
 
 
 def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | None:
@@ -60,6 +61,12 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         except audio.AudioError as e:
             rejects.append((i, reject_row(row, e.reason, e.detail, row["duration"], "decode")))
             continue
+        if row.get("extra") and '"sim_task"' in row["extra"]:  # a derived pair: rendered from its sources
+            try:
+                wav = render(json.loads(row["extra"]), wav, sr)
+            except SimulationError as e:
+                rejects.append((i, reject_row(row, e.reason, e.detail, row["duration"], "simulate")))
+                continue
         bad = check_quality(wav, sr, task["filters"])
         if bad:
             rejects.append((i, reject_row(row, bad[0], bad[1], len(wav) / sr, "filter")))

@@ -27,7 +27,7 @@ import numpy as np
 from .. import storage
 
 TASKS = ("tts", "vc", "se", "tse", "asr", "tta", "ttm", "svs", "caption", "speech_edit", "sound_edit",
-         "instruct_tts", "codec", "text", "interleave")
+         "instruct_tts", "codec", "text", "interleave", "dereverb")  # new tasks go last: ids before stay
 MODALITIES = ("text", "phone", "audio", "semantic", "caption", "prompt")
 BASE = ("<pad>", "<start>", "<end>", "<unk>", "<empty>")  # <empty>: a silent stream of a multistream row
 

@@ -33,6 +33,9 @@ from ..tokenize.vocab import Vocabulary
 from .model import ModelConfig, make_model
 
 
+AUDIO_TO_AUDIO = ("se", "dereverb", "tse")  # condition audio -> target audio (the engine's simulated pairs)
+
+
 @dataclass
 class Sampling:
     temperature: float = 0.9
@@ -84,6 +87,8 @@ class LMGenerator:
         self.tasks = ("tts", "tta", "ttm")
         if cfg.kind == "multistream":
             self.tasks += ("asr", "caption") + (("mmlu",) if cfg.llm_vocab else ())
+        # audio -> audio tasks only when its sentences held them (checkpoints from before: none)
+        self.tasks += tuple(t for t in AUDIO_TO_AUDIO if t in ck.get("trained_tasks", ()))
         self.model = make_model(cfg, self.vocab).to(self.device).eval()
         self.model.load_state_dict(ck["model"])
         self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))
@@ -254,6 +259,21 @@ class LMGenerator:
             n = int(round(prompt_seconds * self.audio.frame_rate))
             segments.append(("prompt", "audio", codes[:, :n]))
         return self._audio_for("tts", segments, s, max_seconds, report)
+
+    def transform(self, task: str, wav: np.ndarray, sr: int, s: Sampling, *, enroll: np.ndarray | None = None,
+                  enroll_sr: int = 0, prompt_seconds: float = 3.0, report: dict | None = None) -> np.ndarray:
+        """se / dereverb / tse: the degraded speech as the condition (tse: + the first `prompt_seconds`
+        of an enrollment of the target speaker, as the sentences cut it) -> the speech. At most
+        1.5x the input's length + 1 s (the target is as long as the input)."""
+        if task not in AUDIO_TO_AUDIO:
+            raise ValueError(f"transform: one of {', '.join(AUDIO_TO_AUDIO)}, not {task!r}")
+        segments = [("audio", "audio", self.audio.encode(wav, sr))]
+        if task == "tse":
+            if enroll is None:
+                raise ValueError("tse needs an enrollment of the target speaker")
+            n = int(round(prompt_seconds * self.audio.frame_rate))
+            segments.append(("prompt", "audio", self.audio.encode(enroll, enroll_sr)[:, :n]))
+        return self._audio_for(task, segments, s, 1.5 * len(wav) / sr + 1.0, report)
 
     def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0,
                       report: dict | None = None) -> np.ndarray:

@@ -408,7 +408,8 @@ def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data:
     plain = {k: v.cpu() for k, v in merged_state_dict(model).items()}  # inference: LoRA folded in
     inference = {"model": plain, "model_config": model.config_dict(), "step": step, "vocab": data.vocab.to_dict(),
                  "text_tokenizer": storage.read_text(storage.join(data.root, "text_tokenizer.json")),
-                 "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": data.root, "kind": "uniaudio-lm"}
+                 "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": data.root, "kind": "uniaudio-lm",
+                 "trained_tasks": sorted(t for t, n in data.report.get("tasks", {}).items() if n)}
     resume = checkpoint.training_state(weights, opt.state_dict(), step, asdict(cfg), rngs, batches=taken, world=world,
                                        workers=cfg.workers, resume_fields=cfg.resume_fields(),
                                        model_config=model.config_dict())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import audio
+from ...mixing import add_at_ratio
 from ...manifest import Record
 from .base import DemoSuite, Task, metric, output_file, register
 
@@ -15,10 +16,7 @@ def add_noise(clean: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noise = np.cumsum(rng.standard_normal(len(clean)))
     noise -= np.convolve(noise, np.ones(200) / 200, mode="same")
-    p_clean, p_noise = np.mean(clean**2), np.mean(noise**2)
-    noise *= np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
-    mix = clean + noise
-    return (mix / max(1.0, np.abs(mix).max() / 0.99)).astype(np.float32)
+    return add_at_ratio(clean, noise, snr_db)
 
 
 def demo(s: DemoSuite) -> list[Record]:

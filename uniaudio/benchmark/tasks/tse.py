@@ -6,16 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from ... import audio
+from ...mixing import add_at_ratio
 from ...manifest import Record
 from .base import DemoSuite, Task, metric, output_file, register
 
 
 def mix(target: np.ndarray, interferer: np.ndarray, sir_db: float) -> np.ndarray:
     """Target + interfering speech at an exact signal-to-interference ratio (target length)."""
-    other = np.resize(interferer, len(target)).astype(np.float64)
-    other *= np.sqrt(np.mean(target**2) / (np.mean(other**2) * 10 ** (sir_db / 10)))
-    out = target + other
-    return (out / max(1.0, np.abs(out).max() / 0.99)).astype(np.float32)
+    return add_at_ratio(target, interferer, sir_db)
 
 
 def demo(s: DemoSuite) -> list[Record]:

@@ -20,6 +20,10 @@ TASK_RELATION = {
     "ttm": "caption",           # caption -> music clip
     "interleave": "consecutive",  # audio, text, audio, text ... of consecutive utterances of one chapter
     "text": "text",             # a transcript or caption alone (packed into the gaps)
+    # the engine's simulated pairs (pipeline/simulate.py): a derived row and the row it came from
+    "se": "noisy_of",           # noisy speech -> the clean utterance it was made from
+    "dereverb": "reverberant_of",  # reverberant speech -> the dry utterance
+    "tse": "mixture_of",        # mixture + 3 s enrollment from ANOTHER utterance of the target speaker -> target
 }
 LAYOUTS = ("uniaudio", "multistream")
 

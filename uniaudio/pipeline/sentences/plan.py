@@ -16,9 +16,7 @@ Everything is a pure function of the token output and the config: a rerun plans 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -33,6 +31,7 @@ from ... import storage
 from ...files import iter_parquet, sha256_file, sql_literal
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
+from ..draws import copies, uniform
 from .config import TASK_RELATION, SentenceConfig
 
 PLAN_VERSION = 1
@@ -107,7 +106,9 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> P
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, p.corpus, p.domain, p.split,
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
-                 p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions
+                 p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
+                 json_extract_string(p.extra, '$.sim_task') AS sim_task,
+                 json_extract_string(p.extra, '$.sim_target') AS sim_target
           FROM read_parquet({sql_literal(index)}) i
           JOIN read_parquet({plans}, union_by_name=true) p USING (id)
           ORDER BY p.domain, p.corpus, speaker, chapter, i.id
@@ -179,18 +180,6 @@ def vocabulary(bpe: BPETokenizer, tokenizer: dict) -> Vocabulary:
     return v
 
 
-def _u(*parts) -> float:
-    """A stable uniform number in [0, 1) from (seed, task, id, ...)."""
-    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") / 2**64
-
-
-def copies(weight: float, *parts) -> int:
-    """How many sequences a weight gives one eligible item: floor(w), plus one with probability frac(w)."""
-    whole = int(math.floor(weight))
-    return whole + int(_u(*parts) < weight - whole)
-
-
 class SpecWriter:
     """Streams specs and plan-stage rejects to Parquet; counts rows per primary tar."""
 
@@ -209,7 +198,7 @@ class SpecWriter:
         self.buf.append({"seq": seq, "task": task, "relation": TASK_RELATION[task], "primary": primary["id"],
                          "tar": primary["tar"], "segments": json.dumps(segments, ensure_ascii=False),
                          "targets": json.dumps(targets), "est_rows": est,
-                         "order": int(_u("order", seq) * 2**62), "heldout": held})
+                         "order": int(uniform("order", seq) * 2**62), "heldout": held})
         self.rows_per_tar[(primary["tar"], held)] += est
         self.tasks[task] += 1
         self.n += 1
@@ -244,12 +233,57 @@ def _text(row: dict, text: str, modality: str = "text") -> dict:
     return {"kind": "text", "modality": modality, "id": row["id"], "text": text}
 
 
+def _other_utterance(long_enough: list[dict], position: dict, uid: str, u: float) -> dict | None:
+    """A drawn utterance of the group other than `uid` (UniAudio's prompt rule), or None."""
+    own = position.get(uid)
+    n_others = len(long_enough) - (own is not None)
+    if not n_others:
+        return None
+    j = int(u * n_others)
+    return long_enough[j + 1 if own is not None and j >= own else j]
+
+
+def _simulated(derived: list[dict], rows: list[dict], long_enough: list[dict], position: dict, prompt_frames: int,
+               cfg: SentenceConfig, w: SpecWriter) -> None:
+    """se / dereverb / tse sequences from the engine's derived rows of this speaker group: the
+    derived audio as the condition, the utterance it was made from as the target (tse: + an
+    enrollment cut from another utterance of the speaker)."""
+    by_id = {r["id"]: r for r in rows}
+    for d in derived:
+        task = d["sim_task"]
+        n = copies(cfg.tasks.get(task, 0), cfg.seed, task, d["id"])
+        if not n:
+            continue
+        target = by_id.get(d["sim_target"])
+        if target is None:
+            w.reject(d["id"], task, "no_target", f"the utterance it was made from ({d['sim_target']}) is not in the "
+                                                 "token output (rejected upstream?)")
+            continue
+        for k in range(n):
+            if task != "tse":
+                w.add(f"{task}:{d['id']}:{k}", task, target, [_audio(d), _audio(target)], [1])
+                continue
+            p = _other_utterance(long_enough, position, target["id"], uniform(cfg.seed, "tse-enroll", d["id"], k))
+            if p is None:
+                w.reject(d["id"], task, "no_enrollment", f"speaker {target['speaker']!r} has no other utterance of "
+                                                         f"at least {cfg.prompt_seconds} s")
+                break
+            start = int(uniform(cfg.seed, "tse-crop", d["id"], k) * (p["frames"] - prompt_frames + 1))
+            w.add(f"{task}:{d['id']}:{k}", task, target,
+                  [_audio(d), _audio(p, "prompt", start, start + prompt_frames), _audio(target)], [2])
+
+
 def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: SpecWriter) -> None:
-    """Sequences of one speaker's utterances (sorted by chapter, id)."""
+    """Sequences of one speaker's utterances (sorted by chapter, id), and of the pairs the engine
+    derived from them."""
     tasks, seed = cfg.tasks, cfg.seed
     prompt_frames = max(1, int(round(cfg.prompt_seconds * frame_rate)))
+    derived = [r for r in rows if r.get("sim_task")]
+    rows = [r for r in rows if not r.get("sim_task")]
     long_enough = [r for r in rows if r["frames"] >= prompt_frames]
     position = {p["id"]: i for i, p in enumerate(long_enough)}
+    if derived:
+        _simulated(derived, rows, long_enough, position, prompt_frames, cfg, w)
     for r in rows:
         text = (r.get("text") or "").strip()
         if not text:
@@ -267,9 +301,8 @@ def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: 
                                                  f"{cfg.prompt_seconds} s")
             continue
         for k in range(n_tts):  # UniAudio's rule: the prompt is cut from ANOTHER utterance of the speaker
-            j = int(_u(seed, "tts-prompt", r["id"], k) * n_others)
-            p = long_enough[j + 1 if own is not None and j >= own else j]
-            start = int(_u(seed, "tts-crop", r["id"], k) * (p["frames"] - prompt_frames + 1))
+            p = _other_utterance(long_enough, position, r["id"], uniform(seed, "tts-prompt", r["id"], k))
+            start = int(uniform(seed, "tts-crop", r["id"], k) * (p["frames"] - prompt_frames + 1))
             w.add(f"tts:{r['id']}:{k}", "tts", r,
                   [_text(r, text), _audio(p, "prompt", start, start + prompt_frames), _audio(r)], [2])
     if tasks.get("interleave", 0) > 0:

@@ -1,0 +1,161 @@
+"""Paired data simulated by the data engine (issue 41): noisy, reverberant and two-speaker speech
+derived from the inputs, recorded per item, rendered identically on a rerun, held-out kept apart,
+and every item that cannot be made rejected with its reason. FLAC shards here, so the audio can
+be checked against what each row records; the tokenized line is covered by the sentence tests."""
+
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from pipeline_helpers import config, rejects, tar_state
+from uniaudio import mixing
+from uniaudio.config import ConfigError, from_dict
+from uniaudio.pipeline.config import PipelineConfig
+from uniaudio.pipeline.run import run
+from uniaudio.pipeline.shards import read_tar
+
+SIMULATE = {"seed": 3, "se": {"snr_db": [0, 10]}, "dereverb": {"rt60": [0.3, 0.8]}, "tse": {"sir_db": [-3, 3]}}
+
+
+def inputs(root, sounds=True):
+    out = [{"recipe": "librispeech", "root": str(root / "LibriSpeech")}]
+    return out + ([{"recipe": "audiocaps", "root": str(root / "audiocaps")}] if sounds else [])
+
+
+def flac_audio(out) -> dict[str, np.ndarray]:
+    wavs = {}
+    for tar in sorted((out / "shards").glob("*.tar")):
+        for _, m in read_tar(tar):
+            wavs[json.loads(m["json"])["id"]] = sf.read(io.BytesIO(m["flac"]), dtype="float64")[0]
+    return wavs
+
+
+def plan_rows(out) -> dict[str, dict]:
+    from uniaudio.pipeline.plan import plan_files
+
+    rows = {}
+    for p in plan_files(out):
+        for r in pq.read_table(p).to_pylist():
+            r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
+            rows[r["id"]] = r
+    return rows
+
+
+@pytest.mark.slow
+def test_pairs_are_what_each_row_records_and_a_rerun_makes_the_same_bytes(tmp_path, demo_root, ray_local):
+    out = tmp_path / "out"
+    report = run(config(out, inputs(demo_root), simulate=SIMULATE), progress=False)
+    summary = json.loads((out / "manifests" / "simulated.json").read_text())
+    rows, wavs = plan_rows(out), flac_audio(out)
+    speech = [r for r in rows.values() if r["domain"] == "speech" and "sim_task" not in r["extra"]]
+    derived = [r for r in rows.values() if "sim_task" in r["extra"]]
+    assert len(derived) == 3 * len(speech) and {t: c["pairs"] for t, c in summary["tasks"].items()} == \
+        {"se": len(speech), "dereverb": len(speech), "tse": len(speech)}
+    assert report["rejected"] == 0 and all(r["id"] in wavs for r in derived)
+
+    held = lambda r: r["split"].startswith(("test", "dev", "val", "eval"))  # noqa: E731
+    measured = 0
+    for d in derived:
+        e, clean = d["extra"], wavs[d["extra"]["sim_target"]]
+        target = rows[e["sim_target"]]
+        assert (d["speaker"], d["split"], d["corpus"]) == (target["speaker"], target["split"], target["corpus"])
+        got = wavs[d["id"]]
+        assert len(got) == len(clean)
+        if e["sim_task"] == "dereverb":  # the room model of the benchmark's test set, from the recorded seed
+            want, _ = mixing.reverberate(clean.astype(np.float32), e["rt60"], 16000, e["sim_seed"])
+            assert np.abs(got - want).max() < 2e-4 and 0.3 <= e["rt60"] <= 0.8
+            continue
+        other = rows[e["noise_id" if e["sim_task"] == "se" else "interferer_id"]]
+        assert held(other) == held(target)  # a pair never joins a held-out and a training item
+        if e["sim_task"] == "se":
+            assert other["domain"] == "sound" and 0 <= e["snr_db"] <= 10
+        else:
+            assert other["domain"] == "speech" and other["speaker"] != target["speaker"] and -3 <= e["sir_db"] <= 3
+        if np.abs(got).max() < 0.98:  # not peak-limited: the added part is got - clean, at the drawn ratio
+            added = got - clean
+            ratio = 10 * np.log10(np.mean(clean**2) / np.mean(added**2))
+            assert ratio == pytest.approx(e["snr_db"] if e["sim_task"] == "se" else e["sir_db"], abs=0.1)
+            measured += 1
+    assert measured > len(speech)  # most mixtures are checked (the peak-limited ones cannot be)
+
+    again = tmp_path / "again"  # a fresh output from the same config: the same pair bytes
+    run(config(again, inputs(demo_root), simulate=SIMULATE), progress=False)
+    first = {k: v[1] for k, v in tar_state(out).items() if k.startswith("simulated")}
+    assert first and first == {k: v[1] for k, v in tar_state(again).items() if k.startswith("simulated")}
+
+
+def test_items_that_cannot_be_paired_are_rejected_with_their_reason(tmp_path, demo_root, ray_local):
+    """Noise only in the held-out split: training speech has no noise source. Each such item is a
+    reject with the reason, counted; the held-out items are paired; the run goes on."""
+    from uniaudio import manifest
+
+    src = list(manifest.iter_records(_manifest(tmp_path, demo_root, "audiocaps")))
+    noise = tmp_path / "noise.parquet"
+    manifest.write_manifest(noise, [r for r in src if r.split.startswith("val")][:2])
+    out = tmp_path / "out"
+    report = run(config(out, [{"recipe": "librispeech", "root": str(demo_root / "LibriSpeech")},
+                              {"manifest": str(noise), "name": "noise"}],
+                        simulate={"se": {}}, shard={"max_samples": 16}), progress=False)
+    why = rejects(out)
+    rows = plan_rows(out)
+    train_pairs = [i for i, r in rows.items() if "sim_task" in r["extra"] and not r["split"].startswith("test")]
+    assert train_pairs and all(why[i] == "no_noise_source" for i in train_pairs)
+    assert report["rejects_by_reason"]["no_noise_source"] == len(train_pairs)
+    held_pairs = [i for i, r in rows.items() if "sim_task" in r["extra"] and r["split"].startswith("test")]
+    assert held_pairs and not set(held_pairs) & set(why)
+    summary = json.loads((out / "manifests" / "simulated.json").read_text())
+    assert summary["tasks"]["se"] == {"pairs": len(held_pairs), "unpaired": len(train_pairs)}
+
+
+def _manifest(tmp_path, demo_root, recipe) -> str:
+    """The recipe's manifest of the demo corpus (written once per test)."""
+    from uniaudio import manifest
+    from uniaudio.pipeline.recipes import records
+
+    path = tmp_path / f"{recipe}.parquet"
+    if not path.exists():
+        folder = {"librispeech": "LibriSpeech"}.get(recipe, recipe)
+        manifest.write_manifest(path, records(recipe, demo_root / folder))
+    return str(path)
+
+
+def test_a_config_that_cannot_pair_fails_before_any_work_naming_the_field(tmp_path, demo_root):
+    with pytest.raises(ConfigError, match=r"simulate\.se\.snr_db.*empty range"):
+        from_dict(PipelineConfig, {"inputs": inputs(demo_root), "output": str(tmp_path / "o"),
+                                   "simulate": {"se": {"snr_db": [10, 0]}}})
+    with pytest.raises(ConfigError, match=r"'simulate': enable at least one"):
+        from_dict(PipelineConfig, {"inputs": inputs(demo_root), "output": str(tmp_path / "o"), "simulate": {}})
+    with pytest.raises(ConfigError, match=r"inputs\[\]\.name'.*'simulated'"):
+        from_dict(PipelineConfig, {"inputs": [dict(inputs(demo_root)[0], name="simulated")],
+                                   "output": str(tmp_path / "o"), "simulate": {"dereverb": {}}})
+    out = tmp_path / "nosound"
+    with pytest.raises(ConfigError, match=r"simulate\.se\.noise_domains.*no input row of domain sound/music"):
+        run(config(out, inputs(demo_root, sounds=False), simulate={"se": {}}), progress=False)
+    assert not list((out / "shards").glob("*.tar"))  # nothing was written
+    one = tmp_path / "one-speaker.parquet"
+    from uniaudio import manifest
+
+    speech = list(manifest.iter_records(_manifest(tmp_path, demo_root, "librispeech")))
+    manifest.write_manifest(one, [r for r in speech if r.speaker == speech[0].speaker])
+    with pytest.raises(ConfigError, match=r"simulate\.tse.*at least two speakers"):
+        run(config(tmp_path / "tse", [{"manifest": str(one)}], simulate={"tse": {}}), progress=False)
+
+
+def test_weights_draw_about_that_many_pairs(tmp_path, demo_root):
+    from uniaudio import manifest
+    from uniaudio.pipeline import simulate
+
+    spec = from_dict(simulate.SimulateSpec, {"dereverb": {"per_item": 0.5}, "se": {"per_item": 2}})
+    path, summary = simulate.build(spec, [_manifest(tmp_path, demo_root, "librispeech"),
+                                          _manifest(tmp_path, demo_root, "audiocaps")], str(tmp_path))
+    n = sum(1 for r in manifest.iter_records(_manifest(tmp_path, demo_root, "librispeech")))
+    assert summary["tasks"]["se"]["pairs"] == 2 * n and 0.2 * n < summary["tasks"]["dereverb"]["pairs"] < 0.8 * n
+    ids = [r.id for r in manifest.iter_records(path)]
+    assert len(ids) == len(set(ids)) and simulate.build(spec, [], str(tmp_path))[1] == summary  # read back
+    wav = np.zeros(16000, np.float32)
+    with pytest.raises(simulate.SimulationError, match="no noise"):
+        simulate.render({"sim_task": "se", "sim_reject": "no_noise_source", "sim_detail": "no noise row"}, wav, 16000)
