@@ -66,8 +66,8 @@ def token_out(tmp_path_factory, demo_root, ray_local):
     inputs = [{"recipe": "librispeech", "root": str(demo_root / "LibriSpeech")},
               {"recipe": "audiocaps", "root": str(demo_root / "audiocaps")},
               {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]
-    # + the engine's simulated pairs (half of the speech items each): se, dereverb, tse sentences
-    simulate = {t: {"per_item": 0.5} for t in ("se", "dereverb", "tse")}
+    # + the engine's simulated pairs (half of the items each): se, dereverb, tse, sound_edit sentences
+    simulate = {t: {"per_item": 0.5} for t in ("se", "dereverb", "tse", "sound_edit")}
     run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
                         shard={"max_samples": 6}, simulate=simulate), progress=False)  # ~14 token tars
     return out

@@ -510,8 +510,8 @@ def test_an_audio_segment_ends_only_on_its_end_marker_or_at_max_length(model):
     assert codes.shape == (3, 2) and report["stop"] == "end_marker"
 
 
-def test_a_checkpoint_trained_on_the_simulated_pairs_serves_se_dereverb_tse(sent_out, tmp_path, demo_suite):
-    """The line for the engine's paired tasks: sentences with se/dereverb/tse -> a checkpoint that
+def test_a_checkpoint_trained_on_the_simulated_pairs_serves_their_tasks(sent_out, tmp_path, demo_suite):
+    """The line for the engine's paired tasks: sentences with se/dereverb/tse/sound_edit -> a checkpoint that
     knows it learned them -> `lm-ckpt:` outputs for the benchmark's test sets of those tasks,
     scored, with why each generation stopped."""
     from uniaudio import manifest
@@ -519,18 +519,19 @@ def test_a_checkpoint_trained_on_the_simulated_pairs_serves_se_dereverb_tse(sent
     from uniaudio.train.generate import LMGenerator
 
     sent, report = sent_out
-    assert all(report["tasks"].get(t) for t in ("se", "dereverb", "tse"))
+    assert all(report["tasks"].get(t) for t in ("se", "dereverb", "tse", "sound_edit"))
     train(lm_config(sent, tmp_path / "lm", steps=2), progress=False)
-    assert {"se", "dereverb", "tse"} <= set(LMGenerator(tmp_path / "lm" / "model.pt").tasks)
-    for t in ("se", "dereverb", "tse"):  # two items of each demo test set
+    assert {"se", "dereverb", "tse", "sound_edit"} <= set(LMGenerator(tmp_path / "lm" / "model.pt").tasks)
+    for t in ("se", "dereverb", "tse", "sound_edit"):  # two items of each demo test set
         manifest.write_manifest(tmp_path / "suite" / f"{t}.parquet",
                                 list(manifest.iter_records(Path(demo_suite) / f"{t}.parquet"))[:2])
-    results = run(["se", "dereverb", "tse"], f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None,
+    results = run(["se", "dereverb", "tse", "sound_edit"], f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None,
                   tmp_path / "bench", progress=False)
-    assert [r["task"] for r in results] == ["se", "dereverb", "tse"]
+    assert [r["task"] for r in results] == ["se", "dereverb", "tse", "sound_edit"]
     for res in results:
         t = res["task"]
         assert res["system_card"]["kind"] == "LMCheckpoint"
         assert len(list((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / t).glob("*.wav"))) == 2, t
-        assert res["metrics"]["si_sdr"]["items_scored"] == 2, t  # any score: the point is the line
+        score = "lsd" if t == "sound_edit" else "si_sdr"  # any score: the point is the line
+        assert res["metrics"][score]["items_scored"] == 2, t
         assert sum(res["system_card"]["generation_stops"][t].values()) == 2

@@ -68,6 +68,8 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 if "codes" in g:
                     a, b = g["frames"]
                     assert np.array_equal(g["codes"], codes[g["id"]][:, a:b])
+                elif s["task"] == "sound_edit":
+                    pass  # the instruction, checked below
                 elif g["modality"] == "caption":
                     caps = src["extra"].get("captions") or [src["caption"]]
                     assert g["text"] in [c.strip() for c in caps]  # the caption belongs to its clip
@@ -92,6 +94,16 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert all(g["id"] == clip["id"] for g in segs)
             if s["task"] == "asr":
                 assert [g["modality"] for g in segs] == ["audio", "text"]
+            if s["task"] == "sound_edit":  # add: clip, instruction -> mixture; remove: the reverse
+                first, instr, last = segs
+                mixed = first if "sim_task" in rows[first["id"]]["extra"] else last
+                clip = last if mixed is first else first
+                made = rows[mixed["id"]]["extra"]
+                assert made["sim_target"] == clip["id"] and made["event_id"] != clip["id"]
+                assert instr["text"] == ("Remove" if mixed is first else "Add") + \
+                    f" this event: {made['event_caption']}."
+                assert [g["modality"] for g in segs] == ["audio", "text", "audio"] and mixed["frames"] == clip["frames"]
+                continue
             if s["task"] in ("se", "dereverb", "tse"):  # the engine's pair: derived audio -> its source
                 cond, target = segs[0], segs[-1]
                 made = rows[cond["id"]]["extra"]
@@ -107,7 +119,8 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert rows[made["interferer_id"]]["speaker"] != rows[target["id"]]["speaker"]
             if s["task"] == "se":
                 assert rows[made["noise_id"]]["domain"] in ("sound", "music")
-    assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse"}
+    assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse",
+                          "sound_edit"}
     assert verify(out)["problems"] == []
 
 
@@ -139,7 +152,7 @@ def test_fill_report_and_padding_baseline(sent_out):
     assert r["sequences"] + r["left_out"] == r["sequences_planned"] + r["left_out_by_reason"].get("no_prompt", 0) \
         + r["left_out_by_reason"].get("empty_transcript", 0) + r["left_out_by_reason"].get("no_caption", 0)
     assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text", "noisy_of",
-                                   "reverberant_of", "mixture_of"}
+                                   "reverberant_of", "mixture_of", "event_edit"}
     assert abs(sum(r["modality_share"].values()) - 1) < 1e-3 and r["peak_rss_mb"]["driver"] > 0
     seqs = pq.read_table(out / "sequences.parquet").to_pylist()
     assert len(seqs) == r["sequences"] and len({s["seq"] for s in seqs}) == len(seqs)

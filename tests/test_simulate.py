@@ -18,7 +18,8 @@ from uniaudio.pipeline.config import PipelineConfig
 from uniaudio.pipeline.run import run
 from uniaudio.pipeline.shards import read_tar
 
-SIMULATE = {"seed": 3, "se": {"snr_db": [0, 10]}, "dereverb": {"rt60": [0.3, 0.8]}, "tse": {"sir_db": [-3, 3]}}
+SIMULATE = {"seed": 3, "se": {"snr_db": [0, 10]}, "dereverb": {"rt60": [0.3, 0.8]}, "tse": {"sir_db": [-3, 3]},
+            "sound_edit": {"event_ratio_db": [-2, 2]}}
 
 
 def inputs(root, sounds=True):
@@ -52,9 +53,10 @@ def test_pairs_are_what_each_row_records_and_a_rerun_makes_the_same_bytes(tmp_pa
     summary = json.loads((out / "manifests" / "simulated.json").read_text())
     rows, wavs = plan_rows(out), flac_audio(out)
     speech = [r for r in rows.values() if r["domain"] == "speech" and "sim_task" not in r["extra"]]
+    clips = [r for r in rows.values() if r["domain"] == "sound" and "sim_task" not in r["extra"]]
     derived = [r for r in rows.values() if "sim_task" in r["extra"]]
-    assert len(derived) == 3 * len(speech) and {t: c["pairs"] for t, c in summary["tasks"].items()} == \
-        {"se": len(speech), "dereverb": len(speech), "tse": len(speech)}
+    assert len(derived) == 3 * len(speech) + len(clips) and {t: c["pairs"] for t, c in summary["tasks"].items()} == \
+        {"se": len(speech), "dereverb": len(speech), "tse": len(speech), "sound_edit": len(clips)}
     assert report["rejected"] == 0 and all(r["id"] in wavs for r in derived)
 
     held = lambda r: r["split"].startswith(("test", "dev", "val", "eval"))  # noqa: E731
@@ -69,16 +71,20 @@ def test_pairs_are_what_each_row_records_and_a_rerun_makes_the_same_bytes(tmp_pa
             want, _ = mixing.reverberate(clean.astype(np.float32), e["rt60"], 16000, e["sim_seed"])
             assert np.abs(got - want).max() < 2e-4 and 0.3 <= e["rt60"] <= 0.8
             continue
-        other = rows[e["noise_id" if e["sim_task"] == "se" else "interferer_id"]]
+        other = rows[e[{"se": "noise_id", "tse": "interferer_id", "sound_edit": "event_id"}[e["sim_task"]]]]
         assert held(other) == held(target)  # a pair never joins a held-out and a training item
         if e["sim_task"] == "se":
             assert other["domain"] == "sound" and 0 <= e["snr_db"] <= 10
+        elif e["sim_task"] == "sound_edit":  # another captioned clip, named by its caption
+            assert other["id"] != target["id"] and e["event_caption"] == other["caption"].strip()
+            assert d["domain"] == "sound" and -2 <= e["event_ratio_db"] <= 2
         else:
             assert other["domain"] == "speech" and other["speaker"] != target["speaker"] and -3 <= e["sir_db"] <= 3
         if np.abs(got).max() < 0.98:  # not peak-limited: the added part is got - clean, at the drawn ratio
             added = got - clean
             ratio = 10 * np.log10(np.mean(clean**2) / np.mean(added**2))
-            assert ratio == pytest.approx(e["snr_db"] if e["sim_task"] == "se" else e["sir_db"], abs=0.1)
+            want = e[{"se": "snr_db", "tse": "sir_db", "sound_edit": "event_ratio_db"}[e["sim_task"]]]
+            assert ratio == pytest.approx(want, abs=0.1)
             measured += 1
     assert measured > len(speech)  # most mixtures are checked (the peak-limited ones cannot be)
 

@@ -281,7 +281,8 @@ class LMCheckpoint(System):
     """lm-ckpt:PATH: a `uniaudio train lm` checkpoint (OUT or OUT/model.pt) generates speech
     from text + a same-speaker prompt (tts), sound/music from captions (tta, ttm), and, when its
     sentences held the engine's simulated pairs, clean speech from noisy (se) or reverberant
-    (dereverb) speech and the target speaker from a mixture + enrollment (tse); sampled with a
+    (dereverb) speech, the target speaker from a mixture + enrollment (tse) and an edited sound
+    from a sound + an instruction (sound_edit); sampled with a
     seed per item (a stable hash of its id) so reruns give the same outputs. A multi-stream
     checkpoint also writes transcripts (asr) and captions, and with an LLM middle answers MMLU
     through its backbone (lm-eval's log-likelihood rule)."""
@@ -339,7 +340,8 @@ class LMCheckpoint(System):
                 wav, sr = audio.load(row_value(r, task.input))
                 enroll = row_value(r, "extra:enroll_path") if task.name == "tse" else None
                 ewav, esr = audio.load(enroll) if enroll else (None, 0)
-                out = gen.transform(task.name, wav, sr, s, enroll=ewav, enroll_sr=esr, report=report)
+                out = gen.transform(task.name, wav, sr, s, enroll=ewav, enroll_sr=esr, report=report,
+                                    instruction=row_value(r, "extra:instruction") if task.name == "sound_edit" else None)
             else:
                 out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0,
                                         report=report)

@@ -5,13 +5,17 @@ noisy/clean, reverberant/dry and mixture/target pairs by simulation):
 - `dereverb`: speech in a statistical room of an RT60 drawn from `rt60` (`uniaudio.mixing`, the
   room model of the benchmark's dereverb test set);
 - `tse`: speech + an utterance of another speaker at an SIR drawn from `sir_db` (the enrollment,
-  another utterance of the target speaker, is chosen by the sentence stage, like tts's prompt).
+  another utterance of the target speaker, is chosen by the sentence stage, like tts's prompt);
+- `sound_edit`: a sound clip + another captioned sound clip (the event) at a background-to-event
+  ratio drawn from `event_ratio_db`: the sentence stage makes both edits of the pair, adding the
+  event (clip -> mixture) and removing it (mixture -> clip), the instruction naming the event by
+  its caption.
 
 How it fits the engine: `build` writes one more manifest, OUT/manifests/simulated.parquet, of
-*derived rows* (one per pair): a derived row is the target utterance's row (same corpus, split,
-speaker, so the sentence stage finds its source in the same group) with `extra` recording the
-task, the target id, the other source (`noise_path` / `interferer_path` with its offset and
-duration), the drawn ratio or RT60 and a seed. It is planned, sharded, decoded and tokenized like
+*derived rows* (one per pair): a derived row is its source row (same corpus, split, speaker, so
+the sentence stage finds its source in the same group) with `extra` recording the task, the source
+id (`sim_target`), the other source (`noise_path` / `interferer_path` / `event_path` with its
+offset and duration), the drawn ratio or RT60 and a seed. It is planned, sharded, decoded and tokenized like
 any input; the decode step renders its audio (`render`) from the recorded sources, so a rerun
 (or a resume after a crash) makes the same pair bytes. Everything drawn is a stable hash of
 (seed, task, id): no state, no order dependence.
@@ -37,7 +41,8 @@ from ..config import ConfigError
 from ..manifest import Record
 from .draws import copies, uniform
 
-TASKS = ("se", "dereverb", "tse")
+TASKS = ("se", "dereverb", "tse", "sound_edit")
+SPEECH_TASKS = ("se", "dereverb", "tse")  # derived from speech rows; sound_edit from captioned sound clips
 SIMULATED = "simulated"  # the derived input's name: its manifest, plan and shard prefix
 
 
@@ -83,10 +88,21 @@ class SpeakerMixture:
 
 
 @dataclass
+class SoundEvents:
+    per_item: float = 1.0
+    # background-to-event power ratio: the event added to (or removed from) a clip
+    event_ratio_db: list[float] = field(default_factory=lambda: [-5.0, 5.0])
+
+    def validate(self) -> None:
+        _range("simulate.sound_edit.event_ratio_db", self.event_ratio_db, -30, 30)
+
+
+@dataclass
 class SimulateSpec:
     se: NoisySpeech | None = None
     dereverb: ReverberantSpeech | None = None
     tse: SpeakerMixture | None = None
+    sound_edit: SoundEvents | None = None
     seed: int = 0
     pool: int = 4096  # candidate noises / interferers kept per split kind (the smallest stable hashes)
     # rows whose split matches (fnmatch) are held out: paired only with held-out sources
@@ -145,50 +161,64 @@ def build(spec: SimulateSpec, manifests: list[str], out: str) -> tuple[str, dict
     def held(r: dict) -> bool:
         return any(fnmatchcase(r.get("split") or "", p) for p in spec.holdout_splits)
 
-    noises = {h: _Pool(spec.pool) for h in (False, True)}
-    talkers = {h: _Pool(spec.pool) for h in (False, True)}
+    pools = {name: {h: _Pool(spec.pool) for h in (False, True)} for name in ("noise", "talker", "event")}
     speakers: dict[bool, set] = {False: set(), True: set()}
-    n_speech = 0
+    n_speech = n_sound = 0
     for r in _rows(manifests):  # pass 1: the candidate pools
         h = held(r)
         if spec.se and r["domain"] in spec.se.noise_domains:
-            noises[h].offer(uniform(spec.seed, "noise", r["id"]), _source(r))
+            pools["noise"][h].offer(uniform(spec.seed, "noise", r["id"]), _source(r))
         if r["domain"] == "speech":
             n_speech += 1
             if spec.tse and r.get("speaker"):
-                talkers[h].offer(uniform(spec.seed, "talker", r["id"]), _source(r))
+                pools["talker"][h].offer(uniform(spec.seed, "talker", r["id"]), _source(r))
                 speakers[h].add(r["speaker"])
-    if not n_speech:
-        raise ConfigError("simulate", "the inputs hold no speech rows: every simulated task derives from speech")
-    if spec.se and not (noises[False].heap or noises[True].heap):
+        if spec.sound_edit and r["domain"] == "sound" and _caption(r):
+            n_sound += 1
+            pools["event"][h].offer(uniform(spec.seed, "event", r["id"]), dict(_source(r), caption=_caption(r)))
+    if not n_speech and any(getattr(spec, t) for t in SPEECH_TASKS):
+        raise ConfigError("simulate", "the inputs hold no speech rows: se, dereverb and tse derive from speech")
+    if spec.se and not (pools["noise"][False].heap or pools["noise"][True].heap):
         raise ConfigError("simulate.se.noise_domains", f"no input row of domain {'/'.join(spec.se.noise_domains)}: "
                                                        "noisy speech needs a noise source among the inputs")
     if spec.tse and max(len(s) for s in speakers.values()) < 2:
         raise ConfigError("simulate.tse", "a mixture needs speech of at least two speakers in one split; "
                                           "the inputs have fewer (or no speaker labels)")
-    pools = {h: (noises[h].items(), talkers[h].items()) for h in (False, True)}
+    if spec.sound_edit and n_sound < 2:
+        raise ConfigError("simulate.sound_edit", "an edit adds one captioned sound clip to another: the inputs "
+                                                 f"have {n_sound} sound clip(s) with a caption")
+    drawn = {h: {name: pool[h].items() for name, pool in pools.items()} for h in (False, True)}
     counts = {t: {"pairs": 0, "unpaired": 0} for t in spec.enabled()}
 
     def derived() -> Iterator[Record]:  # pass 2: the pairs
         for r in _rows(manifests):
-            if r["domain"] != "speech":
+            if r["domain"] == "speech":
+                tasks = [t for t in SPEECH_TASKS if getattr(spec, t)]
+            elif r["domain"] == "sound" and spec.sound_edit:
+                tasks = ["sound_edit"]
+            else:
                 continue
-            h = held(r)
-            for task in spec.enabled():
+            for task in tasks:
                 for k in range(copies(getattr(spec, task).per_item, spec.seed, task, r["id"])):
-                    rec = _pair(spec, task, r, k, *pools[h])
+                    rec = _pair(spec, task, r, k, drawn[held(r)])
                     counts[task]["unpaired" if "sim_reject" in rec.extra else "pairs"] += 1
                     yield rec
 
     manifest.write_manifest(dest, derived(), strict=False)
-    summary = {"tasks": counts, "pool": {"noise": {"train": len(pools[False][0]), "heldout": len(pools[True][0])},
-                                         "interferer": {"train": len(pools[False][1]),
-                                                        "heldout": len(pools[True][1])}}}
+    summary = {"tasks": counts, "pool": {name: {"train": len(drawn[False][name]), "heldout": len(drawn[True][name])}
+                                         for name in pools}}
     storage.write_text(summary_path, json.dumps(summary, indent=2))
     return dest, summary
 
 
-def _pair(spec: SimulateSpec, task: str, r: dict, k: int, noises: list[dict], talkers: list[dict]) -> Record:
+def _caption(r: dict) -> str | None:
+    caps = (r.get("extra") or {}).get("captions")
+    first = caps[0] if isinstance(caps, list) and caps and isinstance(caps[0], str) else None
+    text = (r.get("caption") or first or "").strip()
+    return text or None
+
+
+def _pair(spec: SimulateSpec, task: str, r: dict, k: int, pools: dict[str, list[dict]]) -> Record:
     uid = f"{r['id']}+{task}" + (str(k) if k else "")
     seed = int(uniform(spec.seed, "render", uid) * 2**31)
     extra = {"sim_task": task, "sim_target": r["id"], "sim_seed": seed}
@@ -196,6 +226,7 @@ def _pair(spec: SimulateSpec, task: str, r: dict, k: int, noises: list[dict], ta
     if chapter is not None:
         extra["chapter"] = chapter  # sorted beside its source in the sentence stage
     draw = uniform(spec.seed, task, "value", uid)
+    noises, talkers = pools["noise"], pools["talker"]
     if task == "se":
         if not noises:
             extra.update(sim_reject="no_noise_source", sim_detail="no noise row in this split kind "
@@ -208,6 +239,15 @@ def _pair(spec: SimulateSpec, task: str, r: dict, k: int, noises: list[dict], ta
     elif task == "dereverb":
         lo, hi = spec.dereverb.rt60
         extra.update(rt60=round(lo + draw * (hi - lo), 3))
+    elif task == "sound_edit":
+        e = _other_clip(pools["event"], r["id"], uniform(spec.seed, "event-pick", uid))
+        if e is None:
+            extra.update(sim_reject="no_event", sim_detail="no other captioned sound clip in this split kind")
+        else:
+            lo, hi = spec.sound_edit.event_ratio_db
+            extra.update(event_id=e["id"], event_path=e["path"], event_offset=e["offset"],
+                         event_duration=e["duration"], event_caption=e["caption"],
+                         event_ratio_db=round(lo + draw * (hi - lo), 2))
     else:
         t = _other_speaker(talkers, r.get("speaker") or "", uniform(spec.seed, "tse-pick", uid))
         if t is None:
@@ -217,7 +257,7 @@ def _pair(spec: SimulateSpec, task: str, r: dict, k: int, noises: list[dict], ta
             lo, hi = spec.tse.sir_db
             extra.update(interferer_id=t["id"], interferer_path=t["path"], interferer_offset=t["offset"],
                          interferer_duration=t["duration"], sir_db=round(lo + draw * (hi - lo), 2))
-    return Record(id=uid, corpus=r["corpus"], split=r["split"], domain="speech", path=r["path"],
+    return Record(id=uid, corpus=r["corpus"], split=r["split"], domain=r["domain"], path=r["path"],
                   offset=r["offset"] or 0.0, duration=r["duration"], sample_rate=r.get("sample_rate"),
                   channels=r.get("channels"), speaker=r.get("speaker"), language=r.get("language"), extra=extra)
 
@@ -231,6 +271,17 @@ def _other_speaker(talkers: list[dict], speaker: str, u: float) -> dict | None:
         t = talkers[(start + j) % len(talkers)]
         if t["speaker"] != speaker:
             return t
+    return None
+
+
+def _other_clip(events: list[dict], uid: str, u: float) -> dict | None:
+    if not events:
+        return None
+    start = int(u * len(events))
+    for j in range(len(events)):
+        e = events[(start + j) % len(events)]
+        if e["id"] != uid:
+            return e
     return None
 
 
@@ -258,13 +309,13 @@ def render(extra: dict, target: np.ndarray, sr: int) -> np.ndarray:
     task, rng = extra["sim_task"], np.random.default_rng(extra["sim_seed"])
     if task == "dereverb":
         return mixing.reverberate(target, float(extra["rt60"]), sr, extra["sim_seed"])[0]
-    who = "noise" if task == "se" else "interferer"
+    who = {"se": "noise", "tse": "interferer", "sound_edit": "event"}[task]
     try:
         other, _ = audio.load(extra[f"{who}_path"], sr, offset=extra.get(f"{who}_offset") or 0.0,
                               duration=extra.get(f"{who}_duration"))
     except audio.AudioError as e:
         raise SimulationError(f"{who}_unreadable", f"{extra[f'{who}_id']}: {e.reason}: {e.detail}") from None
-    ratio = float(extra["snr_db"] if task == "se" else extra["sir_db"])
+    ratio = float(extra[{"se": "snr_db", "tse": "sir_db", "sound_edit": "event_ratio_db"}[task]])
     try:
         return mixing.add_at_ratio(target, _crop(other, len(target), rng), ratio)
     except ValueError as e:

@@ -33,7 +33,8 @@ from ..tokenize.vocab import Vocabulary
 from .model import ModelConfig, make_model
 
 
-AUDIO_TO_AUDIO = ("se", "dereverb", "tse")  # condition audio -> target audio (the engine's simulated pairs)
+# condition audio (+ an enrollment or an instruction) -> target audio: the engine's simulated pairs
+AUDIO_TO_AUDIO = ("se", "dereverb", "tse", "sound_edit")
 
 
 @dataclass
@@ -261,10 +262,12 @@ class LMGenerator:
         return self._audio_for("tts", segments, s, max_seconds, report)
 
     def transform(self, task: str, wav: np.ndarray, sr: int, s: Sampling, *, enroll: np.ndarray | None = None,
-                  enroll_sr: int = 0, prompt_seconds: float = 3.0, report: dict | None = None) -> np.ndarray:
-        """se / dereverb / tse: the degraded speech as the condition (tse: + the first `prompt_seconds`
-        of an enrollment of the target speaker, as the sentences cut it) -> the speech. At most
-        1.5x the input's length + 1 s (the target is as long as the input)."""
+                  enroll_sr: int = 0, instruction: str | None = None, prompt_seconds: float = 3.0,
+                  report: dict | None = None) -> np.ndarray:
+        """se / dereverb / tse / sound_edit: the input audio as the condition (tse: + the first
+        `prompt_seconds` of an enrollment of the target speaker, as the sentences cut it;
+        sound_edit: + the instruction) -> the audio. At most 1.5x the input's length + 1 s (the
+        target is as long as the input)."""
         if task not in AUDIO_TO_AUDIO:
             raise ValueError(f"transform: one of {', '.join(AUDIO_TO_AUDIO)}, not {task!r}")
         segments = [("audio", "audio", self.audio.encode(wav, sr))]
@@ -273,6 +276,10 @@ class LMGenerator:
                 raise ValueError("tse needs an enrollment of the target speaker")
             n = int(round(prompt_seconds * self.audio.frame_rate))
             segments.append(("prompt", "audio", self.audio.encode(enroll, enroll_sr)[:, :n]))
+        if task == "sound_edit":
+            if not instruction:
+                raise ValueError("sound_edit needs an instruction")
+            segments.append(("text", "text", self.text_ids(instruction.strip())))
         return self._audio_for(task, segments, s, 1.5 * len(wav) / sr + 1.0, report)
 
     def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0,

@@ -24,6 +24,7 @@ TASK_RELATION = {
     "se": "noisy_of",           # noisy speech -> the clean utterance it was made from
     "dereverb": "reverberant_of",  # reverberant speech -> the dry utterance
     "tse": "mixture_of",        # mixture + 3 s enrollment from ANOTHER utterance of the target speaker -> target
+    "sound_edit": "event_edit",  # clip + "Add this event: CAPTION." -> clip with the event, or the reverse
 }
 LAYOUTS = ("uniaudio", "multistream")
 

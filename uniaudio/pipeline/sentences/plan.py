@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Iterator
 
@@ -108,7 +108,8 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> P
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
                  p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
                  json_extract_string(p.extra, '$.sim_task') AS sim_task,
-                 json_extract_string(p.extra, '$.sim_target') AS sim_target
+                 json_extract_string(p.extra, '$.sim_target') AS sim_target,
+                 json_extract_string(p.extra, '$.event_caption') AS sim_event
           FROM read_parquet({sql_literal(index)}) i
           JOIN read_parquet({plans}, union_by_name=true) p USING (id)
           ORDER BY p.domain, p.corpus, speaker, chapter, i.id
@@ -338,6 +339,26 @@ def _consecutive(rows: list[dict], cfg: SentenceConfig, w: SpecWriter) -> None:
     emit()
 
 
+def _sound_edit(d: dict, recent: dict, cfg: SentenceConfig, w: SpecWriter) -> None:
+    """Both edits of an engine-mixed clip: add the event (clip -> mixture) or remove it (mixture ->
+    clip), one per copy by a stable draw; the instruction names the event by its caption."""
+    n = copies(cfg.tasks.get("sound_edit", 0), cfg.seed, "sound_edit", d["id"])
+    if not n:
+        return
+    clip = recent.get(d["sim_target"])
+    if clip is None:
+        w.reject(d["id"], "sound_edit", "no_target", f"the clip it was made from ({d['sim_target']}) is not in the "
+                                                     "token output (rejected upstream?)")
+        return
+    event = (d.get("sim_event") or "").strip()
+    for k in range(n):
+        if uniform(cfg.seed, "sound-edit-op", d["id"], k) < 0.5:
+            segs = [_audio(clip), _text(d, f"Add this event: {event}."), _audio(d)]
+        else:
+            segs = [_audio(d), _text(d, f"Remove this event: {event}."), _audio(clip)]
+        w.add(f"sound_edit:{d['id']}:{k}", "sound_edit", clip, segs, [2])
+
+
 def _clip(r: dict, cfg: SentenceConfig, w: SpecWriter) -> None:
     """Sequences of one sound or music clip and its caption(s)."""
     caps = texts_of(r)
@@ -372,6 +393,7 @@ def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) ->
     from fnmatch import fnmatchcase
 
     w = SpecWriter(work)
+    recent: OrderedDict = OrderedDict()  # the last clips: an engine-mixed clip's source sorts just before it
     group: list[dict] = []
     key = None
     other = Counter()
@@ -386,7 +408,13 @@ def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) ->
             key = k
             group.append(r)
         elif r["domain"] in ("sound", "music"):
+            if r.get("sim_task") == "sound_edit":  # sorted right after the clip it was made from
+                _sound_edit(r, recent, cfg, w)
+                continue
             _clip(r, cfg, w)
+            recent[r["id"]] = r
+            if len(recent) > 256:
+                recent.popitem(last=False)
         else:
             other[r["domain"]] += 1
     if group:
