@@ -535,3 +535,16 @@ def test_a_checkpoint_trained_on_the_simulated_pairs_serves_their_tasks(sent_out
         score = "lsd" if t == "sound_edit" else "si_sdr"  # any score: the point is the line
         assert res["metrics"][score]["items_scored"] == 2, t
         assert sum(res["system_card"]["generation_stops"][t].values()) == 2
+    # in-context: each item after one solved item of the same set, in one auditory sentence; the row says so
+    (shot,) = run(["se"], f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None, tmp_path / "bench",
+                  progress=False, system_options={"shots": 1})
+    assert shot["system"] == "lm-ckpt-lm-1shot" and shot["system_card"]["shots"] == 1
+    assert shot["metrics"]["si_sdr"]["items_scored"] == 2
+    from uniaudio.benchmark import systems as S
+
+    with pytest.raises(ValueError, match="takes no options"):
+        S.load("ground-truth", shots=1)
+    with pytest.raises(ValueError, match="shots must be an integer"):
+        S.load(f"lm-ckpt:{tmp_path / 'lm'}", shots=-1)
+    with pytest.raises(ValueError, match="unknown option"):
+        S.load(f"lm-ckpt:{tmp_path / 'lm'}", temprature=0.5)

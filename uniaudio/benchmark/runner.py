@@ -204,6 +204,8 @@ def run_task(task: Task, system: S.System, suite_dir: Path, out: Path, pool: Met
         missing_outputs = [r for r in todo if not output_file(sys_dir, r["id"], ext).exists()]
         if missing_outputs:
             _note(overall, f"{task.name}: {system.name} producing {len(missing_outputs)} output(s)")
+            if hasattr(system, "see_test_set"):  # in-context examples come from the whole set
+                system.see_test_set(task, rows)
             failures = produce(system, task, missing_outputs, sys_dir)
 
     _note(overall, f"{task.name}: loading metrics {', '.join(n for n, _ in task.metrics)}")
@@ -361,14 +363,16 @@ def save_aggregate(result: dict, dest: Path) -> None:
 
 def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
         resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
-        all_builtins: bool = False, after_task=None, protocol: str | None = None, seeds: int = 1) -> list[dict]:
+        all_builtins: bool = False, after_task=None, protocol: str | None = None, seeds: int = 1,
+        system_options: dict | None = None) -> list[dict]:
     """Score `system_spec` on each task; with no system, each task's baseline, or with
     `all_builtins` every built-in system that applies (floors, ceilings, baselines).
     `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out).
     `protocol`: a preset of `protocols.PROTOCOLS` (default: the suite card's, else the offline
     defaults); `metric_options` override it and are recorded as such. `seeds`: a system that samples
     (`stochastic`) runs once per seed 0..seeds-1; seed 0's result is the row, the others go under
-    OUT/seeds/seed-K/ and their spread into its aggregate (`seeds`)."""
+    OUT/seeds/seed-K/ and their spread into its aggregate (`seeds`). `system_options` go to the
+    system (`lm-ckpt:` takes shots and its sampling settings)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     if protocol is not None and protocol not in protocols.PROTOCOLS:  # before any suite is built
@@ -392,7 +396,7 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
             task = TASKS[name]
             if overall is not None:
                 overall.set_description(f"benchmark: {name} {spec} ({k + 1}/{len(plan)})")
-            system = S.load(spec)
+            system = S.load(spec, **(system_options or {}))
             if not S.serves(system, name):
                 if progress:
                     say = overall.write if overall is not None else print

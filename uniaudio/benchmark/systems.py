@@ -285,12 +285,22 @@ class LMCheckpoint(System):
     from a sound + an instruction (sound_edit); sampled with a
     seed per item (a stable hash of its id) so reruns give the same outputs. A multi-stream
     checkpoint also writes transcripts (asr) and captions, and with an LLM middle answers MMLU
-    through its backbone (lm-eval's log-likelihood rule)."""
+    through its backbone (lm-eval's log-likelihood rule).
+
+    `shots=K` (`--system-option shots=K`): each audio-out item is generated after K solved items
+    of the same test set (their conditions and reference outputs) in one auditory sentence,
+    UniAudio 2.0's in-context use; the K are a stable draw among the other items of the set, and
+    the system's name says `-Kshot`."""
     tasks = ("tts", "tta", "ttm")
     stochastic = True  # it samples: `benchmark run --seeds N` runs it N times (run_seed 0..N-1)
     run_seed = 0
 
-    def __init__(self, path: str, **sampling):
+    def __init__(self, path: str, shots: int = 0, **sampling):
+        if isinstance(shots, bool) or not isinstance(shots, int) or not 0 <= shots <= 16:
+            raise ValueError(f"lm-ckpt: shots must be an integer in [0, 16], got {shots!r}")
+        unknown = sorted(set(sampling) - {"temperature", "top_k", "top_p"})
+        if unknown:
+            raise ValueError(f"lm-ckpt: unknown option(s) {unknown}; known: shots, temperature, top_k, top_p")
         if storage.is_uri(path):  # an s3:// out folder or its model.pt
             self.path = path if path.endswith(".pt") else storage.join(path, "model.pt")
             found, parent = storage.exists(self.path), self.path.rsplit("/", 2)[-2]
@@ -300,8 +310,8 @@ class LMCheckpoint(System):
             found, parent = self.path.is_file(), self.path.parent.name
         if not found:
             raise ValueError(f"lm-ckpt: {self.path} not found (give a `uniaudio train lm` out folder or its model.pt)")
-        self.name = f"lm-ckpt-{parent}"
-        self.sampling = sampling
+        self.name = f"lm-ckpt-{parent}" + (f"-{shots}shot" if shots else "")
+        self.sampling, self.shots, self.test_sets = sampling, shots, {}
         from ..train.generate import LMGenerator
 
         self.generator = LMGenerator(self.path)  # loaded once: its model kind says which tasks it serves
@@ -312,7 +322,7 @@ class LMCheckpoint(System):
 
         from tqdm import tqdm
 
-        from ..train.generate import AUDIO_TO_AUDIO, Sampling
+        from ..train.generate import Sampling, max_length
 
         gen = self.generator
         if task.name == "mmlu":
@@ -331,20 +341,10 @@ class LMCheckpoint(System):
                 text = gen.asr(wav, sr, s) if task.name == "asr" else gen.caption(wav, sr, s)
                 output_file(outdir, r["id"], ".txt").write_text(text)
                 return
-            report = {}
-            if task.name == "tts":
-                prompt = row_value(r, "extra:prompt_path")
-                wav, sr = audio.load(prompt) if prompt else (None, 0)
-                out = gen.tts(r["text"], wav, sr, s, report=report)
-            elif task.name in AUDIO_TO_AUDIO:  # the task's input (noisy / reverberant / mixture)
-                wav, sr = audio.load(row_value(r, task.input))
-                enroll = row_value(r, "extra:enroll_path") if task.name == "tse" else None
-                ewav, esr = audio.load(enroll) if enroll else (None, 0)
-                out = gen.transform(task.name, wav, sr, s, enroll=ewav, enroll_sr=esr, report=report,
-                                    instruction=row_value(r, "extra:instruction") if task.name == "sound_edit" else None)
-            else:
-                out = gen.text_to_audio(task.name, r["caption"], s, max_seconds=10.0 if task.name == "ttm" else 5.0,
-                                        report=report)
+            report, (conds, seconds) = {}, self._conditions(task, r)
+            shots = [gen.solved(self._conditions(task, x)[0], *audio.load(x["path"])) for x in self._shots(task, r)]
+            out = gen.generate(task.name, conds, s, max_seconds=max_length(task.name, seconds), shots=shots,
+                               report=report)
             audio.save(output_file(outdir, r["id"], ".wav"), out, gen.audio.sample_rate)
             stops[r["id"]] = report
 
@@ -364,8 +364,40 @@ class LMCheckpoint(System):
             for v in stops.values():
                 counts[v["stop"]] = counts.get(v["stop"], 0) + 1
 
+    def _conditions(self, task, r) -> tuple[list, float]:
+        """(the condition segments of a test row, its input's seconds) for an audio-out task."""
+        t = task.name
+        if t == "tts":
+            prompt = row_value(r, "extra:prompt_path")
+            wav, sr = audio.load(prompt) if prompt else (None, 0)
+            return self.generator.conditions(t, text=r["text"], prompt=wav, prompt_sr=sr), 0.0
+        if t in ("tta", "ttm"):
+            return self.generator.conditions(t, text=r["caption"]), 0.0
+        wav, sr = audio.load(row_value(r, task.input))  # noisy / reverberant / mixture / sound to edit
+        enroll = row_value(r, "extra:enroll_path") if t == "tse" else None
+        ewav, esr = audio.load(enroll) if enroll else (None, 0)
+        text = row_value(r, "extra:instruction") if t == "sound_edit" else None
+        return self.generator.conditions(t, wav=wav, sr=sr, prompt=ewav, prompt_sr=esr, text=text), len(wav) / sr
+
+    def see_test_set(self, task, rows: list[dict]) -> None:
+        """The whole test set (the runner calls this before produce, which may get only the items a
+        resume still lacks): where the in-context examples are drawn from, the same on every run."""
+        self.test_sets[task.name] = rows
+
+    def _shots(self, task, r) -> list[dict]:
+        if not self.shots:
+            return []
+        from ..pipeline.draws import uniform
+
+        pool = [x for x in self.test_sets.get(task.name, []) if x["id"] != r["id"]]
+        if len(pool) < self.shots:
+            raise ValueError(f"{self.shots} shots need {self.shots} other items in the {task.name} test set, "
+                             f"it has {len(pool)}")
+        return sorted(pool, key=lambda x: uniform("shot", r["id"], x["id"]))[: self.shots]
+
     def card(self) -> dict:
-        return dict(super().card(), **self.generator.card(), sampling=self.sampling, run_seed=self.run_seed,
+        return dict(super().card(), **self.generator.card(), sampling=self.sampling, shots=self.shots,
+                    run_seed=self.run_seed,
                     torch_threads=getattr(self, "torch_threads", None), scoring=getattr(self, "settings", None),
                     generation_stops=getattr(self, "stops", None))
 
@@ -394,8 +426,12 @@ def applicable(task: str) -> list[str]:
     return list(TASKS[task].systems)
 
 
-def load(spec: str) -> System:
-    """A built-in name, `codec:TOKENIZER`, `pkg.module:Class`, or a folder of outputs."""
+def load(spec: str, **options) -> System:
+    """A built-in name, `codec:TOKENIZER`, `pkg.module:Class`, or a folder of outputs; `options`
+    (`--system-option KEY=VALUE`) go to the systems that take them (lm-ckpt:)."""
+    if options and not spec.startswith("lm-ckpt:"):
+        raise ValueError(f"system {spec!r} takes no options (got {sorted(options)}); lm-ckpt: takes shots, "
+                         "temperature, top_k, top_p")
     if spec in BUILTIN:
         return BUILTIN[spec]()
     if spec.startswith("codec:"):
@@ -403,7 +439,7 @@ def load(spec: str) -> System:
     if spec.startswith("lm:"):
         return LanguageModel(spec.split(":", 1)[1])
     if spec.startswith("lm-ckpt:"):
-        return LMCheckpoint(spec.split(":", 1)[1])
+        return LMCheckpoint(spec.split(":", 1)[1], **options)
     if Path(spec).is_dir():
         return Folder(spec)
     if ":" in spec:

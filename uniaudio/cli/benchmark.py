@@ -64,12 +64,15 @@ def benchmark_protocols() -> None:
 @click.option("--protocol", default=None, metavar="PRESET",
               help="A publication's metric settings: offline-defaults, open-asr-leaderboard, seed-tts-eval, lm-eval "
                    "(default: the suite's, from its suite.json, else offline-defaults; --metric-option overrides).")
+@click.option("--system-option", "system_opts", multiple=True, metavar="KEY=VALUE",
+              help="Options of the system: lm-ckpt: takes shots=K (K solved items of the test set before each item, "
+                   "in-context), temperature, top_k, top_p (repeatable).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
               help="Run a system that samples (lm-ckpt:, adapters with `stochastic = True`) once per seed: the row "
                    "is seed 0, the mean and spread across seeds are shown beside its interval.")
 def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | None, out: str, resume: bool,
                   metric_opts: tuple[str, ...], publish_to: str | None, date: str | None,
-                  protocol: str | None, seeds: int) -> None:
+                  protocol: str | None, seeds: int, system_opts: tuple[str, ...]) -> None:
     """Score a system on tasks: per-utterance JSONL + aggregate JSON with metric cards. Without
     --system: every built-in system that applies to each task (baselines, floors, ceilings),
     then the leaderboards in OUT/leaderboards."""
@@ -94,6 +97,14 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
         if not sep or not dot:
             raise click.BadParameter(f"{opt!r}: expected METRIC.KEY=VALUE", param_hint="--metric-option")
         options.setdefault(metric, {})[key] = yaml_load(val)
+    sys_options = {}
+    for opt in system_opts:
+        key, sep, val = opt.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{opt!r}: expected KEY=VALUE", param_hint="--system-option")
+        sys_options[key] = yaml_load(val)
+    if sys_options and not system:
+        raise click.BadParameter("system options need a --system", param_hint="--system-option")
     from .. import storage
     from ..mirror import Mirror
 
@@ -102,7 +113,7 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     try:
         results = run(names, system, suite, data_root, work, resume=resume, metric_options=options,
                       all_builtins=system is None, after_task=remote.push if remote else None, protocol=protocol,
-                      seeds=seeds)
+                      seeds=seeds, system_options=sys_options)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     tw = max([len(r["task"]) for r in results] + [6]) + 2  # task column: the longest name, then a gap

@@ -37,6 +37,13 @@ from .model import ModelConfig, make_model
 AUDIO_TO_AUDIO = ("se", "dereverb", "tse", "sound_edit")
 
 
+def max_length(task: str, input_seconds: float = 0.0) -> float:
+    """Seconds a task's generated audio may run (its segment-ending rule's maximum): tts 12 s, tta
+    5 s, ttm 10 s; audio-to-audio tasks 1.5x their input + 1 s (their target is as long as it)."""
+    fixed = {"tts": 12.0, "tta": 5.0, "ttm": 10.0}
+    return fixed[task] if task in fixed else 1.5 * input_seconds + 1.0
+
+
 @dataclass
 class Sampling:
     temperature: float = 0.9
@@ -251,42 +258,44 @@ class LMGenerator:
             raise ValueError("empty text")
         return ids
 
-    def tts(self, text: str, prompt_wav: np.ndarray | None, prompt_sr: int, s: Sampling, *, prompt_seconds: float = 3.0,
-            max_seconds: float = 12.0, report: dict | None = None) -> np.ndarray:
-        """Speech for `text` in the voice of a prompt (its first `prompt_seconds` are used, as in training)."""
-        segments = [("text", "text", self.text_ids(text.strip()))]
-        if prompt_wav is not None:
-            codes = self.audio.encode(prompt_wav, prompt_sr)
-            n = int(round(prompt_seconds * self.audio.frame_rate))
-            segments.append(("prompt", "audio", codes[:, :n]))
-        return self._audio_for("tts", segments, s, max_seconds, report)
+    def conditions(self, task: str, *, text: str | None = None, wav: np.ndarray | None = None, sr: int = 0,
+                   prompt: np.ndarray | None = None, prompt_sr: int = 0, prompt_seconds: float = 3.0) -> list:
+        """The condition segments of one audio-out item, as the sentence stage lays them out:
+        tts: text (+ the first `prompt_seconds` of a prompt of the voice); tta / ttm: caption;
+        se / dereverb: the input audio; tse: + the enrollment's first `prompt_seconds`;
+        sound_edit: the input sound + the instruction (`text`)."""
+        def cut(x, x_sr):
+            return self.audio.encode(x, x_sr)[:, : int(round(prompt_seconds * self.audio.frame_rate))]
 
-    def transform(self, task: str, wav: np.ndarray, sr: int, s: Sampling, *, enroll: np.ndarray | None = None,
-                  enroll_sr: int = 0, instruction: str | None = None, prompt_seconds: float = 3.0,
-                  report: dict | None = None) -> np.ndarray:
-        """se / dereverb / tse / sound_edit: the input audio as the condition (tse: + the first
-        `prompt_seconds` of an enrollment of the target speaker, as the sentences cut it;
-        sound_edit: + the instruction) -> the audio. At most 1.5x the input's length + 1 s (the
-        target is as long as the input)."""
+        if task in ("tts", "tta", "ttm"):
+            if not (text or "").strip():
+                raise ValueError(f"{task} needs a text")
+            segs = [("text" if task == "tts" else "caption", "text", self.text_ids(text.strip()))]
+            return segs + ([("prompt", "audio", cut(prompt, prompt_sr))] if task == "tts" and prompt is not None else [])
         if task not in AUDIO_TO_AUDIO:
-            raise ValueError(f"transform: one of {', '.join(AUDIO_TO_AUDIO)}, not {task!r}")
-        segments = [("audio", "audio", self.audio.encode(wav, sr))]
+            raise ValueError(f"{self.path} generates no audio for {task!r}")
+        if wav is None:
+            raise ValueError(f"{task} needs its input audio")
+        segs = [("audio", "audio", self.audio.encode(wav, sr))]
         if task == "tse":
-            if enroll is None:
+            if prompt is None:
                 raise ValueError("tse needs an enrollment of the target speaker")
-            n = int(round(prompt_seconds * self.audio.frame_rate))
-            segments.append(("prompt", "audio", self.audio.encode(enroll, enroll_sr)[:, :n]))
+            segs.append(("prompt", "audio", cut(prompt, prompt_sr)))
         if task == "sound_edit":
-            if not instruction:
+            if not (text or "").strip():
                 raise ValueError("sound_edit needs an instruction")
-            segments.append(("text", "text", self.text_ids(instruction.strip())))
-        return self._audio_for(task, segments, s, 1.5 * len(wav) / sr + 1.0, report)
+            segs.append(("text", "text", self.text_ids(text.strip())))
+        return segs
 
-    def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0,
-                      report: dict | None = None) -> np.ndarray:
-        return self._audio_for(task, [("caption", "text", self.text_ids(caption.strip()))], s, max_seconds, report)
+    def solved(self, conditions: list, target: np.ndarray, sr: int) -> list:
+        """An in-context example: an item's conditions and its reference output."""
+        return conditions + [("audio", "audio", self.audio.encode(target, sr))]
 
-    def _audio_for(self, task: str, segments, s: Sampling, max_seconds: float, report: dict | None = None) -> np.ndarray:
+    def generate(self, task: str, conditions: list, s: Sampling, *, max_seconds: float, shots: list[list] = (),
+                 report: dict | None = None) -> np.ndarray:
+        """The audio after `conditions`; `shots` (solved examples of the same task) go first in the
+        same auditory sentence: UniAudio 2.0's in-context use, `<start> <task> ex1 ... exK item <target>`."""
+        segments = [seg for shot in shots for seg in shot] + list(conditions)
         tok = self.audio
         frames = self.continue_audio(self.prefix(task, segments), int(max_seconds * tok.frame_rate), s,
                                      min_frames=int(0.2 * tok.frame_rate), held_rows=tok.held_rows, hold=tok.hold,
@@ -294,3 +303,20 @@ class LMGenerator:
         if frames.shape[1] == 0:
             raise ValueError("the model generated no audio frames")
         return self.audio.decode(frames)
+
+    def tts(self, text: str, prompt_wav: np.ndarray | None, prompt_sr: int, s: Sampling, *, prompt_seconds: float = 3.0,
+            max_seconds: float = 12.0, report: dict | None = None) -> np.ndarray:
+        """Speech for `text` in the voice of a prompt (its first `prompt_seconds` are used, as in training)."""
+        conds = self.conditions("tts", text=text, prompt=prompt_wav, prompt_sr=prompt_sr, prompt_seconds=prompt_seconds)
+        return self.generate("tts", conds, s, max_seconds=max_seconds, report=report)
+
+    def transform(self, task: str, wav: np.ndarray, sr: int, s: Sampling, *, enroll: np.ndarray | None = None,
+                  enroll_sr: int = 0, instruction: str | None = None, report: dict | None = None) -> np.ndarray:
+        """se / dereverb / tse / sound_edit: the input audio (tse: + an enrollment; sound_edit: + the
+        instruction) -> the audio, at most 1.5x the input's length + 1 s (the target is as long)."""
+        conds = self.conditions(task, wav=wav, sr=sr, prompt=enroll, prompt_sr=enroll_sr, text=instruction)
+        return self.generate(task, conds, s, max_seconds=max_length(task, len(wav) / sr), report=report)
+
+    def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0,
+                      report: dict | None = None) -> np.ndarray:
+        return self.generate(task, self.conditions(task, text=caption), s, max_seconds=max_seconds, report=report)
