@@ -165,3 +165,21 @@ def test_weights_draw_about_that_many_pairs(tmp_path, demo_root):
     wav = np.zeros(16000, np.float32)
     with pytest.raises(simulate.SimulationError, match="no noise"):
         simulate.render({"sim_task": "se", "sim_reject": "no_noise_source", "sim_detail": "no noise row"}, wav, 16000)
+
+
+def test_a_run_with_pairs_resumes_and_a_changed_simulation_is_refused(tmp_path, demo_root, ray_local):
+    """Resume sees the simulated input as part of the run (it is planned like the corpora); the
+    same output with other simulation settings, or without them, is refused naming the field."""
+    from uniaudio.pipeline.plan import PlanMismatch
+
+    out = tmp_path / "out"
+    sim = {"dereverb": {"per_item": 0.5}}
+    run(config(out, inputs(demo_root, sounds=False), simulate=sim), progress=False)
+    before = tar_state(out)
+    again = run(config(out, inputs(demo_root, sounds=False), simulate=sim), progress=False)
+    assert again["shards"]["written_this_run"] == 0 and tar_state(out) == before
+    with pytest.raises(PlanMismatch, match=r"simulate\.dereverb\.rt60"):
+        run(config(out, inputs(demo_root, sounds=False), simulate={"dereverb": {"per_item": 0.5, "rt60": [0.2, 0.4]}}),
+            progress=False)
+    with pytest.raises(PlanMismatch, match="simulate"):
+        run(config(out, inputs(demo_root, sounds=False)), progress=False)

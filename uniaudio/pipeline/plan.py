@@ -160,9 +160,12 @@ class PlanMismatch(RuntimeError):
 def check_resumable(cfg: PipelineConfig, out: str) -> None:
     """Refuse, before anything is loaded or written, a config that differs from the one an
     existing output was planned with; the message names each differing field."""
+    from .simulate import SIMULATED
+
     metas = plan_metas(out)
-    for spec in cfg.inputs:
-        meta_path = storage.join(out, "plan", f"{spec.prefix}.json")
+    names = [spec.prefix for spec in cfg.inputs] + ([SIMULATED] if cfg.simulate is not None else [])
+    for name in names:  # the simulated pairs are an input of the run too
+        meta_path = storage.join(out, "plan", f"{name}.json")
         if meta_path not in metas:
             continue
         meta = json.loads(storage.read_text(meta_path))
@@ -178,7 +181,7 @@ def check_resumable(cfg: PipelineConfig, out: str) -> None:
                 f"{out} was planned with a different configuration; differing fields (planned -> now):\n  "
                 + "\n  ".join(diff) + "\nResume with the same settings, or write to a new output folder (--out).")
     planned = {os.path.basename(m)[: -len(".json")] for m in metas}
-    extra = sorted(planned - {s.prefix for s in cfg.inputs})
+    extra = sorted(planned - set(names))
     if extra:
         raise PlanMismatch(f"{out} also holds input(s) {extra} that this config does not name; resume with the "
                            "same inputs, or write to a new output folder (--out).")
