@@ -4,14 +4,16 @@
 #   1. benchmarks/train_throughput.py on the 100M config, bf16, compiled, with --check
 #      (FLOPs vs FlopCounterMode; flex vs spans gradients): MFU side by side with a minimal loop;
 #   2. train that config on a sentence output for about TRAIN_S seconds (steps from stage 1's s/step);
-#   3. generate the tts test set from the checkpoint; the wavs come back in OUT/gen.tar, to be
-#      scored with `benchmark run --task tts --system DIR` on any machine.
+#   3. generate each audio task's test set the checkpoint learned (GEN_TASKS; the simulated se /
+#      dereverb / tse / sound_edit pairs when SENT held them); the wavs and why each generation
+#      stopped come back in OUT/gen.tar, scored with `benchmark run --task T --system DIR` anywhere.
 # Usage (repo root; wheels for packages the GPU image lacks in .whl/, see tools/device/README.md):
 #   SENT=.gpu/sent10h SUITE=.gpu/suite OUT=/tmp/out bash tools/device/lm_gpu.sh
 set -u
 OUT=${OUT:-/tmp/lm-gpu}; SENT=${SENT:-demo-data/sentences}; SUITE=${SUITE:-demo}
 CONFIG=${CONFIG:-configs/lm-100m.yaml}; DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE---compile}
 TRAIN_S=${TRAIN_S:-180}; BENCH_STEPS=${BENCH_STEPS:-30}; WORKERS=${WORKERS:-4}; LIMIT=${LIMIT:-12}
+GEN_TASKS=${GEN_TASKS:-"tts tta ttm se dereverb tse sound_edit"}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -31,8 +33,10 @@ timeout "${TRAIN_TIMEOUT:-360}" python3 -m uniaudio train lm "$CONFIG" --data "$
   > "$OUT/train.txt" 2>&1; echo "train exit $?" | tee -a "$OUT/train.txt"
 tail -3 "$OUT/train.txt"; cp /tmp/lm-run/log.jsonl "$OUT/log.jsonl" 2>/dev/null
 grep '"val"' "$OUT/log.jsonl" | tail -3
-echo "== 3. generate tts ($LIMIT items), $(( $(date +%s) - t0 ))s so far"
-timeout "${GEN_TIMEOUT:-150}" python3 -m uniaudio train generate --checkpoint /tmp/lm-run --task tts --suite "$SUITE" \
-  --out /tmp/lm-gen/lm-gpu --limit "$LIMIT" 2>&1 | grep -v "it/s\]" | tail -5
+for task in $GEN_TASKS; do  # a task the checkpoint did not learn is refused in one line and skipped
+  echo "== 3. generate $task ($LIMIT items), $(( $(date +%s) - t0 ))s so far"
+  timeout "${GEN_TIMEOUT:-150}" python3 -m uniaudio train generate --checkpoint /tmp/lm-run --task "$task" \
+    --suite "$SUITE" --out /tmp/lm-gen/lm-gpu --limit "$LIMIT" 2>&1 | grep -v "it/s\]" | tail -3
+done
 tar -cf "$OUT/gen.tar" -C /tmp/lm-gen . 2>/dev/null
 echo "== done in $(( $(date +%s) - t0 ))s"
