@@ -68,8 +68,9 @@ def token_out(tmp_path_factory, demo_root, ray_local):
               {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")}]
     # + the engine's simulated pairs (half of the items each): se, dereverb, tse, sound_edit sentences
     simulate = {t: {"per_item": 0.5} for t in ("se", "dereverb", "tse", "sound_edit")}
+    # + prosody measures of the speech (their bands make instruct_tts sentences)
     run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
-                        shard={"max_samples": 6}, simulate=simulate), progress=False)  # ~14 token tars
+                        shard={"max_samples": 6}, simulate=simulate, measure=["prosody"]), progress=False)
     return out
 
 

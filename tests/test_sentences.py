@@ -54,9 +54,14 @@ def all_sequences(out: Path):
 
 @pytest.mark.slow
 def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, token_out):
+    from uniaudio.prosody import PITCH_BANDS_HZ, instruction
+
     out, report = sent_out
     rows, codes = source_rows(token_out), source_codes(token_out)
     frame_rate = report["tokenizer"]["frame_rate"]
+    measures = {r["id"]: json.loads(r["measures"]) for r in pq.read_table(token_out / "index.parquet").to_pylist()
+                if r["measures"]}
+    assert measures and all("f0_hz" in m for m in measures.values())
     seen_tasks = set()
     for meta, seqs in all_sequences(out):
         assert meta["rows"] <= meta["context"] == 2048
@@ -68,7 +73,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 if "codes" in g:
                     a, b = g["frames"]
                     assert np.array_equal(g["codes"], codes[g["id"]][:, a:b])
-                elif s["task"] == "sound_edit":
+                elif (s["task"], g["modality"]) in (("sound_edit", "text"), ("instruct_tts", "caption")):
                     pass  # the instruction, checked below
                 elif g["modality"] == "caption":
                     caps = src["extra"].get("captions") or [src["caption"]]
@@ -94,6 +99,13 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert all(g["id"] == clip["id"] for g in segs)
             if s["task"] == "asr":
                 assert [g["modality"] for g in segs] == ["audio", "text"]
+            if s["task"] == "instruct_tts":  # the instruction says the bands the engine measured on the target
+                instr, text, target = segs
+                m = measures[target["id"]]
+                assert [g["modality"] for g in segs] == ["caption", "text", "audio"]
+                assert instr["id"] == text["id"] == target["id"] and m["pitch"] and m["rate"]
+                assert instr["text"] == instruction({"pitch": m["pitch"], "rate": m["rate"]})
+                assert PITCH_BANDS_HZ[m["pitch"]][0] <= m["f0_hz"] < PITCH_BANDS_HZ[m["pitch"]][1]
             if s["task"] == "sound_edit":  # add: clip, instruction -> mixture; remove: the reverse
                 first, instr, last = segs
                 mixed = first if "sim_task" in rows[first["id"]]["extra"] else last
@@ -120,7 +132,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
             if s["task"] == "se":
                 assert rows[made["noise_id"]]["domain"] in ("sound", "music")
     assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse",
-                          "sound_edit"}
+                          "sound_edit", "instruct_tts"}
     assert verify(out)["problems"] == []
 
 
@@ -152,7 +164,7 @@ def test_fill_report_and_padding_baseline(sent_out):
     assert r["sequences"] + r["left_out"] == r["sequences_planned"] + r["left_out_by_reason"].get("no_prompt", 0) \
         + r["left_out_by_reason"].get("empty_transcript", 0) + r["left_out_by_reason"].get("no_caption", 0)
     assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text", "noisy_of",
-                                   "reverberant_of", "mixture_of", "event_edit"}
+                                   "reverberant_of", "mixture_of", "event_edit", "measured_style"}
     assert abs(sum(r["modality_share"].values()) - 1) < 1e-3 and r["peak_rss_mb"]["driver"] > 0
     seqs = pq.read_table(out / "sequences.parquet").to_pylist()
     assert len(seqs) == r["sequences"] and len({s["seq"] for s in seqs}) == len(seqs)

@@ -1,7 +1,8 @@
-"""Paired data simulated by the data engine (issue 41): noisy, reverberant and two-speaker speech
-derived from the inputs, recorded per item, rendered identically on a rerun, held-out kept apart,
-and every item that cannot be made rejected with its reason. FLAC shards here, so the audio can
-be checked against what each row records; the tokenized line is covered by the sentence tests."""
+"""Training data the data engine derives (issue 41): simulated pairs (noisy, reverberant and
+two-speaker speech, sound edits) recorded per item, rendered identically on a rerun, held-out kept
+apart, every item that cannot be made rejected with its reason; and per-item prosody measures
+(instruct_tts instructions). FLAC shards here, so the audio can be checked against what each row
+records; the tokenized line is covered by the sentence tests."""
 
 import io
 import json
@@ -183,3 +184,30 @@ def test_a_run_with_pairs_resumes_and_a_changed_simulation_is_refused(tmp_path, 
             progress=False)
     with pytest.raises(PlanMismatch, match="simulate"):
         run(config(out, inputs(demo_root, sounds=False)), progress=False)
+
+
+def test_prosody_measures_land_in_the_samples_and_the_index(tmp_path, demo_root, ray_local):
+    """`measure: [prosody]`: every speech item's F0, speech seconds, words/s and their bands in its
+    sample JSON and in index.parquet (the same numbers uniaudio.prosody gives on the decoded audio);
+    the measured output resumes, and the same output without the measure is refused naming it."""
+    from uniaudio import prosody
+    from uniaudio.pipeline.plan import PlanMismatch
+
+    out = tmp_path / "out"
+    cfg = config(out, inputs(demo_root, sounds=False), measure=["prosody"], shard={"max_samples": 16})
+    run(cfg, progress=False)
+    index = pq.read_table(out / "index.parquet").to_pylist()
+    rows, wavs = plan_rows(out), flac_audio(out)
+    assert index and all(r["measures"] for r in index)
+    for r in index[:6]:
+        m = json.loads(r["measures"])
+        f0 = prosody.median_f0(wavs[r["id"]].astype(np.float32), 16000)
+        assert m["f0_hz"] == pytest.approx(f0, rel=0.02) and m["pitch"] == prosody.band("pitch", m["f0_hz"])
+        words = len(rows[r["id"]]["text"].split())
+        assert m["words_per_s"] == pytest.approx(words / m["speech_s"], rel=1e-3) and m["rate"] in prosody.RATE_BANDS_WPS
+    sample = next(json.loads(mm["json"]) for t in sorted((out / "shards").glob("*.tar")) for _, mm in read_tar(t))
+    assert sample["measures"] == json.loads(next(r for r in index if r["id"] == sample["id"])["measures"])
+    assert run(cfg, progress=False)["shards"]["written_this_run"] == 0
+    with pytest.raises(PlanMismatch, match="measure"):
+        run(config(out, inputs(demo_root, sounds=False), shard={"max_samples": 16}), progress=False)
+    assert prosody.measure(np.zeros(16000, np.float32), 16000, "a b")["prosody_error"].startswith("no voiced")

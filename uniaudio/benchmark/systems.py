@@ -373,11 +373,14 @@ class LMCheckpoint(System):
             return self.generator.conditions(t, text=r["text"], prompt=wav, prompt_sr=sr), 0.0
         if t in ("tta", "ttm"):
             return self.generator.conditions(t, text=r["caption"]), 0.0
+        if t == "instruct_tts":
+            return self.generator.conditions(t, text=r["text"], instruction=row_value(r, "extra:instruction")), 0.0
         wav, sr = audio.load(row_value(r, task.input))  # noisy / reverberant / mixture / sound to edit
         enroll = row_value(r, "extra:enroll_path") if t == "tse" else None
         ewav, esr = audio.load(enroll) if enroll else (None, 0)
-        text = row_value(r, "extra:instruction") if t == "sound_edit" else None
-        return self.generator.conditions(t, wav=wav, sr=sr, prompt=ewav, prompt_sr=esr, text=text), len(wav) / sr
+        instruction = row_value(r, "extra:instruction") if t == "sound_edit" else None
+        return self.generator.conditions(t, wav=wav, sr=sr, prompt=ewav, prompt_sr=esr, instruction=instruction), \
+            len(wav) / sr
 
     def see_test_set(self, task, rows: list[dict]) -> None:
         """The whole test set (the runner calls this before produce, which may get only the items a

@@ -89,9 +89,10 @@ def train_lm(config: Path, steps: int | None, out: str | None, data: str | None)
 @train.command("generate")
 @click.option("--checkpoint", "ckpt", required=True, help="`train lm` out folder or its model.pt.")
 @click.option("--task", "task_name", required=True,
-              type=click.Choice(["tts", "tta", "ttm", "se", "dereverb", "tse", "sound_edit", "asr", "caption"]),
-              help="asr and caption: multi-stream checkpoints only; se, dereverb, tse, sound_edit: checkpoints "
-                   "whose sentences held the engine's simulated pairs.")
+              type=click.Choice(["tts", "instruct_tts", "tta", "ttm", "se", "dereverb", "tse", "sound_edit", "asr",
+                                 "caption"]),
+              help="asr and caption: multi-stream checkpoints only; se, dereverb, tse, sound_edit, instruct_tts: "
+                   "checkpoints whose sentences held the engine's simulated pairs / measured styles.")
 @click.option("--suite", default="demo", show_default=True, help="'demo' or a folder of {task}.parquet test sets.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where suites are built/cached (default: $UNIAUDIO_BENCHMARK_DATA or ~/.cache/uniaudio/benchmark).")

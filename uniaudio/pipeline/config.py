@@ -14,6 +14,8 @@ from .cluster import RaySpec
 from .recipes import RECIPES
 from .simulate import SIMULATED, SimulateSpec
 
+MEASURES = ("prosody",)
+
 
 @dataclass
 class InputSpec:
@@ -83,6 +85,9 @@ class PipelineConfig:
     ray: RaySpec = field(default_factory=RaySpec)
     # paired data derived from the inputs (noisy / reverberant / two-speaker speech): simulate.py
     simulate: SimulateSpec | None = None
+    # per-item measurements written into each sample's JSON and index.parquet's `measures`
+    # ("prosody": median F0, speaking rate and their bands, uniaudio/prosody.py; speech rows only)
+    measure: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if not self.inputs:
@@ -96,6 +101,9 @@ class PipelineConfig:
                                                "name that input otherwise")
         if self.sample_rate <= 0:
             raise ConfigError("sample_rate", "must be > 0")
+        unknown = sorted(set(self.measure) - set(MEASURES))
+        if unknown:
+            raise ConfigError("measure", f"unknown measure(s) {unknown}; known: {', '.join(MEASURES)}")
         if self.tokenizer != "none":
             from ..tokenize import REGISTRY
             if self.tokenizer not in REGISTRY:
@@ -111,8 +119,9 @@ class PipelineConfig:
         d = to_dict(self)
         for k in ("ray", "output", "inputs"):
             d.pop(k)
-        if d.get("simulate") is None:  # plans made before simulation keep their fingerprint
-            d.pop("simulate", None)
+        for key in ("simulate", "measure"):  # plans made before these options keep their fingerprint
+            if not d.get(key):
+                d.pop(key, None)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
                         "root": (i.root if storage.is_uri(i.root) else str(Path(i.root).resolve()))
                         if i.root else None,
@@ -128,4 +137,5 @@ class PipelineConfig:
         d.pop("ray")
         d.pop("output")
         d.pop("simulate", None)
+        d.pop("measure", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -28,6 +28,7 @@ from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_s
 INDEX_SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("id", pa.string()), ("corpus", pa.string()),
     ("domain", pa.string()), ("frames", pa.int64()), ("seconds", pa.float64()), ("sha256", pa.string()),
+    ("measures", pa.string()),  # JSON of the `measure:` step's values (null without it, or from older runs)
 ])
 
 
@@ -110,7 +111,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
             else:
                 tasks.append({"prefix": plan.prefix, "shard": shard, "name": plan.shard_name(shard), "out": out,
                               "plan_path": where[0], "row_group": where[1],
-                              "sample_rate": sample_rate, "filters": filters, "tokenizer": cfg.tokenizer,
+                              "sample_rate": sample_rate, "filters": filters, "measure": list(cfg.measure),
+                              "tokenizer": cfg.tokenizer,
                               "tokenizer_options": cfg.tokenizer_options})
 
     done_seconds = 0.0

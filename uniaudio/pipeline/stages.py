@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 
-from .. import audio, storage
+from .. import audio, prosody, storage
 from .member_spans import MemberSpans, read_order
 from .plan import reject_row
 from .shards import sample_key, unchanged, write_tar
@@ -61,7 +61,8 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         except audio.AudioError as e:
             rejects.append((i, reject_row(row, e.reason, e.detail, row["duration"], "decode")))
             continue
-        if row.get("extra") and '"sim_task"' in row["extra"]:  # a derived pair: rendered from its sources
+        derived = bool(row.get("extra")) and '"sim_task"' in row["extra"]
+        if derived:  # a simulated pair: rendered from its sources
             try:
                 wav = render(json.loads(row["extra"]), wav, sr)
             except SimulationError as e:
@@ -72,6 +73,8 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
             rejects.append((i, reject_row(row, bad[0], bad[1], len(wav) / sr, "filter")))
             continue
         done[i] = {"row": row, "wav": wav}
+        if "prosody" in task.get("measure", ()) and row["domain"] == "speech" and not derived:
+            done[i]["measures"] = prosody.measure(wav, sr, row.get("text"))
     return [done[i] for i in sorted(done)], [r for _, r in sorted(rejects, key=lambda x: x[0])]
 
 
@@ -94,7 +97,8 @@ def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict
         if isinstance(c, Exception):
             rejects.append(reject_row(it["row"], "tokenizer_error", str(c), len(it["wav"]) / sr, "tokenize"))
             continue
-        out.append({"row": it["row"], "codes": np.asarray(c, dtype=np.int16), "seconds": len(it["wav"]) / sr})
+        out.append({"row": it["row"], "codes": np.asarray(c, dtype=np.int16), "seconds": len(it["wav"]) / sr,
+                    "measures": it.get("measures")})
     return out
 
 
@@ -186,12 +190,15 @@ def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | 
             members = {"flac": audio.encode_flac(wav, row["sample_rate"])}
             meta["tokenizer"] = {"name": "none", "sample_rate": row["sample_rate"]}
         meta.update(decoded_seconds=seconds, frames=frames, key=key)
+        if it.get("measures") is not None:
+            meta["measures"] = it["measures"]
         members["json"] = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()
         if r.get("text"):
             members["txt"] = r["text"].encode()
         samples.append((key, members))
         index.append({"key": key, "id": r["id"], "corpus": r["corpus"], "domain": r["domain"],
-                      "frames": frames, "seconds": seconds})
+                      "frames": frames, "seconds": seconds,
+                      "measures": json.dumps(it["measures"], sort_keys=True) if it.get("measures") else None})
     record = {"shard": row["shard"], "name": row["name"], "prefix": row["prefix"], "tar": None, "sha256": None,
               "bytes": 0, "samples": index, "rejects": rejects, "started": row.get("started"), "finished": time.time(),
               "node": _node_id(), "pid": os.getpid()}

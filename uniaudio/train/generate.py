@@ -35,12 +35,14 @@ from .model import ModelConfig, make_model
 
 # condition audio (+ an enrollment or an instruction) -> target audio: the engine's simulated pairs
 AUDIO_TO_AUDIO = ("se", "dereverb", "tse", "sound_edit")
+LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts",)  # served only by checkpoints whose sentences held them
 
 
 def max_length(task: str, input_seconds: float = 0.0) -> float:
-    """Seconds a task's generated audio may run (its segment-ending rule's maximum): tts 12 s, tta
-    5 s, ttm 10 s; audio-to-audio tasks 1.5x their input + 1 s (their target is as long as it)."""
-    fixed = {"tts": 12.0, "tta": 5.0, "ttm": 10.0}
+    """Seconds a task's generated audio may run (its segment-ending rule's maximum): tts and
+    instruct_tts 12 s, tta 5 s, ttm 10 s; audio-to-audio tasks 1.5x their input + 1 s (their target
+    is as long as it)."""
+    fixed = {"tts": 12.0, "instruct_tts": 12.0, "tta": 5.0, "ttm": 10.0}
     return fixed[task] if task in fixed else 1.5 * input_seconds + 1.0
 
 
@@ -95,8 +97,8 @@ class LMGenerator:
         self.tasks = ("tts", "tta", "ttm")
         if cfg.kind == "multistream":
             self.tasks += ("asr", "caption") + (("mmlu",) if cfg.llm_vocab else ())
-        # audio -> audio tasks only when its sentences held them (checkpoints from before: none)
-        self.tasks += tuple(t for t in AUDIO_TO_AUDIO if t in ck.get("trained_tasks", ()))
+        # tasks from the engine's pairs and measures only when its sentences held them (older: none)
+        self.tasks += tuple(t for t in LEARNED_ONLY if t in ck.get("trained_tasks", ()))
         self.model = make_model(cfg, self.vocab).to(self.device).eval()
         self.model.load_state_dict(ck["model"])
         self.bpe = BPETokenizer(Tokenizer.from_str(ck["text_tokenizer"]))
@@ -258,15 +260,21 @@ class LMGenerator:
             raise ValueError("empty text")
         return ids
 
-    def conditions(self, task: str, *, text: str | None = None, wav: np.ndarray | None = None, sr: int = 0,
-                   prompt: np.ndarray | None = None, prompt_sr: int = 0, prompt_seconds: float = 3.0) -> list:
+    def conditions(self, task: str, *, text: str | None = None, instruction: str | None = None,
+                   wav: np.ndarray | None = None, sr: int = 0, prompt: np.ndarray | None = None, prompt_sr: int = 0,
+                   prompt_seconds: float = 3.0) -> list:
         """The condition segments of one audio-out item, as the sentence stage lays them out:
-        tts: text (+ the first `prompt_seconds` of a prompt of the voice); tta / ttm: caption;
-        se / dereverb: the input audio; tse: + the enrollment's first `prompt_seconds`;
-        sound_edit: the input sound + the instruction (`text`)."""
+        tts: text (+ the first `prompt_seconds` of a prompt of the voice); instruct_tts: the
+        instruction (a caption segment) + text; tta / ttm: caption (`text`); se / dereverb: the
+        input audio; tse: + the enrollment's first `prompt_seconds`; sound_edit: the input sound +
+        the instruction."""
         def cut(x, x_sr):
             return self.audio.encode(x, x_sr)[:, : int(round(prompt_seconds * self.audio.frame_rate))]
 
+        if task == "instruct_tts":
+            if not (text or "").strip() or not (instruction or "").strip():
+                raise ValueError("instruct_tts needs a text and an instruction")
+            return [("caption", "text", self.text_ids(instruction.strip())), ("text", "text", self.text_ids(text.strip()))]
         if task in ("tts", "tta", "ttm"):
             if not (text or "").strip():
                 raise ValueError(f"{task} needs a text")
@@ -282,9 +290,9 @@ class LMGenerator:
                 raise ValueError("tse needs an enrollment of the target speaker")
             segs.append(("prompt", "audio", cut(prompt, prompt_sr)))
         if task == "sound_edit":
-            if not (text or "").strip():
+            if not (instruction or "").strip():
                 raise ValueError("sound_edit needs an instruction")
-            segs.append(("text", "text", self.text_ids(text.strip())))
+            segs.append(("text", "text", self.text_ids(instruction.strip())))
         return segs
 
     def solved(self, conditions: list, target: np.ndarray, sr: int) -> list:
@@ -314,7 +322,7 @@ class LMGenerator:
                   enroll_sr: int = 0, instruction: str | None = None, report: dict | None = None) -> np.ndarray:
         """se / dereverb / tse / sound_edit: the input audio (tse: + an enrollment; sound_edit: + the
         instruction) -> the audio, at most 1.5x the input's length + 1 s (the target is as long)."""
-        conds = self.conditions(task, wav=wav, sr=sr, prompt=enroll, prompt_sr=enroll_sr, text=instruction)
+        conds = self.conditions(task, wav=wav, sr=sr, prompt=enroll, prompt_sr=enroll_sr, instruction=instruction)
         return self.generate(task, conds, s, max_seconds=max_length(task, len(wav) / sr), report=report)
 
     def text_to_audio(self, task: str, caption: str, s: Sampling, *, max_seconds: float = 10.0,

@@ -1,9 +1,9 @@
 """Attribute agreement for instructed TTS: does the output have the pitch and speaking rate
-the instruction asked for? Measured from the audio: median F0 of the voiced frames (librosa's
-pYIN, 50-500 Hz) against the requested pitch band, and speaking rate (words of the requested
-text per second of speech, speech = the non-silent intervals at 35 dB below the peak, in
-frames of 1024 samples) against
-the requested rate band. The bands are part of the protocol and printed in the metric card;
+the instruction asked for? Measured from the audio (`uniaudio/prosody.py`, the same measures the
+data engine writes instructions from): median F0 of the voiced frames (librosa's pYIN, 50-500 Hz)
+against the requested pitch band, and speaking rate (words of the requested text per second of
+speech, speech = the non-silent intervals at 35 dB below the peak, in frames of 1024 samples)
+against the requested rate band. The bands are part of the protocol and printed in the metric card;
 an instruction that names an attribute or a value outside them is an error (NaN + reason)."""
 
 from __future__ import annotations
@@ -12,43 +12,25 @@ import numpy as np
 
 from .base import Metric, MetricError, SR, Value, per_item, register, versions
 
-PITCH_BANDS_HZ = {"low": (50.0, 120.0), "medium": (120.0, 200.0), "high": (200.0, 400.0)}
-# words per second depends on word length as well as tempo: the bands are wide, their edges
-# between the clusters measured on the demo texts (espeak-ng at 80 / 160 / 300 words per minute
-# reads 1.9-2.2 / 3.3-4.0 / 5.9-6.6 words per second of speech on the demo suite's sentences)
-RATE_BANDS_WPS = {"slow": (0.5, 2.7), "normal": (2.7, 4.9), "fast": (4.9, 9.0)}
-BANDS = {"pitch": PITCH_BANDS_HZ, "rate": RATE_BANDS_WPS}
-F0_RANGE_HZ = (50.0, 500.0)
-SILENCE_TOP_DB = 35.0
-SPLIT_FRAME, SPLIT_HOP = 1024, 256  # samples: an interval's edges are padded by half a frame (32 ms)
+from ...prosody import BANDS, PITCH_BANDS_HZ, RATE_BANDS_WPS, SILENCE_TOP_DB, SPLIT_FRAME, SPLIT_HOP, ProsodyError
+from ...prosody import median_f0 as _median_f0
+from ...prosody import speech_seconds as _speech_seconds
 
 
 def median_f0(wav: np.ndarray, sr: int = SR) -> float:
-    """Median F0 (Hz) over the frames pYIN calls voiced."""
-    import librosa
-
-    if len(wav) < 2048 or not np.any(wav):
-        raise MetricError("no voiced frames: the output is silent or too short")
-    f0, voiced, _ = librosa.pyin(np.asarray(wav, np.float32), fmin=F0_RANGE_HZ[0], fmax=F0_RANGE_HZ[1], sr=sr,
-                                 frame_length=1024)
-    f0 = f0[voiced & np.isfinite(f0)]
-    if len(f0) == 0:
-        raise MetricError("no voiced frames: the output is silent or unvoiced")
-    return float(np.median(f0))
+    """Median F0 (Hz) over the frames pYIN calls voiced (uniaudio.prosody)."""
+    try:
+        return _median_f0(wav, sr)
+    except ProsodyError as e:
+        raise MetricError(str(e).replace("audio", "output")) from None
 
 
 def speech_seconds(wav: np.ndarray, sr: int = SR) -> float:
-    """Seconds of the non-silent intervals (librosa.effects.split at SILENCE_TOP_DB)."""
-    import librosa
-
-    if not np.any(wav):
-        raise MetricError("silent output: no speech to time")
-    intervals = librosa.effects.split(np.asarray(wav, np.float32), top_db=SILENCE_TOP_DB, frame_length=SPLIT_FRAME,
-                                      hop_length=SPLIT_HOP)
-    seconds = float(sum(int(b) - int(a) for a, b in intervals)) / sr
-    if seconds <= 0:
-        raise MetricError("silent output: no speech to time")
-    return seconds
+    """Seconds of the non-silent intervals (uniaudio.prosody)."""
+    try:
+        return _speech_seconds(wav, sr)
+    except ProsodyError as e:
+        raise MetricError(str(e).replace("audio", "output")) from None
 
 
 def check_attributes(attrs) -> dict[str, str]:

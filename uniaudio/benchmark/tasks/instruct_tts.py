@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ... import audio
+from ...prosody import instruction
 from ...manifest import Record
 from .base import DemoSuite, Task, metric, output_file, register
 
@@ -14,21 +15,16 @@ from .base import DemoSuite, Task, metric, output_file, register
 # per minute), and the words of the instruction. Measured on espeak-ng 1.51: -p 30 -> ~88 Hz,
 # -p 90 -> ~155 Hz, +f3 -p 60 -> ~230 Hz median F0; -s 80 / 160 / 300 -> 1.9-2.2 / 3.3-4.0 / 5.9-6.6
 # words/s on the demo texts (the rate bands of metrics/prosody.py sit between).
-ESPEAK_PITCH = {"low": ("en-us", 30, "a low-pitched male"), "medium": ("en-us", 90, "a medium-pitched"),
-                "high": ("en-us+f3", 60, "a high-pitched female")}
-ESPEAK_RATE = {"slow": (80, "slowly"), "normal": (160, "at a normal pace"), "fast": (300, "quickly")}
-
-
-def instruction(attrs: dict[str, str]) -> str:
-    return f"Say it {ESPEAK_RATE[attrs['rate']][1]} in {ESPEAK_PITCH[attrs['pitch']][2]} voice."
+ESPEAK_PITCH = {"low": ("en-us", 30), "medium": ("en-us", 90), "high": ("en-us+f3", 60)}
+ESPEAK_RATE = {"slow": 80, "normal": 160, "fast": 300}
 
 
 def render_instructed(text: str, attrs: dict[str, str], dest: Path) -> Path:
     """The reference for an instruction: espeak-ng with the voice, pitch and rate it names."""
     from ...demo.tools import espeak
 
-    voice, pitch, _ = ESPEAK_PITCH[attrs["pitch"]]
-    wav, sr = espeak(text.lower(), voice, pitch=pitch, rate=ESPEAK_RATE[attrs["rate"]][0])
+    voice, pitch = ESPEAK_PITCH[attrs["pitch"]]
+    wav, sr = espeak(text.lower(), voice, pitch=pitch, rate=ESPEAK_RATE[attrs["rate"]])
     return audio.save(dest, wav, sr)
 
 

@@ -25,6 +25,9 @@ TASK_RELATION = {
     "dereverb": "reverberant_of",  # reverberant speech -> the dry utterance
     "tse": "mixture_of",        # mixture + 3 s enrollment from ANOTHER utterance of the target speaker -> target
     "sound_edit": "event_edit",  # clip + "Add this event: CAPTION." -> clip with the event, or the reverse
+    # the engine's measured style (`measure: [prosody]`): "Say it quickly in a high-pitched female
+    # voice." + transcript -> that utterance (the benchmark's instruct_tts wording and bands)
+    "instruct_tts": "measured_style",
 }
 LAYOUTS = ("uniaudio", "multistream")
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from ... import storage
 from ...files import iter_parquet, sha256_file, sql_literal
+from ...prosody import instruction
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
 from ..draws import copies, uniform
@@ -101,9 +102,11 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> P
     con.execute(f"SET temp_directory={sql_literal(work / 'duckdb.tmp')}")
     con.execute("SET preserve_insertion_order=false")
     plans = "[" + ", ".join(sql_literal(p) for p in plans) + "]"
+    # the engine's per-item measures (`measure:`), absent from outputs made without (or before) them
+    measures = "i.measures" if "measures" in pq.read_schema(index).names else "NULL::VARCHAR AS measures"
     con.execute(f"""
         COPY (
-          SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, p.corpus, p.domain, p.split,
+          SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, {measures}, p.corpus, p.domain, p.split,
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
                  p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
@@ -274,6 +277,13 @@ def _simulated(derived: list[dict], rows: list[dict], long_enough: list[dict], p
                   [_audio(d), _audio(p, "prompt", start, start + prompt_frames), _audio(target)], [2])
 
 
+def _style(r: dict) -> dict | None:
+    """The pitch and rate bands the engine measured for this utterance (`measure: [prosody]`), or
+    None: no instruction can be written without both."""
+    m = json.loads(r["measures"]) if r.get("measures") else {}
+    return {"pitch": m["pitch"], "rate": m["rate"]} if m.get("pitch") and m.get("rate") else None
+
+
 def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: SpecWriter) -> None:
     """Sequences of one speaker's utterances (sorted by chapter, id), and of the pairs the engine
     derived from them."""
@@ -294,6 +304,10 @@ def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: 
             w.add(f"asr:{r['id']}:{k}", "asr", r, [_audio(r), _text(r, text)], [1])
         for k in range(copies(tasks.get("text", 0), seed, "text", r["id"])):
             w.add(f"text:{r['id']}:{k}", "text", r, [_text(r, text)], [0])
+        style = _style(r)
+        for k in range(copies(tasks.get("instruct_tts", 0), seed, "instruct_tts", r["id"]) if style else 0):
+            w.add(f"instruct_tts:{r['id']}:{k}", "instruct_tts", r,
+                  [_text(r, instruction(style), "caption"), _text(r, text), _audio(r)], [2])
         n_tts = copies(tasks.get("tts", 0), seed, "tts", r["id"])
         own = position.get(r["id"])
         n_others = len(long_enough) - (own is not None)
