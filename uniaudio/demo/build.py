@@ -10,7 +10,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from . import music, sounds, speech
+from . import long_recordings, music, sounds, speech
 from .tools import require, soundfont, version
 
 
@@ -41,6 +41,10 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
                       disable=not progress):
             pass
 
+    # long recordings for the curation stages: the training speech joined with pauses
+    train = sorted((u for u in utts if not u.speaker.split.startswith("test")), key=lambda u: u.id)
+    noise = clips[0].path(ac_root) if clips else None
+    long = long_recordings.build(root, [(u.id, u.path(ls_root)) for u in train], noise, seed)
     summary = {
         "seed": seed,
         "scale": scale,
@@ -48,6 +52,7 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
             "librispeech": {"root": str(ls_root), "utterances": len(utts), "speakers": len({u.speaker.id for u in utts})},
             "audiocaps": {"root": str(ac_root), "clips": len(clips), "captions": sum(len(c.captions) for c in clips)},
             "musiccaps": {"root": str(mc_root), "clips": len(pieces)},
+            "long": long,
         },
         "tools": {"espeak-ng": version("espeak-ng"), "fluidsynth": version("fluidsynth"), "soundfont": soundfont()},
     }

@@ -12,6 +12,7 @@ from .. import storage
 from ..config import ConfigError, to_dict
 from .cluster import RaySpec
 from .recipes import RECIPES
+from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
 MEASURES = ("prosody",)
@@ -85,6 +86,8 @@ class PipelineConfig:
     ray: RaySpec = field(default_factory=RaySpec)
     # paired data derived from the inputs (noisy / reverberant / two-speaker speech): simulate.py
     simulate: SimulateSpec | None = None
+    # voice-activity segmentation of long recordings before planning: segment.py
+    segment: SegmentSpec | None = None
     # per-item measurements written into each sample's JSON and index.parquet's `measures`
     # ("prosody": median F0, speaking rate and their bands, uniaudio/prosody.py; speech rows only)
     measure: list[str] = field(default_factory=list)
@@ -119,7 +122,7 @@ class PipelineConfig:
         d = to_dict(self)
         for k in ("ray", "output", "inputs"):
             d.pop(k)
-        for key in ("simulate", "measure"):  # plans made before these options keep their fingerprint
+        for key in ("simulate", "measure", "segment"):  # plans made before these options keep their fingerprint
             if not d.get(key):
                 d.pop(key, None)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
@@ -136,6 +139,6 @@ class PipelineConfig:
         d = to_dict(self)
         d.pop("ray")
         d.pop("output")
-        d.pop("simulate", None)
-        d.pop("measure", None)
+        for key in ("simulate", "measure", "segment"):
+            d.pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .. import storage
 from ..files import iter_parquet
 from .cluster import cluster_map, data_context, init_ray
-from . import simulate
+from . import segment, simulate
 from .config import InputSpec, PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, build_manifest, check_resumable, plan_input
 from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
@@ -89,9 +89,18 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
     _status(progress, f"planning {len(cfg.inputs)} input(s) (ids and sizes only; an existing plan is read back)")
     map_fn = cluster_map(cfg.ray)  # big manifests: header reads and planning as Ray tasks
     inputs = list(cfg.inputs)
+    if cfg.segment is not None:  # long recordings -> speech segments, planned in place of the input's rows
+        for k, spec in enumerate(inputs):
+            _status(progress, f"{spec.prefix}: voice-activity segmentation of recordings over "
+                              f"{cfg.segment.longer_than:g} s")
+            path, summary = segment.build(cfg.segment, spec.prefix, build_manifest(spec, out, map_fn), out, map_fn)
+            _status(progress, f"{spec.prefix}: {summary['recordings']} recording(s), {summary['hours_in']} h -> "
+                              f"{summary['segments']} segment(s), {summary['hours_out']} h; rejected "
+                              f"{summary['rejected'] or 0}")
+            inputs[k] = InputSpec(manifest=path, name=spec.prefix)
     if cfg.simulate is not None:  # the derived pairs: one more input, planned and written like the others
         _status(progress, f"simulate: deriving {', '.join(cfg.simulate.enabled())} pairs from the inputs' manifests")
-        path, summary = simulate.build(cfg.simulate, [build_manifest(s, out, map_fn) for s in cfg.inputs], out)
+        path, summary = simulate.build(cfg.simulate, [build_manifest(s, out, map_fn) for s in inputs], out)
         _status(progress, "simulate: " + ", ".join(f"{t} {c['pairs']} pairs ({c['unpaired']} unpaired)"
                                                    for t, c in summary["tasks"].items()))
         inputs.append(InputSpec(manifest=path, name=simulate.SIMULATED))

@@ -55,6 +55,10 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
     spans = MemberSpans([rows[i]["path"] for i in order])
     for i in order:
         row = rows[i]
+        if row.get("extra") and '"seg_reject"' in row["extra"]:  # a recording segmentation found unusable
+            e = json.loads(row["extra"])
+            rejects.append((i, reject_row(row, e["seg_reject"], e.get("seg_detail", ""), row["duration"], "segment")))
+            continue
         try:
             wav, _ = audio.load(row["path"], sr, offset=row["offset"] or 0.0, duration=row["duration"],
                                 data=spans.read(row["path"]))
