@@ -69,3 +69,38 @@ def test_long_recordings_are_cut_at_their_pauses_and_silence_is_rejected(tmp_pat
     assert run(config(out, [{"recipe": "folder", "root": str(long), "name": "long"}], segment={},
                       shard={"max_samples": 16}), progress=False)["shards"]["written_this_run"] == 0
     assert tar_state(out) == before
+
+
+@pytest.mark.slow
+def test_quality_measure_and_filter_on_segments(tmp_path, demo_root, ray_local):
+    """`measure: [dnsmos]` puts each segment's DNSMOS in index.parquet; `filters.min_dnsmos` rejects
+    the segments under it (stage quality, the value in the detail) and keeps the rest. The floor is
+    set between the scores the scorer gives the same segments here."""
+    from uniaudio import audio
+    from uniaudio.dnsmos import DNSMOSScorer
+    from uniaudio.pipeline.segment import speech_regions
+
+    long = demo_root / "long"
+    spec, scorer, direct = SegmentSpec(), DNSMOSScorer(), {}
+    for f in sorted(long.glob("long-0*.wav")):
+        wav, _ = audio.load(f, 16000)
+        for a, b in plan_segments(speech_regions(wav, spec), len(wav) / 16000, spec)[0]:
+            direct[f"{f.stem}_{int(round(a * 1000)):08d}"] = wav[int(round(a * 16000)):int(round(b * 16000))]
+    scores = dict(zip(direct, (r["dnsmos_ovrl"] for r in scorer.score(list(direct.values())))))
+    v = sorted(scores.values())  # the floor in the widest gap of the middle half: no score sits near it
+    j = max(range(len(v) // 4, 3 * len(v) // 4), key=lambda i: v[i + 1] - v[i])
+    floor = (v[j] + v[j + 1]) / 2
+    assert v[j + 1] - v[j] > 0.04
+    out = tmp_path / "out"
+    report = run(config(out, [{"recipe": "folder", "root": str(long), "name": "long"}], segment={},
+                        measure=["dnsmos"], filters={"min_dnsmos": floor}, shard={"max_samples": 16}), progress=False)
+    low = {k for k, v in scores.items() if v < floor}
+    why = rejects(out)
+    assert low and {k for k, r in why.items() if r == "low_quality"} == low
+    assert report["rejects_by_reason"]["low_quality"] == len(low)
+    kept = {r["id"]: json.loads(r["measures"]) for r in pq.read_table(out / "index.parquet").to_pylist()}
+    assert set(kept) == set(scores) - low
+    for k, m in kept.items():  # the shard's batch scored what the scorer scores alone (16-bit source)
+        assert m["dnsmos_ovrl"] == pytest.approx(scores[k], abs=0.02) and m["dnsmos_ovrl"] >= floor
+    with pytest.raises(ConfigError, match="filters.min_dnsmos.*add `dnsmos` to `measure`"):
+        config(out, [{"recipe": "folder", "root": str(long)}], filters={"min_dnsmos": 3.0})

@@ -15,7 +15,7 @@ from .recipes import RECIPES
 from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
-MEASURES = ("prosody",)
+MEASURES = ("prosody", "dnsmos")
 
 
 @dataclass
@@ -54,8 +54,11 @@ class Filters:
     max_duration: float = 60.0
     silence_dbfs: float = -60.0  # whole-file RMS below this is "silent"
     max_clipped_fraction: float = 0.01  # share of samples at full scale
+    min_dnsmos: float | None = None  # quality: DNSMOS OVRL below this is a reject (needs measure: [dnsmos])
 
     def validate(self) -> None:
+        if self.min_dnsmos is not None and not 1.0 <= self.min_dnsmos <= 5.0:
+            raise ConfigError("filters.min_dnsmos", f"a MOS in [1, 5], got {self.min_dnsmos}")
         if not 0 <= self.min_duration < self.max_duration:
             raise ConfigError("filters.min_duration", "need 0 <= min_duration < max_duration")
         if not 0 <= self.max_clipped_fraction <= 1:
@@ -89,7 +92,8 @@ class PipelineConfig:
     # voice-activity segmentation of long recordings before planning: segment.py
     segment: SegmentSpec | None = None
     # per-item measurements written into each sample's JSON and index.parquet's `measures`
-    # ("prosody": median F0, speaking rate and their bands, uniaudio/prosody.py; speech rows only)
+    # ("prosody": median F0, speaking rate and their bands, uniaudio/prosody.py; "dnsmos": DNSMOS
+    # SIG/BAK/OVRL/P.808, uniaudio/dnsmos.py, the quality filter's measure; speech rows only)
     measure: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -107,6 +111,8 @@ class PipelineConfig:
         unknown = sorted(set(self.measure) - set(MEASURES))
         if unknown:
             raise ConfigError("measure", f"unknown measure(s) {unknown}; known: {', '.join(MEASURES)}")
+        if self.filters.min_dnsmos is not None and "dnsmos" not in self.measure:
+            raise ConfigError("filters.min_dnsmos", "filters by the DNSMOS measure: add `dnsmos` to `measure`")
         if self.tokenizer != "none":
             from ..tokenize import REGISTRY
             if self.tokenizer not in REGISTRY:
@@ -125,6 +131,8 @@ class PipelineConfig:
         for key in ("simulate", "measure", "segment"):  # plans made before these options keep their fingerprint
             if not d.get(key):
                 d.pop(key, None)
+        if d["filters"].get("min_dnsmos") is None:
+            d["filters"].pop("min_dnsmos", None)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
                         "root": (i.root if storage.is_uri(i.root) else str(Path(i.root).resolve()))
                         if i.root else None,
@@ -141,4 +149,6 @@ class PipelineConfig:
         d.pop("output")
         for key in ("simulate", "measure", "segment"):
             d.pop(key, None)
+        if d["filters"].get("min_dnsmos") is None:
+            d["filters"].pop("min_dnsmos", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -111,30 +111,33 @@ def segment_batch(rows: list[dict], spec_dict: dict) -> list[dict]:
     (segments, or the recording marked `seg_reject` with the reason)."""
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one CPU per Ray task (restored: a serial map runs this in the driver)
+    try:
+        return [seg for r in rows for seg in _segment_one(r, SegmentSpec(**spec_dict))]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _segment_one(r: dict, spec: SegmentSpec) -> list[dict]:
     from .. import audio
 
-    torch.set_num_threads(1)  # one CPU per Ray task
-    spec = SegmentSpec(**spec_dict)
-    out = []
-    for r in rows:
-        rec = Record.from_row(r)
-        try:
-            wav, _ = audio.load(rec.path, VAD_RATE, offset=rec.offset, duration=rec.duration)
-        except audio.AudioError as e:
-            out.append(_rejected(rec, e.reason, e.detail))
-            continue
-        total = len(wav) / VAD_RATE
-        segs, dropped = plan_segments(speech_regions(wav, spec), total, spec)
-        if not segs:
-            why = "no speech found" if not dropped else f"{dropped} speech region(s), all under {spec.min_seconds} s"
-            out.append(_rejected(rec, "no_speech", f"{why} in {total:.1f} s"))
-            continue
-        for a, b in segs:
-            out.append(Record(**{**rec.__dict__, "id": f"{rec.id}_{int(round(a * 1000)):08d}",
-                                 "offset": (rec.offset or 0.0) + a, "duration": round(b - a, 3),
-                                 "speaker": rec.speaker or rec.id,
-                                 "extra": {**rec.extra, "segment_of": rec.id, "span": [a, b],
-                                           "segments_dropped": dropped}}).to_row())
+    rec, out = Record.from_row(r), []
+    try:
+        wav, _ = audio.load(rec.path, VAD_RATE, offset=rec.offset, duration=rec.duration)
+    except audio.AudioError as e:
+        return [_rejected(rec, e.reason, e.detail)]
+    total = len(wav) / VAD_RATE
+    segs, dropped = plan_segments(speech_regions(wav, spec), total, spec)
+    if not segs:
+        why = "no speech found" if not dropped else f"{dropped} speech region(s), all under {spec.min_seconds} s"
+        return [_rejected(rec, "no_speech", f"{why} in {total:.1f} s")]
+    for a, b in segs:
+        out.append(Record(**{**rec.__dict__, "id": f"{rec.id}_{int(round(a * 1000)):08d}",
+                             "offset": (rec.offset or 0.0) + a, "duration": round(b - a, 3),
+                             "speaker": rec.speaker or rec.id,
+                             "extra": {**rec.extra, "segment_of": rec.id, "span": [a, b],
+                                       "segments_dropped": dropped}}).to_row())
     return out
 
 

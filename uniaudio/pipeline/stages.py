@@ -79,7 +79,38 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         done[i] = {"row": row, "wav": wav}
         if "prosody" in task.get("measure", ()) and row["domain"] == "speech" and not derived:
             done[i]["measures"] = prosody.measure(wav, sr, row.get("text"))
+    if "dnsmos" in task.get("measure", ()):
+        _quality(done, rejects, task, sr)
     return [done[i] for i in sorted(done)], [r for _, r in sorted(rejects, key=lambda x: x[0])]
+
+
+_DNSMOS: list = []
+
+
+def _quality(done: dict, rejects: list, task: dict, sr: int) -> None:
+    """DNSMOS of the shard's speech items in one batch (`measure: [dnsmos]`), into their measures;
+    with `filters.min_dnsmos` an item whose OVRL is below it is a reject (stage `quality`, the
+    value in the detail). An item DNSMOS cannot score (under 0.5 s) keeps the reason and stays."""
+    from .. import dnsmos
+
+    todo = [i for i, it in done.items() if it["row"]["domain"] == "speech"  # not the simulated (noisy) pairs
+            and '"sim_task"' not in (it["row"].get("extra") or "")]
+    if not todo:
+        return
+    if not _DNSMOS:  # one scorer per worker process (its ONNX sessions load once)
+        _DNSMOS.append(dnsmos.DNSMOSScorer())
+    wavs = [done[i]["wav"] if sr == dnsmos.SR else audio.resample(done[i]["wav"], sr, dnsmos.SR) for i in todo]
+    floor = task["filters"].get("min_dnsmos")
+    for i, res in zip(todo, _DNSMOS[0].score(wavs)):
+        m = done[i].setdefault("measures", {})
+        if isinstance(res, Exception):
+            m["dnsmos_error"] = str(res)
+            continue
+        m.update({k: round(v, 4) for k, v in res.items()})
+        if floor is not None and res["dnsmos_ovrl"] < floor:
+            row = done.pop(i)["row"]
+            rejects.append((i, reject_row(row, "low_quality", f"DNSMOS OVRL {res['dnsmos_ovrl']:.2f} < {floor}",
+                                          len(wavs[todo.index(i)]) / dnsmos.SR, "quality")))
 
 
 def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict]:
