@@ -10,7 +10,7 @@ def save_tiny_whisper(path, multilingual: bool):
     from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
                               WhisperProcessor, WhisperTokenizerFast)
 
-    from uniaudio.benchmark.transcribers import packaged_tiny_en
+    from uniaudio.transcribers import packaged_tiny_en
 
     eot = "<|endoftext|>"
     tok = WhisperTokenizerFast(tokenizer_file=f"{packaged_tiny_en()}/tokenizer.json", bos_token=eot, eos_token=eot,
@@ -39,7 +39,7 @@ def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual):
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from uniaudio.benchmark.transcribers import load
+    from uniaudio.transcribers import load
 
     path = save_tiny_whisper(tmp_path / "w", multilingual)
     wavs = [np.zeros(16000, np.float32), (np.random.default_rng(0).standard_normal(12000) * 0.1).astype(np.float32)]
@@ -69,7 +69,7 @@ def test_faster_whisper_decodes_the_same_audio_the_same_way(demo_root):
     temperatures 0.2 .. 1.0 with an unseeded sampler, and one demo utterance got three
     transcripts in six calls. Decoding is greedy-beam at temperature 0 and says so in the card."""
     from uniaudio import audio
-    from uniaudio.benchmark.transcribers import FasterWhisper
+    from uniaudio.transcribers import FasterWhisper
 
     asr = FasterWhisper()
     assert asr.decoding["temperature"] == 0.0

@@ -104,3 +104,41 @@ def test_quality_measure_and_filter_on_segments(tmp_path, demo_root, ray_local):
         assert m["dnsmos_ovrl"] == pytest.approx(scores[k], abs=0.02) and m["dnsmos_ovrl"] >= floor
     with pytest.raises(ConfigError, match="filters.min_dnsmos.*add `dnsmos` to `measure`"):
         config(out, [{"recipe": "folder", "root": str(long)}], filters={"min_dnsmos": 3.0})
+
+
+@pytest.mark.slow
+def test_segments_get_transcripts_and_a_speaking_rate_filter(tmp_path, demo_root, ray_local):
+    """`measure: [asr, prosody]` on segments without a transcript: Whisper tiny.en's text (close to
+    what the demo said in them), the model named per row, words/s from it; `filters.speech_rate`
+    rejects exactly the segments whose measured rate lies outside the bounds."""
+    import jiwer
+
+    long = demo_root / "long"
+    truth = json.loads((long / "spans.json").read_text())
+    said = {}
+    for trans in (demo_root / "LibriSpeech").rglob("*.trans.txt"):
+        for line in trans.read_text().splitlines():
+            uid, text = line.split(" ", 1)
+            said[uid] = text.lower()
+    inp = [{"recipe": "folder", "root": str(long), "name": "long"}]
+    out = tmp_path / "all"
+    run(config(out, inp, segment={}, measure=["asr", "prosody"], shard={"max_samples": 16}), progress=False)
+    rows = pq.read_table(out / "index.parquet").to_pylist()
+    index = {r["id"]: json.loads(r["measures"]) for r in rows}
+    refs, hyps = [], []
+    for r in rows:  # the reference: what the demo said in the utterances whose middle lies in the segment
+        m = index[r["id"]]
+        assert m["asr_model"].startswith("whisper tiny.en") and m["words_per_s"] > 0
+        rec, start = r["id"].rsplit("_", 1)
+        a, b = int(start) / 1000, int(start) / 1000 + r["seconds"]
+        refs.append(" ".join(said[u["id"]] for u in truth[rec]["utterances"] if a <= (u["start"] + u["end"]) / 2 <= b))
+        hyps.append(m["asr_text"].lower().replace(",", "").replace(".", ""))
+    assert jiwer.wer(refs, hyps) < 0.3  # tiny.en reads the demo's espeak speech at ~8% WER per utterance
+    rates = sorted(m["words_per_s"] for m in index.values())
+    hi = (rates[len(rates) // 2] + rates[len(rates) // 2 + 1]) / 2
+    out2 = tmp_path / "bounded"
+    report = run(config(out2, inp, segment={}, measure=["asr", "prosody"], filters={"speech_rate": [0.5, hi]},
+                        shard={"max_samples": 16}), progress=False)
+    fast = {u for u, m in index.items() if m["words_per_s"] > hi}
+    assert fast and {u for u, r in rejects(out2).items() if r == "speech_rate"} == fast
+    assert report["rejects_by_reason"]["speech_rate"] == len(fast)

@@ -84,7 +84,7 @@ class WhisperTiny(System):
     name, tasks = "whisper-tiny", ("asr",)
 
     def produce(self, task, rows, outdir):
-        from .transcribers import FasterWhisper
+        from ..transcribers import FasterWhisper
 
         asr = FasterWhisper()
 

