@@ -142,3 +142,27 @@ def test_segments_get_transcripts_and_a_speaking_rate_filter(tmp_path, demo_root
     fast = {u for u, m in index.items() if m["words_per_s"] > hi}
     assert fast and {u for u, r in rejects(out2).items() if r == "speech_rate"} == fast
     assert report["rejects_by_reason"]["speech_rate"] == len(fast)
+
+
+def test_exact_duplicates_are_listed_and_left_out_of_sentences(tmp_path, demo_root, ray_local):
+    """`dedup: true`: two manifest rows of the same audio under other ids: duplicates.parquet lists
+    each later copy (first by id kept) with the id it repeats; the sentence metadata leaves them out."""
+    from uniaudio import manifest
+    from uniaudio.pipeline.plan import plan_files
+    from uniaudio.pipeline.recipes import records
+    from uniaudio.pipeline.sentences.config import SentenceConfig
+    from uniaudio.pipeline.sentences.plan import metadata
+
+    src = sorted(records("librispeech", demo_root / "LibriSpeech"), key=lambda r: r.id)[:6]
+    copies = [manifest.Record(**{**r.__dict__, "id": f"zz-copy-{k}"}) for k, r in enumerate(src[:2])]
+    path = tmp_path / "m.parquet"
+    manifest.write_manifest(path, src + copies)
+    out = tmp_path / "out"
+    report = run(config(out, [{"manifest": str(path), "name": "m"}], dedup=True), progress=False)
+    dups = {r["id"]: r["duplicate_of"] for r in pq.read_table(out / "duplicates.parquet").to_pylist()}
+    assert dups == {"zz-copy-0": src[0].id, "zz-copy-1": src[1].id} and report["duplicates"] == 2
+    work = tmp_path / "work"
+    work.mkdir()
+    meta = metadata(str(out / "index.parquet"), plan_files(out), work, SentenceConfig(tokens=str(out), output="x"),
+                    str(out / "duplicates.parquet"))
+    assert sorted(r["id"] for r in pq.read_table(meta).to_pylist()) == sorted(r.id for r in src)

@@ -102,6 +102,9 @@ class PipelineConfig:
     # rate and their bands, uniaudio/prosody.py; "dnsmos": DNSMOS SIG/BAK/OVRL/P.808,
     # uniaudio/dnsmos.py, the quality filter's measure; speech rows only, not simulated pairs)
     measure: list[str] = field(default_factory=list)
+    # exact duplicates (the same decoded audio): every item's audio hash in its measures, and
+    # OUT/duplicates.parquet listing each later copy (the first by id is kept); sentences skip them
+    dedup: bool = False
 
     def validate(self) -> None:
         if not self.inputs:
@@ -137,7 +140,7 @@ class PipelineConfig:
         d = to_dict(self)
         for k in ("ray", "output", "inputs"):
             d.pop(k)
-        for key in ("simulate", "measure", "segment"):  # plans made before these options keep their fingerprint
+        for key in ("simulate", "measure", "segment", "dedup"):  # plans made before these options keep their fingerprint
             if not d.get(key):
                 d.pop(key, None)
         for key in ("min_dnsmos", "speech_rate"):  # filters added later: absent when unset
@@ -157,7 +160,7 @@ class PipelineConfig:
         d = to_dict(self)
         d.pop("ray")
         d.pop("output")
-        for key in ("simulate", "measure", "segment"):
+        for key in ("simulate", "measure", "segment", "dedup"):
             d.pop(key, None)
         for key in ("min_dnsmos", "speech_rate"):  # filters added later: absent when unset
             if d["filters"].get(key) is None:

@@ -121,6 +121,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
                 tasks.append({"prefix": plan.prefix, "shard": shard, "name": plan.shard_name(shard), "out": out,
                               "plan_path": where[0], "row_group": where[1],
                               "sample_rate": sample_rate, "filters": filters, "measure": list(cfg.measure),
+                              "dedup": cfg.dedup,
                               "tokenizer": cfg.tokenizer,
                               "tokenizer_options": cfg.tokenizer_options})
 
@@ -238,6 +239,32 @@ class _BatchedWriter:
         self.out.__exit__(None, None, None)
 
 
+def _duplicates(out: str) -> int:
+    """OUT/duplicates.parquet: every item whose decoded audio equals an earlier one's (the first by
+    id is kept), with the id it repeats; DuckDB groups the index's hashes, spilling to disk."""
+    import duckdb
+    import tempfile
+
+    from ..files import sql_literal
+
+    with storage.local_file(storage.join(out, "index.parquet")) as index, \
+            tempfile.TemporaryDirectory(prefix="uniaudio-dedup-") as tmp:
+        dest = f"{tmp}/duplicates.parquet"
+        con = duckdb.connect()
+        con.execute(f"SET temp_directory={sql_literal(tmp + '/spill')}")
+        con.execute(f"""
+            COPY (SELECT id, first AS duplicate_of, 'exact_duplicate' AS reason FROM (
+                    SELECT id, h, min(id) OVER (PARTITION BY h) AS first FROM (
+                        SELECT id, json_extract_string(measures, '$.audio_sha256') AS h
+                        FROM read_parquet({sql_literal(index)})) WHERE h IS NOT NULL)
+                  WHERE id <> first ORDER BY id)
+            TO {sql_literal(dest)} (FORMAT parquet)""")
+        n = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(dest)})").fetchone()[0]
+        con.close()
+        storage.upload(dest, storage.join(out, "duplicates.parquet"))
+    return int(n)
+
+
 def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: float, processed_seconds: float,
              shards_run: int, shards_skipped: int, timings: dict | None = None,
              tokenizer: dict | None = None) -> dict:
@@ -262,6 +289,7 @@ def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: flo
                 index.add([dict(s, shard=tar, sha256=sha) for s in rec["samples"]])
     index.close()
     rejects.close()
+    duplicates = _duplicates(out) if cfg.dedup else None
 
     def hours(d):
         return {"hours_in": round(d["seconds_in"] / 3600, 4), "hours_out": round(d["seconds_out"] / 3600, 4),
@@ -278,6 +306,7 @@ def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: flo
         "rejected": rejects.rows,
         "rejects_by_reason": dict(sorted(totals.reasons.items())),
         "hours_out": round(totals.seconds / 3600, 4),
+        "duplicates": duplicates,
         "tokens": totals.frames * n_codebooks if tokenizer else None,
         "by_corpus": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("corpus/")},
         "by_domain": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("domain/")},

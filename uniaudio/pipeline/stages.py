@@ -8,6 +8,7 @@ Either way the driver only receives a small summary per shard."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -78,6 +79,9 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
             continue
         measure = task.get("measure", ())
         item = done[i] = {"row": row, "wav": wav}
+        if task.get("dedup"):  # the decoded audio's identity, as 16-bit samples at the engine's rate
+            pcm = np.round(np.clip(wav, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+            item["measures"] = {"audio_sha256": hashlib.sha256(pcm).hexdigest()}
         if row["domain"] != "speech" or derived or not measure:
             continue
         text, m = row.get("text"), {}
@@ -96,7 +100,7 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
                                               f"[{bounds[0]}, {bounds[1]}]", len(wav) / sr, "speech_rate")))
                 continue
         if m:
-            item["measures"] = m
+            item.setdefault("measures", {}).update(m)
     if "dnsmos" in task.get("measure", ()):
         _quality(done, rejects, task, sr)
     return [done[i] for i in sorted(done)], [r for _, r in sorted(rejects, key=lambda x: x[0])]

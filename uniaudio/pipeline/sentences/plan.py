@@ -90,9 +90,10 @@ def token_output(tokens: str | Path) -> dict:
     return {"root": tokens, "plans": plans, "tokenizer": desc, "index": storage.join(tokens, "index.parquet")}
 
 
-def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> Path:
+def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig, duplicates: str | None = None) -> Path:
     """WORK/meta.parquet: one row per token-shard sample (`index`, the plan files `plans`: local
-    files, DuckDB reads them) with its grouping fields, sorted."""
+    files, DuckDB reads them) with its grouping fields, sorted; the engine's exact duplicates
+    (`duplicates`, its duplicates.parquet) are left out: the first copy by id stands for them."""
     import duckdb
 
     dest = work / "meta.parquet"
@@ -107,6 +108,7 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> P
     measures = "i.measures" if has else "NULL::VARCHAR AS measures"
     # a transcript the engine's `asr` measure wrote where the corpus had none
     text = "coalesce(p.text, json_extract_string(i.measures, '$.asr_text')) AS text" if has else "p.text"
+    skip = f"WHERE i.id NOT IN (SELECT id FROM read_parquet({sql_literal(duplicates)}))" if duplicates else ""
     con.execute(f"""
         COPY (
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, {measures}, p.corpus, p.domain, p.split,
@@ -118,6 +120,7 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig) -> P
                  json_extract_string(p.extra, '$.event_caption') AS sim_event
           FROM read_parquet({sql_literal(index)}) i
           JOIN read_parquet({plans}, union_by_name=true) p USING (id)
+          {skip}
           ORDER BY p.domain, p.corpus, speaker, chapter, i.id
         ) TO {sql_literal(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 8192)""")
     con.close()
@@ -493,7 +496,9 @@ def plan(cfg: SentenceConfig, out: str, tok_out: dict) -> dict:
         with contextlib.ExitStack() as stack:
             index = stack.enter_context(storage.local_file(tok_out["index"]))
             plans = [stack.enter_context(storage.local_file(p)) for p in tok_out["plans"]]
-            meta = metadata(index, plans, work, cfg)
+            dups = storage.join(tok_out["root"], "duplicates.parquet")
+            dups = stack.enter_context(storage.local_file(dups)) if storage.exists(dups) else None
+            meta = metadata(index, plans, work, cfg, dups)
             index_sha = sha256_file(index)
         check_audio_fits(meta, cfg, tok_out["tokenizer"])
         bpe = text_tokenizer(meta, out, cfg)
