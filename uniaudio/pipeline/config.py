@@ -16,6 +16,19 @@ from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
 MEASURES = ("asr", "prosody", "dnsmos")
+LATER_OPTIONS = ("simulate", "measure", "segment", "dedup")  # added after plans were first recorded
+LATER_FILTERS = ("min_dnsmos", "speech_rate")
+
+
+def _drop_unset_options(d: dict) -> None:
+    """Options added after plans were first written, when unset, are left out of a config's
+    record and fingerprint: outputs planned before them keep resuming."""
+    for key in LATER_OPTIONS:
+        if not d.get(key):
+            d.pop(key, None)
+    for key in LATER_FILTERS:
+        if d["filters"].get(key) is None:
+            d["filters"].pop(key, None)
 
 
 @dataclass
@@ -140,12 +153,7 @@ class PipelineConfig:
         d = to_dict(self)
         for k in ("ray", "output", "inputs"):
             d.pop(k)
-        for key in ("simulate", "measure", "segment", "dedup"):  # plans made before these options keep their fingerprint
-            if not d.get(key):
-                d.pop(key, None)
-        for key in ("min_dnsmos", "speech_rate"):  # filters added later: absent when unset
-            if d["filters"].get(key) is None:
-                d["filters"].pop(key, None)
+        _drop_unset_options(d)
         d["inputs"] = [{"prefix": i.prefix, "recipe": i.recipe, "split": i.split, "options": i.options,
                         "root": (i.root if storage.is_uri(i.root) else str(Path(i.root).resolve()))
                         if i.root else None,
@@ -160,9 +168,5 @@ class PipelineConfig:
         d = to_dict(self)
         d.pop("ray")
         d.pop("output")
-        for key in ("simulate", "measure", "segment", "dedup"):
-            d.pop(key, None)
-        for key in ("min_dnsmos", "speech_rate"):  # filters added later: absent when unset
-            if d["filters"].get(key) is None:
-                d["filters"].pop(key, None)
+        _drop_unset_options(d)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
