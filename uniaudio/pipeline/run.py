@@ -91,8 +91,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
     inputs = list(cfg.inputs)
     if cfg.segment is not None:  # long recordings -> speech segments, planned in place of the input's rows
         for k, spec in enumerate(inputs):
-            _status(progress, f"{spec.prefix}: voice-activity segmentation of recordings over "
-                              f"{cfg.segment.longer_than:g} s")
+            which = f"recordings over {cfg.segment.longer_than:g} s" if cfg.segment.longer_than else "every recording"
+            _status(progress, f"{spec.prefix}: voice-activity segmentation of {which}")
             path, summary = segment.build(cfg.segment, spec.prefix, build_manifest(spec, out, map_fn), out, map_fn)
             _status(progress, f"{spec.prefix}: {summary['recordings']} recording(s), {summary['hours_in']} h -> "
                               f"{summary['segments']} segment(s), {summary['hours_out']} h; rejected "
