@@ -164,8 +164,10 @@ def test_weights_draw_about_that_many_pairs(tmp_path, demo_root):
     ids = [r.id for r in manifest.iter_records(path)]
     assert len(ids) == len(set(ids)) and simulate.build(spec, [], str(tmp_path))[1] == summary  # read back
     wav = np.zeros(16000, np.float32)
-    with pytest.raises(simulate.SimulationError, match="no noise"):
-        simulate.render({"sim_task": "se", "sim_reject": "no_noise_source", "sim_detail": "no noise row"}, wav, 16000)
+    with pytest.raises(simulate.SimulationError, match="^noise-x: ") as e:  # a source gone since planning
+        simulate.render({"sim_task": "se", "sim_seed": 1, "noise_id": "noise-x", "noise_path": str(tmp_path / "none.wav"),
+                         "snr_db": 0.0}, wav, 16000)
+    assert e.value.reason == "noise_unreadable"
 
 
 def test_a_run_with_pairs_resumes_and_a_changed_simulation_is_refused(tmp_path, demo_root, ray_local):

@@ -53,6 +53,15 @@ SCHEMA = pa.schema(
     metadata={b"uniaudio.schema": b"manifest/2"},
 )
 COLUMNS = tuple(SCHEMA.names)
+# `extra` key of a row that a step before planning (segmentation, pair simulation) found unusable:
+# {"stage", "reason", "detail"}. The row is planned like any other and the decode step turns it
+# into a reject without reading audio: one path for every reject, counted in rejects.parquet.
+PLANNED_REJECT = "planned_reject"
+
+
+def planned_reject(extra: dict, stage: str, reason: str, detail: str) -> dict:
+    """`extra` with the planned-reject marker (a new dict)."""
+    return {**extra, PLANNED_REJECT: {"stage": stage, "reason": reason, "detail": detail}}
 LEGACY_TAG = b"manifest/1"  # paths stored as typed (relative to whatever cwd wrote them)
 
 

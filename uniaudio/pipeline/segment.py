@@ -17,7 +17,8 @@ pass as they are. The segmented manifest (OUT/manifests/{prefix}.segmented.parqu
 once and planned in place of the input's own; the VAD runs as Ray tasks over batches of
 recordings, `chunk` recordings in the driver's hands at a time. A recording with no speech, one
 whose segments are all too short, or one that fails to decode becomes a row marked
-`seg_reject`, which the decode step turns into a reject with the reason (stage `segment`)."""
+`manifest.PLANNED_REJECT`, which the decode step turns into a reject with the reason (stage
+`segment`)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def speech_regions(wav: np.ndarray, spec: SegmentSpec) -> list[tuple[float, floa
 
 def segment_batch(rows: list[dict], spec_dict: dict) -> list[dict]:
     """One task: decode each recording at 16 kHz, find its speech, cut it. Returns manifest rows
-    (segments, or the recording marked `seg_reject` with the reason)."""
+    (segments, or the recording marked as a planned reject with the reason)."""
     import torch
 
     threads = torch.get_num_threads()
@@ -142,7 +143,7 @@ def _segment_one(r: dict, spec: SegmentSpec) -> list[dict]:
 
 
 def _rejected(rec: Record, reason: str, detail: str) -> dict:
-    return Record(**{**rec.__dict__, "extra": {**rec.extra, "seg_reject": reason, "seg_detail": detail}}).to_row()
+    return Record(**{**rec.__dict__, "extra": manifest.planned_reject(rec.extra, "segment", reason, detail)}).to_row()
 
 
 def _todo(r: dict, spec: SegmentSpec) -> bool:
@@ -166,8 +167,9 @@ def build(spec: SegmentSpec, prefix: str, src: str, out: str, map_fn: MapFn = se
             for result in map_fn(segment_batch, batches):
                 for r in result:
                     extra = json.loads(r["extra"]) if r.get("extra") else {}
-                    if "seg_reject" in extra:
-                        summary["rejected"][extra["seg_reject"]] = summary["rejected"].get(extra["seg_reject"], 0) + 1
+                    if manifest.PLANNED_REJECT in extra:
+                        why = extra[manifest.PLANNED_REJECT]["reason"]
+                        summary["rejected"][why] = summary["rejected"].get(why, 0) + 1
                     else:
                         summary["segments"] += 1
                         summary["hours_out"] += r["duration"] / 3600

@@ -24,7 +24,8 @@ Bounded memory at any corpus size: the candidate noises and interferers are the 
 the smallest stable hash among those eligible (a deterministic sample, the same whatever the
 manifest order), kept separately for held-out and training rows, so a pair never joins a held-out
 and a training item. An item that cannot be paired (no noise in its split, no other speaker) is
-still a derived row, marked `sim_reject`: decode rejects it with the reason, counted in rejects."""
+still a derived row, marked as a planned reject (`manifest.PLANNED_REJECT`): decode rejects it with
+the reason, without reading audio, counted in rejects."""
 
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ def build(spec: SimulateSpec, manifests: list[str], out: str) -> tuple[str, dict
             for task in tasks:
                 for k in range(copies(getattr(spec, task).per_item, spec.seed, task, r["id"])):
                     rec = _pair(spec, task, r, k, drawn[held(r)])
-                    counts[task]["unpaired" if "sim_reject" in rec.extra else "pairs"] += 1
+                    counts[task]["unpaired" if manifest.PLANNED_REJECT in rec.extra else "pairs"] += 1
                     yield rec
 
     manifest.write_manifest(dest, derived(), strict=False)
@@ -229,8 +230,8 @@ def _pair(spec: SimulateSpec, task: str, r: dict, k: int, pools: dict[str, list[
     noises, talkers = pools["noise"], pools["talker"]
     if task == "se":
         if not noises:
-            extra.update(sim_reject="no_noise_source", sim_detail="no noise row in this split kind "
-                                                                 "(held-out items take held-out noise only)")
+            extra = manifest.planned_reject(extra, "simulate", "no_noise_source", "no noise row in this split "
+                                            "kind (held-out items take held-out noise only)")
         else:
             n = noises[int(uniform(spec.seed, "se-pick", uid) * len(noises))]
             lo, hi = spec.se.snr_db
@@ -240,19 +241,22 @@ def _pair(spec: SimulateSpec, task: str, r: dict, k: int, pools: dict[str, list[
         lo, hi = spec.dereverb.rt60
         extra.update(rt60=round(lo + draw * (hi - lo), 3))
     elif task == "sound_edit":
-        e = _other_clip(pools["event"], r["id"], uniform(spec.seed, "event-pick", uid))
+        e = _probe(pools["event"], uniform(spec.seed, "event-pick", uid), lambda c: c["id"] != r["id"])
         if e is None:
-            extra.update(sim_reject="no_event", sim_detail="no other captioned sound clip in this split kind")
+            extra = manifest.planned_reject(extra, "simulate", "no_event",
+                                            "no other captioned sound clip in this split kind")
         else:
             lo, hi = spec.sound_edit.event_ratio_db
             extra.update(event_id=e["id"], event_path=e["path"], event_offset=e["offset"],
                          event_duration=e["duration"], event_caption=e["caption"],
                          event_ratio_db=round(lo + draw * (hi - lo), 2))
     else:
-        t = _other_speaker(talkers, r.get("speaker") or "", uniform(spec.seed, "tse-pick", uid))
+        spk = r.get("speaker") or ""
+        t = _probe(talkers, uniform(spec.seed, "tse-pick", uid), lambda c: c["speaker"] != spk) if spk else None
         if t is None:
-            extra.update(sim_reject="no_interferer", sim_detail="no utterance of another speaker in this split kind"
-                                                                if r.get("speaker") else "the target has no speaker label")
+            extra = manifest.planned_reject(extra, "simulate", "no_interferer",
+                                            "no utterance of another speaker in this split kind"
+                                            if r.get("speaker") else "the target has no speaker label")
         else:
             lo, hi = spec.tse.sir_db
             extra.update(interferer_id=t["id"], interferer_path=t["path"], interferer_offset=t["offset"],
@@ -262,26 +266,13 @@ def _pair(spec: SimulateSpec, task: str, r: dict, k: int, pools: dict[str, list[
                   channels=r.get("channels"), speaker=r.get("speaker"), language=r.get("language"), extra=extra)
 
 
-def _other_speaker(talkers: list[dict], speaker: str, u: float) -> dict | None:
-    """The first candidate of another speaker from a drawn start (usually the first one looked at)."""
-    if not speaker:
-        return None
-    start = int(u * len(talkers))
-    for j in range(len(talkers)):
-        t = talkers[(start + j) % len(talkers)]
-        if t["speaker"] != speaker:
-            return t
-    return None
-
-
-def _other_clip(events: list[dict], uid: str, u: float) -> dict | None:
-    if not events:
-        return None
-    start = int(u * len(events))
-    for j in range(len(events)):
-        e = events[(start + j) % len(events)]
-        if e["id"] != uid:
-            return e
+def _probe(candidates: list[dict], u: float, ok) -> dict | None:
+    """The first candidate that `ok` accepts, looking from a drawn start (usually the first one)."""
+    start = int(u * len(candidates))
+    for j in range(len(candidates)):
+        c = candidates[(start + j) % len(candidates)]
+        if ok(c):
+            return c
     return None
 
 
@@ -304,8 +295,6 @@ def render(extra: dict, target: np.ndarray, sr: int) -> np.ndarray:
     Raises SimulationError (reason, detail) for an item that cannot be made."""
     from .. import audio, mixing
 
-    if extra.get("sim_reject"):
-        raise SimulationError(extra["sim_reject"], extra.get("sim_detail", ""))
     task, rng = extra["sim_task"], np.random.default_rng(extra["sim_seed"])
     if task == "dereverb":
         return mixing.reverberate(target, float(extra["rt60"]), sr, extra["sim_seed"])[0]

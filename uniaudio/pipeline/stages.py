@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import audio, prosody, storage
+from ..manifest import PLANNED_REJECT
 from .member_spans import MemberSpans, read_order
 from .plan import reject_row
 from .shards import sample_key, unchanged, write_tar
@@ -56,9 +57,9 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
     spans = MemberSpans([rows[i]["path"] for i in order])
     for i in order:
         row = rows[i]
-        if row.get("extra") and '"seg_reject"' in row["extra"]:  # a recording segmentation found unusable
-            e = json.loads(row["extra"])
-            rejects.append((i, reject_row(row, e["seg_reject"], e.get("seg_detail", ""), row["duration"], "segment")))
+        if row.get("extra") and f'"{PLANNED_REJECT}"' in row["extra"]:  # segmentation / simulation said no
+            r = json.loads(row["extra"])[PLANNED_REJECT]
+            rejects.append((i, reject_row(row, r["reason"], r["detail"], row["duration"], r["stage"])))
             continue
         try:
             wav, _ = audio.load(row["path"], sr, offset=row["offset"] or 0.0, duration=row["duration"],
