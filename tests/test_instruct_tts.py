@@ -49,7 +49,7 @@ def test_f0_and_speech_time_planted():
     ({"pitch": "ultra"}, "tone", "unknown pitch 'ultra'"),
     ({}, "tone", "no requested attributes"),
     ({"pitch": "low"}, "silent", "no voiced frames"),
-    ({"rate": "slow"}, "silent", "silent output"),
+    ({"rate": "slow"}, "silent", "output: silent"),
     ({"pitch": "low"}, "short", "too short"),
 ])
 def test_bad_instructions_and_outputs_are_errors(attrs, audio_, why):

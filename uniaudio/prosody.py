@@ -34,12 +34,12 @@ def median_f0(wav: np.ndarray, sr: int) -> float:
     import librosa
 
     if len(wav) < 2048 or not np.any(wav):
-        raise ProsodyError("no voiced frames: the audio is silent or too short")
+        raise ProsodyError("no voiced frames: silent or too short")
     f0, voiced, _ = librosa.pyin(np.asarray(wav, np.float32), fmin=F0_RANGE_HZ[0], fmax=F0_RANGE_HZ[1], sr=sr,
                                  frame_length=1024)
     f0 = f0[voiced & np.isfinite(f0)]
     if len(f0) == 0:
-        raise ProsodyError("no voiced frames: the audio is silent or unvoiced")
+        raise ProsodyError("no voiced frames: silent or unvoiced")
     return float(np.median(f0))
 
 
@@ -48,12 +48,12 @@ def speech_seconds(wav: np.ndarray, sr: int) -> float:
     import librosa
 
     if not np.any(wav):
-        raise ProsodyError("silent audio: no speech to time")
+        raise ProsodyError("silent: no speech to time")
     intervals = librosa.effects.split(np.asarray(wav, np.float32), top_db=SILENCE_TOP_DB, frame_length=SPLIT_FRAME,
                                       hop_length=SPLIT_HOP)
     seconds = float(sum(int(b) - int(a) for a, b in intervals)) / sr
     if seconds <= 0:
-        raise ProsodyError("silent audio: no speech to time")
+        raise ProsodyError("silent: no speech to time")
     return seconds
 
 

@@ -390,13 +390,15 @@ class LMCheckpoint(System):
     def _shots(self, task, r) -> list[dict]:
         if not self.shots:
             return []
+        import heapq
+
         from ..pipeline.draws import uniform
 
         pool = [x for x in self.test_sets.get(task.name, []) if x["id"] != r["id"]]
         if len(pool) < self.shots:
             raise ValueError(f"{self.shots} shots need {self.shots} other items in the {task.name} test set, "
                              f"it has {len(pool)}")
-        return sorted(pool, key=lambda x: uniform("shot", r["id"], x["id"]))[: self.shots]
+        return heapq.nsmallest(self.shots, pool, key=lambda x: uniform("shot", r["id"], x["id"]))
 
     def card(self) -> dict:
         return dict(super().card(), **self.generator.card(), sampling=self.sampling, shots=self.shots,

@@ -136,7 +136,7 @@ def _quality(done: dict, rejects: list, task: dict, sr: int) -> None:
         _DNSMOS.append(dnsmos.DNSMOSScorer())
     wavs = [done[i]["wav"] if sr == dnsmos.SR else audio.resample(done[i]["wav"], sr, dnsmos.SR) for i in todo]
     floor = task["filters"].get("min_dnsmos")
-    for i, res in zip(todo, _DNSMOS[0].score(wavs)):
+    for i, wav, res in zip(todo, wavs, _DNSMOS[0].score(wavs)):
         m = done[i].setdefault("measures", {})
         if isinstance(res, Exception):
             m["dnsmos_error"] = str(res)
@@ -145,7 +145,7 @@ def _quality(done: dict, rejects: list, task: dict, sr: int) -> None:
         if floor is not None and res["dnsmos_ovrl"] < floor:
             row = done.pop(i)["row"]
             rejects.append((i, reject_row(row, "low_quality", f"DNSMOS OVRL {res['dnsmos_ovrl']:.2f} < {floor}",
-                                          len(wavs[todo.index(i)]) / dnsmos.SR, "quality")))
+                                          len(wav) / dnsmos.SR, "quality")))
 
 
 def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict]:

@@ -22,7 +22,7 @@ def median_f0(wav: np.ndarray, sr: int = SR) -> float:
     try:
         return _median_f0(wav, sr)
     except ProsodyError as e:
-        raise MetricError(str(e).replace("audio", "output")) from None
+        raise MetricError(f"output: {e}") from None
 
 
 def speech_seconds(wav: np.ndarray, sr: int = SR) -> float:
@@ -30,7 +30,7 @@ def speech_seconds(wav: np.ndarray, sr: int = SR) -> float:
     try:
         return _speech_seconds(wav, sr)
     except ProsodyError as e:
-        raise MetricError(str(e).replace("audio", "output")) from None
+        raise MetricError(f"output: {e}") from None
 
 
 def check_attributes(attrs) -> dict[str, str]:
