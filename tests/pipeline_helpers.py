@@ -34,3 +34,15 @@ def tar_state(out) -> dict[str, tuple[int, str]]:
 
     return {t.rsplit("/", 1)[-1]: (storage.stat(t)[1], storage.sha256(t))
             for t in storage.glob(storage.join(str(out), "shards", "*.tar"))}
+
+
+def plan_rows(out) -> dict[str, dict]:
+    """id -> planned manifest row (extra parsed) of every input of an output, simulated ones too."""
+    from uniaudio.pipeline.plan import plan_files
+
+    rows = {}
+    for p in plan_files(out):
+        for r in pq.read_table(p).to_pylist():
+            r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
+            rows[r["id"]] = r
+    return rows

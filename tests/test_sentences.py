@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline_helpers import config
+from pipeline_helpers import config, plan_rows
 from uniaudio.config import ConfigError, from_dict
 from uniaudio.pipeline.sentences import SentenceConfig, run
 from uniaudio.pipeline.shards import read_tar
@@ -21,17 +21,6 @@ from uniaudio.pipeline.verify import verify
 
 def sentences(tokens: Path, out: Path, **kw):
     return run(from_dict(SentenceConfig, {"tokens": str(tokens), "output": str(out), **kw}), progress=False)
-
-
-def source_rows(token_out: Path) -> dict[str, dict]:
-    from uniaudio.pipeline.plan import plan_files
-
-    rows = {}
-    for p in plan_files(token_out):
-        for r in pq.read_table(p).to_pylist():
-            r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
-            rows[r["id"]] = r
-    return rows
 
 
 def source_codes(token_out: Path) -> dict[str, np.ndarray]:
@@ -57,7 +46,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
     from uniaudio.prosody import PITCH_BANDS_HZ, instruction
 
     out, report = sent_out
-    rows, codes = source_rows(token_out), source_codes(token_out)
+    rows, codes = plan_rows(token_out), source_codes(token_out)
     frame_rate = report["tokenizer"]["frame_rate"]
     measures = {r["id"]: json.loads(r["measures"]) for r in pq.read_table(token_out / "index.parquet").to_pylist()
                 if r["measures"]}
@@ -141,7 +130,7 @@ def test_held_out_splits_never_reach_a_training_bundle(sent_out, token_out):
     from uniaudio.pipeline.sentences.inspect import BundleReader
 
     out, report = sent_out
-    rows = source_rows(token_out)
+    rows = plan_rows(token_out)
     held = lambda uid: rows[uid]["split"].startswith(("test", "dev", "val", "eval"))  # noqa: E731
     reader, seen = BundleReader(out), {"sentences": set(), "heldout": set()}
     for tar in sorted((out / "shards").glob("*.tar")):
@@ -255,7 +244,7 @@ def test_bad_input_is_left_out_with_reasons_and_the_run_goes_on(token_out, tmp_p
     assert bad["lonely"] in by["no_prompt"] and bad["silent"] in by["empty_transcript"]
     assert by["missing_token_tar"] == bad["gone"]  # every clip of the deleted tar, and nothing else
     assert by["damaged_token_tar"] >= bad["damaged"] - {bad["silent"]}
-    rows = source_rows(tmp_path / "tokens")
+    rows = plan_rows(tmp_path / "tokens")
     assert "music" in {rows[i]["domain"] for i in by["longer_than_context"]}  # every 10 s clip
     assert r["bundles"] > 0 and verify(out)["problems"] == []
     for _, seqs in all_sequences(out):  # no audio from a damaged or missing tar in any bundle

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from pipeline_helpers import config, rejects, tar_state
+from pipeline_helpers import config, plan_rows, rejects, tar_state
 from uniaudio import mixing
 from uniaudio.config import ConfigError, from_dict
 from uniaudio.pipeline.config import PipelineConfig
@@ -34,17 +34,6 @@ def flac_audio(out) -> dict[str, np.ndarray]:
         for _, m in read_tar(tar):
             wavs[json.loads(m["json"])["id"]] = sf.read(io.BytesIO(m["flac"]), dtype="float64")[0]
     return wavs
-
-
-def plan_rows(out) -> dict[str, dict]:
-    from uniaudio.pipeline.plan import plan_files
-
-    rows = {}
-    for p in plan_files(out):
-        for r in pq.read_table(p).to_pylist():
-            r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
-            rows[r["id"]] = r
-    return rows
 
 
 @pytest.mark.slow
