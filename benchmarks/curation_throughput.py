@@ -2,6 +2,8 @@
 processed per core-hour of each stage on the demo's long recordings (speech joined with pauses).
 
 - segment: Silero VAD over whole recordings + the segment rule (uniaudio/pipeline/segment.py);
+- dnsmos: the quality step (`measure: [dnsmos]`: DNSMOS's ONNX models, a batch of segments);
+- asr: the transcribe / transcript-check step (Whisper tiny.en, faster-whisper int8, beam 5);
 - prosody: the `measure: [prosody]` step on the segments (pYIN F0 + speech timing);
 - tokenizer: our codec's encoder on the same segments (what the engine runs next).
 Anchor: Emilia's pipeline reports ~2.5 h of raw audio per minute on 8 consumer GPUs (~19 audio-hours
@@ -32,7 +34,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # one core per stage, as one Ray task runs
-    from uniaudio import audio, prosody
+    from uniaudio import audio, prosody, transcribers
+    from uniaudio.dnsmos import DNSMOSScorer
     from uniaudio.pipeline.segment import SegmentSpec, plan_segments, speech_regions
     from uniaudio.tokenize import get
 
@@ -50,6 +53,18 @@ def main() -> None:
             segments.append(w[int(a * 16000):int(b * 16000)])
     t_seg = time.perf_counter() - t0
     seconds_seg = sum(len(s) for s in segments) / 16000
+
+    scorer = DNSMOSScorer()
+    scorer.score(segments[:1])  # session warm-up
+    t0 = time.perf_counter()
+    scorer.score(segments)
+    t_dns = time.perf_counter() - t0
+
+    asr = transcribers.load("faster-whisper", cpu_threads=1)
+    asr.transcribe(segments[:1])
+    t0 = time.perf_counter()
+    asr.transcribe(segments)
+    t_asr = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     for s in segments:
@@ -69,11 +84,13 @@ def main() -> None:
     print(f"{'stage':34}{'audio h / core-h':>18}{'vs tokenizer':>14}")
     tok_rate = rate(seconds_seg, t_tok)
     for name, r in (("segment (Silero VAD + rule)", rate(seconds_in, t_seg)),
+                    ("quality (DNSMOS)", rate(seconds_seg, t_dns)),
+                    ("transcribe (Whisper tiny.en)", rate(seconds_seg, t_asr)),
                     ("prosody measure (pYIN)", rate(seconds_seg, t_pros)),
                     (f"tokenizer alone ({args.tokenizer})", tok_rate)):
         print(f"{name:34}{r:18.1f}{r / tok_rate:13.2f}x")
-    whole = seconds_in / (t_seg + t_pros + t_tok)
-    print(f"{'funnel: segment + prosody + tokens':34}{whole:18.1f}{whole / tok_rate:13.2f}x")
+    whole = seconds_in / (t_seg + t_dns + t_asr + t_pros + t_tok)
+    print(f"{'funnel: all of the above in a row':34}{whole:18.1f}{whole / tok_rate:13.2f}x")
     print("Emilia-Pipe (its paper): ~19 audio-hours per GPU-hour with heavier models on consumer GPUs")
 
 

@@ -275,7 +275,7 @@ def test_seed_tts_eval_normaliser_is_its_run_wer_rule():
     """Planted cases of Seed-TTS-eval's run_wer.py text rule: punctuation (ASCII and Chinese) gone
     except the apostrophe, one pass of double spaces, lower-case; zh: every character a word."""
     from uniaudio.benchmark.metrics.wer import WER
-    from uniaudio.benchmark.metrics.wer import text_normalizer as normalizer
+    from uniaudio.textnorm import text_normalizer as normalizer
 
     en = normalizer("seed-tts-eval", "en")
     assert en("Don't   stop, Mr. Smith!") == "don't  stop mr smith"  # one pass: three spaces -> two

@@ -2,6 +2,7 @@
 against where the demo placed its utterances and pauses; silence is a reject with its reason."""
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -107,10 +108,13 @@ def test_quality_measure_and_filter_on_segments(tmp_path, demo_root, ray_local):
 
 
 @pytest.mark.slow
-def test_segments_get_transcripts_and_a_speaking_rate_filter(tmp_path, demo_root, ray_local):
+def test_segments_get_transcripts_a_speaking_rate_filter_and_a_funnel(tmp_path, demo_root, ray_local):
     """`measure: [asr, prosody]` on segments without a transcript: Whisper tiny.en's text (close to
     what the demo said in them), the model named per row, words/s from it; `filters.speech_rate`
-    rejects exactly the segments whose measured rate lies outside the bounds."""
+    rejects exactly the segments whose measured rate lies outside the bounds; report.json's funnel
+    follows recordings -> segments -> items through every stage."""
+    import re
+
     import jiwer
 
     long = demo_root / "long"
@@ -120,49 +124,129 @@ def test_segments_get_transcripts_and_a_speaking_rate_filter(tmp_path, demo_root
         for line in trans.read_text().splitlines():
             uid, text = line.split(" ", 1)
             said[uid] = text.lower()
-    inp = [{"recipe": "folder", "root": str(long), "name": "long"}]
-    out = tmp_path / "all"
-    run(config(out, inp, segment={}, measure=["asr", "prosody"], shard={"max_samples": 16}), progress=False)
+    out, hi = tmp_path / "out", 3.55  # the demo's segments read at ~2.8-4.0 words/s: some on each side
+    report = run(config(out, [{"recipe": "folder", "root": str(long), "name": "long"}], segment={},
+                        measure=["asr", "prosody"], filters={"speech_rate": [0.5, hi]}, shard={"max_samples": 16}),
+                 progress=False)
     rows = pq.read_table(out / "index.parquet").to_pylist()
     index = {r["id"]: json.loads(r["measures"]) for r in rows}
     refs, hyps = [], []
     for r in rows:  # the reference: what the demo said in the utterances whose middle lies in the segment
         m = index[r["id"]]
-        assert m["asr_model"].startswith("whisper tiny.en") and m["words_per_s"] > 0
+        assert m["asr_model"].startswith("whisper tiny.en") and 0.5 <= m["words_per_s"] <= hi
         rec, start = r["id"].rsplit("_", 1)
         a, b = int(start) / 1000, int(start) / 1000 + r["seconds"]
         refs.append(" ".join(said[u["id"]] for u in truth[rec]["utterances"] if a <= (u["start"] + u["end"]) / 2 <= b))
         hyps.append(m["asr_text"].lower().replace(",", "").replace(".", ""))
     assert jiwer.wer(refs, hyps) < 0.3  # tiny.en reads the demo's espeak speech at ~8% WER per utterance
-    rates = sorted(m["words_per_s"] for m in index.values())
-    hi = (rates[len(rates) // 2] + rates[len(rates) // 2 + 1]) / 2
-    out2 = tmp_path / "bounded"
-    report = run(config(out2, inp, segment={}, measure=["asr", "prosody"], filters={"speech_rate": [0.5, hi]},
-                        shard={"max_samples": 16}), progress=False)
-    fast = {u for u, m in index.items() if m["words_per_s"] > hi}
-    assert fast and {u for u, r in rejects(out2).items() if r == "speech_rate"} == fast
-    assert report["rejects_by_reason"]["speech_rate"] == len(fast)
+    fast = {r["id"]: float(re.match(r"([\d.]+) words/s", r["detail"])[1])
+            for r in pq.read_table(out / "rejects.parquet").to_pylist() if r["reason"] == "speech_rate"}
+    assert fast and index and all(v > hi for v in fast.values())
+    funnel = {f["stage"]: f for f in report["funnel"]}
+    assert list(funnel) == ["segment", "plan", "decode", "filter", "transcribe", "speech_rate", "tokenize"]
+    seg = funnel["segment"]
+    assert seg["items_in"] == len(truth) and seg["reasons"] == {"no_speech": 1}
+    assert seg["items_out"] == funnel["plan"]["items_in"] == len(rows) + len(fast) + 0
+    assert seg["hours_in"] == pytest.approx(sum(t["seconds"] for t in truth.values()) / 3600, abs=1e-4)
+    assert funnel["speech_rate"]["rejected"] == len(fast) and funnel["speech_rate"]["reasons"] == {"speech_rate": len(fast)}
+    assert funnel["tokenize"]["items_out"] == report["samples"] == len(rows)
+    assert funnel["tokenize"]["hours_out"] == pytest.approx(report["hours_out"], abs=1e-4)
 
 
-def test_exact_duplicates_are_listed_and_left_out_of_sentences(tmp_path, demo_root, ray_local):
-    """`dedup: true`: two manifest rows of the same audio under other ids: duplicates.parquet lists
-    each later copy (first by id kept) with the id it repeats; the sentence metadata leaves them out."""
+def test_transcript_check_measure_rejects_with_reasons(monkeypatch):
+    """The measure step on one item: a transcript the ASR disagrees with is a `transcript_mismatch`
+    (WER above max_wer, what was heard in the detail); a row in another language than the offline
+    English ASR is `unsupported_language`; an ASR that raises is `asr_failed`, never a crash."""
+    import numpy as np
+
+    from uniaudio.pipeline import stages
+
+    class Heard:
+        def __init__(self, text):
+            self.text = text
+
+        def transcribe(self, wavs):
+            if self.text is None:
+                raise RuntimeError("decoder blew up")
+            return [self.text for _ in wavs]
+
+    def item(text, language=None):
+        return {"row": {"text": text, "language": language}, "wav": np.zeros(16000, np.float32)}
+
+    task = {"measure": ["transcript_check"], "filters": {"max_wer": 0.3}}
+    monkeypatch.setattr(stages, "_ASR", {None: Heard("the cat sat on the mat")})
+    ok = item("The cat sat on the mat.")
+    assert stages._measure(ok, task, 16000) is None and ok["measures"]["asr_wer"] == 0.0
+    reason, detail, stage = stages._measure(item("A dog ran in the park today."), task, 16000)
+    assert (reason, stage) == ("transcript_mismatch", "transcript_check") and "the cat sat" in detail
+    assert stages._measure(item("Guten Tag.", "de"), task, 16000)[0] == "unsupported_language"
+    monkeypatch.setattr(stages, "_ASR", {None: Heard(None)})
+    assert stages._measure(item(None), {"measure": ["asr"], "filters": {}}, 16000)[:2] == \
+        ("asr_failed", "RuntimeError: decoder blew up")
+    with pytest.raises(ConfigError, match="filters.max_wer.*transcript_check"):
+        config(Path("x"), [{"recipe": "folder", "root": "x"}], filters={"max_wer": 0.3})
+
+
+@pytest.mark.slow
+def test_duplicates_and_transcript_check_leave_sentences_the_first_clean_copy(tmp_path, demo_root, ray_local):
+    """`dedup: true` + `measure: [transcript_check]`: rows of the same audio under other ids are
+    exact duplicates, a trimmed copy of one utterance (same speaker and text, duration within 5 %)
+    a near duplicate; a row whose transcript is another utterance's is rejected by the check.
+    duplicates.parquet lists each later copy (first by id kept) with the id it repeats; the
+    sentence metadata leaves them out; the funnel counts both stages."""
     from uniaudio import manifest
     from uniaudio.pipeline.plan import plan_files
     from uniaudio.pipeline.recipes import records
     from uniaudio.pipeline.sentences.config import SentenceConfig
     from uniaudio.pipeline.sentences.plan import metadata
 
-    src = sorted(records("librispeech", demo_root / "LibriSpeech"), key=lambda r: r.id)[:6]
-    copies = [manifest.Record(**{**r.__dict__, "id": f"zz-copy-{k}"}) for k, r in enumerate(src[:2])]
+    src = sorted(records("librispeech", demo_root / "LibriSpeech"), key=lambda r: r.id)[:7]
+    keep, wrong, other = src[:5], src[5], src[6]
+    copies = [manifest.Record(**{**r.__dict__, "id": f"zz-copy-{k}"}) for k, r in enumerate(keep[:2])]
+    near = manifest.Record(**{**keep[2].__dict__, "id": "zz-near", "offset": 0.04, "duration": keep[2].duration - 0.04})
+    mislabelled = manifest.Record(**{**wrong.__dict__, "text": other.text})
     path = tmp_path / "m.parquet"
-    manifest.write_manifest(path, src + copies)
+    manifest.write_manifest(path, keep + copies + [near, mislabelled])
     out = tmp_path / "out"
-    report = run(config(out, [{"manifest": str(path), "name": "m"}], dedup=True), progress=False)
-    dups = {r["id"]: r["duplicate_of"] for r in pq.read_table(out / "duplicates.parquet").to_pylist()}
-    assert dups == {"zz-copy-0": src[0].id, "zz-copy-1": src[1].id} and report["duplicates"] == 2
+    report = run(config(out, [{"manifest": str(path), "name": "m"}], dedup=True, measure=["transcript_check"],
+                        filters={"max_wer": 0.5}), progress=False)
+    dups = {r["id"]: (r["duplicate_of"], r["reason"]) for r in pq.read_table(out / "duplicates.parquet").to_pylist()}
+    assert dups == {"zz-copy-0": (keep[0].id, "exact_duplicate"), "zz-copy-1": (keep[1].id, "exact_duplicate"),
+                    "zz-near": (keep[2].id, "near_duplicate")}
+    assert report["duplicates"] == 3 and rejects(out) == {wrong.id: "transcript_mismatch"}
+    measures = {r["id"]: json.loads(r["measures"]) for r in pq.read_table(out / "index.parquet").to_pylist()}
+    assert all(m["asr_wer"] <= 0.5 and m["asr_wer_normalizer"] == "whisper-english" for m in measures.values())
+    funnel = {f["stage"]: f for f in report["funnel"]}
+    assert funnel["transcript_check"]["reasons"] == {"transcript_mismatch": 1}
+    assert funnel["dedup"]["items_in"] == 8 and funnel["dedup"]["items_out"] == 5
+    assert funnel["dedup"]["reasons"] == {"exact_duplicate": 2, "near_duplicate": 1}
     work = tmp_path / "work"
     work.mkdir()
     meta = metadata(str(out / "index.parquet"), plan_files(out), work, SentenceConfig(tokens=str(out), output="x"),
                     str(out / "duplicates.parquet"))
-    assert sorted(r["id"] for r in pq.read_table(meta).to_pylist()) == sorted(r.id for r in src)
+    assert sorted(r["id"] for r in pq.read_table(meta).to_pylist()) == sorted(r.id for r in keep)
+
+
+def test_measure_actor_pool_writes_what_the_shard_task_writes(tmp_path, demo_root, ray_local):
+    """`ray.measure_actors` runs the measure step in an actor pool of its own (the GPU layout:
+    decode -> measure -> tokenize -> write): the same shards, measures and rejects as the fused
+    shard task."""
+    from uniaudio import manifest
+    from uniaudio.pipeline.recipes import records
+
+    src = sorted(records("librispeech", demo_root / "LibriSpeech"), key=lambda r: r.id)[:4]
+    src.append(manifest.Record(**{**src[1].__dict__, "id": "zz-copy"}))
+    path = tmp_path / "m.parquet"
+    manifest.write_manifest(path, src)
+    got = {}
+    for name, ray in (("fused", {}), ("staged", {"measure_actors": 1, "tokenizer_actors": 1})):
+        out = tmp_path / name
+        run(config(out, [{"manifest": str(path), "name": "m"}], tokenizer="mulaw", measure=["prosody"], dedup=True,
+                   filters={"speech_rate": [0.5, 3.5]}, ray=ray), progress=False)
+        got[name] = ({k: v[1] for k, v in tar_state(out).items()}, pq.read_table(out / "index.parquet").to_pylist(),
+                     rejects(out), pq.read_table(out / "duplicates.parquet").to_pylist())
+    assert got["staged"] == got["fused"]
+    index, why, dups = got["fused"][1:]  # the demo reads at 3.4-4.0 words/s: the bound keeps some, drops some
+    assert dups and why and index and all(r == "speech_rate" for r in why.values())
+    with pytest.raises(ConfigError, match="ray.num_gpus.*unknown stage 'decode'"):
+        config(tmp_path / "x", [{"manifest": str(path)}], ray={"num_gpus": {"decode": 1}})

@@ -54,13 +54,13 @@ def test_train_codec_timed_ends_inside_its_budget_with_a_complete_schedule(demo_
            "steps": 1, "batch_size": 1, "segment_seconds": 0.25, "lr": 1e-3, "warmup_steps": 5}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     t = time.time()
-    proc = _run("train_codec_timed.py", "c.yaml", "--budget", "40", "--reserve", "3", "--copy-to", str(tmp_path),
+    proc = _run("train_codec_timed.py", "c.yaml", "--budget", "20", "--reserve", "3", "--copy-to", str(tmp_path),
                 cwd=tmp_path)
     took = time.time() - t
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     steps = log[-1]["step"]
-    assert steps > 60 and "training" in proc.stdout and took < 40 + 20  # the budget, plus interpreter start and imports
+    assert steps > 30 and "training" in proc.stdout and took < 20 + 20  # the budget, plus interpreter start and imports
     # the cosine ran its full course: the last lr is the floor (min_lr_ratio x lr)
     assert abs(log[-1]["lr"] - 1e-3 * 0.1) < 1e-3 * 0.02
     assert (tmp_path / "codec.pt").is_file() and (tmp_path / "MODEL_CARD.md").is_file()

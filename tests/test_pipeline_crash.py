@@ -99,6 +99,46 @@ def test_kill_driver_and_resume(out, corpus, tmp_path):
     assert_exactly_once(out)
 
 
+def test_kill_driver_with_curation_stages_on(tmp_path, corpus):
+    """Segmentation, the DNSMOS measure and dedup on: after kill -9 and a resume, every planned
+    segment is in exactly one shard or in rejects, finished shards untouched, the funnel whole."""
+    from pipeline_helpers import plan_rows
+
+    from uniaudio.pipeline.recipes import records
+
+    out = str(tmp_path / "out")
+    first = tmp_path / "first.parquet"  # 24 utterances: 12 shards, the kill lands among them
+    manifest.write_manifest(first, sorted(records("librispeech", corpus), key=lambda r: r.id)[:24])
+    cfg = tmp_path / "curate.yaml"
+    cfg.write_text(json.dumps({"inputs": [{"manifest": str(first), "name": "ls"}], "output": out,
+                               "segment": {"min_seconds": 1.0, "longer_than": 0}, "measure": ["dnsmos"],
+                               "dedup": True}))
+    cmd = [str(BIN / "uniaudio"), "pipeline", "run", str(cfg), "--shard-samples", "2", "--num-cpus", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_tars(out, random.Random().randint(2, 8), proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = finished_state(out)
+    assert before, "nothing was finished before the kill"
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = tar_state(out)
+    assert all(after[name] == state for name, state in before.items()), "a finished shard was rewritten"
+    ids = shard_ids(out)
+    import pyarrow.parquet as pq
+
+    rejected = [r["id"] for r in pq.read_table(Path(out) / "rejects.parquet").to_pylist()]
+    planned = plan_rows(out)
+    assert len(ids) == len(set(ids)) and sorted(ids + rejected) == sorted(planned)
+    segments = [k for k, r in planned.items() if "segment_of" in r["extra"]]  # (and recordings with no speech)
+    report = json.loads(Path(out, "report.json").read_text())
+    funnel = {f["stage"]: f for f in report["funnel"]}
+    assert funnel["segment"]["items_out"] == funnel["plan"]["items_in"] == len(segments) > 0
+    assert funnel["tokenize"]["items_out"] == len(ids) and report["duplicates"] == 0
+    assert all("dnsmos_ovrl" in json.loads(r["measures"]) for r in pq.read_table(Path(out) / "index.parquet")
+               .to_pylist())
+
+
 def _busy_ray_workers() -> list[int]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines()[1:]

@@ -6,8 +6,8 @@ Every import counts, also one inside a function or under `if TYPE_CHECKING:`: a 
 is still a dependency. Parts sit in layers, data flowing up the list; a part may import
 its own layer and those below it, never one above:
 
-    core       config, files, storage, mirror, registry, dsp, mixing, prosody, dnsmos, transcribers, audio, manifest,
-               checkpoint, models
+    core       config, files, storage, mirror, registry, dsp, mixing, prosody, dnsmos, transcribers, textnorm, audio,
+               manifest, checkpoint, models
     tokenize   tokenizers and the vocabulary
     pipeline   Ray data engine and auditory sentences
     demo       the demo corpora (written in the layouts the pipeline's recipes read)
@@ -24,8 +24,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "uniaudio"
-CORE = ("config", "files", "storage", "mirror", "registry", "dsp", "mixing", "prosody", "dnsmos", "transcribers", "audio",
-        "manifest", "checkpoint", "models")
+CORE = ("config", "files", "storage", "mirror", "registry", "dsp", "mixing", "prosody", "dnsmos", "transcribers",
+        "textnorm", "audio", "manifest", "checkpoint", "models")
 UNRESOLVED: list[str] = []  # imports of uniaudio modules that do not exist (filled by `imports`)
 LAYERS = [("core", CORE), ("tokenize",), ("pipeline",), ("demo",), ("train",), ("benchmark",), ("cli", "__main__")]
 

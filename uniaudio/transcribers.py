@@ -28,7 +28,7 @@ class FasterWhisper(ASR):
     backend = "faster-whisper"
 
     def __init__(self, model: str = DEFAULT_MODEL, language: str = "en", beam_size: int = 5, device: str = "cpu",
-                 compute_type: str = "int8"):
+                 compute_type: str = "int8", cpu_threads: int = 0):
         from faster_whisper import WhisperModel
 
         path = packaged_tiny_en() if model == DEFAULT_MODEL else resolve(model)
@@ -36,8 +36,8 @@ class FasterWhisper(ASR):
         self.weights_path = str(Path(path) / "model.bin") if Path(path).is_dir() else None
         local = Path(path).is_dir()
         try:  # a hub name offline: the local cache only, no download retries
-            self.model = WhisperModel(path, device=device, compute_type=compute_type,
-                                      local_files_only=not local and offline())
+            self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+                                      local_files_only=not local and offline())  # cpu_threads 0: CTranslate2's default
         except (OSError, RuntimeError, ValueError) as e:
             if not local and offline():
                 raise ModelNotFound(how_to_get(path)) from None

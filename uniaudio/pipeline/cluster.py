@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
+
+from ..config import ConfigError
 
 
 @dataclass
@@ -16,6 +18,26 @@ class RaySpec:
     num_cpus: int | None = None  # for the local Ray only
     object_store_memory: int | None = None  # bytes, local Ray only
     tokenizer_actors: int | None = None  # actor pool size; default: one per GPU, none on CPU-only clusters
+    # the measure step (Whisper, DNSMOS) in an actor pool of its own; default: one per GPU when
+    # `measure:` is set and the cluster has GPUs, none on CPU-only clusters (it runs in the shard task)
+    measure_actors: int | None = None
+    # GPUs per actor of each staged step on GPU clusters: {tokenize: 1, measure: 0.5}; fractions
+    # share a card (defaults: 1 for tokenize alone; 0.5 each when both pools run)
+    num_gpus: dict[str, float] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for stage, n in self.num_gpus.items():
+            if stage not in GPU_STAGES:
+                raise ConfigError("ray.num_gpus", f"unknown stage {stage!r}; stages with models: {', '.join(GPU_STAGES)}")
+            if not isinstance(n, (int, float)) or not 0 <= n <= 64:
+                raise ConfigError(f"ray.num_gpus.{stage}", f"GPUs per actor in [0, 64] (fractions share a card), got {n!r}")
+        for name in ("tokenizer_actors", "measure_actors"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"ray.{name}", f"an actor count >= 1, got {v}")
+
+
+GPU_STAGES = ("tokenize", "measure")
 
 
 MapFn = Callable[[Callable, list[tuple]], list]

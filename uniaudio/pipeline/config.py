@@ -15,9 +15,10 @@ from .recipes import RECIPES
 from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
-MEASURES = ("asr", "prosody", "dnsmos")
+MEASURES = ("asr", "transcript_check", "prosody", "dnsmos")
+CHECK_NORMALIZER = "whisper-english"  # the transcript check compares texts as the Open ASR Leaderboard does
 LATER_OPTIONS = ("simulate", "measure", "segment", "dedup")  # added after plans were first recorded
-LATER_FILTERS = ("min_dnsmos", "speech_rate")
+LATER_FILTERS = ("min_dnsmos", "speech_rate", "max_wer")
 
 
 def _drop_unset_options(d: dict) -> None:
@@ -71,11 +72,16 @@ class Filters:
     # words per second of speech outside [low, high] is a reject (needs measure: [prosody]; a
     # transcript or the asr measure gives the words)
     speech_rate: list[float] | None = None
+    # transcript check: WER of an ASR pass against the row's own transcript above this is a reject
+    # (needs measure: [transcript_check]; drops misaligned corpus transcripts)
+    max_wer: float | None = None
 
     def validate(self) -> None:
         if self.speech_rate is not None and not (len(self.speech_rate) == 2 and 0 <= self.speech_rate[0] <
                                                  self.speech_rate[1]):
             raise ConfigError("filters.speech_rate", f"[low, high] words per second, got {self.speech_rate!r}")
+        if self.max_wer is not None and not self.max_wer >= 0:
+            raise ConfigError("filters.max_wer", f"a word error rate >= 0 (0.3 = 30 %), got {self.max_wer}")
         if self.min_dnsmos is not None and not 1.0 <= self.min_dnsmos <= 5.0:
             raise ConfigError("filters.min_dnsmos", f"a MOS in [1, 5], got {self.min_dnsmos}")
         if not 0 <= self.min_duration < self.max_duration:
@@ -111,7 +117,8 @@ class PipelineConfig:
     # voice-activity segmentation of long recordings before planning: segment.py
     segment: SegmentSpec | None = None
     # per-item measurements written into each sample's JSON and index.parquet's `measures`
-    # ("asr": a transcript for rows without one, Whisper tiny.en; "prosody": median F0, speaking
+    # ("asr": a transcript for rows without one, Whisper tiny.en; "transcript_check": the same ASR
+    # on rows with a transcript, its WER against it (filters.max_wer); "prosody": median F0, speaking
     # rate and their bands, uniaudio/prosody.py; "dnsmos": DNSMOS SIG/BAK/OVRL/P.808,
     # uniaudio/dnsmos.py, the quality filter's measure; speech rows only, not simulated pairs)
     measure: list[str] = field(default_factory=list)
@@ -136,6 +143,14 @@ class PipelineConfig:
             raise ConfigError("measure", f"unknown measure(s) {unknown}; known: {', '.join(MEASURES)}")
         if self.filters.speech_rate is not None and "prosody" not in self.measure:
             raise ConfigError("filters.speech_rate", "filters by the prosody measure: add `prosody` to `measure`")
+        if self.filters.max_wer is not None and "transcript_check" not in self.measure:
+            raise ConfigError("filters.max_wer", "filters by the transcript check: add `transcript_check` to `measure`")
+        if "transcript_check" in self.measure:
+            from .. import textnorm
+            try:
+                textnorm.text_normalizer(CHECK_NORMALIZER)
+            except textnorm.NormalizerError as e:
+                raise ConfigError("measure", f"transcript_check: {e}") from None
         if self.filters.min_dnsmos is not None and "dnsmos" not in self.measure:
             raise ConfigError("filters.min_dnsmos", "filters by the DNSMOS measure: add `dnsmos` to `measure`")
         if self.tokenizer != "none":

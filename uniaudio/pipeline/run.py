@@ -20,10 +20,10 @@ from tqdm import tqdm
 from .. import storage
 from ..files import iter_parquet
 from .cluster import cluster_map, data_context, init_ray
-from . import segment, simulate
+from . import funnel, segment, simulate
 from .config import InputSpec, PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, build_manifest, check_resumable, plan_input
-from .stages import TokenizeStage, decode_shard, is_done, process_shard, write_shard
+from .stages import MeasureStage, TokenizeStage, decode_shard, is_done, process_shard, write_shard
 
 INDEX_SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("id", pa.string()), ("corpus", pa.string()),
@@ -136,15 +136,23 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
         ctx = data_context()
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        if cfg.tokenizer != "none" and (gpus or cfg.ray.tokenizer_actors):
+        measure_pool = bool(cfg.measure) and bool(gpus or cfg.ray.measure_actors)
+        tokenize_pool = cfg.tokenizer != "none" and bool(gpus or cfg.ray.tokenizer_actors)
+        if measure_pool or tokenize_pool:
             ctx.op_resource_reservation_enabled = True
-            # decode on CPUs -> tokenize in an actor pool (one model load per actor, a GPU each
-            # when the cluster has them) -> write on CPUs
-            ds = ds.map(decode_shard, num_cpus=1)
-            ds = ds.map(TokenizeStage, fn_constructor_args=(cfg.tokenizer, cfg.tokenizer_options,
-                                                            "cuda" if gpus else None),
-                        concurrency=cfg.ray.tokenizer_actors or gpus, num_gpus=1 if gpus else 0,
-                        num_cpus=1 if gpus else 0.5)
+            # decode on CPUs -> [measure in an actor pool] -> [tokenize in an actor pool] (one model
+            # load per actor, GPUs per `ray.num_gpus` when the cluster has them) -> write on CPUs
+            share = 0.5 if measure_pool and tokenize_pool else 1
+            ds = ds.map(decode_shard, fn_kwargs={"measure": not measure_pool}, num_cpus=1)
+            if measure_pool:
+                n = cfg.ray.num_gpus.get("measure", share) if gpus else 0
+                ds = ds.map(MeasureStage, fn_constructor_args=("cuda" if n else None,),
+                            concurrency=cfg.ray.measure_actors or gpus, num_gpus=n, num_cpus=1 if n else 0.5)
+            if tokenize_pool:
+                n = cfg.ray.num_gpus.get("tokenize", share) if gpus else 0
+                ds = ds.map(TokenizeStage, fn_constructor_args=(cfg.tokenizer, cfg.tokenizer_options,
+                                                                "cuda" if n else None),
+                            concurrency=cfg.ray.tokenizer_actors or gpus, num_gpus=n, num_cpus=1 if n else 0.5)
             ds = ds.map(write_shard, num_cpus=1)
         else:
             # One operator only: Ray Data's per-operator resource reservation (there to stop
@@ -175,6 +183,7 @@ class _Totals:
         self.by: dict[str, dict] = defaultdict(lambda: {"seconds_in": 0.0, "seconds_out": 0.0, "samples": 0,
                                                         "rejected": 0, "frames": 0})
         self.reasons: dict[str, int] = defaultdict(int)
+        self.stages: dict[str, dict] = defaultdict(lambda: {"items": 0, "seconds": 0.0, "reasons": defaultdict(int)})
         self.seconds, self.frames = 0.0, 0
 
     def samples(self, t: pa.Table) -> None:
@@ -195,6 +204,14 @@ class _Totals:
                           for c in ("reason", "reason_count"))):
             self.reasons[r] += n
         t = t.set_column(t.schema.get_field_index("seconds"), "seconds", pc.fill_null(t.column("seconds"), 0.0))
+        t = t.set_column(t.schema.get_field_index("stage"), "stage", pc.fill_null(t.column("stage"), "plan"))
+        g = t.group_by(["stage", "reason"]).aggregate([("seconds", "sum"), ("reason", "count")])
+        for stage, reason, sec, n in zip(*(g.column(c).to_pylist() for c in
+                                           ("stage", "reason", "seconds_sum", "reason_count"))):
+            d = self.stages[stage]
+            d["items"] += n
+            d["seconds"] += sec
+            d["reasons"][reason] += n
         for key in ("corpus", "domain"):
             g = t.group_by(key).aggregate([("seconds", "sum"), ("reason", "count")])
             for name, sec, n in zip(*(g.column(c).to_pylist() for c in (key, "seconds_sum", "reason_count"))):
@@ -239,9 +256,15 @@ class _BatchedWriter:
         self.out.__exit__(None, None, None)
 
 
-def _duplicates(out: str) -> int:
-    """OUT/duplicates.parquet: every item whose decoded audio equals an earlier one's (the first by
-    id is kept), with the id it repeats; DuckDB groups the index's hashes, spilling to disk."""
+NEAR_TOLERANCE = 0.05  # near duplicates: same near_key, duration within 5 % of the kept one's
+
+
+def _duplicates(out: str) -> dict:
+    """OUT/duplicates.parquet: every item whose decoded audio equals an earlier one's
+    (`exact_duplicate`), or that shares an earlier one's speaker and transcript with a duration
+    within NEAR_TOLERANCE of it (`near_duplicate`); the first by id is kept, each later copy
+    listed with the id it repeats. DuckDB groups the index's keys, spilling to disk. Returns
+    {items, seconds} of the listed copies."""
     import duckdb
     import tempfile
 
@@ -253,16 +276,28 @@ def _duplicates(out: str) -> int:
         con = duckdb.connect()
         con.execute(f"SET temp_directory={sql_literal(tmp + '/spill')}")
         con.execute(f"""
-            COPY (SELECT id, first AS duplicate_of, 'exact_duplicate' AS reason FROM (
-                    SELECT id, h, min(id) OVER (PARTITION BY h) AS first FROM (
-                        SELECT id, json_extract_string(measures, '$.audio_sha256') AS h
-                        FROM read_parquet({sql_literal(index)})) WHERE h IS NOT NULL)
-                  WHERE id <> first ORDER BY id)
+            CREATE TEMP VIEW items AS SELECT id, seconds,
+                json_extract_string(measures, '$.audio_sha256') AS h,
+                json_extract_string(measures, '$.near_key') AS k
+            FROM read_parquet({sql_literal(index)});
+            CREATE TEMP TABLE exact AS SELECT id, first AS duplicate_of, seconds FROM (
+                SELECT id, seconds, min(id) OVER (PARTITION BY h) AS first FROM items WHERE h IS NOT NULL)
+            WHERE id <> first;
+            CREATE TEMP TABLE near AS SELECT id, first AS duplicate_of, seconds FROM (
+                SELECT id, seconds, first_value(id) OVER w AS first, first_value(seconds) OVER w AS first_seconds
+                FROM items WHERE k IS NOT NULL AND id NOT IN (SELECT id FROM exact)
+                WINDOW w AS (PARTITION BY k ORDER BY id))
+            WHERE id <> first AND abs(seconds - first_seconds) <= {NEAR_TOLERANCE} * first_seconds;
+            COPY (SELECT id, duplicate_of, 'exact_duplicate' AS reason, seconds FROM exact
+                  UNION ALL SELECT id, duplicate_of, 'near_duplicate' AS reason, seconds FROM near ORDER BY id)
             TO {sql_literal(dest)} (FORMAT parquet)""")
-        n = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(dest)})").fetchone()[0]
+        n, sec = con.execute(f"SELECT count(*), coalesce(sum(seconds), 0) FROM read_parquet({sql_literal(dest)})"
+                             ).fetchone()
+        by = dict(con.execute(f"SELECT reason, count(*) FROM read_parquet({sql_literal(dest)}) GROUP BY reason"
+                              ).fetchall())
         con.close()
         storage.upload(dest, storage.join(out, "duplicates.parquet"))
-    return int(n)
+    return {"items": int(n), "seconds": float(sec), "by_reason": {k: int(v) for k, v in sorted(by.items())}}
 
 
 def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: float, processed_seconds: float,
@@ -290,6 +325,12 @@ def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: flo
     index.close()
     rejects.close()
     duplicates = _duplicates(out) if cfg.dedup else None
+    segmented = [json.loads(storage.read_text(storage.join(out, "manifests", f"{p.prefix}.segmented.json")))
+                 for p in plans if cfg.segment is not None and p.prefix != simulate.SIMULATED]
+    active = {s for s, on in (("simulate", cfg.simulate), ("transcribe", "asr" in cfg.measure),
+                              ("transcript_check", "transcript_check" in cfg.measure),
+                              ("speech_rate", cfg.filters.speech_rate), ("quality", cfg.filters.min_dnsmos))
+              if on}
 
     def hours(d):
         return {"hours_in": round(d["seconds_in"] / 3600, 4), "hours_out": round(d["seconds_out"] / 3600, 4),
@@ -306,7 +347,9 @@ def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: flo
         "rejected": rejects.rows,
         "rejects_by_reason": dict(sorted(totals.reasons.items())),
         "hours_out": round(totals.seconds / 3600, 4),
-        "duplicates": duplicates,
+        "duplicates": duplicates["items"] if duplicates else None,
+        "duplicates_by_reason": duplicates["by_reason"] if duplicates else None,
+        "funnel": funnel.build(segmented, totals.stages, index.rows, totals.seconds, duplicates, active),
         "tokens": totals.frames * n_codebooks if tokenizer else None,
         "by_corpus": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("corpus/")},
         "by_domain": {k.split("/", 1)[1]: hours(v) for k, v in sorted(by.items()) if k.startswith("domain/")},

@@ -1,9 +1,10 @@
 """The per-shard work that Ray runs. One Ray Data row = one planned shard, so every step
 sees a whole shard and a shard is written whole or not at all.
 
-CPU clusters: `process_shard` decodes, filters, tokenizes and writes in one task.
-GPU clusters: `decode_shard` (CPU task) -> `TokenizeStage` (GPU actor pool) -> `write_shard`
-(CPU task), the audio travelling inside the row as a pickled payload.
+CPU clusters: `process_shard` decodes, filters, measures, tokenizes and writes in one task.
+GPU clusters: `decode_shard` (CPU task) -> [`MeasureStage` (actor pool, GPUs per `ray.num_gpus`)]
+-> `TokenizeStage` (GPU actor pool) -> `write_shard` (CPU task), the audio travelling inside the
+row as a pickled payload.
 Either way the driver only receives a small summary per shard."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import re
 import time
 
 import numpy as np
@@ -20,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .. import audio, prosody, storage
 from ..manifest import PLANNED_REJECT
+from .config import CHECK_NORMALIZER
 from .member_spans import MemberSpans, read_order
 from .plan import reject_row
 from .shards import sample_key, unchanged, write_tar
@@ -43,8 +46,9 @@ def check_quality(wav: np.ndarray, sr: int, filters: dict) -> tuple[str, str] | 
     return None
 
 
-def _decode(task: dict) -> tuple[list[dict], list[dict]]:
-    """Read one shard's plan rows, decode and filter their audio: (items, rejects)."""
+def _decode(task: dict) -> tuple[dict[int, dict], list[tuple[int, dict]]]:
+    """Read one shard's plan rows, decode and filter their audio: ({position: item}, [(position,
+    reject)]); positions are the plan's order, which the shard is written in."""
     with storage.arrow_file(task["plan_path"]) as f:
         rows = pq.ParquetFile(f).read_row_group(task["row_group"]).to_pylist()
     done: dict[int, dict] = {}
@@ -67,8 +71,7 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         except audio.AudioError as e:
             rejects.append((i, reject_row(row, e.reason, e.detail, row["duration"], "decode")))
             continue
-        derived = bool(row.get("extra")) and '"sim_task"' in row["extra"]
-        if derived:  # a simulated pair: rendered from its sources
+        if _derived(row):  # a simulated pair: rendered from its sources
             try:
                 wav = render(json.loads(row["extra"]), wav, sr)
             except SimulationError as e:
@@ -78,65 +81,138 @@ def _decode(task: dict) -> tuple[list[dict], list[dict]]:
         if bad:
             rejects.append((i, reject_row(row, bad[0], bad[1], len(wav) / sr, "filter")))
             continue
-        measure = task.get("measure", ())
         item = done[i] = {"row": row, "wav": wav}
         if task.get("dedup"):  # the decoded audio's identity, as 16-bit samples at the engine's rate
             pcm = np.round(np.clip(wav, -1.0, 1.0) * 32767).astype("<i2").tobytes()
             item["measures"] = {"audio_sha256": hashlib.sha256(pcm).hexdigest()}
-        if row["domain"] != "speech" or derived or not measure:
-            continue
-        text, m = row.get("text"), {}
-        if "asr" in measure and not (text or "").strip():  # a transcript where the corpus has none
-            try:
-                text = m["asr_text"] = _asr().transcribe([audio.resample(wav, sr, 16000)])[0]
-                m.update(asr_model="whisper tiny.en (faster-whisper, int8, beam 5)", asr_language="en")
-            except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
-                m["asr_error"] = f"{type(e).__name__}: {e}"
-        if "prosody" in measure:
-            m.update(prosody.measure(wav, sr, text))
-            bounds = task["filters"].get("speech_rate")
-            if bounds and m.get("words_per_s") is not None and not bounds[0] <= m["words_per_s"] <= bounds[1]:
-                del done[i]
-                rejects.append((i, reject_row(row, "speech_rate", f"{m['words_per_s']:.2f} words/s outside "
-                                              f"[{bounds[0]}, {bounds[1]}]", len(wav) / sr, "speech_rate")))
-                continue
-        if m:
-            item.setdefault("measures", {}).update(m)
-    if "dnsmos" in task.get("measure", ()):
-        _quality(done, rejects, task, sr)
+    return done, rejects
+
+
+def _ordered(done: dict[int, dict], rejects: list[tuple[int, dict]]) -> tuple[list[dict], list[dict]]:
     return [done[i] for i in sorted(done)], [r for _, r in sorted(rejects, key=lambda x: x[0])]
 
 
-_ASR: list = []
+def _derived(row: dict) -> bool:
+    return bool(row.get("extra")) and '"sim_task"' in row["extra"]
 
 
-def _asr():
-    """Whisper tiny.en (packaged, offline), loaded once per worker process."""
-    if not _ASR:
+def _measure_all(done: dict[int, dict], rejects: list, task: dict, device: str | None = None) -> None:
+    """The `measure:` step over a shard's decoded items (speech rows, not simulated pairs): per
+    item transcribe / transcript check / prosody, then DNSMOS in one batch; rejects join
+    `rejects` with their position. `dedup` adds the near-duplicate key after the transcripts."""
+    sr, measure = task["sample_rate"], task.get("measure", ())
+    for i in sorted(done):
+        item = done[i]
+        row = item["row"]
+        if measure and row["domain"] == "speech" and not _derived(row):
+            bad = _measure(item, task, sr, device)
+            if bad:
+                del done[i]
+                rejects.append((i, reject_row(row, *bad[:2], len(item["wav"]) / sr, bad[2])))
+                continue
+        if task.get("dedup"):
+            _near_key(item)
+    if "dnsmos" in measure:
+        _quality(done, rejects, task, sr, device)
+
+
+def _near_key(item: dict) -> None:
+    """The near-duplicate key (`dedup: true`): corpus, speaker and the transcript (the corpus's,
+    else the ASR's) lower-cased without punctuation; items that share it and last within 5 % of
+    the first one's duration are listed as near duplicates (run.py). No speaker or no text: none."""
+    row, m = item["row"], item["measures"]
+    text = (row.get("text") or "").strip() or m.get("asr_text") or ""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    if row.get("speaker") and words:
+        key = "\x00".join([row["corpus"] or "", row["speaker"], " ".join(words)])
+        m["near_key"] = hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+ASR_MODEL = "whisper tiny.en (faster-whisper, int8, beam 5)"
+
+
+def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tuple[str, str, str] | None:
+    """A speech item's per-item measures (`measure:`) into item["measures"]; (reason, detail,
+    stage) when one of them rejects it. Order: transcribe (rows without text) or transcript check
+    (rows with text), then prosody and the speech-rate bounds, which count the words."""
+    row, wav, measure, filters = item["row"], item["wav"], task.get("measure", ()), task["filters"]
+    text, m = row.get("text"), {}
+    has_text = bool((text or "").strip())
+    if ("asr" in measure and not has_text) or ("transcript_check" in measure and has_text):
+        stage = "transcript_check" if has_text else "transcribe"
+        if (row.get("language") or "en").split("-")[0].lower() != "en":
+            return "unsupported_language", f"language {row['language']!r}: the offline ASR is English-only", stage
+        try:
+            heard = _asr(device).transcribe([audio.resample(wav, sr, 16000)])[0]
+        except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
+            return "asr_failed", f"{type(e).__name__}: {e}", stage
+        m.update(asr_text=heard, asr_model=ASR_MODEL, asr_language="en")
+        if has_text:
+            wer = _wer(text, heard)
+            m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=CHECK_NORMALIZER)
+            bound = filters.get("max_wer")
+            if bound is not None and wer is not None and wer > bound:
+                return "transcript_mismatch", f"WER {wer:.2f} > {bound} (heard {heard[:80]!r})", stage
+        else:
+            text = heard
+    if "prosody" in measure:
+        m.update(prosody.measure(wav, sr, text))
+        bounds = filters.get("speech_rate")
+        if bounds and m.get("words_per_s") is not None and not bounds[0] <= m["words_per_s"] <= bounds[1]:
+            return "speech_rate", f"{m['words_per_s']:.2f} words/s outside [{bounds[0]}, {bounds[1]}]", "speech_rate"
+    if m:
+        item.setdefault("measures", {}).update(m)
+    return None
+
+
+def _wer(ref: str, hyp: str) -> float | None:
+    """WER of an ASR pass against the row's transcript, both normalised; None when the
+    transcript normalises to nothing (no words to compare)."""
+    from .. import textnorm
+
+    norm = textnorm.text_normalizer(CHECK_NORMALIZER)
+    ref_n, hyp_n = norm(ref), norm(hyp)
+    if not ref_n.split():
+        return None
+    c = textnorm.error_counts(ref_n, hyp_n)
+    return (c["S"] + c["D"] + c["I"]) / (c["S"] + c["D"] + c["H"])
+
+
+_ASR: dict = {}
+
+
+def _asr(device: str | None = None):
+    """Whisper tiny.en (packaged, offline), loaded once per worker process (and device)."""
+    if device not in _ASR:
         from .. import transcribers
 
-        _ASR.append(transcribers.load("faster-whisper"))
-    return _ASR[0]
+        on_gpu = {"device": "cuda", "compute_type": "float16"} if device == "cuda" else {}
+        _ASR[device] = transcribers.load("faster-whisper", **on_gpu)
+    return _ASR[device]
 
 
-_DNSMOS: list = []
+_DNSMOS: dict = {}
 
 
-def _quality(done: dict, rejects: list, task: dict, sr: int) -> None:
+def _quality(done: dict, rejects: list, task: dict, sr: int, device: str | None = None) -> None:
     """DNSMOS of the shard's speech items in one batch (`measure: [dnsmos]`), into their measures;
     with `filters.min_dnsmos` an item whose OVRL is below it is a reject (stage `quality`, the
     value in the detail). An item DNSMOS cannot score (under 0.5 s) keeps the reason and stays."""
     from .. import dnsmos
 
     todo = [i for i, it in done.items() if it["row"]["domain"] == "speech"  # not the simulated (noisy) pairs
-            and '"sim_task"' not in (it["row"].get("extra") or "")]
+            and not _derived(it["row"])]
     if not todo:
         return
-    if not _DNSMOS:  # one scorer per worker process (its ONNX sessions load once)
-        _DNSMOS.append(dnsmos.DNSMOSScorer())
+    if device not in _DNSMOS:  # one scorer per worker process (its ONNX sessions load once)
+        import onnxruntime as ort
+
+        # on a GPU actor when onnxruntime-gpu is installed; the CPU package scores on the CPU
+        gpu = device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()
+        _DNSMOS[device] = dnsmos.DNSMOSScorer(device="cuda" if gpu else "cpu")
     wavs = [done[i]["wav"] if sr == dnsmos.SR else audio.resample(done[i]["wav"], sr, dnsmos.SR) for i in todo]
     floor = task["filters"].get("min_dnsmos")
-    for i, wav, res in zip(todo, wavs, _DNSMOS[0].score(wavs)):
+    for i, wav, res in zip(todo, wavs, _DNSMOS[device].score(wavs)):
         m = done[i].setdefault("measures", {})
         if isinstance(res, Exception):
             m["dnsmos_error"] = str(res)
@@ -189,10 +265,12 @@ def _cached_tokenizer(name: str, options: dict, device: str | None = None):
 
 
 def process_shard(task: dict) -> dict:
-    """CPU clusters: decode, tokenize and write a shard in one task (no audio crosses the
-    object store; an actor pool would only pin CPUs away from decoding)."""
+    """CPU clusters: decode, measure, tokenize and write a shard in one task (no audio crosses
+    the object store; an actor pool would only pin CPUs away from decoding)."""
     task = dict(task, started=time.time())
-    items, rejects = _decode(task)
+    done, rejects = _decode(task)
+    _measure_all(done, rejects, task)
+    items, rejects = _ordered(done, rejects)
     desc = None
     if task["tokenizer"] != "none":
         tok = _cached_tokenizer(task["tokenizer"], task["tokenizer_options"])
@@ -200,23 +278,40 @@ def process_shard(task: dict) -> dict:
     return _write(task, items, rejects, desc)
 
 
-def decode_shard(task: dict) -> dict:
-    """GPU clusters, stage 1 (CPU task): decode + filter, audio passed on in the row."""
+def decode_shard(task: dict, measure: bool = True) -> dict:
+    """Staged runs, stage 1 (CPU task): decode + filter (+ the measures, unless a MeasureStage
+    pool runs them), audio passed on in the row."""
     task = dict(task, started=time.time())
-    items, rejects = _decode(task)
-    return dict(task, payload=pickle.dumps({"items": items, "rejects": rejects}, protocol=5))
+    done, rejects = _decode(task)
+    if measure:
+        _measure_all(done, rejects, task)
+    return dict(task, payload=pickle.dumps({"done": done, "rejects": rejects}, protocol=5))
+
+
+class MeasureStage:
+    """Staged runs (`ray.num_gpus.measure`, or `ray.measure_actors`): the measure step's models
+    (Whisper, DNSMOS) load once per actor, on its GPU when it has one."""
+
+    def __init__(self, device: str | None = None):
+        self.device = device
+
+    def __call__(self, row: dict) -> dict:
+        data = pickle.loads(row["payload"])
+        _measure_all(data["done"], data["rejects"], row, self.device)
+        return dict(row, payload=pickle.dumps(data, protocol=5))
 
 
 class TokenizeStage:
-    """GPU clusters, stage 2 (actor pool): the tokenizer loads once per actor."""
+    """Staged runs (GPU clusters, or `ray.tokenizer_actors`): the tokenizer loads once per actor."""
 
     def __init__(self, name: str, options: dict, device: str | None = None):
         self.tok = _cached_tokenizer(name, options, device)
 
     def __call__(self, row: dict) -> dict:
         data = pickle.loads(row["payload"])
-        items = _tokenize(self.tok, data["items"], data["rejects"], row["sample_rate"])
-        payload = {"items": items, "rejects": data["rejects"], "tokenizer": self.tok.describe()}
+        items, rejects = _ordered(data["done"], data["rejects"])
+        items = _tokenize(self.tok, items, rejects, row["sample_rate"])
+        payload = {"items": items, "rejects": rejects, "tokenizer": self.tok.describe()}
         return dict(row, payload=pickle.dumps(payload, protocol=5))
 
 
@@ -232,6 +327,8 @@ def _node_id() -> str | None:
 def write_shard(row: dict) -> dict:
     """GPU clusters, stage 3 (CPU task): write what the actor produced."""
     data = pickle.loads(row["payload"])
+    if "done" in data:  # no tokenize stage ran (tokenizer: none)
+        return _write(row, *_ordered(data["done"], data["rejects"]), None)
     return _write(row, data["items"], data["rejects"], data.get("tokenizer"))
 
 

@@ -7,57 +7,8 @@ from __future__ import annotations
 
 import math
 
+from ... import textnorm
 from .base import Metric, MetricError, Value, register, sha256_of, versions
-
-
-# What each normaliser does to a text, for the metric card (the exact transformation, pinned).
-NORMALIZERS = {
-    "whisper-english": "openai-whisper's EnglishTextNormalizer (Open ASR Leaderboard): lower-case, bracketed and "
-                       "filler words removed, British -> American spellings, numbers written as digits "
-                       "(its number standardisation), punctuation removed",
-    "whisper-basic": "openai-whisper's BasicTextNormalizer: lower-case, symbols and punctuation to spaces",
-    "seed-tts-eval": "Seed-TTS-eval's run_wer.py: every mark of Python's string.punctuation and zhon's Chinese "
-                     "punctuation removed except the apostrophe, one pass of double spaces to single, then "
-                     "lower-case (en) or every character a word (zh); its reported WER is the per-utterance mean "
-                     "(wer_utt_mean here)",
-    "none": "whitespace collapsed, nothing else",
-}
-
-
-def seed_tts_eval(language: str = "en"):
-    """Seed-TTS-eval's text rule (NORMALIZERS["seed-tts-eval"]), from its zhon punctuation set."""
-    import string
-
-    try:
-        from zhon.hanzi import punctuation
-    except ImportError:
-        raise MetricError("the seed-tts-eval normaliser needs zhon's punctuation set: pip install zhon") from None
-    marks = [c for c in punctuation + string.punctuation if c != "'"]
-    if language not in ("en", "zh"):
-        raise MetricError(f"the seed-tts-eval normaliser is defined for en and zh, not {language!r}")
-
-    def normalize(text: str) -> str:
-        for c in marks:
-            text = text.replace(c, "")
-        text = text.replace("  ", " ")
-        return text.lower() if language == "en" else " ".join(text)
-    return normalize
-
-
-def text_normalizer(name: str, language: str = "en"):
-    if name == "seed-tts-eval":
-        return seed_tts_eval(language)
-    if name == "whisper-english":
-        from whisper.normalizers import EnglishTextNormalizer
-
-        return EnglishTextNormalizer()
-    if name == "whisper-basic":
-        from whisper.normalizers import BasicTextNormalizer
-
-        return BasicTextNormalizer()
-    if name == "none":
-        return lambda s: " ".join(s.split())
-    raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")
 
 
 class _ErrorRate(Metric):
@@ -69,7 +20,10 @@ class _ErrorRate(Metric):
                  normalizer_name: str = "whisper-english", language: str = "en", asr_options: dict | None = None,
                  normalizer: str | None = None):
         normalizer_name = normalizer or normalizer_name  # `--metric-option wer.normalizer=...` names it too
-        self.normalize = text_normalizer(normalizer_name, language)
+        try:
+            self.normalize = textnorm.text_normalizer(normalizer_name, language)
+        except textnorm.NormalizerError as e:
+            raise MetricError(str(e)) from None
         self.normalizer_name = normalizer_name
         self.asr_backend, self.asr_model, self.language = asr_backend, asr_model, language
         # passed to the backend, e.g. {device: cuda, compute_type: float16} for faster-whisper on a GPU
@@ -91,7 +45,7 @@ class _ErrorRate(Metric):
         return self._asr
 
     def counts(self, ref: str, hyp: str) -> dict:
-        raise NotImplementedError
+        return textnorm.error_counts(ref, hyp, self.unit)
 
     def score(self, batch):
         need_asr = [s for s in batch if s.hyp_text is None and s.hyp_audio is not None]
@@ -131,7 +85,7 @@ class _ErrorRate(Metric):
                 f"{self.name}_errors": errs, f"{self.name}_ref_{self.unit}": n}
 
     def card(self):
-        c = dict(super().card(), normalizer=self.normalizer_name, normalization=NORMALIZERS[self.normalizer_name],
+        c = dict(super().card(), normalizer=self.normalizer_name, normalization=textnorm.NORMALIZERS[self.normalizer_name],
                  unit=self.unit, versions=versions("jiwer", "openai-whisper", "zhon"))
         if self._asr is not None:  # only when this run transcribed audio
             a = self._asr
@@ -147,24 +101,8 @@ class WER(_ErrorRate):
     name, unit = "wer", "words"
     values = {"wer": Value("lower", "%")}
 
-    def counts(self, ref, hyp):
-        import jiwer
-
-        if not hyp.strip():
-            return {"S": 0, "D": len(ref.split()), "I": 0, "H": 0}
-        o = jiwer.process_words(ref, hyp)
-        return {"S": o.substitutions, "D": o.deletions, "I": o.insertions, "H": o.hits}
-
 
 @register("cer")
 class CER(_ErrorRate):
     name, unit = "cer", "characters"
     values = {"cer": Value("lower", "%")}
-
-    def counts(self, ref, hyp):
-        import jiwer
-
-        if not hyp.strip():
-            return {"S": 0, "D": len(ref), "I": 0, "H": 0}
-        o = jiwer.process_characters(ref, hyp)
-        return {"S": o.substitutions, "D": o.deletions, "I": o.insertions, "H": o.hits}

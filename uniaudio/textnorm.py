@@ -1,0 +1,67 @@
+"""Text normalisation and edit-distance counts for comparing a transcript with a reference:
+one place for the benchmark's WER/CER and the data engine's transcript check. Each normaliser's
+exact transformation is in NORMALIZERS (the metric card quotes it)."""
+
+from __future__ import annotations
+
+NORMALIZERS = {
+    "whisper-english": "openai-whisper's EnglishTextNormalizer (Open ASR Leaderboard): lower-case, bracketed and "
+                       "filler words removed, British -> American spellings, numbers written as digits "
+                       "(its number standardisation), punctuation removed",
+    "whisper-basic": "openai-whisper's BasicTextNormalizer: lower-case, symbols and punctuation to spaces",
+    "seed-tts-eval": "Seed-TTS-eval's run_wer.py: every mark of Python's string.punctuation and zhon's Chinese "
+                     "punctuation removed except the apostrophe, one pass of double spaces to single, then "
+                     "lower-case (en) or every character a word (zh); its reported WER is the per-utterance mean "
+                     "(wer_utt_mean here)",
+    "none": "whitespace collapsed, nothing else",
+}
+
+
+class NormalizerError(RuntimeError):
+    """A normaliser that cannot run here (its package missing, a language it does not define)."""
+
+
+def seed_tts_eval(language: str = "en"):
+    """Seed-TTS-eval's text rule (NORMALIZERS["seed-tts-eval"]), from its zhon punctuation set."""
+    import string
+
+    try:
+        from zhon.hanzi import punctuation
+    except ImportError:
+        raise NormalizerError("the seed-tts-eval normaliser needs zhon's punctuation set: pip install zhon") from None
+    marks = [c for c in punctuation + string.punctuation if c != "'"]
+    if language not in ("en", "zh"):
+        raise NormalizerError(f"the seed-tts-eval normaliser is defined for en and zh, not {language!r}")
+
+    def normalize(text: str) -> str:
+        for c in marks:
+            text = text.replace(c, "")
+        text = text.replace("  ", " ")
+        return text.lower() if language == "en" else " ".join(text)
+    return normalize
+
+
+def text_normalizer(name: str, language: str = "en"):
+    """The normaliser `name` (a key of NORMALIZERS) as a str -> str function."""
+    if name == "seed-tts-eval":
+        return seed_tts_eval(language)
+    if name in ("whisper-english", "whisper-basic"):
+        try:
+            from whisper import normalizers
+        except ImportError:
+            raise NormalizerError(f"the {name} normaliser needs openai-whisper: pip install openai-whisper") from None
+        return normalizers.EnglishTextNormalizer() if name == "whisper-english" else normalizers.BasicTextNormalizer()
+    if name == "none":
+        return lambda s: " ".join(s.split())
+    raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")
+
+
+def error_counts(ref: str, hyp: str, unit: str = "words") -> dict:
+    """Substitutions, deletions, insertions and hits of `hyp` against `ref` (both normalised),
+    over words or characters (jiwer's alignment). An empty hypothesis deletes every unit."""
+    import jiwer
+
+    if not hyp.strip():
+        return {"S": 0, "D": len(ref.split()) if unit == "words" else len(ref), "I": 0, "H": 0}
+    o = jiwer.process_words(ref, hyp) if unit == "words" else jiwer.process_characters(ref, hyp)
+    return {"S": o.substitutions, "D": o.deletions, "I": o.insertions, "H": o.hits}
