@@ -44,6 +44,7 @@ def all_sequences(out: Path):
 @pytest.mark.slow
 def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, token_out):
     from uniaudio.prosody import PITCH_BANDS_HZ, instruction
+    from uniaudio.tokenize.score import score_text
 
     out, report = sent_out
     rows, codes = plan_rows(token_out), source_codes(token_out)
@@ -62,8 +63,8 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 if "codes" in g:
                     a, b = g["frames"]
                     assert np.array_equal(g["codes"], codes[g["id"]][:, a:b])
-                elif (s["task"], g["modality"]) in (("sound_edit", "text"), ("instruct_tts", "caption")):
-                    pass  # the instruction, checked below
+                elif (s["task"], g["modality"]) in (("sound_edit", "text"), ("instruct_tts", "caption"), ("svs", "text")):
+                    pass  # the instruction or the score, checked below
                 elif g["modality"] == "caption":
                     caps = src["extra"].get("captions") or [src["caption"]]
                     assert g["text"] in [c.strip() for c in caps]  # the caption belongs to its clip
@@ -95,6 +96,12 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert instr["id"] == text["id"] == target["id"] and m["pitch"] and m["rate"]
                 assert instr["text"] == instruction({"pitch": m["pitch"], "rate": m["rate"]})
                 assert PITCH_BANDS_HZ[m["pitch"]][0] <= m["f0_hz"] < PITCH_BANDS_HZ[m["pitch"]][1]
+            if s["task"] == "svs":  # score: the song's notes as text -> that song
+                score, song = segs
+                assert [g["modality"] for g in segs] == ["text", "audio"] and score["id"] == song["id"]
+                assert rows[song["id"]]["domain"] == "singing"
+                assert score["text"] == score_text(rows[song["id"]]["extra"]["notes"])
+                assert score["text"].split(" | ")[0].split()[0] == rows[song["id"]]["text"].split()[0]
             if s["task"] == "sound_edit":  # add: clip, instruction -> mixture; remove: the reverse
                 first, instr, last = segs
                 mixed = first if "sim_task" in rows[first["id"]]["extra"] else last
@@ -121,7 +128,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
             if s["task"] == "se":
                 assert rows[made["noise_id"]]["domain"] in ("sound", "music")
     assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse",
-                          "sound_edit", "instruct_tts"}
+                          "sound_edit", "instruct_tts", "svs"}
     assert verify(out)["problems"] == []
 
 

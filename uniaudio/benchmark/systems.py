@@ -282,7 +282,8 @@ class LMCheckpoint(System):
     from text + a same-speaker prompt (tts), sound/music from captions (tta, ttm), and, when its
     sentences held the engine's simulated pairs, clean speech from noisy (se) or reverberant
     (dereverb) speech, the target speaker from a mixture + enrollment (tse) and an edited sound
-    from a sound + an instruction (sound_edit); sampled with a
+    from a sound + an instruction (sound_edit), speech in a described style (instruct_tts, from the
+    engine's prosody measure) and singing from a score (svs, the demo's singing corpus); sampled with a
     seed per item (a stable hash of its id) so reruns give the same outputs. A multi-stream
     checkpoint also writes transcripts (asr) and captions, and with an LLM middle answers MMLU
     through its backbone (lm-eval's log-likelihood rule).
@@ -375,6 +376,9 @@ class LMCheckpoint(System):
             return self.generator.conditions(t, text=r["caption"]), 0.0
         if t == "instruct_tts":
             return self.generator.conditions(t, text=r["text"], instruction=row_value(r, "extra:instruction")), 0.0
+        if t == "svs":
+            notes = row_value(r, "extra:notes")
+            return self.generator.conditions(t, notes=notes), sum(float(n["seconds"]) for n in notes)
         wav, sr = audio.load(row_value(r, task.input))  # noisy / reverberant / mixture / sound to edit
         enroll = row_value(r, "extra:enroll_path") if t == "tse" else None
         ewav, esr = audio.load(enroll) if enroll else (None, 0)

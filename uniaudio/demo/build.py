@@ -10,7 +10,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from . import long_recordings, music, sounds, speech
+from . import long_recordings, music, singing, sounds, speech
 from .tools import require, soundfont, version
 
 
@@ -21,6 +21,7 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
         raise ValueError(f"scale must be > 0, got {scale}")
     require("espeak-ng")
     require("fluidsynth")
+    require("text2wave")  # Festival: the singing corpus
     soundfont()
     root = Path(root)
     ls_root, ac_root, mc_root = root / "LibriSpeech", root / "audiocaps", root / "musiccaps"
@@ -45,6 +46,7 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
     train = sorted((u for u in utts if not u.speaker.split.startswith("test")), key=lambda u: u.id)
     noise = clips[0].path(ac_root) if clips else None
     long = long_recordings.build(root, [(u.id, u.path(ls_root)) for u in train], noise, seed)
+    songs = singing.write_training_corpus(root / "singing", seed, scale)
     summary = {
         "seed": seed,
         "scale": scale,
@@ -53,6 +55,7 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
             "audiocaps": {"root": str(ac_root), "clips": len(clips), "captions": sum(len(c.captions) for c in clips)},
             "musiccaps": {"root": str(mc_root), "clips": len(pieces)},
             "long": long,
+            "singing": songs,
         },
         "tools": {"espeak-ng": version("espeak-ng"), "fluidsynth": version("fluidsynth"), "soundfont": soundfont()},
     }

@@ -23,6 +23,12 @@ MIDI_RANGE = (36, 84)  # C2..C6: what a score here may ask for
 LYRICS = ("the sun will rise for us", "we walk by the sea", "my love is far from home", "the stars shine bright",
           "sing a song of joy", "the wind blows cold", "come and dance with me", "the bells ring out",
           "I see the light", "the moon is high", "rain falls on the town", "we sail at dawn")
+# The training songs (`uniaudio data demo` -> singing/): other words than the test songs above, so
+# the benchmark's svs items are never trained on
+TRAIN_LYRICS = ("the birds fly south", "a ship goes out to sea", "we love the spring", "the fire burns low",
+                "you hold my hand", "the snow falls down", "bring me the red rose", "the night is long",
+                "let us go home", "the sky turns gold", "I hear the drums", "we ride at noon",
+                "the old tree stands", "my heart is free", "the road runs west", "sweet dreams to you")
 SCALE = (0, 2, 4, 5, 7, 9, 11)  # major scale steps
 DURATIONS_S = (0.35, 0.5, 0.7)
 
@@ -72,11 +78,11 @@ def sing(notes: list[dict], singer: str = SINGERS[0], sample_rate: int = 16000) 
         return audio.load(f"{tmp}/song.wav", sample_rate)
 
 
-def demo_score(k: int, seed: int = 0) -> list[dict]:
-    """Song k of the demo: LYRICS[k] on a seeded stepwise melody in C major, C3-C4 (the range
+def demo_score(k: int, seed: int = 0, lyrics: tuple[str, ...] = LYRICS, tag: str = "svs") -> list[dict]:
+    """Song k of the demo: lyrics[k] on a seeded stepwise melody in C major, C3-C4 (the range
     Festival's male diphone voices sing cleanly), the last note held."""
-    rng = random.Random(f"svs-{seed}-{k}")
-    words = LYRICS[k % len(LYRICS)].split()
+    rng = random.Random(f"{tag}-{seed}-{k}")
+    words = lyrics[k % len(lyrics)].split()
     degree = rng.randrange(len(SCALE))
     notes = []
     for i, w in enumerate(words):
@@ -84,3 +90,28 @@ def demo_score(k: int, seed: int = 0) -> list[dict]:
         midi = 48 + 12 * (degree // 7) + SCALE[degree % 7]
         notes.append({"lyric": w, "midi": midi, "seconds": 0.9 if i == len(words) - 1 else rng.choice(DURATIONS_S)})
     return notes
+
+
+def write_training_corpus(dest: Path, seed: int, scale: float = 1.0) -> dict:
+    """The demo's singing corpus for training svs: TRAIN_LYRICS on seeded melodies, each singer in
+    turn, as WAVs + `songs.jsonl` (the `folder` recipe's listing: id, path, text = the lyrics,
+    speaker = the singer, extra.notes = the score). Returns {songs, seconds}."""
+    import json
+
+    from .. import audio
+
+    dest.mkdir(parents=True, exist_ok=True)
+    n = max(4, round(16 * scale))
+    rows, seconds = [], 0.0
+    for k in range(n):
+        notes, singer = demo_score(k, seed, TRAIN_LYRICS, "svs-train"), SINGERS[k % len(SINGERS)]
+        uid = f"song-{k:03d}"
+        path = dest / f"{uid}.wav"
+        if not path.is_file():
+            wav, sr = sing(notes, singer)
+            audio.save(path, wav, sr)
+        seconds += sum(x["seconds"] for x in notes)
+        rows.append({"id": uid, "path": path.name, "text": " ".join(x["lyric"] for x in notes), "speaker": singer,
+                     "language": "en", "notes": notes})
+    (dest / "songs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"root": str(dest), "songs": n, "score_seconds": round(seconds, 2)}

@@ -29,19 +29,21 @@ import numpy as np
 import torch
 
 from .. import checkpoint, storage
+from ..tokenize.score import score_text
 from ..tokenize.vocab import Vocabulary
 from .model import ModelConfig, make_model
 
 
 # condition audio (+ an enrollment or an instruction) -> target audio: the engine's simulated pairs
 AUDIO_TO_AUDIO = ("se", "dereverb", "tse", "sound_edit")
-LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts",)  # served only by checkpoints whose sentences held them
+# served only by checkpoints whose sentences held them
+LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts", "svs")
 
 
 def max_length(task: str, input_seconds: float = 0.0) -> float:
     """Seconds a task's generated audio may run (its segment-ending rule's maximum): tts and
     instruct_tts 12 s, tta 5 s, ttm 10 s; audio-to-audio tasks 1.5x their input + 1 s (their target
-    is as long as it)."""
+    is as long as it); svs 1.5x its score's length + 1 s."""
     fixed = {"tts": 12.0, "instruct_tts": 12.0, "tta": 5.0, "ttm": 10.0}
     return fixed[task] if task in fixed else 1.5 * input_seconds + 1.0
 
@@ -262,15 +264,17 @@ class LMGenerator:
 
     def conditions(self, task: str, *, text: str | None = None, instruction: str | None = None,
                    wav: np.ndarray | None = None, sr: int = 0, prompt: np.ndarray | None = None, prompt_sr: int = 0,
-                   prompt_seconds: float = 3.0) -> list:
+                   prompt_seconds: float = 3.0, notes: list | str | None = None) -> list:
         """The condition segments of one audio-out item, as the sentence stage lays them out:
         tts: text (+ the first `prompt_seconds` of a prompt of the voice); instruct_tts: the
         instruction (a caption segment) + text; tta / ttm: caption (`text`); se / dereverb: the
         input audio; tse: + the enrollment's first `prompt_seconds`; sound_edit: the input sound +
-        the instruction."""
+        the instruction; svs: the score as text (`notes`, tokenize/score.py)."""
         def cut(x, x_sr):
             return self.audio.encode(x, x_sr)[:, : int(round(prompt_seconds * self.audio.frame_rate))]
 
+        if task == "svs":
+            return [("text", "text", self.text_ids(score_text(notes)))]
         if task == "instruct_tts":
             if not (text or "").strip() or not (instruction or "").strip():
                 raise ValueError("instruct_tts needs a text and an instruction")

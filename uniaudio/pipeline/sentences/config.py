@@ -28,6 +28,7 @@ TASK_RELATION = {
     # the engine's measured style (`measure: [prosody]`): "Say it quickly in a high-pitched female
     # voice." + transcript -> that utterance (the benchmark's instruct_tts wording and bands)
     "instruct_tts": "measured_style",
+    "svs": "score",             # a song's score (lyric, MIDI pitch, seconds per note) -> the singing
 }
 LAYOUTS = ("uniaudio", "multistream")
 

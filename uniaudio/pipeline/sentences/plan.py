@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from ... import storage
 from ...files import iter_parquet, sha256_file, sql_literal
 from ...prosody import instruction
+from ...tokenize.score import ScoreTextError, score_text
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
 from ..draws import copies, uniform
@@ -117,7 +118,8 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig, dupl
                  {text}, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
                  json_extract_string(p.extra, '$.sim_task') AS sim_task,
                  json_extract_string(p.extra, '$.sim_target') AS sim_target,
-                 json_extract_string(p.extra, '$.event_caption') AS sim_event
+                 json_extract_string(p.extra, '$.event_caption') AS sim_event,
+                 json_extract(p.extra, '$.notes')::VARCHAR AS notes
           FROM read_parquet({sql_literal(index)}) i
           JOIN read_parquet({plans}, union_by_name=true) p USING (id)
           {skip}
@@ -175,6 +177,9 @@ def text_tokenizer(meta: Path, out: str, cfg: SentenceConfig) -> BPETokenizer:
                     yield from texts_of(r)
                 elif r.get("text"):
                     yield r["text"]
+                if r.get("notes"):  # a song's score text (svs): its numbers and separators get tokens too
+                    with contextlib.suppress(ScoreTextError):
+                        yield score_text(r["notes"])
 
         bpe = BPETokenizer.train(texts(), vocab_size=cfg.text_vocab_size)
     with storage.output_path(dest) as tmp:
@@ -379,6 +384,21 @@ def _sound_edit(d: dict, recent: dict, cfg: SentenceConfig, w: SpecWriter) -> No
         w.add(f"sound_edit:{d['id']}:{k}", "sound_edit", clip, segs, [2])
 
 
+def _song(r: dict, cfg: SentenceConfig, w: SpecWriter) -> None:
+    """svs: the song's score as text (tokenize/score.py: lyric, MIDI pitch, seconds per note) ->
+    the singing."""
+    n = copies(cfg.tasks.get("svs", 0), cfg.seed, "svs", r["id"])
+    if not n:
+        return
+    try:
+        score = score_text(r["notes"])
+    except ScoreTextError as e:
+        w.reject(r["id"], "svs", "no_score", f"a singing row needs extra.notes (its score): {e}")
+        return
+    for k in range(n):
+        w.add(f"svs:{r['id']}:{k}", "svs", r, [_text(r, score), _audio(r)], [1])
+
+
 def _clip(r: dict, cfg: SentenceConfig, w: SpecWriter) -> None:
     """Sequences of one sound or music clip and its caption(s)."""
     caps = texts_of(r)
@@ -427,6 +447,8 @@ def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) ->
                 group = []
             key = k
             group.append(r)
+        elif r["domain"] == "singing":
+            _song(r, cfg, w)
         elif r["domain"] in ("sound", "music"):
             if r.get("sim_task") == "sound_edit":  # sorted right after the clip it was made from
                 _sound_edit(r, recent, cfg, w)
