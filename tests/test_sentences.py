@@ -96,6 +96,14 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert instr["id"] == text["id"] == target["id"] and m["pitch"] and m["rate"]
                 assert instr["text"] == instruction({"pitch": m["pitch"], "rate": m["rate"]})
                 assert PITCH_BANDS_HZ[m["pitch"]][0] <= m["f0_hz"] < PITCH_BANDS_HZ[m["pitch"]][1]
+            if s["task"] == "speech_edit":  # infilling: the speech around one timed word + transcript -> all of it
+                head, tail, text, target = segs
+                assert [g["modality"] for g in segs] == ["audio", "audio", "text", "audio"]
+                assert head["id"] == tail["id"] == text["id"] == target["id"]
+                (a0, a), (b, b1) = head["frames"], tail["frames"]
+                assert a0 == 0 and b1 == target["frames"][1] and 0 < a < b < b1
+                inner = [(x, y) for _, x, y in measures[target["id"]]["words"][1:-1]]
+                assert any(a == max(1, int(x * frame_rate)) and b == int(np.ceil(y * frame_rate)) for x, y in inner)
             if s["task"] == "svs":  # score: the song's notes as text -> that song
                 score, song = segs
                 assert [g["modality"] for g in segs] == ["text", "audio"] and score["id"] == song["id"]
@@ -128,7 +136,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
             if s["task"] == "se":
                 assert rows[made["noise_id"]]["domain"] in ("sound", "music")
     assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse",
-                          "sound_edit", "instruct_tts", "svs"}
+                          "sound_edit", "instruct_tts", "svs", "speech_edit"}
     assert verify(out)["problems"] == []
 
 

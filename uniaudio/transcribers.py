@@ -57,6 +57,19 @@ class FasterWhisper(ASR):
             out.append(" ".join(s.text.strip() for s in segments).strip())
         return out
 
+    def transcribe_words(self, wavs) -> list[tuple[str, list[tuple[str, float, float]]]]:
+        """(text, [(word, start s, end s), ...]) per clip: Whisper's word timestamps (the
+        cross-attention alignment faster-whisper computes; WhisperX-style timings without a
+        separate aligner). Words keep their punctuation as Whisper wrote them."""
+        out = []
+        for w in wavs:
+            segments, _ = self.model.transcribe(w, language=self.language, word_timestamps=True, **self.decoding)
+            segments = list(segments)
+            words = [(x.word.strip(), round(float(x.start), 3), round(float(x.end), 3))
+                     for s in segments for x in (s.words or []) if x.word.strip()]
+            out.append((" ".join(s.text.strip() for s in segments).strip(), words))
+        return out
+
 
 class OpenAIWhisper(ASR):
     """openai-whisper: `model` is a name it knows (downloaded to its cache) or a local .pt."""

@@ -283,7 +283,8 @@ class LMCheckpoint(System):
     sentences held the engine's simulated pairs, clean speech from noisy (se) or reverberant
     (dereverb) speech, the target speaker from a mixture + enrollment (tse) and an edited sound
     from a sound + an instruction (sound_edit), speech in a described style (instruct_tts, from the
-    engine's prosody measure) and singing from a score (svs, the demo's singing corpus); sampled with a
+    engine's prosody measure), singing from a score (svs, the demo's singing corpus) and edited
+    speech (speech_edit, learned as infilling from the engine's word timings); sampled with a
     seed per item (a stable hash of its id) so reruns give the same outputs. A multi-stream
     checkpoint also writes transcripts (asr) and captions, and with an LLM middle answers MMLU
     through its backbone (lm-eval's log-likelihood rule).
@@ -380,11 +381,36 @@ class LMCheckpoint(System):
             notes = row_value(r, "extra:notes")
             return self.generator.conditions(t, notes=notes), sum(float(n["seconds"]) for n in notes)
         wav, sr = audio.load(row_value(r, task.input))  # noisy / reverberant / mixture / sound to edit
+        if t == "speech_edit":
+            return self.generator.conditions(t, wav=wav, sr=sr, text=r["text"], span=self._word_span(r, wav, sr)), \
+                len(wav) / sr
         enroll = row_value(r, "extra:enroll_path") if t == "tse" else None
         ewav, esr = audio.load(enroll) if enroll else (None, 0)
         instruction = row_value(r, "extra:instruction") if t == "sound_edit" else None
         return self.generator.conditions(t, wav=wav, sr=sr, prompt=ewav, prompt_sr=esr, instruction=instruction), \
             len(wav) / sr
+
+    def _word_span(self, r, wav, sr) -> tuple[float, float]:
+        """speech_edit: (start, end) seconds of the word the edit replaces in the input, from
+        Whisper tiny.en's word timings (the aligner the engine's `words` measure uses): the timed
+        word equal to `extra.old_word`, the one at the edit's position when it occurs twice."""
+        import re
+
+        from .. import transcribers
+
+        if getattr(self, "_aligner", None) is None:
+            self._aligner = transcribers.load("faster-whisper")
+        norm = lambda w: re.sub(r"[^\w']", "", w.lower())  # noqa: E731
+        old = norm(row_value(r, "extra:old_word") or "")
+        before, after = (row_value(r, "extra:original_text") or "").split(), r["text"].split()
+        at = next((i for i, (x, y) in enumerate(zip(before, after)) if x != y), None)
+        _, words = self._aligner.transcribe_words([audio.resample(wav, sr, 16000)])[0]
+        hits = [i for i, (w, _, _) in enumerate(words) if norm(w) == old]
+        if not old or not hits:
+            raise ValueError(f"speech_edit: the word to replace ({old!r}) was not heard in the input "
+                             f"(heard {' '.join(w for w, _, _ in words)[:80]!r})")
+        i = min(hits, key=lambda h: abs(h - at)) if at is not None else hits[0]
+        return words[i][1], words[i][2]
 
     def see_test_set(self, task, rows: list[dict]) -> None:
         """The whole test set (the runner calls this before produce, which may get only the items a

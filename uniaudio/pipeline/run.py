@@ -327,7 +327,7 @@ def finalize(out: str, plans: list[InputPlan], cfg: PipelineConfig, *, wall: flo
     duplicates = _duplicates(out) if cfg.dedup else None
     segmented = [json.loads(storage.read_text(storage.join(out, "manifests", f"{p.prefix}.segmented.json")))
                  for p in plans if cfg.segment is not None and p.prefix != simulate.SIMULATED]
-    active = {s for s, on in (("simulate", cfg.simulate), ("transcribe", "asr" in cfg.measure),
+    active = {s for s, on in (("simulate", cfg.simulate), ("transcribe", "asr" in cfg.measure or "words" in cfg.measure),
                               ("transcript_check", "transcript_check" in cfg.measure),
                               ("speech_rate", cfg.filters.speech_rate), ("quality", cfg.filters.min_dnsmos))
               if on}

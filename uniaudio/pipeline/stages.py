@@ -134,26 +134,33 @@ ASR_MODEL = "whisper tiny.en (faster-whisper, int8, beam 5)"
 def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tuple[str, str, str] | None:
     """A speech item's per-item measures (`measure:`) into item["measures"]; (reason, detail,
     stage) when one of them rejects it. Order: transcribe (rows without text) or transcript check
-    (rows with text), then prosody and the speech-rate bounds, which count the words."""
+    (rows with text), word timings (one ASR pass with them), then prosody and the speech-rate
+    bounds, which count the words."""
     row, wav, measure, filters = item["row"], item["wav"], task.get("measure", ()), task["filters"]
     text, m = row.get("text"), {}
     has_text = bool((text or "").strip())
-    if ("asr" in measure and not has_text) or ("transcript_check" in measure and has_text):
-        stage = "transcript_check" if has_text else "transcribe"
+    check = "transcript_check" in measure and has_text
+    if ("asr" in measure and not has_text) or check or "words" in measure:
+        stage = "transcript_check" if check else "transcribe"
         if (row.get("language") or "en").split("-")[0].lower() != "en":
             return "unsupported_language", f"language {row['language']!r}: the offline ASR is English-only", stage
         try:
-            heard = _asr(device).transcribe([audio.resample(wav, sr, 16000)])[0]
+            x = [audio.resample(wav, sr, 16000)]
+            if "words" in measure:  # the speech_edit sentences cut a word out by these
+                heard, words = _asr(device).transcribe_words(x)[0]
+                m["words"] = [list(w) for w in words]
+            else:
+                heard = _asr(device).transcribe(x)[0]
         except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
             return "asr_failed", f"{type(e).__name__}: {e}", stage
         m.update(asr_text=heard, asr_model=ASR_MODEL, asr_language="en")
-        if has_text:
+        if check:
             wer = _wer(text, heard)
             m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=CHECK_NORMALIZER)
             bound = filters.get("max_wer")
             if bound is not None and wer is not None and wer > bound:
                 return "transcript_mismatch", f"WER {wer:.2f} > {bound} (heard {heard[:80]!r})", stage
-        else:
+        elif not has_text:
             text = heard
     if "prosody" in measure:
         m.update(prosody.measure(wav, sr, text))

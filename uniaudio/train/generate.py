@@ -37,7 +37,7 @@ from .model import ModelConfig, make_model
 # condition audio (+ an enrollment or an instruction) -> target audio: the engine's simulated pairs
 AUDIO_TO_AUDIO = ("se", "dereverb", "tse", "sound_edit")
 # served only by checkpoints whose sentences held them
-LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts", "svs")
+LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts", "svs", "speech_edit")
 
 
 def max_length(task: str, input_seconds: float = 0.0) -> float:
@@ -264,17 +264,29 @@ class LMGenerator:
 
     def conditions(self, task: str, *, text: str | None = None, instruction: str | None = None,
                    wav: np.ndarray | None = None, sr: int = 0, prompt: np.ndarray | None = None, prompt_sr: int = 0,
-                   prompt_seconds: float = 3.0, notes: list | str | None = None) -> list:
+                   prompt_seconds: float = 3.0, notes: list | str | None = None,
+                   span: tuple[float, float] | None = None) -> list:
         """The condition segments of one audio-out item, as the sentence stage lays them out:
         tts: text (+ the first `prompt_seconds` of a prompt of the voice); instruct_tts: the
         instruction (a caption segment) + text; tta / ttm: caption (`text`); se / dereverb: the
         input audio; tse: + the enrollment's first `prompt_seconds`; sound_edit: the input sound +
-        the instruction; svs: the score as text (`notes`, tokenize/score.py)."""
+        the instruction; svs: the score as text (`notes`, tokenize/score.py); speech_edit: the
+        input before and after `span` (the seconds of the word to replace) + the edited text."""
         def cut(x, x_sr):
             return self.audio.encode(x, x_sr)[:, : int(round(prompt_seconds * self.audio.frame_rate))]
 
         if task == "svs":
             return [("text", "text", self.text_ids(score_text(notes)))]
+        if task == "speech_edit":  # infilling, as the sentence stage's masked_word sequences
+            if wav is None or not (text or "").strip() or span is None:
+                raise ValueError("speech_edit needs the input speech, the edited text and the span of the word to replace")
+            codes = self.audio.encode(wav, sr)
+            fr, n = self.audio.frame_rate, codes.shape[1]
+            a, b = max(1, int(span[0] * fr)), min(n - 1, int(np.ceil(span[1] * fr)))
+            if not 0 < a < b < n:
+                raise ValueError(f"speech_edit: the span {span} s leaves no speech on one side of a {n / fr:.2f} s input")
+            return [("audio", "audio", codes[:, :a]), ("audio", "audio", codes[:, b:]),
+                    ("text", "text", self.text_ids(text.strip()))]
         if task == "instruct_tts":
             if not (text or "").strip() or not (instruction or "").strip():
                 raise ValueError("instruct_tts needs a text and an instruction")

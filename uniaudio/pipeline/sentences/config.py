@@ -29,6 +29,9 @@ TASK_RELATION = {
     # voice." + transcript -> that utterance (the benchmark's instruct_tts wording and bands)
     "instruct_tts": "measured_style",
     "svs": "score",             # a song's score (lyric, MIDI pitch, seconds per note) -> the singing
+    # the engine's word timings (`measure: [words]`): the speech before and after one word, cut
+    # out by its timing, + the transcript -> the whole utterance (speech editing as infilling)
+    "speech_edit": "masked_word",
 }
 LAYOUTS = ("uniaudio", "multistream")
 

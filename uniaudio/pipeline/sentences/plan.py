@@ -24,6 +24,7 @@ from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -295,6 +296,34 @@ def _style(r: dict) -> dict | None:
     return {"pitch": m["pitch"], "rate": m["rate"]} if m.get("pitch") and m.get("rate") else None
 
 
+MASKABLE_SECONDS = 0.15  # a word shorter than this is too short a gap to learn infilling from
+
+
+def _masked_word(r: dict, text: str, frame_rate: float, cfg: SentenceConfig, w: SpecWriter) -> None:
+    """speech_edit as infilling (UniAudio's speech editing; VoiceCraft and A3T train the same way):
+    the utterance before and after one word, cut at the word's timing (`measure: [words]`), + the
+    transcript -> the whole utterance. At test time the edited transcript stands in for it and
+    the old word's span is cut from the input. Not a first or last word: both sides keep speech."""
+    n = copies(cfg.tasks.get("speech_edit", 0), cfg.seed, "speech_edit", r["id"])
+    m = json.loads(r["measures"]) if r.get("measures") else {}
+    if not n or "words" not in m:  # no word timings measured: the task is not made from this output
+        return
+    cands = [(a, b) for _, a, b in m["words"][1:-1] if b - a >= MASKABLE_SECONDS]
+    if not cands:
+        w.reject(r["id"], "speech_edit", "no_word_timings", f"{len(m['words'])} timed word(s), none inside the "
+                                                            f"utterance of at least {MASKABLE_SECONDS} s")
+        return
+    for k in range(n):
+        a, b = cands[int(uniform(cfg.seed, "speech-edit-word", r["id"], k) * len(cands))]
+        fa, fb = max(1, int(a * frame_rate)), min(r["frames"] - 1, int(np.ceil(b * frame_rate)))
+        if not 0 < fa < fb < r["frames"]:
+            w.reject(r["id"], "speech_edit", "no_word_timings", f"word span {a}-{b} s is outside the "
+                                                                f"{r['frames']} frames")
+            return
+        w.add(f"speech_edit:{r['id']}:{k}", "speech_edit", r,
+              [_audio(r, "audio", 0, fa), _audio(r, "audio", fb), _text(r, text), _audio(r)], [3])
+
+
 def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: SpecWriter) -> None:
     """Sequences of one speaker's utterances (sorted by chapter, id), and of the pairs the engine
     derived from them."""
@@ -315,6 +344,7 @@ def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: 
             w.add(f"asr:{r['id']}:{k}", "asr", r, [_audio(r), _text(r, text)], [1])
         for k in range(copies(tasks.get("text", 0), seed, "text", r["id"])):
             w.add(f"text:{r['id']}:{k}", "text", r, [_text(r, text)], [0])
+        _masked_word(r, text, frame_rate, cfg, w)
         style = _style(r)
         for k in range(copies(tasks.get("instruct_tts", 0), seed, "instruct_tts", r["id"]) if style else 0):
             w.add(f"instruct_tts:{r['id']}:{k}", "instruct_tts", r,
