@@ -70,10 +70,11 @@ def token_out(tmp_path_factory, demo_root, ray_local):
                "options": {"manifest": "songs.jsonl", "domain": "singing"}}]
     # + the engine's simulated pairs (half of the items each): se, dereverb, tse, sound_edit sentences
     simulate = {t: {"per_item": 0.5} for t in ("se", "dereverb", "tse", "sound_edit")}
-    # + prosody measures of the speech (their bands make instruct_tts sentences) and word timings
-    # (speech_edit sentences cut a word out by them)
+    # + prosody measures of the speech (their bands make instruct_tts sentences), word timings
+    # (speech_edit sentences cut a word out by them) and content codes (vc's condition)
     run_pipeline(config(out, inputs, tokenizer="uniaudio-codec", tokenizer_options={"beam": 1},
-                        shard={"max_samples": 6}, simulate=simulate, measure=["prosody", "words"]), progress=False)
+                        shard={"max_samples": 6}, simulate=simulate, measure=["prosody", "words", "semantic"]),
+                 progress=False)
     return out
 
 

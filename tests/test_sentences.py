@@ -23,11 +23,12 @@ def sentences(tokens: Path, out: Path, **kw):
     return run(from_dict(SentenceConfig, {"tokens": str(tokens), "output": str(out), **kw}), progress=False)
 
 
-def source_codes(token_out: Path) -> dict[str, np.ndarray]:
+def source_codes(token_out: Path, member: str = "codes.npy") -> dict[str, np.ndarray]:
     codes = {}
     for tar in (token_out / "shards").glob("*.tar"):
         for _, m in read_tar(tar):
-            codes[json.loads(m["json"])["id"]] = np.load(io.BytesIO(m["codes.npy"]))
+            if member in m:
+                codes[json.loads(m["json"])["id"]] = np.load(io.BytesIO(m[member]))
     return codes
 
 
@@ -47,7 +48,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
     from uniaudio.tokenize.score import score_text
 
     out, report = sent_out
-    rows, codes = plan_rows(token_out), source_codes(token_out)
+    rows, codes, content = plan_rows(token_out), source_codes(token_out), source_codes(token_out, "semantic.npy")
     frame_rate = report["tokenizer"]["frame_rate"]
     measures = {r["id"]: json.loads(r["measures"]) for r in pq.read_table(token_out / "index.parquet").to_pylist()
                 if r["measures"]}
@@ -62,7 +63,8 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 src = rows[g["id"]]
                 if "codes" in g:
                     a, b = g["frames"]
-                    assert np.array_equal(g["codes"], codes[g["id"]][:, a:b])
+                    src_codes = content if g.get("member") == "semantic.npy" else codes
+                    assert np.array_equal(g["codes"], src_codes[g["id"]][:, a:b])
                 elif (s["task"], g["modality"]) in (("sound_edit", "text"), ("instruct_tts", "caption"), ("svs", "text")):
                     pass  # the instruction or the score, checked below
                 elif g["modality"] == "caption":
@@ -96,6 +98,13 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert instr["id"] == text["id"] == target["id"] and m["pitch"] and m["rate"]
                 assert instr["text"] == instruction({"pitch": m["pitch"], "rate": m["rate"]})
                 assert PITCH_BANDS_HZ[m["pitch"]][0] <= m["f0_hz"] < PITCH_BANDS_HZ[m["pitch"]][1]
+            if s["task"] == "vc":  # content_of: the utterance's content codes + 3 s of ANOTHER utterance -> it
+                sem, prompt, target = segs
+                assert [g["modality"] for g in segs] == ["semantic", "prompt", "audio"]
+                assert sem["id"] == target["id"] != prompt["id"] and sem["member"] == "semantic.npy"
+                assert rows[prompt["id"]]["speaker"] == rows[target["id"]]["speaker"]
+                assert sem["frames"] == [0, content[target["id"]].shape[1]] and sem["codes"].shape[0] == 2
+                assert prompt["frames"][1] - prompt["frames"][0] == round(3.0 * frame_rate)
             if s["task"] == "speech_edit":  # infilling: the speech around one timed word + transcript -> all of it
                 head, tail, text, target = segs
                 assert [g["modality"] for g in segs] == ["audio", "audio", "text", "audio"]
@@ -136,7 +145,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
             if s["task"] == "se":
                 assert rows[made["noise_id"]]["domain"] in ("sound", "music")
     assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse",
-                          "sound_edit", "instruct_tts", "svs", "speech_edit"}
+                          "sound_edit", "instruct_tts", "svs", "speech_edit", "vc"}
     assert verify(out)["problems"] == []
 
 

@@ -284,7 +284,8 @@ class LMCheckpoint(System):
     (dereverb) speech, the target speaker from a mixture + enrollment (tse) and an edited sound
     from a sound + an instruction (sound_edit), speech in a described style (instruct_tts, from the
     engine's prosody measure), singing from a score (svs, the demo's singing corpus) and edited
-    speech (speech_edit, learned as infilling from the engine's word timings); sampled with a
+    speech (speech_edit, learned as infilling from the engine's word timings), and a voice
+    converted from the source's content codes + a prompt (vc); sampled with a
     seed per item (a stable hash of its id) so reruns give the same outputs. A multi-stream
     checkpoint also writes transcripts (asr) and captions, and with an LLM middle answers MMLU
     through its backbone (lm-eval's log-likelihood rule).
@@ -384,6 +385,9 @@ class LMCheckpoint(System):
         if t == "speech_edit":
             return self.generator.conditions(t, wav=wav, sr=sr, text=r["text"], span=self._word_span(r, wav, sr)), \
                 len(wav) / sr
+        if t == "vc":  # the source's content in the voice of the prompt
+            pwav, psr = audio.load(row_value(r, "extra:prompt_path"))
+            return self.generator.conditions(t, wav=wav, sr=sr, prompt=pwav, prompt_sr=psr), len(wav) / sr
         enroll = row_value(r, "extra:enroll_path") if t == "tse" else None
         ewav, esr = audio.load(enroll) if enroll else (None, 0)
         instruction = row_value(r, "extra:instruction") if t == "sound_edit" else None

@@ -15,7 +15,7 @@ from .recipes import RECIPES
 from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
-MEASURES = ("asr", "transcript_check", "words", "prosody", "dnsmos")
+MEASURES = ("asr", "transcript_check", "words", "semantic", "prosody", "dnsmos")
 CHECK_NORMALIZER = "whisper-english"  # the transcript check compares texts as the Open ASR Leaderboard does
 LATER_OPTIONS = ("simulate", "measure", "segment", "dedup")  # added after plans were first recorded
 LATER_FILTERS = ("min_dnsmos", "speech_rate", "max_wer")
@@ -119,7 +119,9 @@ class PipelineConfig:
     # per-item measurements written into each sample's JSON and index.parquet's `measures`
     # ("asr": a transcript for rows without one, Whisper tiny.en; "transcript_check": the same ASR
     # on rows with a transcript, its WER against it (filters.max_wer); "words": Whisper's word
-    # timings [[word, start s, end s], ...] (speech_edit sentences cut a word by them); "prosody": median F0, speaking
+    # timings [[word, start s, end s], ...] (speech_edit sentences cut a word by them); "semantic":
+    # the factorized tokenizer's semantic codes, a `semantic.npy` member (vc's content condition;
+    # OUT/semantic.json describes them); "prosody": median F0, speaking
     # rate and their bands, uniaudio/prosody.py; "dnsmos": DNSMOS SIG/BAK/OVRL/P.808,
     # uniaudio/dnsmos.py, the quality filter's measure; speech rows only, not simulated pairs)
     measure: list[str] = field(default_factory=list)

@@ -23,7 +23,7 @@ from .cluster import cluster_map, data_context, init_ray
 from . import funnel, segment, simulate
 from .config import InputSpec, PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, build_manifest, check_resumable, plan_input
-from .stages import MeasureStage, TokenizeStage, decode_shard, is_done, process_shard, write_shard
+from .stages import MeasureStage, TokenizeStage, decode_shard, is_done, process_shard, semantic_tokenizer, write_shard
 
 INDEX_SCHEMA = pa.schema([
     ("shard", pa.string()), ("key", pa.string()), ("id", pa.string()), ("corpus", pa.string()),
@@ -86,6 +86,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
 
         _status(progress, f"loading tokenizer {cfg.tokenizer} (for its rates)")
         tok = get(cfg.tokenizer, **cfg.tokenizer_options).describe()
+    if "semantic" in cfg.measure:  # what the semantic.npy members hold: the sentence stage's vocabulary reads it
+        storage.write_text(storage.join(out, "semantic.json"), json.dumps(semantic_tokenizer().semantic_describe()))
     _status(progress, f"planning {len(cfg.inputs)} input(s) (ids and sizes only; an existing plan is read back)")
     map_fn = cluster_map(cfg.ray)  # big manifests: header reads and planning as Ray tasks
     inputs = list(cfg.inputs)

@@ -162,6 +162,12 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
                 return "transcript_mismatch", f"WER {wer:.2f} > {bound} (heard {heard[:80]!r})", stage
         elif not has_text:
             text = heard
+    if "semantic" in measure:  # content codes (vc's condition), a member of their own in the tar
+        try:
+            item["semantic"] = semantic_tokenizer(device).semantic_codes(wav, sr).astype(np.int16)
+        except Exception as e:  # noqa: BLE001 - one item's failure is that item's, the run goes on
+            return "semantic_failed", f"{type(e).__name__}: {e}", "semantic"
+        m["semantic_frames"] = int(item["semantic"].shape[1])
     if "prosody" in measure:
         m.update(prosody.measure(wav, sr, text))
         bounds = filters.get("speech_rate")
@@ -183,6 +189,13 @@ def _wer(ref: str, hyp: str) -> float | None:
         return None
     c = textnorm.error_counts(ref_n, hyp_n)
     return (c["S"] + c["D"] + c["I"]) / (c["S"] + c["D"] + c["H"])
+
+
+SEMANTIC_TOKENIZER = "uniaudio-factorized"  # its semantic rows: the content codes of `measure: [semantic]`
+
+
+def semantic_tokenizer(device: str | None = None):
+    return _cached_tokenizer(SEMANTIC_TOKENIZER, {}, device)
 
 
 _ASR: dict = {}
@@ -251,7 +264,7 @@ def _tokenize(tok, items: list[dict], rejects: list[dict], sr: int) -> list[dict
             rejects.append(reject_row(it["row"], "tokenizer_error", str(c), len(it["wav"]) / sr, "tokenize"))
             continue
         out.append({"row": it["row"], "codes": np.asarray(c, dtype=np.int16), "seconds": len(it["wav"]) / sr,
-                    "measures": it.get("measures")})
+                    "measures": it.get("measures"), "semantic": it.get("semantic")})
     return out
 
 
@@ -363,6 +376,10 @@ def _write(row: dict, items: list[dict], rejects: list[dict], tokenizer: dict | 
             seconds, frames = len(wav) / row["sample_rate"], len(wav)
             members = {"flac": audio.encode_flac(wav, row["sample_rate"])}
             meta["tokenizer"] = {"name": "none", "sample_rate": row["sample_rate"]}
+        if it.get("semantic") is not None:
+            buf = io.BytesIO()
+            np.save(buf, it["semantic"])
+            members["semantic.npy"] = buf.getvalue()
         meta.update(decoded_seconds=seconds, frames=frames, key=key)
         if it.get("measures") is not None:
             meta["measures"] = it["measures"]

@@ -57,6 +57,17 @@ class FactorizedTokenizer(Tokenizer):
         codes = self.model.encode(t.from_numpy(x)[None].to(self.device), t.from_numpy(feats)[None].to(self.device))
         return codes[0].cpu().numpy().astype(np.int64)
 
+    def semantic_codes(self, wav: np.ndarray, sr: int) -> np.ndarray:
+        """[semantic_codebooks, frames at 6.25 Hz]: the semantic rows alone (quantized Whisper
+        features, trained to carry content, not the voice), one code per 0.16 s: the content
+        condition of voice conversion (the vc sentences, `measure: [semantic]`)."""
+        return self.encode(wav, sr)[list(self.held_rows), :: self.hold]
+
+    def semantic_describe(self) -> dict:
+        c = self.config
+        return {"tokenizer": self.name, "version": self.version, "codebooks": c.semantic_codebooks,
+                "codebook_size": c.codebook_size, "frame_rate": c.frame_rate / self.hold}
+
     def check_codes(self, codes: np.ndarray) -> np.ndarray:
         codes = super().check_codes(codes)
         sem = codes[list(self.held_rows)]

@@ -145,7 +145,9 @@ class Vocabulary:
 
     def audio_range(self) -> Range:
         """The one audio codec range (K = its codebooks) the row layouts are built for."""
-        audio = [r for r in self.ranges.values() if r.codebooks > 1 or r.name.startswith("audio")]
+        # the content codes ("semantic", vc's condition) have codebooks too but are token rows
+        audio = [r for r in self.ranges.values()
+                 if (r.codebooks > 1 or r.name.startswith("audio")) and r.name != "semantic"]
         if len(audio) != 1:
             raise ValueError(f"row layouts need exactly one audio range, the vocabulary has {[r.name for r in audio]}")
         return audio[0]

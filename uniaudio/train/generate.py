@@ -37,7 +37,7 @@ from .model import ModelConfig, make_model
 # condition audio (+ an enrollment or an instruction) -> target audio: the engine's simulated pairs
 AUDIO_TO_AUDIO = ("se", "dereverb", "tse", "sound_edit")
 # served only by checkpoints whose sentences held them
-LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts", "svs", "speech_edit")
+LEARNED_ONLY = AUDIO_TO_AUDIO + ("instruct_tts", "svs", "speech_edit", "vc")
 
 
 def max_length(task: str, input_seconds: float = 0.0) -> float:
@@ -271,12 +271,24 @@ class LMGenerator:
         instruction (a caption segment) + text; tta / ttm: caption (`text`); se / dereverb: the
         input audio; tse: + the enrollment's first `prompt_seconds`; sound_edit: the input sound +
         the instruction; svs: the score as text (`notes`, tokenize/score.py); speech_edit: the
-        input before and after `span` (the seconds of the word to replace) + the edited text."""
+        input before and after `span` (the seconds of the word to replace) + the edited text; vc:
+        the source's content codes (the factorized tokenizer's semantic rows) + the first
+        `prompt_seconds` of the target voice."""
         def cut(x, x_sr):
             return self.audio.encode(x, x_sr)[:, : int(round(prompt_seconds * self.audio.frame_rate))]
 
         if task == "svs":
             return [("text", "text", self.text_ids(score_text(notes)))]
+        if task == "vc":  # content of the source + a prompt of the voice, as the content_of sequences
+            if wav is None or prompt is None:
+                raise ValueError("vc needs the source speech and a prompt of the target voice")
+            if "semantic" not in self.vocab.ranges:
+                raise ValueError(f"{self.path}: its vocabulary has no content codes (train on tokens made with "
+                                 "`measure: [semantic]`)")
+            from ..pipeline.stages import semantic_tokenizer
+
+            return [("semantic", "semantic", semantic_tokenizer().semantic_codes(wav, sr)),
+                    ("prompt", "audio", cut(prompt, prompt_sr))]
         if task == "speech_edit":  # infilling, as the sentence stage's masked_word sequences
             if wav is None or not (text or "").strip() or span is None:
                 raise ValueError("speech_edit needs the input speech, the edited text and the span of the word to replace")

@@ -65,22 +65,24 @@ class TokenTars:
             rec = {}
         return unchanged(path, rec, sha256)
 
-    def codes(self, seg: dict) -> np.ndarray:
-        """[K, frames] codes of a whole source sample."""
-        key = (seg["tar"], seg["key"])
+    def codes(self, seg: dict, member: str = "codes.npy", k: int | None = None, size: int | None = None) -> np.ndarray:
+        """[K, frames] codes of a whole source sample (`member`: codes.npy, or semantic.npy with
+        its own codebooks `k` and `size`)."""
+        k, size = k or self.k, size or self.size
+        key = (seg["tar"], seg["key"], member)
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        name = f"{seg['key']}.codes.npy"
+        name = f"{seg['key']}.{member}"
         data = self._read(seg["tar"], seg["sha256"], name)
         try:
             codes = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as e:
             raise SourceError("damaged_token_tar", f"{seg['tar']}:{name}: {e}") from None
-        if codes.ndim != 2 or codes.shape[0] != self.k:
-            raise SourceError("bad_codes", f"{seg['id']}: codes {codes.shape}, expected [{self.k}, frames]")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.size):
-            raise SourceError("bad_codes", f"{seg['id']}: a code outside [0, {self.size})")
+        if codes.ndim != 2 or codes.shape[0] != k:
+            raise SourceError("bad_codes", f"{seg['id']}: {member} {codes.shape}, expected [{k}, frames]")
+        if codes.size and (codes.min() < 0 or codes.max() >= size):
+            raise SourceError("bad_codes", f"{seg['id']}: a code outside [0, {size}) in {member}")
         self.cache[key] = codes
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
@@ -104,6 +106,12 @@ class Builder:
                     raise SourceError("bad_codes", f"{s['id']}: frames {s['start']}:{s['end']} past its "
                                                    f"{codes.shape[1]} frames")
                 parts.append((s["modality"], "audio", codes[:, s["start"]:s["end"]]))
+            elif s["kind"] == "semantic":  # content codes (vc): one row per code
+                r = self.vocab.ranges.get("semantic")
+                if r is None:
+                    raise SourceError("no_semantic_range", f"{s['id']}: the vocabulary has no semantic range")
+                codes = self.tars.codes(s, "semantic.npy", r.codebooks, r.size)
+                parts.append((s["modality"], "semantic", codes[:, s["start"]:s["end"]]))
             else:
                 ids = self.bpe.encode(s["text"])
                 if not ids:
@@ -161,6 +169,8 @@ def build_shard(task: dict) -> dict:
                     if s["kind"] == "audio":
                         seg["frames"] = [s["start"], s["end"]]
                         seg["seconds"] = round((s["end"] - s["start"]) / frame_rate, 3)
+                    elif s["kind"] == "semantic":  # frames of the source's semantic.npy
+                        seg["frames"], seg["member"] = [s["start"], s["end"]], "semantic.npy"
                     segs.append(seg)
                     counts["modality_rows"][s["modality"]] += e - a
                 counts["modality_rows"]["special"] += length - sum(e - a for a, e in r.segment_rows)

@@ -32,6 +32,9 @@ TASK_RELATION = {
     # the engine's word timings (`measure: [words]`): the speech before and after one word, cut
     # out by its timing, + the transcript -> the whole utterance (speech editing as infilling)
     "speech_edit": "masked_word",
+    # the engine's content codes (`measure: [semantic]`): the utterance's semantic codes + 3 s
+    # prompt from ANOTHER utterance of the speaker -> the utterance (UniAudio's vc training)
+    "vc": "content_of",
 }
 LAYOUTS = ("uniaudio", "multistream")
 

@@ -89,7 +89,10 @@ def token_output(tokens: str | Path) -> dict:
                 continue
     if desc is None:
         raise TokenOutputError(f"{tokens}: no readable shard to learn the tokenizer from")
-    return {"root": tokens, "plans": plans, "tokenizer": desc, "index": storage.join(tokens, "index.parquet")}
+    sem = storage.join(tokens, "semantic.json")  # `measure: [semantic]`: the content codes' tokenizer (vc)
+    semantic = json.loads(storage.read_text(sem)) if storage.exists(sem) else None
+    return {"root": tokens, "plans": plans, "tokenizer": desc, "index": storage.join(tokens, "index.parquet"),
+            "semantic": semantic}
 
 
 def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig, duplicates: str | None = None) -> Path:
@@ -188,11 +191,14 @@ def text_tokenizer(meta: Path, out: str, cfg: SentenceConfig) -> BPETokenizer:
     return bpe
 
 
-def vocabulary(bpe: BPETokenizer, tokenizer: dict) -> Vocabulary:
-    """The one vocabulary: specials, the text BPE, the audio codec (K codebooks)."""
+def vocabulary(bpe: BPETokenizer, tokenizer: dict, semantic: dict | None = None) -> Vocabulary:
+    """The one vocabulary: specials, the text BPE, the audio codec (K codebooks), and the
+    content codes when the token output has them (`measure: [semantic]`: vc's condition)."""
     v = Vocabulary()
     v.add("text", bpe.vocab_size)
     v.add("audio", int(tokenizer["codebook_size"]), codebooks=int(tokenizer["n_codebooks"]))
+    if semantic:
+        v.add("semantic", int(semantic["codebook_size"]), codebooks=int(semantic["codebooks"]))
     return v
 
 
@@ -237,6 +243,8 @@ class SpecWriter:
 def _est_rows(seg: dict) -> int:
     """Rows of a segment: frames for audio; for text an upper bound (byte-level BPE never
     gives more tokens than UTF-8 bytes); the builder checks the exact count."""
+    if seg["kind"] == "semantic":  # one row per code: codebooks x frames
+        return seg["codebooks"] * (seg["end"] - seg["start"])
     return seg["end"] - seg["start"] if seg["kind"] == "audio" else len(seg["text"].encode("utf-8"))
 
 
@@ -296,6 +304,32 @@ def _style(r: dict) -> dict | None:
     return {"pitch": m["pitch"], "rate": m["rate"]} if m.get("pitch") and m.get("rate") else None
 
 
+def _content(r: dict, long_enough: list[dict], position: dict, prompt_frames: int, semantic: dict,
+             cfg: SentenceConfig, w: SpecWriter) -> None:
+    """vc, as UniAudio trains it (no parallel data): the utterance's content codes (the factorized
+    tokenizer's semantic rows, `measure: [semantic]`) + a 3 s prompt from ANOTHER utterance of the
+    speaker -> the utterance. At test time the content is another speaker's."""
+    n = copies(cfg.tasks.get("vc", 0), cfg.seed, "vc", r["id"])
+    m = json.loads(r["measures"]) if r.get("measures") else {}
+    if not n:
+        return
+    if not m.get("semantic_frames"):
+        w.reject(r["id"], "vc", "no_content_codes", "no semantic codes measured for this utterance")
+        return
+    content = {"kind": "semantic", "modality": "semantic", "id": r["id"], "tar": r["tar"], "key": r["key"],
+               "sha256": r["sha256"], "start": 0, "end": int(m["semantic_frames"]),
+               "codebooks": int(semantic["codebooks"])}
+    for k in range(n):
+        p = _other_utterance(long_enough, position, r["id"], uniform(cfg.seed, "vc-prompt", r["id"], k))
+        if p is None:
+            w.reject(r["id"], "vc", "no_prompt", f"speaker {r['speaker']!r} has no other utterance of at least "
+                                                f"{cfg.prompt_seconds} s")
+            return
+        start = int(uniform(cfg.seed, "vc-crop", r["id"], k) * (p["frames"] - prompt_frames + 1))
+        w.add(f"vc:{r['id']}:{k}", "vc", r, [content, _audio(p, "prompt", start, start + prompt_frames), _audio(r)],
+              [2])
+
+
 MASKABLE_SECONDS = 0.15  # a word shorter than this is too short a gap to learn infilling from
 
 
@@ -324,7 +358,8 @@ def _masked_word(r: dict, text: str, frame_rate: float, cfg: SentenceConfig, w: 
               [_audio(r, "audio", 0, fa), _audio(r, "audio", fb), _text(r, text), _audio(r)], [3])
 
 
-def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: SpecWriter) -> None:
+def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: SpecWriter,
+                   semantic: dict | None = None) -> None:
     """Sequences of one speaker's utterances (sorted by chapter, id), and of the pairs the engine
     derived from them."""
     tasks, seed = cfg.tasks, cfg.seed
@@ -345,6 +380,8 @@ def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: 
         for k in range(copies(tasks.get("text", 0), seed, "text", r["id"])):
             w.add(f"text:{r['id']}:{k}", "text", r, [_text(r, text)], [0])
         _masked_word(r, text, frame_rate, cfg, w)
+        if semantic:
+            _content(r, long_enough, position, prompt_frames, semantic, cfg, w)
         style = _style(r)
         for k in range(copies(tasks.get("instruct_tts", 0), seed, "instruct_tts", r["id"]) if style else 0):
             w.add(f"instruct_tts:{r['id']}:{k}", "instruct_tts", r,
@@ -455,7 +492,7 @@ def spread(tars) -> list[str]:
                                     for i, t in enumerate(names))]
 
 
-def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) -> dict:
+def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict, semantic: dict | None = None) -> dict:
     """The grouping pass and the shard assignment (into the local plan folder `work`); returns
     the plan summary."""
     import duckdb
@@ -473,7 +510,7 @@ def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) ->
             # no speaker: a group of one; held-out and training rows never share a group
             k = (r["corpus"], r["heldout"], r["speaker"] or f"\x00{r['id']}")
             if k != key and group:
-                _speaker_group(group, cfg, tokenizer["frame_rate"], w)
+                _speaker_group(group, cfg, tokenizer["frame_rate"], w, semantic)
                 group = []
             key = k
             group.append(r)
@@ -490,7 +527,7 @@ def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict) ->
         else:
             other[r["domain"]] += 1
     if group:
-        _speaker_group(group, cfg, tokenizer["frame_rate"], w)
+        _speaker_group(group, cfg, tokenizer["frame_rate"], w, semantic)
     w.close()
 
     # output shards: runs of token tars grouped to about shard_rows rows each, the tars ordered
@@ -554,9 +591,9 @@ def plan(cfg: SentenceConfig, out: str, tok_out: dict) -> dict:
             index_sha = sha256_file(index)
         check_audio_fits(meta, cfg, tok_out["tokenizer"])
         bpe = text_tokenizer(meta, out, cfg)
-        vocab = vocabulary(bpe, tok_out["tokenizer"])
+        vocab = vocabulary(bpe, tok_out["tokenizer"], tok_out.get("semantic"))
         storage.write_text(storage.join(out, "vocab.json"), json.dumps(vocab.to_dict(), indent=2))
-        summary = write_specs(meta, work, cfg, tok_out["tokenizer"])
+        summary = write_specs(meta, work, cfg, tok_out["tokenizer"], tok_out.get("semantic"))
         if remote:
             for name in UPLOADED:
                 storage.upload(str(work / name), storage.join(out, "plan", name))
