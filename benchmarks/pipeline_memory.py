@@ -2,12 +2,16 @@
 Goal: memory does not grow with corpus size (10x within 20% of 1x), since audio never
 reaches the driver and a worker holds one shard at a time.
 
-    python benchmarks/pipeline_memory.py [--scales 1 10] [--tokenizer none]
+    python benchmarks/pipeline_memory.py [--scales 1 10] [--tokenizer none] [--simulate]
+
+--simulate adds the engine's paired data (se, dereverb, tse, sound_edit: one pair per item each),
+rendered at decode time from sources that the planner drew from bounded candidate pools.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -23,6 +27,7 @@ def main() -> None:
     ap.add_argument("--tokenizer", default="none")
     ap.add_argument("--shard-samples", type=int, default=32)
     ap.add_argument("--work", default=None)
+    ap.add_argument("--simulate", action="store_true", help="also simulate se/dereverb/tse/sound_edit pairs")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="uniaudio-mem-"))
     rows = []
@@ -33,6 +38,11 @@ def main() -> None:
                "--shard-samples", str(args.shard_samples), "--num-cpus", "2",
                "--input", f"librispeech:{corpora / 'LibriSpeech'}", "--input", f"audiocaps:{corpora / 'audiocaps'}",
                "--input", f"musiccaps:{corpora / 'musiccaps'}"]
+        if args.simulate:
+            cfg = work / "simulate.json"  # a config file holding only the simulation (the flags give the rest)
+            cfg.write_text(json.dumps({"simulate": {t: {"per_item": 1.0} for t in
+                                                    ("se", "dereverb", "tse", "sound_edit")}}))
+            cmd[3:3] = [str(cfg)]
         rows.append((scale, run_sampling(cmd)))
     print(f"{'scale':>6}{'wall s':>9}{'driver MB':>11}{'max worker MB':>15}{'all workers MB':>16}")
     for scale, r in rows:

@@ -382,7 +382,8 @@ def test_two_processes_equal_one_with_twice_the_accumulation(sent_out, tmp_path,
     assert res.stdout.count("step 3: ") == 1, res.stdout  # one summary line, not one per process
     wa = torch.load(one / "model.pt", weights_only=True)["model"]
     wb = torch.load(two / "model.pt", weights_only=True)["model"]
-    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+    # float32 sums in another order (an all-reduce vs local accumulation): measured up to 1.4e-5 on the demo mix
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 3e-5
     # the same bundles: rank 0 took the even batches, which one process took as micro-batch 0
     one_keys, two_keys = per_step(one)[1], per_step(two)[1]
     assert all(one_keys[(s, 0)] == two_keys[(s, 0)] for s in (1, 2, 3))
@@ -523,20 +524,21 @@ def test_a_checkpoint_trained_on_the_simulated_pairs_serves_their_tasks(sent_out
     assert all(report["tasks"].get(t) for t in tasks)
     train(lm_config(sent, tmp_path / "lm", steps=2), progress=False)
     assert set(tasks) <= set(LMGenerator(tmp_path / "lm" / "model.pt").tasks)
-    for t in tasks:  # two items of each demo test set
+    n = {"se": 2}  # one item of each demo test set (se: two, for the in-context run below)
+    for t in tasks:
         manifest.write_manifest(tmp_path / "suite" / f"{t}.parquet",
-                                list(manifest.iter_records(Path(demo_suite) / f"{t}.parquet"))[:2])
+                                list(manifest.iter_records(Path(demo_suite) / f"{t}.parquet"))[:n.get(t, 1)])
     results = run(tasks, f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None, tmp_path / "bench",
                   progress=False)
     assert [r["task"] for r in results] == tasks
     for res in results:
         t = res["task"]
         assert res["system_card"]["kind"] == "LMCheckpoint"
-        assert len(list((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / t).glob("*.wav"))) == 2, t
+        assert len(list((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / t).glob("*.wav"))) == n.get(t, 1), t
         score = {"sound_edit": "lsd", "instruct_tts": "wer", "svs": "mcd", "speech_edit": "wer", "vc": "dnsmos"}.get(
             t, "si_sdr")  # any score: the point is the line
-        assert res["metrics"][score]["items_scored"] == 2, t
-        assert sum(res["system_card"]["generation_stops"][t].values()) == 2
+        assert res["metrics"][score]["items_scored"] == n.get(t, 1), t
+        assert sum(res["system_card"]["generation_stops"][t].values()) == n.get(t, 1)
     # in-context: each item after one solved item of the same set, in one auditory sentence; the row says so
     (shot,) = run(["se"], f"lm-ckpt:{tmp_path / 'lm'}", str(tmp_path / "suite"), None, tmp_path / "bench",
                   progress=False, system_options={"shots": 1})

@@ -175,9 +175,11 @@ def test_fill_report_and_padding_baseline(sent_out):
     assert r["fill"] >= 0.98 and r["padding_baseline_fill"] < r["fill"]
     assert r["rows"] + r["waste_rows"] == r["bundles"] * 2048
     assert r["sequences"] + r["left_out"] == r["sequences_planned"] + r["left_out_by_reason"].get("no_prompt", 0) \
-        + r["left_out_by_reason"].get("empty_transcript", 0) + r["left_out_by_reason"].get("no_caption", 0)
+        + sum(r["left_out_by_reason"].get(k, 0) for k in ("empty_transcript", "no_caption", "no_word_timings",
+                                                          "no_content_codes", "no_score"))
     assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text", "noisy_of",
-                                   "reverberant_of", "mixture_of", "event_edit", "measured_style"}
+                                   "reverberant_of", "mixture_of", "event_edit", "measured_style", "score",
+                                   "masked_word", "content_of"}
     assert abs(sum(r["modality_share"].values()) - 1) < 1e-3 and r["peak_rss_mb"]["driver"] > 0
     seqs = pq.read_table(out / "sequences.parquet").to_pylist()
     assert len(seqs) == r["sequences"] and len({s["seq"] for s in seqs}) == len(seqs)

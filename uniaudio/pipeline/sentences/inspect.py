@@ -108,6 +108,9 @@ def describe(target: str, limit: int = 3, width: int = 100) -> str:
                 if "text" in g:
                     text = g["text"].replace("\n", " ")
                     lines.append(f"{head}  \"{text[:width]}{'...' if len(text) > width else ''}\"")
+                elif g.get("member") == "semantic.npy":  # content codes (vc): frames of the semantic rows
+                    lines.append(f"{head}  content codes, semantic frames {g['frames'][0]}-{g['frames'][1]}, "
+                                 f"codes {tuple(g['codes'].shape)}")
                 else:
                     lines.append(f"{head}  {g['seconds']:.2f} s, frames {g['frames'][0]}-{g['frames'][1]}, "
                                  f"codes {tuple(g['codes'].shape)}")
