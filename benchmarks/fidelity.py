@@ -8,6 +8,7 @@ a virtualenv of its own (its pins may clash with ours), so this is a benchmark s
     python benchmarks/fidelity.py --against speechmos       # DNSMOS (batched windows) vs speechmos.dnsmos.run
     python benchmarks/fidelity.py --against fadtk           # FAD on the same embeddings vs fadtk's functions
     python benchmarks/fidelity.py --against unispeech [--reference SEED_TTS_EVAL_CHECKOUT]  # SIM model
+    python benchmarks/fidelity.py --against seed-tts-eval [--reference SEED_TTS_EVAL_CHECKOUT]  # text rule, zh + en
 
 lm-eval: MMLU log-likelihoods of lm-evaluation-harness's `hf` model (HFLM.loglikelihood, the
 installed release) vs `uniaudio.benchmark.tasks.mmlu.HFCausalLM`, on the packaged 15-question
@@ -28,7 +29,7 @@ import numpy as np
 
 REFERENCE = {"lm-eval": ["lm_eval[hf]==0.4.*", "torch==2.13.0"],
              "torchmetrics": [], "jiwer": [],  # uniaudio's dev / bench dependencies already
-             "unispeech": [], "speechmos": [],
+             "unispeech": [], "speechmos": [], "seed-tts-eval": [],
              "fadtk": ["fadtk==1.*"]}  # its wheel only (--no-deps): its top imports torchaudio, CUDA torch  # plain torch files from seed-tts-eval (benchmarks/fidelity_unispeech.py)
 
 
@@ -262,8 +263,8 @@ def main() -> None:
     ap.add_argument("--against", choices=sorted(REFERENCE), required=True)
     ap.add_argument("--venv", type=Path, default=None, help="The reference's virtualenv (made if missing; "
                     "default: a new one under the system temp folder, kept for the next run)")
-    ap.add_argument("--reference", type=Path, default=None, help="unispeech: a seed-tts-eval checkout to read "
-                    "UniSpeech's files from (default: fetched from GitHub at the pinned commit)")
+    ap.add_argument("--reference", type=Path, default=None, help="unispeech, seed-tts-eval: a seed-tts-eval "
+                    "checkout to read UniSpeech's files / run_wer.py from (default: fetched at the pinned commit)")
     args = ap.parse_args()
     venv = args.venv or Path(tempfile.gettempdir()) / f"uniaudio-fidelity-{args.against}"
     if args.against == "lm-eval":
@@ -276,6 +277,10 @@ def main() -> None:
         from fidelity_unispeech import run
 
         run(args.reference, venv)
+    elif args.against == "seed-tts-eval":
+        from fidelity_seed_text import run as run_seed_text
+
+        run_seed_text(args.reference, venv)
     elif args.against == "torchmetrics":
         against_torchmetrics()
     else:

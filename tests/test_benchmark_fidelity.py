@@ -285,3 +285,38 @@ def test_seed_tts_eval_normaliser_is_its_run_wer_rule():
     assert w.card()["normalizer"] == "seed-tts-eval" and "apostrophe" in w.card()["normalization"]
     with pytest.raises(KeyError, match="seed-tts-eval"):
         normalizer("no-such-normaliser")
+
+
+@pytest.mark.parametrize("ref,hyp,cer", [
+    ("今天是2024年12月6日，天气很好！", "今天是2024年12月6日天氣很好", 0.0),  # the transcript's 氣 -> 气 (zhconv)
+    ("“我们走吧，”他说。", "我們走吧他說", 0.0),  # full-width quotes and stops are punctuation
+    ("价格是３０元（含税）。", "价格是30元含税", 0.25),  # full-width digits are kept: 2 of 8 characters differ
+    ("一九九八年，他来到北京", "1998年他来到北京", 0.4),  # no number rule: 4 substitutions of 10
+    ("他說：「這是真的嗎？」", "他说这是真的吗", 3 / 7),  # the reference is not converted, only the transcript
+])
+def test_seed_tts_eval_zh_rule_on_tricky_strings(ref, hyp, cer):
+    """The zh CER as Seed-TTS-eval's run_wer.py computes it: the values are what its own
+    `process_one` gives on these pairs (benchmarks/fidelity.py --against seed-tts-eval: 15 pairs,
+    largest difference 0)."""
+    from uniaudio.benchmark.metrics.base import Sample
+    from uniaudio.benchmark.metrics.wer import WER
+
+    (got,) = WER(normalizer="seed-tts-eval", language="zh").score([Sample(id="x", ref_text=ref, hyp_text=hyp)])
+    assert got["wer"] == pytest.approx(cer)
+
+
+def test_seed_tts_eval_zh_preset_names_paraformer_and_is_nan_without_it():
+    """The zh suites' preset: CER by Paraformer-zh through FunASR. Without FunASR (or its model
+    offline) each item is NaN with what to install or fetch, never another ASR's number."""
+    import numpy as np
+
+    from uniaudio.benchmark.metrics.base import Sample
+    from uniaudio.benchmark.metrics.wer import WER
+    from uniaudio.benchmark.protocols import PROTOCOLS
+    from uniaudio.benchmark.suites.base import SUITES
+
+    opts = PROTOCOLS["seed-tts-eval-zh"].metric_options["wer"]
+    assert opts["asr_backend"] == "funasr" and opts["asr_model"] == "paraformer-zh" and opts["language"] == "zh"
+    assert SUITES["seed-tts-eval-zh"].preset == SUITES["seed-tts-eval-hard"].preset == "seed-tts-eval-zh"
+    (res,) = WER(**opts).score([Sample(id="x", ref_text="你好", hyp_audio=np.zeros(16000, np.float32))])
+    assert isinstance(res, Exception) and ("pip install funasr" in str(res) or "paraformer-zh" in str(res))

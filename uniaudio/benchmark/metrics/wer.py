@@ -22,6 +22,7 @@ class _ErrorRate(Metric):
         normalizer_name = normalizer or normalizer_name  # `--metric-option wer.normalizer=...` names it too
         try:
             self.normalize = textnorm.text_normalizer(normalizer_name, language)
+            self.hypothesis_rule = textnorm.hypothesis_rule(normalizer_name, language)
         except textnorm.NormalizerError as e:
             raise MetricError(str(e)) from None
         self.normalizer_name = normalizer_name
@@ -63,7 +64,7 @@ class _ErrorRate(Metric):
                     raise asr_error or MetricError("no hypothesis text or audio")
                 if s.ref_text is None:
                     raise MetricError("no reference text")
-                ref_n, hyp_n = self.normalize(s.ref_text), self.normalize(hyp)
+                ref_n, hyp_n = self.normalize(s.ref_text), self.normalize(self.hypothesis_rule(hyp))
                 if not ref_n.strip():
                     raise MetricError(f"reference is empty after normalisation: {s.ref_text!r}")
                 c = self.counts(ref_n, hyp_n)

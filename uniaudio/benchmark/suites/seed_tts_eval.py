@@ -77,4 +77,4 @@ for _name, _lang, _list, _n, _what in (("seed-tts-eval-en", "en", "en/meta.lst",
                    f"seedtts_testset with {_list} (or --list FILE in that format)", "the items of the shipped list",
                    _builder(_lang), published_items={"tts": _n} if _n else {}, protocol=PROTOCOL[_lang],
                    published=PUBLISHED, list_format=FORMAT, list_default=_list,
-                   preset="seed-tts-eval" if _lang == "en" else None))  # zh: CER by Paraformer (issue 43)
+                   preset="seed-tts-eval" if _lang == "en" else "seed-tts-eval-zh"))
