@@ -67,7 +67,8 @@ def token_out(tmp_path_factory, demo_root, ray_local):
               {"recipe": "audiocaps", "root": str(demo_root / "audiocaps")},
               {"recipe": "musiccaps", "root": str(demo_root / "musiccaps")},
               {"recipe": "folder", "root": str(demo_root / "singing"), "name": "singing",  # songs + scores: svs
-               "options": {"manifest": "songs.jsonl", "domain": "singing"}}]
+               "options": {"manifest": "songs.jsonl", "domain": "singing"}},
+              {"recipe": "aishell", "root": str(demo_root / "aishell")}]  # Mandarin (zh-chars front end)
     # + the engine's simulated pairs (half of the items each): se, dereverb, tse, sound_edit sentences
     simulate = {t: {"per_item": 0.5} for t in ("se", "dereverb", "tse", "sound_edit")}
     # + prosody measures of the speech (their bands make instruct_tts sentences), word timings

@@ -106,3 +106,27 @@ def test_folder_plain_and_manifest(tmp_path):
     (tmp_path / "m.csv").write_text("path,text,offset,duration\ntwo.flac,hi,0.1,0.2\n")
     (c,) = records("folder", tmp_path, manifest="m.csv")
     assert (c.offset, c.duration, c.text) == (0.1, 0.2, "hi")
+
+
+def test_aishell_layout_gives_mandarin_rows_and_rejects_a_wav_without_transcript(demo_root, tmp_path):
+    """The demo's Mandarin corpus is in AISHELL-1's layout: rows in zh with the characters of the
+    transcript (its word spaces dropped), speaker = the folder, split = the wav/ subfolder; a wav
+    the transcript file does not list is a `no_transcript` reject, not an empty text."""
+    import shutil
+
+    from uniaudio.pipeline.recipes import records
+    from uniaudio.pipeline.recipes.common import REJECT_KEY
+
+    root = tmp_path / "aishell"
+    shutil.copytree(demo_root / "aishell", root)
+    listing = root / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt"
+    lines = listing.read_text().splitlines()
+    listing.write_text("\n".join(lines[1:]) + "\n")  # the first utterance loses its line
+    rows = {r.id: r for r in records("aishell", root)}
+    first = lines[0].split(" ", 1)[0]
+    assert REJECT_KEY in rows[first].extra and "no_transcript" in rows[first].extra[REJECT_KEY]
+    uid, words = lines[1].split(" ", 1)
+    r = rows[uid]
+    assert r.language == "zh" and r.text == words.replace(" ", "") and r.speaker == uid[6:11]
+    assert {x.split for x in rows.values()} == {"train", "test"}
+    assert all(x.duration > 0 for x in rows.values() if REJECT_KEY not in x.extra)

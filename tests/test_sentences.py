@@ -81,7 +81,7 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
             if s["task"] == "interleave":  # consecutive utterances of one chapter, in order
                 ids = [g["id"] for g in segs[::2]]
                 assert len(ids) >= 2 and ids == sorted(ids) and len(set(ids)) == len(ids)
-                assert len({(rows[i]["speaker"], rows[i]["extra"]["chapter"]) for i in ids}) == 1
+                assert len({(rows[i]["speaker"], rows[i]["extra"].get("chapter")) for i in ids}) == 1
                 assert [g["modality"] for g in segs] == ["audio", "text"] * len(ids)
                 assert all(segs[2 * k]["id"] == segs[2 * k + 1]["id"] for k in range(len(ids)))
             if s["task"] in ("tta", "ttm", "caption"):
@@ -144,6 +144,9 @@ def test_relations_hold_and_round_trip_to_the_source_tokens_and_text(sent_out, t
                 assert rows[made["interferer_id"]]["speaker"] != rows[target["id"]]["speaker"]
             if s["task"] == "se":
                 assert rows[made["noise_id"]]["domain"] in ("sound", "music")
+    zh = [s for _, seqs in all_sequences(out) for s in seqs if s["task"] == "asr"
+          and rows[s["segments"][0]["id"]]["language"] == "zh"]
+    assert zh and all(g["text"] == rows[g["id"]]["text"] for s in zh for g in s["segments"] if "text" in g)
     assert seen_tasks == {"asr", "tts", "interleave", "caption", "tta", "ttm", "text", "se", "dereverb", "tse",
                           "sound_edit", "instruct_tts", "svs", "speech_edit", "vc"}
     assert verify(out)["problems"] == []
@@ -237,7 +240,7 @@ def damaged_copy(token_out: Path, dest: Path) -> dict:
     plan = InputPlan.load(dest / "plan" / "librispeech.json")
     assert all(f.startswith(str(dest.resolve())) for f in plan.files())  # the copy's own plan files
     speech = sorted(i for f in plan.files() for i in pq.read_table(f, columns=["id"]).column("id").to_pylist())
-    lonely, silent = speech[0], speech[1]
+    lonely, silent, foreign = speech[0], speech[1], speech[2]
     for f in plan.files():
         t = pq.read_table(f)
         rows = t.to_pylist()
@@ -246,6 +249,8 @@ def damaged_copy(token_out: Path, dest: Path) -> dict:
                 r["speaker"] = "lonely-speaker"
             if r["id"] == silent:
                 r["text"] = "  "
+            if r["id"] == foreign:  # a language no text front end is configured for
+                r["language"] = "fr"
         pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), f)
     damaged = sorted((dest / "shards").glob("librispeech-*.tar"))[-1]
     gone = sorted((dest / "shards").glob("audiocaps-*.tar"))[0]
@@ -255,7 +260,7 @@ def damaged_copy(token_out: Path, dest: Path) -> dict:
     gone.unlink()
     index = pq.read_table(dest / "index.parquet").to_pylist()
     in_tar = lambda tar: {r["id"] for r in index if r["shard"] == tar.name}  # noqa: E731
-    return {"lonely": lonely, "silent": silent, "damaged": in_tar(damaged), "gone": in_tar(gone)}
+    return {"lonely": lonely, "silent": silent, "foreign": foreign, "damaged": in_tar(damaged), "gone": in_tar(gone)}
 
 
 @pytest.mark.slow
@@ -268,6 +273,7 @@ def test_bad_input_is_left_out_with_reasons_and_the_run_goes_on(token_out, tmp_p
     for x in rej:
         by.setdefault(x["reason"], set()).add(x["id"])
     assert bad["lonely"] in by["no_prompt"] and bad["silent"] in by["empty_transcript"]
+    assert bad["foreign"] in by["no_text_frontend"]  # never tokenized as English
     assert by["missing_token_tar"] == bad["gone"]  # every clip of the deleted tar, and nothing else
     assert by["damaged_token_tar"] >= bad["damaged"] - {bad["silent"]}
     rows = plan_rows(tmp_path / "tokens")

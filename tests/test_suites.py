@@ -404,3 +404,25 @@ def test_protocol_presets_are_listed_and_an_unknown_one_is_a_clear_error(tmp_pat
                                     "--protocol", "no-such", "--out", str(tmp_path / "r")])
     assert bad.exit_code != 0 and "unknown protocol 'no-such'" in bad.output and "open-asr-leaderboard" in bad.output
 
+
+
+def test_aishell1_test_suite_from_its_layout_scored_by_cer(demo_root, tmp_path):
+    """aishell1-test from the demo's Mandarin corpus (AISHELL-1's layout): every test utterance with
+    its characters; its preset scores asr by CER on characters (zh-cer: punctuation, spaces and
+    width folded, transcripts to simplified): the references score 0, another item's text does not."""
+    from uniaudio.benchmark.runner import run
+
+    out = tmp_path / "ai"
+    card = build("aishell1-test", demo_root / "aishell", out)
+    rows = manifest.read_rows(out / "asr.parquet")
+    assert card["tasks"] == {"asr": len(rows)} and card["published_items"] == {"asr": 7176} and rows
+    assert all(r["language"] == "zh" and r["split"] == "test" and " " not in r["text"] for r in rows)
+    assert card["protocol_preset"] == "aishell-cer"
+    with pytest.raises(SuiteError, match="AISHELL-1 as openslr ships it"):
+        build("aishell1-test", demo_root / "LibriSpeech", tmp_path / "wrong")
+    got = {}
+    for system in ("ground-truth", "shuffled"):
+        (res,) = run(["asr"], system, str(out), None, tmp_path / "bench", progress=False)
+        got[system] = res["metrics"]["cer"]["value"]["cer"]
+        assert res["protocol"]["name"] == "aishell-cer"
+    assert got["ground-truth"] == 0.0 and got["shuffled"] > 0.3

@@ -89,3 +89,16 @@ def test_vocabulary_save_load(tmp_path):
     assert w.specials == v.specials and w.ranges == v.ranges and w.size == v.size
     ids, _ = v.sequence("asr", [("audio", "codec", np.ones((2, 3), int)), ("text", "bpe", [5, 6])], target=1)
     assert w.parse(ids)[0] == "asr"
+
+
+def test_text_front_ends_per_language():
+    """zh-chars reads numbers out as characters (cn2an), full-width forms to half-width, drops
+    AISHELL's word spaces; zh-pinyin gives tone-numbered syllables; a language with no front
+    end configured has none (the sentence stage then rejects its rows)."""
+    from uniaudio.tokenize.frontends import DEFAULT, for_language, zh_chars, zh_pinyin
+
+    assert zh_chars("他 买了3本书，花了２５元") == "他买了三本书,花了二十五元"
+    assert zh_chars("二零二四年") == "二零二四年"
+    assert zh_pinyin("你好世界") == "ni3 hao3 shi4 jie4"
+    assert for_language(DEFAULT, "zh-CN") is zh_chars and for_language(DEFAULT, None)("a  b") == "a b"
+    assert for_language(DEFAULT, "fr") is None and for_language(DEFAULT, None, default_language="fr") is None

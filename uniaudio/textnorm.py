@@ -15,6 +15,9 @@ NORMALIZERS = {
                      "zh hypotheses first converted to simplified characters (zhconv 'zh-cn', on the ASR output "
                      "only, as run_wer.py does); full-width letters and digits are kept, as there; its reported "
                      "WER is the per-utterance mean (wer_utt_mean here)",
+    "zh-cer": "Mandarin CER as AISHELL recipes score it: NFKC (full-width forms to half-width), every mark of "
+              "zhon's Chinese punctuation and Python's string.punctuation removed, all whitespace removed; "
+              "transcripts first converted to simplified characters (zhconv 'zh-cn')",
     "none": "whitespace collapsed, nothing else",
 }
 
@@ -46,7 +49,7 @@ def seed_tts_eval(language: str = "en"):
 def hypothesis_rule(name: str, language: str = "en"):
     """What a normaliser does to a hypothesis before normalising it (a transcript, not a
     reference): Seed-TTS-eval converts zh ASR output to simplified characters with zhconv."""
-    if name == "seed-tts-eval" and language == "zh":
+    if (name == "seed-tts-eval" and language == "zh") or name == "zh-cer":
         try:
             import warnings
 
@@ -70,6 +73,16 @@ def text_normalizer(name: str, language: str = "en"):
         except ImportError:
             raise NormalizerError(f"the {name} normaliser needs openai-whisper: pip install openai-whisper") from None
         return normalizers.EnglishTextNormalizer() if name == "whisper-english" else normalizers.BasicTextNormalizer()
+    if name == "zh-cer":
+        import string
+        import unicodedata
+
+        try:
+            from zhon.hanzi import punctuation
+        except ImportError:
+            raise NormalizerError("the zh-cer normaliser needs zhon's punctuation set: pip install zhon") from None
+        drop = str.maketrans("", "", punctuation + string.punctuation)
+        return lambda s: "".join(unicodedata.normalize("NFKC", s).translate(drop).split())
     if name == "none":
         return lambda s: " ".join(s.split())
     raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")

@@ -373,17 +373,19 @@ class LMCheckpoint(System):
         if t == "tts":
             prompt = row_value(r, "extra:prompt_path")
             wav, sr = audio.load(prompt) if prompt else (None, 0)
-            return self.generator.conditions(t, text=r["text"], prompt=wav, prompt_sr=sr), 0.0
+            return self.generator.conditions(t, text=r["text"], prompt=wav, prompt_sr=sr, language=r.get("language")), 0.0
         if t in ("tta", "ttm"):
             return self.generator.conditions(t, text=r["caption"]), 0.0
         if t == "instruct_tts":
-            return self.generator.conditions(t, text=r["text"], instruction=row_value(r, "extra:instruction")), 0.0
+            return self.generator.conditions(t, text=r["text"], instruction=row_value(r, "extra:instruction"),
+                                             language=r.get("language")), 0.0
         if t == "svs":
             notes = row_value(r, "extra:notes")
             return self.generator.conditions(t, notes=notes), sum(float(n["seconds"]) for n in notes)
         wav, sr = audio.load(row_value(r, task.input))  # noisy / reverberant / mixture / sound to edit
         if t == "speech_edit":
-            return self.generator.conditions(t, wav=wav, sr=sr, text=r["text"], span=self._word_span(r, wav, sr)), \
+            return self.generator.conditions(t, wav=wav, sr=sr, text=r["text"], span=self._word_span(r, wav, sr),
+                                             language=r.get("language")), \
                 len(wav) / sr
         if t == "vc":  # the source's content in the voice of the prompt
             pwav, psr = audio.load(row_value(r, "extra:prompt_path"))

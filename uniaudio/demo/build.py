@@ -10,7 +10,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from . import long_recordings, music, singing, sounds, speech
+from . import long_recordings, mandarin, music, singing, sounds, speech
 from .tools import require, soundfont, version
 
 
@@ -47,6 +47,7 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
     noise = clips[0].path(ac_root) if clips else None
     long = long_recordings.build(root, [(u.id, u.path(ls_root)) for u in train], noise, seed)
     songs = singing.write_training_corpus(root / "singing", seed, scale)
+    zh = mandarin.write_corpus(root / "aishell", seed, scale)  # the second language, in AISHELL-1's layout
     summary = {
         "seed": seed,
         "scale": scale,
@@ -56,6 +57,7 @@ def build_demo(root: str | os.PathLike, *, seed: int = 0, scale: float = 1.0, wo
             "musiccaps": {"root": str(mc_root), "clips": len(pieces)},
             "long": long,
             "singing": songs,
+            "aishell": zh,
         },
         "tools": {"espeak-ng": version("espeak-ng"), "fluidsynth": version("fluidsynth"), "soundfont": soundfont()},
     }

@@ -140,9 +140,13 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
     text, m = row.get("text"), {}
     has_text = bool((text or "").strip())
     check = "transcript_check" in measure and has_text
-    if ("asr" in measure and not has_text) or check or "words" in measure:
+    needs_text = ("asr" in measure and not has_text) or check
+    english = (row.get("language") or "en").split("-")[0].lower() == "en"
+    if "words" in measure and not english and not needs_text:  # timings only: the row stays, without them
+        m["words_error"] = f"language {row['language']!r}: the offline word aligner (Whisper tiny.en) is English-only"
+    elif needs_text or "words" in measure:
         stage = "transcript_check" if check else "transcribe"
-        if (row.get("language") or "en").split("-")[0].lower() != "en":
+        if not english:
             return "unsupported_language", f"language {row['language']!r}: the offline ASR is English-only", stage
         try:
             x = [audio.resample(wav, sr, 16000)]

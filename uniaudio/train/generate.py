@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint, storage
+from ..tokenize import frontends
 from ..tokenize.score import score_text
 from ..tokenize.vocab import Vocabulary
 from .model import ModelConfig, make_model
@@ -256,7 +257,17 @@ class LMGenerator:
             return np.zeros((self.audio_range.codebooks, 0), np.int64)
         return self.vocab.decode_tokens("audio", np.array(frames).reshape(-1))
 
-    def text_ids(self, text: str) -> list[int]:
+    def text_ids(self, text: str, *, transcript: bool = False, language: str | None = None) -> list[int]:
+        """BPE ids of a text; a transcript first through the text front end its sentences used for
+        `language` (None: their default language; checkpoints from before front ends: as written).
+        Captions, instructions and scores go as written, as the sentence stage writes them."""
+        fronts = self.ck.get("text_frontends") or {"text_frontends": {}, "default_language": "en"}
+        if transcript and fronts["text_frontends"]:
+            front = frontends.for_language(fronts["text_frontends"], language, fronts["default_language"])
+            if front is None:
+                raise ValueError(f"language {language!r} has no text front end in this checkpoint's sentences "
+                                 f"({fronts['text_frontends']})")
+            text = front(text)
         ids = self.bpe.encode(text)
         if not ids:
             raise ValueError("empty text")
@@ -265,7 +276,7 @@ class LMGenerator:
     def conditions(self, task: str, *, text: str | None = None, instruction: str | None = None,
                    wav: np.ndarray | None = None, sr: int = 0, prompt: np.ndarray | None = None, prompt_sr: int = 0,
                    prompt_seconds: float = 3.0, notes: list | str | None = None,
-                   span: tuple[float, float] | None = None) -> list:
+                   span: tuple[float, float] | None = None, language: str | None = None) -> list:
         """The condition segments of one audio-out item, as the sentence stage lays them out:
         tts: text (+ the first `prompt_seconds` of a prompt of the voice); instruct_tts: the
         instruction (a caption segment) + text; tta / ttm: caption (`text`); se / dereverb: the
@@ -298,15 +309,17 @@ class LMGenerator:
             if not 0 < a < b < n:
                 raise ValueError(f"speech_edit: the span {span} s leaves no speech on one side of a {n / fr:.2f} s input")
             return [("audio", "audio", codes[:, :a]), ("audio", "audio", codes[:, b:]),
-                    ("text", "text", self.text_ids(text.strip()))]
+                    ("text", "text", self.text_ids(text.strip(), transcript=True, language=language))]
         if task == "instruct_tts":
             if not (text or "").strip() or not (instruction or "").strip():
                 raise ValueError("instruct_tts needs a text and an instruction")
-            return [("caption", "text", self.text_ids(instruction.strip())), ("text", "text", self.text_ids(text.strip()))]
+            return [("caption", "text", self.text_ids(instruction.strip())),
+                    ("text", "text", self.text_ids(text.strip(), transcript=True, language=language))]
         if task in ("tts", "tta", "ttm"):
             if not (text or "").strip():
                 raise ValueError(f"{task} needs a text")
-            segs = [("text" if task == "tts" else "caption", "text", self.text_ids(text.strip()))]
+            segs = [("text" if task == "tts" else "caption", "text",
+                     self.text_ids(text.strip(), transcript=task == "tts", language=language))]
             return segs + ([("prompt", "audio", cut(prompt, prompt_sr))] if task == "tts" and prompt is not None else [])
         if task not in AUDIO_TO_AUDIO:
             raise ValueError(f"{self.path} generates no audio for {task!r}")

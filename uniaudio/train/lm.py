@@ -410,6 +410,9 @@ def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data:
                  "text_tokenizer": storage.read_text(storage.join(data.root, "text_tokenizer.json")),
                  "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": data.root, "kind": "uniaudio-lm",
                  "trained_tasks": sorted(t for t, n in data.report.get("tasks", {}).items() if n)}
+    fronts = storage.join(data.root, "text_frontends.json")  # sentence outputs before issue 43 have none
+    if storage.exists(fronts):
+        inference["text_frontends"] = json.loads(storage.read_text(fronts))
     resume = checkpoint.training_state(weights, opt.state_dict(), step, asdict(cfg), rngs, batches=taken, world=world,
                                        workers=cfg.workers, resume_fields=cfg.resume_fields(),
                                        model_config=model.config_dict())

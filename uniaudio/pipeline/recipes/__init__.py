@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from ... import storage
 from ...manifest import Record
 from ..cluster import MapFn, serial_map
-from . import (audiocaps, clotho, folder, lhotse, librilight, librispeech, libritts, ljspeech, musiccaps, parquet,
+from . import (aishell, audiocaps, clotho, folder, lhotse, librilight, librispeech, libritts, ljspeech, musiccaps, parquet,
                vctk, wds)
 from .common import REJECT_KEY, header
 
@@ -33,6 +33,7 @@ RECIPES: dict[str, Callable[..., Iterator[Record]]] = {
     "wds": wds.recipe,
     "parquet": parquet.recipe,
     "lhotse": lhotse.recipe,
+    "aishell": aishell.recipe,
 }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config import ConfigError, to_dict
+from ...tokenize.frontends import DEFAULT as FRONTEND_DEFAULT, FRONT_ENDS
 from ..cluster import RaySpec
 
 # task -> the relation between source rows it is built from (recorded on every segment)
@@ -59,6 +60,10 @@ class SentenceConfig:
     interleave_max: int = 6  # utterances per consecutive sequence at most
     # "train": a byte-level BPE trained on the corpus's transcripts and captions (saved in the
     # output); or the path of a tokenizer.json (`uniaudio train bpe`)
+    # text front end per language (tokenize/frontends.py): what a transcript becomes before the
+    # BPE; a row whose language has none is left out (`no_text_frontend`), never read as another
+    text_frontends: dict[str, str] = field(default_factory=lambda: dict(FRONTEND_DEFAULT))
+    default_language: str = "en"  # the language of rows whose manifest names none
     text_tokenizer: str = "train"
     text_vocab_size: int = 2000
     shard_rows: int = 128 * 2048  # target rows per output shard (= bundles per shard x context)
@@ -83,6 +88,9 @@ class SentenceConfig:
             raise ConfigError("prompt_seconds", "must be > 0")
         if self.interleave_max < 2:
             raise ConfigError("interleave_max", "must be >= 2 (one utterance has no neighbour)")
+        for lang, name in self.text_frontends.items():
+            if name not in FRONT_ENDS:
+                raise ConfigError(f"text_frontends.{lang}", f"unknown front end {name!r}; known: {', '.join(FRONT_ENDS)}")
         if self.text_tokenizer != "train" and not Path(self.text_tokenizer).is_file():
             raise ConfigError("text_tokenizer", f"'train' or an existing tokenizer.json, got {self.text_tokenizer!r}")
         if self.text_vocab_size < 300:
@@ -100,6 +108,8 @@ class SentenceConfig:
         for k in ("ray", "output", "memory_limit"):  # how, not what: free to change on resume
             d.pop(k)
         d["tokens"] = str(Path(self.tokens).resolve())
+        if d["text_frontends"] == FRONTEND_DEFAULT and d["default_language"] == "en":  # as before they existed
+            del d["text_frontends"], d["default_language"]
         if self.text_tokenizer != "train":
             d["text_tokenizer"] = str(Path(self.text_tokenizer).resolve())
         return json.loads(json.dumps(d, sort_keys=True))

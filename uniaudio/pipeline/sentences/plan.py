@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from ... import storage
 from ...files import iter_parquet, sha256_file, sql_literal
 from ...prosody import instruction
+from ...tokenize import frontends
 from ...tokenize.score import ScoreTextError, score_text
 from ...tokenize.text import BPETokenizer
 from ...tokenize.vocab import Vocabulary
@@ -117,6 +118,7 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig, dupl
     con.execute(f"""
         COPY (
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, {measures}, p.corpus, p.domain, p.split,
+                 p.language,
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
                  {text}, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
@@ -180,7 +182,10 @@ def text_tokenizer(meta: Path, out: str, cfg: SentenceConfig) -> BPETokenizer:
                 if r["domain"] in ("sound", "music"):
                     yield from texts_of(r)
                 elif r.get("text"):
-                    yield r["text"]
+                    front = frontends.for_language(cfg.text_frontends, r.get("language"), cfg.default_language)
+                    if front is not None:
+                        with contextlib.suppress(frontends.FrontEndError):
+                            yield front(r["text"])
                 if r.get("notes"):  # a song's score text (svs): its numbers and separators get tokens too
                     with contextlib.suppress(ScoreTextError):
                         yield score_text(r["notes"])
@@ -374,6 +379,19 @@ def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: 
         text = (r.get("text") or "").strip()
         if not text:
             w.reject(r["id"], "asr,tts,interleave,text", "empty_transcript", "no transcript: no text task can use it")
+            continue
+        front = frontends.for_language(cfg.text_frontends, r.get("language"), cfg.default_language)
+        if front is None:
+            r["text"] = None  # nor in an interleaved run
+            w.reject(r["id"], "asr,tts,interleave,text", "no_text_frontend",
+                     f"language {r.get('language') or cfg.default_language!r} has no text front end "
+                     f"(text_frontends: {cfg.text_frontends})")
+            continue
+        try:
+            text = r["text"] = front(text)  # interleave reads the row's text too
+        except frontends.FrontEndError as e:
+            r["text"] = None
+            w.reject(r["id"], "asr,tts,interleave,text", "text_frontend_failed", str(e))
             continue
         for k in range(copies(tasks.get("asr", 0), seed, "asr", r["id"])):
             w.add(f"asr:{r['id']}:{k}", "asr", r, [_audio(r), _text(r, text)], [1])
@@ -593,6 +611,9 @@ def plan(cfg: SentenceConfig, out: str, tok_out: dict) -> dict:
         bpe = text_tokenizer(meta, out, cfg)
         vocab = vocabulary(bpe, tok_out["tokenizer"], tok_out.get("semantic"))
         storage.write_text(storage.join(out, "vocab.json"), json.dumps(vocab.to_dict(), indent=2))
+        # the text front ends the trainer copies into its checkpoint: the generator reads test text the same way
+        storage.write_text(storage.join(out, "text_frontends.json"), json.dumps(
+            {"text_frontends": cfg.text_frontends, "default_language": cfg.default_language}, indent=2))
         summary = write_specs(meta, work, cfg, tok_out["tokenizer"], tok_out.get("semantic"))
         if remote:
             for name in UPLOADED:
