@@ -133,7 +133,7 @@ def test_segments_get_transcripts_a_speaking_rate_filter_and_a_funnel(tmp_path, 
     refs, hyps = [], []
     for r in rows:  # the reference: what the demo said in the utterances whose middle lies in the segment
         m = index[r["id"]]
-        assert m["asr_model"].startswith("whisper tiny.en") and 0.5 <= m["words_per_s"] <= hi
+        assert m["asr_model"] == "tiny.en (faster-whisper)" and m["asr_language"] == "en" and 0.5 <= m["words_per_s"] <= hi
         rec, start = r["id"].rsplit("_", 1)
         a, b = int(start) / 1000, int(start) / 1000 + r["seconds"]
         refs.append(" ".join(said[u["id"]] for u in truth[rec]["utterances"] if a <= (u["start"] + u["end"]) / 2 <= b))
@@ -174,17 +174,27 @@ def test_transcript_check_measure_rejects_with_reasons(monkeypatch):
         return {"row": {"text": text, "language": language}, "wav": np.zeros(16000, np.float32)}
 
     task = {"measure": ["transcript_check"], "filters": {"max_wer": 0.3}}
-    monkeypatch.setattr(stages, "_ASR", {None: Heard("the cat sat on the mat")})
+    monkeypatch.setattr(stages, "_asr", lambda device=None, spec=None: Heard("the cat sat on the mat"))
     ok = item("The cat sat on the mat.")
     assert stages._measure(ok, task, 16000) is None and ok["measures"]["asr_wer"] == 0.0
     reason, detail, stage = stages._measure(item("A dog ran in the park today."), task, 16000)
     assert (reason, stage) == ("transcript_mismatch", "transcript_check") and "the cat sat" in detail
     assert stages._measure(item("Guten Tag.", "de"), task, 16000)[0] == "unsupported_language"
-    monkeypatch.setattr(stages, "_ASR", {None: Heard(None)})
+    monkeypatch.setattr(stages, "_asr", lambda device=None, spec=None: Heard(None))
     assert stages._measure(item(None), {"measure": ["asr"], "filters": {}}, 16000)[:2] == \
         ("asr_failed", "RuntimeError: decoder blew up")
     with pytest.raises(ConfigError, match="filters.max_wer.*transcript_check"):
         config(Path("x"), [{"recipe": "folder", "root": "x"}], filters={"max_wer": 0.3})
+    with pytest.raises(ConfigError, match="asr.language.*English-only"):
+        config(Path("x"), [{"recipe": "folder", "root": "x"}], asr={"language": "zh"})
+    # a multilingual model set to zh: zh rows are transcribed, English ones are the ones left out
+    zh = {"measure": ["asr"], "filters": {}, "asr": {"backend": "faster-whisper", "model": "large-v3",
+                                                      "language": "zh", "options": {}}}
+    monkeypatch.setattr(stages, "_asr", lambda device=None, spec=None: Heard(f"{spec['language']}:{spec['model']}"))
+    done = item(None, "zh-CN")
+    assert stages._measure(done, zh, 16000) is None
+    assert done["measures"]["asr_text"] == "zh:large-v3" and done["measures"]["asr_model"] == "large-v3 (faster-whisper)"
+    assert stages._measure(item(None, "en"), zh, 16000)[0] == "unsupported_language"
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from .simulate import SIMULATED, SimulateSpec
 
 MEASURES = ("asr", "transcript_check", "words", "semantic", "prosody", "dnsmos")
 CHECK_NORMALIZER = "whisper-english"  # the transcript check compares texts as the Open ASR Leaderboard does
-LATER_OPTIONS = ("simulate", "measure", "segment", "dedup")  # added after plans were first recorded
+LATER_OPTIONS = ("simulate", "measure", "segment", "dedup", "asr")  # added after plans were first recorded
 LATER_FILTERS = ("min_dnsmos", "speech_rate", "max_wer")
 
 
@@ -91,6 +91,30 @@ class Filters:
 
 
 @dataclass
+class ASRSpec:
+    """The ASR of the measure step (transcribe, transcript_check, words): any backend of
+    uniaudio/transcribers.py by model name or folder, in one language; rows of another language
+    are rejected (`unsupported_language`), never transcribed as this one."""
+    backend: str = "faster-whisper"
+    model: str = "tiny.en"  # packaged (offline); e.g. large-v3 (multilingual), or a local folder
+    language: str = "en"
+    options: dict[str, Any] = field(default_factory=dict)  # to the backend, e.g. {compute_type: float16}
+
+    def validate(self) -> None:
+        from .. import transcribers
+
+        if self.backend not in transcribers.BACKENDS:
+            raise ConfigError("asr.backend", f"unknown ASR backend {self.backend!r}; known: "
+                                             f"{', '.join(transcribers.BACKENDS)}")
+        if self.model.endswith(".en") and self.language != "en":
+            raise ConfigError("asr.language", f"{self.model} is English-only; a multilingual model (e.g. large-v3) "
+                                              f"transcribes {self.language!r}")
+
+    def label(self) -> str:
+        return f"{self.model} ({self.backend})"
+
+
+@dataclass
 class ShardSpec:
     max_samples: int = 500
     max_bytes: int = 256 * 2**20  # planning target, from manifest durations
@@ -128,6 +152,8 @@ class PipelineConfig:
     # exact duplicates (the same decoded audio): every item's audio hash in its measures, and
     # OUT/duplicates.parquet listing each later copy (the first by id is kept); sentences skip them
     dedup: bool = False
+    # the measure step's ASR (default: the packaged Whisper tiny.en, English)
+    asr: ASRSpec | None = None
 
     def validate(self) -> None:
         if not self.inputs:
@@ -154,6 +180,8 @@ class PipelineConfig:
                 textnorm.text_normalizer(CHECK_NORMALIZER)
             except textnorm.NormalizerError as e:
                 raise ConfigError("measure", f"transcript_check: {e}") from None
+        if "words" in self.measure and self.asr is not None and self.asr.backend != "faster-whisper":
+            raise ConfigError("asr.backend", "word timings (measure: words) come from faster-whisper's word timestamps")
         if self.filters.min_dnsmos is not None and "dnsmos" not in self.measure:
             raise ConfigError("filters.min_dnsmos", "filters by the DNSMOS measure: add `dnsmos` to `measure`")
         if self.tokenizer != "none":

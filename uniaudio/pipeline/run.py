@@ -123,7 +123,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
                 tasks.append({"prefix": plan.prefix, "shard": shard, "name": plan.shard_name(shard), "out": out,
                               "plan_path": where[0], "row_group": where[1],
                               "sample_rate": sample_rate, "filters": filters, "measure": list(cfg.measure),
-                              "dedup": cfg.dedup,
+                              "dedup": cfg.dedup, "asr": asdict(cfg.asr) if cfg.asr else None,
                               "tokenizer": cfg.tokenizer,
                               "tokenizer_options": cfg.tokenizer_options})
 

@@ -128,7 +128,11 @@ def _near_key(item: dict) -> None:
         m["near_key"] = hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-ASR_MODEL = "whisper tiny.en (faster-whisper, int8, beam 5)"
+DEFAULT_ASR = {"backend": "faster-whisper", "model": "tiny.en", "language": "en", "options": {}}  # = ASRSpec()
+
+
+def _primary(language: str) -> str:
+    return language.split("-")[0].split("_")[0].lower()
 
 
 def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tuple[str, str, str] | None:
@@ -141,23 +145,26 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
     has_text = bool((text or "").strip())
     check = "transcript_check" in measure and has_text
     needs_text = ("asr" in measure and not has_text) or check
-    english = (row.get("language") or "en").split("-")[0].lower() == "en"
-    if "words" in measure and not english and not needs_text:  # timings only: the row stays, without them
-        m["words_error"] = f"language {row['language']!r}: the offline word aligner (Whisper tiny.en) is English-only"
+    spec = task.get("asr") or DEFAULT_ASR
+    same = _primary(row.get("language") or "en") == _primary(spec["language"])
+    model = f"{spec['model']} ({spec['backend']})"
+    if "words" in measure and not same and not needs_text:  # timings only: the row stays, without them
+        m["words_error"] = f"language {row['language']!r}: the word aligner ({model}) is set to {spec['language']!r}"
     elif needs_text or "words" in measure:
         stage = "transcript_check" if check else "transcribe"
-        if not english:
-            return "unsupported_language", f"language {row['language']!r}: the offline ASR is English-only", stage
+        if not same:
+            return "unsupported_language", f"language {row.get('language')!r}: the ASR ({model}) is set to " \
+                                           f"{spec['language']!r} (pipeline config `asr:`)", stage
         try:
             x = [audio.resample(wav, sr, 16000)]
             if "words" in measure:  # the speech_edit sentences cut a word out by these
-                heard, words = _asr(device).transcribe_words(x)[0]
+                heard, words = _asr(device, spec).transcribe_words(x)[0]
                 m["words"] = [list(w) for w in words]
             else:
-                heard = _asr(device).transcribe(x)[0]
+                heard = _asr(device, spec).transcribe(x)[0]
         except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
             return "asr_failed", f"{type(e).__name__}: {e}", stage
-        m.update(asr_text=heard, asr_model=ASR_MODEL, asr_language="en")
+        m.update(asr_text=heard, asr_model=model, asr_language=spec["language"])
         if check:
             wer = _wer(text, heard)
             m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=CHECK_NORMALIZER)
@@ -205,14 +212,21 @@ def semantic_tokenizer(device: str | None = None):
 _ASR: dict = {}
 
 
-def _asr(device: str | None = None):
-    """Whisper tiny.en (packaged, offline), loaded once per worker process (and device)."""
-    if device not in _ASR:
+def _asr(device: str | None = None, spec: dict | None = None):
+    """The measure step's ASR (`asr:` in the pipeline config; default the packaged Whisper tiny.en),
+    loaded once per worker process, device and spec."""
+    spec = spec or DEFAULT_ASR
+    key = (device, json.dumps(spec, sort_keys=True))
+    if key not in _ASR:
         from .. import transcribers
 
-        on_gpu = {"device": "cuda", "compute_type": "float16"} if device == "cuda" else {}
-        _ASR[device] = transcribers.load("faster-whisper", **on_gpu)
-    return _ASR[device]
+        kw = dict(spec.get("options") or {})
+        if device == "cuda" and spec["backend"] == "faster-whisper":
+            kw = {"device": "cuda", "compute_type": "float16", **kw}
+        elif device == "cuda":
+            kw.setdefault("device", "cuda")
+        _ASR[key] = transcribers.load(spec["backend"], model=spec["model"], language=spec["language"], **kw)
+    return _ASR[key]
 
 
 _DNSMOS: dict = {}
