@@ -16,6 +16,7 @@ from .segment import SegmentSpec
 from .simulate import SIMULATED, SimulateSpec
 
 MEASURES = ("asr", "transcript_check", "words", "semantic", "prosody", "dnsmos")
+MODEL_MEASURES = ("asr", "transcript_check", "words", "semantic", "dnsmos")  # worth a GPU (prosody is pYIN)
 CHECK_NORMALIZER = "whisper-english"  # the transcript check compares texts as the Open ASR Leaderboard does
 LATER_OPTIONS = ("simulate", "measure", "segment", "dedup", "asr")  # added after plans were first recorded
 LATER_FILTERS = ("min_dnsmos", "speech_rate", "max_wer")
@@ -109,9 +110,6 @@ class ASRSpec:
         if self.model.endswith(".en") and self.language != "en":
             raise ConfigError("asr.language", f"{self.model} is English-only; a multilingual model (e.g. large-v3) "
                                               f"transcribes {self.language!r}")
-
-    def label(self) -> str:
-        return f"{self.model} ({self.backend})"
 
 
 @dataclass

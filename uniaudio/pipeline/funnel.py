@@ -8,8 +8,8 @@ their own input. `dedup` removes nothing from the shards: it lists copies that s
 
 from __future__ import annotations
 
-STAGES = ("segment", "plan", "decode", "simulate", "filter", "transcribe", "transcript_check", "speech_rate",
-          "quality", "tokenize")
+STAGES = ("segment", "plan", "decode", "simulate", "filter", "transcribe", "transcript_check", "semantic",
+          "speech_rate", "quality", "tokenize")
 
 
 def _row(stage, items_in, seconds_in, items_out, seconds_out, reasons):

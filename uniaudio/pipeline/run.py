@@ -21,7 +21,7 @@ from .. import storage
 from ..files import iter_parquet
 from .cluster import cluster_map, data_context, init_ray
 from . import funnel, segment, simulate
-from .config import InputSpec, PipelineConfig
+from .config import MODEL_MEASURES, InputSpec, PipelineConfig
 from .plan import REJECT_SCHEMA, InputPlan, build_manifest, check_resumable, plan_input
 from .stages import MeasureStage, TokenizeStage, decode_shard, is_done, process_shard, semantic_tokenizer, write_shard
 
@@ -138,7 +138,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, rehash: bool = False) -> 
         ctx = data_context()
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        measure_pool = bool(cfg.measure) and bool(gpus or cfg.ray.measure_actors)
+        measure_pool = bool(cfg.measure) and bool((gpus and set(cfg.measure) & set(MODEL_MEASURES))
+                                                   or cfg.ray.measure_actors)
         tokenize_pool = cfg.tokenizer != "none" and bool(gpus or cfg.ray.tokenizer_actors)
         if measure_pool or tokenize_pool:
             ctx.op_resource_reservation_enabled = True

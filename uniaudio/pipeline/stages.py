@@ -166,8 +166,9 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
             return "asr_failed", f"{type(e).__name__}: {e}", stage
         m.update(asr_text=heard, asr_model=model, asr_language=spec["language"])
         if check:
-            wer = _wer(text, heard)
-            m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=CHECK_NORMALIZER)
+            rule = _check_rule(spec["language"])
+            wer = _wer(text, heard, *rule)
+            m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=rule[0])
             bound = filters.get("max_wer")
             if bound is not None and wer is not None and wer > bound:
                 return "transcript_mismatch", f"WER {wer:.2f} > {bound} (heard {heard[:80]!r})", stage
@@ -189,13 +190,22 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
     return None
 
 
-def _wer(ref: str, hyp: str) -> float | None:
+def _check_rule(language: str) -> tuple[str, str]:
+    """(normaliser, language) the transcript check compares texts with: Whisper's English rule for
+    English; for Mandarin, Seed-TTS-eval's zh rule (every character a word: the rate is a CER);
+    Whisper's basic rule for other languages."""
+    lang = _primary(language)
+    return (CHECK_NORMALIZER, "en") if lang == "en" else ("seed-tts-eval", "zh") if lang == "zh" \
+        else ("whisper-basic", lang)
+
+
+def _wer(ref: str, hyp: str, normalizer: str = CHECK_NORMALIZER, language: str = "en") -> float | None:
     """WER of an ASR pass against the row's transcript, both normalised; None when the
     transcript normalises to nothing (no words to compare)."""
     from .. import textnorm
 
-    norm = textnorm.text_normalizer(CHECK_NORMALIZER)
-    ref_n, hyp_n = norm(ref), norm(hyp)
+    norm = textnorm.text_normalizer(normalizer, language)
+    ref_n, hyp_n = norm(ref), norm(textnorm.hypothesis_rule(normalizer, language)(hyp))
     if not ref_n.split():
         return None
     c = textnorm.error_counts(ref_n, hyp_n)
