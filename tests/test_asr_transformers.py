@@ -15,8 +15,9 @@ def save_tiny_whisper(path, multilingual: bool):
     eot = "<|endoftext|>"
     tok = WhisperTokenizerFast(tokenizer_file=f"{packaged_tiny_en()}/tokenizer.json", bos_token=eot, eos_token=eot,
                                unk_token=eot, pad_token=eot)
-    ids = dict(zip(["sot", "nots", "en", "transcribe"],
-                   tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|notimestamps|>", "<|en|>", "<|transcribe|>"])))
+    ids = dict(zip(["sot", "nots", "en", "zh", "transcribe"],
+                   tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|notimestamps|>", "<|en|>", "<|zh|>",
+                                              "<|transcribe|>"])))
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(WhisperConfig(
         vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
@@ -27,15 +28,18 @@ def save_tiny_whisper(path, multilingual: bool):
     gc.max_length, gc.no_timestamps_token_id, gc.is_multilingual = 12, ids["nots"], multilingual
     gc._from_model_config = False  # else loading rebuilds it from the model config and drops the fields below
     if multilingual:
-        gc.lang_to_id, gc.task_to_id = {"<|en|>": ids["en"]}, {"transcribe": ids["transcribe"]}
+        gc.lang_to_id = {"<|en|>": ids["en"], "<|zh|>": ids["zh"]}
+        gc.task_to_id = {"transcribe": ids["transcribe"]}
     model.save_pretrained(path)
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tok).save_pretrained(path)
     return path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("multilingual", [False, True])
-def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual):
+@pytest.mark.parametrize("multilingual,language", [(False, "en"), (True, "en"), (True, "zh")])
+def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual, language):
+    """A multilingual checkpoint is told the language (zh: the `<|zh|>` prompt token, as a Mandarin
+    CER run asks it), an English-only one is not."""
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -43,10 +47,15 @@ def test_transformers_whisper_equals_direct_generate(tmp_path, multilingual):
 
     path = save_tiny_whisper(tmp_path / "w", multilingual)
     wavs = [np.zeros(16000, np.float32), (np.random.default_rng(0).standard_normal(12000) * 0.1).astype(np.float32)]
-    got = load("transformers", model=str(path), batch_size=1).transcribe(wavs)
+    asr = load("transformers", model=str(path), batch_size=1, language=language)
+    asked, generate = [], asr.model.generate
+    asr.model.generate = lambda *a, **k: (asked.append(k.get("language")), generate(*a, **k))[1]
+    got = asr.transcribe(wavs)
+    assert asked == ([language] * 2 if multilingual else [None, None])  # the random tiny model's text alone
+    # may not show it: the language reaches generate
 
     proc, model = WhisperProcessor.from_pretrained(path), WhisperForConditionalGeneration.from_pretrained(path).eval()
-    kw = {"language": "en", "task": "transcribe"} if multilingual else {}
+    kw = {"language": language, "task": "transcribe"} if multilingual else {}
     want = []
     for w in wavs:
         with torch.no_grad():
