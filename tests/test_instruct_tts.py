@@ -88,3 +88,17 @@ def test_floor_and_ceiling_on_instructed_speech(tmp_path, demo_root):
              .read_text().splitlines()]
     (b,) = [it for it in items if it["id"] == "bad-instruction"]
     assert math.isnan(b["values"]["attributes"]) and "unknown attribute 'timbre'" in b["errors"]["attributes"]
+
+
+def test_mandarin_rate_is_syllables_and_gets_no_english_band():
+    """A Mandarin transcript's rate is characters (syllables) per second of speech; the rate bands
+    are English words per second, so a zh row gets no rate band (no instruction is written from a
+    wrong one) and the speech-rate filter, which reads words/s, leaves it alone."""
+    from uniaudio import prosody
+
+    t = np.arange(32000) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)  # 2 s of voiced sound
+    zh = prosody.measure(wav, 16000, "小明 周末 买了三本新书")
+    assert zh["syllables_per_s"] == pytest.approx(10 / zh["speech_s"]) and "rate" not in zh and "words_per_s" not in zh
+    en = prosody.measure(wav, 16000, "hello there world")
+    assert en["words_per_s"] == pytest.approx(3 / en["speech_s"]) and en["rate"]
