@@ -426,3 +426,36 @@ def test_aishell1_test_suite_from_its_layout_scored_by_cer(demo_root, tmp_path):
         got[system] = res["metrics"]["cer"]["value"]["cer"]
         assert res["protocol"]["name"] == "aishell-cer"
     assert got["ground-truth"] == 0.0 and got["shuffled"] > 0.3
+
+
+def test_fleurs_language_folder_as_shipped(demo_root, tmp_path):
+    """fleurs-test from a FLEURS-layout copy of the demo's Mandarin test speech (data/cmn_hans_cn:
+    test.tsv + audio/test/*.wav): the raw transcription is the reference, the folder gives zh, a
+    listed wav that is not there is missing (named), a line of the wrong shape names its line."""
+    import shutil
+
+    from uniaudio.benchmark.runner import run
+
+    root = tmp_path / "data" / "cmn_hans_cn"
+    (root / "audio" / "test").mkdir(parents=True)
+    listing = demo_root / "aishell" / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt"
+    texts = dict(line.split(" ", 1) for line in listing.read_text().splitlines())
+    wavs = sorted((demo_root / "aishell" / "data_aishell" / "wav" / "test").rglob("*.wav"))
+    lines = []
+    for k, w in enumerate(wavs):
+        shutil.copy(w, root / "audio" / "test" / f"{1000 + k}.wav")
+        raw = texts[w.stem].replace(" ", "")
+        lines.append(f"{k}\t{1000 + k}.wav\t{raw}。\t{raw}\tx\t{16000 * 3}\t{'MALE' if k % 2 else 'FEMALE'}")
+    lines.append(f"99\tgone.wav\t不在\t不在\tx\t16000\tFEMALE")
+    (root / "test.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SuiteError, match="gone"):
+        build("fleurs-test", root, tmp_path / "s0")
+    card = build("fleurs-test", root, tmp_path / "s", allow_missing=True)
+    rows = manifest.read_rows(tmp_path / "s" / "asr.parquet")
+    assert card["tasks"] == {"asr": len(wavs)} and card["missing"]["count"] == 1 and card["protocol_preset"] == "fleurs"
+    assert all(r["language"] == "zh" and r["text"].endswith("。") for r in rows)
+    (res,) = run(["asr"], "ground-truth", str(tmp_path / "s"), None, tmp_path / "bench", progress=False)
+    assert res["metrics"]["cer"]["value"]["cer"] == 0.0 and res["protocol"]["name"] == "fleurs"
+    (root / "test.tsv").write_text("1\tonly\tthree\n")
+    with pytest.raises(SuiteError, match="line 1: expected 7"):
+        build("fleurs-test", root, tmp_path / "s2")

@@ -44,6 +44,9 @@ PROTOCOLS = {p.name: p for p in (
              "removed, full-width to half-width, transcripts to simplified characters); the `wer` value reads "
              "characters too (Seed-TTS-eval's zh rule)", "AISHELL-1 recipes (Kaldi / ESPnet / WeNet compute-cer)",
              {"cer": {"normalizer": "zh-cer", "language": "zh"}, "wer": {"normalizer": "seed-tts-eval", "language": "zh"}}),
+    Protocol("fleurs", "WER and CER after Whisper's BasicTextNormalizer, as Whisper's paper scores FLEURS (CER is "
+             "the figure for languages written without spaces)", "openai/whisper (its multilingual evaluation)",
+             {"wer": {"normalizer": "whisper-basic"}, "cer": {"normalizer": "whisper-basic"}}),
     Protocol("audioldm-eval", "audioldm_eval's EvaluationHelper(16000) with backbone='cnn14' as its README runs it: "
              "FAD on VGGish embeddings (no PCA, no activation, 16 kHz), KL(reference || generated) of softmaxed "
              "PANNs CNN14 16 kHz logits (its kullback_leibler_divergence_softmax, without its 1e-6 inside the log); "
