@@ -446,7 +446,7 @@ def test_fleurs_language_folder_as_shipped(demo_root, tmp_path):
         shutil.copy(w, root / "audio" / "test" / f"{1000 + k}.wav")
         raw = texts[w.stem].replace(" ", "")
         lines.append(f"{k}\t{1000 + k}.wav\t{raw}。\t{raw}\tx\t{16000 * 3}\t{'MALE' if k % 2 else 'FEMALE'}")
-    lines.append(f"99\tgone.wav\t不在\t不在\tx\t16000\tFEMALE")
+    lines.append("99\tgone.wav\t不在\t不在\tx\t16000\tFEMALE")
     (root / "test.tsv").write_text("\n".join(lines) + "\n")
     with pytest.raises(SuiteError, match="gone"):
         build("fleurs-test", root, tmp_path / "s0")
