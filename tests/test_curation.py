@@ -165,10 +165,14 @@ def test_transcript_check_measure_rejects_with_reasons(monkeypatch):
         def __init__(self, text):
             self.text = text
 
-        def transcribe(self, wavs):
+        def transcribe(self, wavs, language=None):
             if self.text is None:
                 raise RuntimeError("decoder blew up")
+            self.language = language
             return [self.text for _ in wavs]
+
+        def detect_language(self, wav):
+            return "zh", 0.93
 
     def item(text, language=None):
         return {"row": {"text": text, "language": language}, "wav": np.zeros(16000, np.float32)}
@@ -195,6 +199,19 @@ def test_transcript_check_measure_rejects_with_reasons(monkeypatch):
     assert stages._measure(done, zh, 16000) is None
     assert done["measures"]["asr_text"] == "zh:large-v3" and done["measures"]["asr_model"] == "large-v3 (faster-whisper)"
     assert stages._measure(item(None, "en"), zh, 16000)[0] == "unsupported_language"
+    # `asr.language: auto`: a row without a language is identified, then transcribed in it; a row
+    # that names its language is transcribed in that one
+    heard = Heard("你好")
+    monkeypatch.setattr(stages, "_asr", lambda device=None, spec=None: heard)
+    auto = dict(zh, asr=dict(zh["asr"], language="auto"))
+    unknown, french = item(None, None), item(None, "fr")
+    assert stages._measure(unknown, auto, 16000) is None and heard.language == "zh"
+    assert unknown["measures"]["language_detected"] == "zh" and unknown["measures"]["language_prob"] == 0.93
+    assert stages._measure(french, auto, 16000) is None and heard.language == "fr"
+    assert "language_detected" not in french["measures"] and french["measures"]["asr_language"] == "fr"
+    with pytest.raises(ConfigError, match="asr.language.*auto"):
+        config(Path("x"), [{"recipe": "folder", "root": "x"}], asr={"language": "auto", "backend": "transformers",
+                                                                     "model": "openai/whisper-large-v3"})
 
 
 @pytest.mark.slow

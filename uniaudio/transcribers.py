@@ -21,7 +21,8 @@ class ASR:
     weights_path: str | None = None
     decoding: dict = {}  # the decoding settings, recorded in the WER card
 
-    def transcribe(self, wavs: list[np.ndarray]) -> list[str]:
+    def transcribe(self, wavs: list[np.ndarray], language: str | None = None) -> list[str]:
+        """One transcript per clip, in `language` (None: the one the backend was loaded with)."""
         raise NotImplementedError
 
 
@@ -51,20 +52,30 @@ class FasterWhisper(ASR):
         self.decoding = {"beam_size": beam_size, "temperature": 0.0, "condition_on_previous_text": False,
                          "vad_filter": False}
 
-    def transcribe(self, wavs):
+    def transcribe(self, wavs, language: str | None = None):
         out = []
         for w in wavs:
-            segments, _ = self.model.transcribe(w, language=self.language, **self.decoding)
+            segments, _ = self.model.transcribe(w, language=language or self.language, **self.decoding)
             out.append(" ".join(s.text.strip() for s in segments).strip())
         return out
 
-    def transcribe_words(self, wavs) -> list[tuple[str, list[tuple[str, float, float]]]]:
+    def detect_language(self, wav: np.ndarray) -> tuple[str, float]:
+        """(language code, probability): Whisper's language identification on the first 30 s
+        (a multilingual model; an English-only one knows one language)."""
+        if not self.model.model.is_multilingual:  # the CTranslate2 Whisper under faster-whisper
+            raise RuntimeError(f"{self.model_name} is English-only: language identification needs a "
+                               "multilingual Whisper (e.g. large-v3)")
+        lang, prob, _ = self.model.detect_language(audio=wav)
+        return lang, float(prob)
+
+    def transcribe_words(self, wavs, language: str | None = None) -> list[tuple[str, list[tuple[str, float, float]]]]:
         """(text, [(word, start s, end s), ...]) per clip: Whisper's word timestamps (the
         cross-attention alignment faster-whisper computes; WhisperX-style timings without a
         separate aligner). Words keep their punctuation as Whisper wrote them."""
         out = []
         for w in wavs:
-            segments, _ = self.model.transcribe(w, language=self.language, word_timestamps=True, **self.decoding)
+            segments, _ = self.model.transcribe(w, language=language or self.language, word_timestamps=True,
+                                                **self.decoding)
             segments = list(segments)
             words = [(x.word.strip(), round(float(x.start), 3), round(float(x.end), 3))
                      for s in segments for x in (s.words or []) if x.word.strip()]
@@ -96,8 +107,9 @@ class OpenAIWhisper(ASR):
         if Path(model).is_file():
             self.weights_path = model
 
-    def transcribe(self, wavs):
-        return [self.model.transcribe(w, language=self.language, **self.decoding)["text"].strip() for w in wavs]
+    def transcribe(self, wavs, language: str | None = None):
+        return [self.model.transcribe(w, language=language or self.language, **self.decoding)["text"].strip()
+                for w in wavs]
 
 
 class TransformersWhisper(ASR):
@@ -118,13 +130,13 @@ class TransformersWhisper(ASR):
         local = resolve(model)
         self.weights_path = local if Path(local).is_dir() else None
 
-    def transcribe(self, wavs):
+    def transcribe(self, wavs, language: str | None = None):
         out = []
         for i in range(0, len(wavs), self.batch_size):
             chunk = wavs[i:i + self.batch_size]
             feats = self.processor(chunk, sampling_rate=16000, return_tensors="pt").input_features.to(self.device)
             # English-only checkpoints (*.en) refuse language/task arguments; multilingual ones need them
-            kw = {"language": self.language, "task": "transcribe"} \
+            kw = {"language": language or self.language, "task": "transcribe"} \
                 if getattr(self.model.generation_config, "is_multilingual", False) else {}
             with self.torch.inference_mode():
                 ids = self.model.generate(feats, **kw)
@@ -157,7 +169,7 @@ class FunASR(ASR):
             raise ModelNotFound(f"FunASR could not load {model!r} from {path}: {type(e).__name__}: {e}") from None
         self.decoding = {"batch_size_s": 300}  # run_wer.py's call
 
-    def transcribe(self, wavs):
+    def transcribe(self, wavs, language: str | None = None):  # Paraformer-zh: one language
         return [self.model.generate(input=np.asarray(w, np.float32), **self.decoding)[0]["text"].strip() for w in wavs]
 
 

@@ -98,6 +98,8 @@ class ASRSpec:
     are rejected (`unsupported_language`), never transcribed as this one."""
     backend: str = "faster-whisper"
     model: str = "tiny.en"  # packaged (offline); e.g. large-v3 (multilingual), or a local folder
+    # "auto": rows without a language get Whisper's language identification (`language_detected` in
+    # their measures, the sentence stage's language for them) and are transcribed in it
     language: str = "en"
     options: dict[str, Any] = field(default_factory=dict)  # to the backend, e.g. {compute_type: float16}
 
@@ -110,6 +112,8 @@ class ASRSpec:
         if self.model.endswith(".en") and self.language != "en":
             raise ConfigError("asr.language", f"{self.model} is English-only; a multilingual model (e.g. large-v3) "
                                               f"transcribes {self.language!r}")
+        if self.language == "auto" and self.backend != "faster-whisper":
+            raise ConfigError("asr.language", "auto (language identification) runs on faster-whisper's Whisper")
 
 
 @dataclass

@@ -146,7 +146,9 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
     check = "transcript_check" in measure and has_text
     needs_text = ("asr" in measure and not has_text) or check
     spec = task.get("asr") or DEFAULT_ASR
-    same = _primary(row.get("language") or "en") == _primary(spec["language"])
+    auto = spec["language"] == "auto"
+    lang = row.get("language") or (None if auto else "en")
+    same = auto or _primary(lang) == _primary(spec["language"])
     model = f"{spec['model']} ({spec['backend']})"
     if "words" in measure and not same and not needs_text:  # timings only: the row stays, without them
         m["words_error"] = f"language {row['language']!r}: the word aligner ({model}) is set to {spec['language']!r}"
@@ -157,16 +159,19 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
                                            f"{spec['language']!r} (pipeline config `asr:`)", stage
         try:
             x = [audio.resample(wav, sr, 16000)]
+            if lang is None:  # `asr.language: auto` and the corpus names none: Whisper identifies it
+                lang, prob = _asr(device, spec).detect_language(x[0])
+                m.update(language_detected=lang, language_prob=round(prob, 4))
             if "words" in measure:  # the speech_edit sentences cut a word out by these
-                heard, words = _asr(device, spec).transcribe_words(x)[0]
+                heard, words = _asr(device, spec).transcribe_words(x, language=_primary(lang))[0]
                 m["words"] = [list(w) for w in words]
             else:
-                heard = _asr(device, spec).transcribe(x)[0]
+                heard = _asr(device, spec).transcribe(x, language=_primary(lang))[0]
         except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
             return "asr_failed", f"{type(e).__name__}: {e}", stage
-        m.update(asr_text=heard, asr_model=model, asr_language=spec["language"])
+        m.update(asr_text=heard, asr_model=model, asr_language=_primary(lang))
         if check:
-            rule = _check_rule(spec["language"])
+            rule = _check_rule(lang)
             wer = _wer(text, heard, *rule)
             m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=rule[0])
             bound = filters.get("max_wer")
@@ -235,7 +240,8 @@ def _asr(device: str | None = None, spec: dict | None = None):
             kw = {"device": "cuda", "compute_type": "float16", **kw}
         elif device == "cuda":
             kw.setdefault("device", "cuda")
-        _ASR[key] = transcribers.load(spec["backend"], model=spec["model"], language=spec["language"], **kw)
+        language = "en" if spec["language"] == "auto" else spec["language"]  # auto: each call names its language
+        _ASR[key] = transcribers.load(spec["backend"], model=spec["model"], language=language, **kw)
     return _ASR[key]
 
 

@@ -114,11 +114,14 @@ def metadata(index: str, plans: list[str], work: Path, cfg: SentenceConfig, dupl
     measures = "i.measures" if has else "NULL::VARCHAR AS measures"
     # a transcript the engine's `asr` measure wrote where the corpus had none
     text = "coalesce(p.text, json_extract_string(i.measures, '$.asr_text')) AS text" if has else "p.text"
+    # the corpus's language, else what the engine's language identification found (`asr.language: auto`)
+    language = "coalesce(p.language, json_extract_string(i.measures, '$.language_detected')) AS language" \
+        if has else "p.language"
     skip = f"WHERE i.id NOT IN (SELECT id FROM read_parquet({sql_literal(duplicates)}))" if duplicates else ""
     con.execute(f"""
         COPY (
           SELECT i.id, i.shard AS tar, i.key, i.sha256, i.frames, i.seconds, {measures}, p.corpus, p.domain, p.split,
-                 p.language,
+                 {language},
                  coalesce(p.speaker, '') AS speaker,
                  coalesce(json_extract_string(p.extra, '$.chapter'), '') AS chapter,
                  {text}, p.caption, json_extract(p.extra, '$.captions')::VARCHAR AS captions,
