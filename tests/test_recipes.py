@@ -17,7 +17,7 @@ def wav(path, seconds=0.5, sr=SR):
 
 def test_registry_has_every_corpus():
     assert set(RECIPES) == {"librispeech", "libritts", "ljspeech", "vctk", "librilight", "audiocaps", "clotho",
-                            "musiccaps", "folder", "wds", "parquet", "lhotse"}
+                            "musiccaps", "folder", "wds", "parquet", "lhotse", "aishell"}
     with pytest.raises(KeyError, match="unknown recipe"):
         records("timit", "/tmp")
 
