@@ -523,7 +523,8 @@ def test_a_checkpoint_trained_on_the_simulated_pairs_serves_their_tasks(sent_out
     tasks = ["se", "dereverb", "tse", "sound_edit", "instruct_tts", "svs", "speech_edit", "vc"]
     assert all(report["tasks"].get(t) for t in tasks)
     train(lm_config(sent, tmp_path / "lm", steps=2), progress=False)
-    assert set(tasks) <= set(LMGenerator(tmp_path / "lm" / "model.pt").tasks)
+    gen = LMGenerator(tmp_path / "lm" / "model.pt")
+    assert set(tasks) <= set(gen.tasks) and gen.ck["semantic_tokenizer"]["tokenizer"] == "uniaudio-factorized"
     n = {"se": 2}  # one item of each demo test set (se: two, for the in-context run below)
     for t in tasks:
         manifest.write_manifest(tmp_path / "suite" / f"{t}.parquet",

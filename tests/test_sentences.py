@@ -274,6 +274,7 @@ def test_bad_input_is_left_out_with_reasons_and_the_run_goes_on(token_out, tmp_p
         by.setdefault(x["reason"], set()).add(x["id"])
     assert bad["lonely"] in by["no_prompt"] and bad["silent"] in by["empty_transcript"]
     assert bad["foreign"] in by["no_text_frontend"]  # never tokenized as English
+    assert r["script_mismatch"] == {}  # every kept transcript is in its language's script
     assert by["missing_token_tar"] == bad["gone"]  # every clip of the deleted tar, and nothing else
     assert by["damaged_token_tar"] >= bad["damaged"] - {bad["silent"]}
     rows = plan_rows(tmp_path / "tokens")

@@ -102,3 +102,8 @@ def test_text_front_ends_per_language():
     assert zh_pinyin("你好世界") == "ni3 hao3 shi4 jie4"
     assert for_language(DEFAULT, "zh-CN") is zh_chars and for_language(DEFAULT, None)("a  b") == "a b"
     assert for_language(DEFAULT, "fr") is None and for_language(DEFAULT, None, default_language="fr") is None
+    from uniaudio.tokenize.frontends import script_mismatch
+
+    assert script_mismatch("hello world", "zh") and script_mismatch("你好 world", "en")
+    assert not script_mismatch("你好 ABC", "zh") and not script_mismatch("hello", "en-US")
+    assert script_mismatch("12 34", "en") and not script_mismatch("bonjour", "fr")

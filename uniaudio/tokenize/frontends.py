@@ -14,6 +14,7 @@ its rows (`no_text_frontend`)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -44,6 +45,21 @@ def zh_pinyin(text: str) -> str:
     except ImportError:
         raise FrontEndError("the zh-pinyin front end needs pypinyin: pip install pypinyin") from None
     return " ".join(lazy_pinyin(zh_chars(text), style=Style.TONE3, neutral_tone_with_five=True))
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def script_mismatch(text: str, language: str) -> bool:
+    """A transcript in another script than its language: Mandarin without a single Han character,
+    or an English one holding Han characters (a mislabelled row; counted by the sentence stage)."""
+    lang = language.split("-")[0].split("_")[0].lower()
+    if lang == "zh":
+        return not _HAN.search(text)
+    if lang == "en":
+        return bool(_HAN.search(text)) or not _LATIN.search(text)
+    return False
 
 
 FRONT_ENDS = {"plain": plain, "zh-chars": zh_chars, "zh-pinyin": zh_pinyin}

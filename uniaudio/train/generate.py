@@ -298,7 +298,12 @@ class LMGenerator:
                                  "`measure: [semantic]`)")
             from ..pipeline.stages import semantic_tokenizer
 
-            return [("semantic", "semantic", semantic_tokenizer().semantic_codes(wav, sr)),
+            content = semantic_tokenizer()
+            learned = (self.ck.get("semantic_tokenizer") or {}).get("version")
+            if learned and learned != content.semantic_describe()["version"]:
+                raise ValueError(f"{self.path} learned vc from content codes of {learned}, the factorized tokenizer "
+                                 f"here is {content.semantic_describe()['version']}")
+            return [("semantic", "semantic", content.semantic_codes(wav, sr)),
                     ("prompt", "audio", cut(prompt, prompt_sr))]
         if task == "speech_edit":  # infilling, as the sentence stage's masked_word sequences
             if wav is None or not (text or "").strip() or span is None:

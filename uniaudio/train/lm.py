@@ -410,6 +410,9 @@ def save(out: Path, model, opt, step: int, taken: int, cfg: LMTrainConfig, data:
                  "text_tokenizer": storage.read_text(storage.join(data.root, "text_tokenizer.json")),
                  "audio_tokenizer": audio_tok, "tokenizer": data.tokenizer, "data": data.root, "kind": "uniaudio-lm",
                  "trained_tasks": sorted(t for t, n in data.report.get("tasks", {}).items() if n)}
+    sem = storage.join(data.report["tokens"], "semantic.json")  # vc: which content codes it learned from
+    if storage.exists(sem):
+        inference["semantic_tokenizer"] = json.loads(storage.read_text(sem))
     fronts = storage.join(data.root, "text_frontends.json")  # sentence outputs before issue 43 have none
     if storage.exists(fronts):
         inference["text_frontends"] = json.loads(storage.read_text(fronts))

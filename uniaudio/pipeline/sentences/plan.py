@@ -220,6 +220,7 @@ class SpecWriter:
         self.rejects: list[dict] = []
         self.rows_per_tar: Counter = Counter()
         self.tasks: Counter = Counter()
+        self.script_mismatch: Counter = Counter()  # language -> transcripts written in another script
         self.n = 0
 
     def add(self, seq: str, task: str, primary: dict, segments: list[dict], targets: list[int]) -> None:
@@ -390,6 +391,8 @@ def _speaker_group(rows: list[dict], cfg: SentenceConfig, frame_rate: float, w: 
                      f"language {r.get('language') or cfg.default_language!r} has no text front end "
                      f"(text_frontends: {cfg.text_frontends})")
             continue
+        if frontends.script_mismatch(text, r.get("language") or cfg.default_language):
+            w.script_mismatch[r.get("language") or cfg.default_language] += 1  # counted, the row is kept
         try:
             text = r["text"] = front(text)  # interleave reads the row's text too
         except frontends.FrontEndError as e:
@@ -585,7 +588,7 @@ def write_specs(meta: Path, work: Path, cfg: SentenceConfig, tokenizer: dict, se
     return {"specs": w.n, "shards": n_shards, "shard_names": names,
             "specs_per_shard": [per_shard.get(i, 0) for i in range(n_shards)],
             "tasks_planned": dict(sorted(w.tasks.items())), "plan_rejects": len(w.rejects),
-            "skipped_domains": dict(other)}
+            "skipped_domains": dict(other), "script_mismatch": dict(sorted(w.script_mismatch.items()))}
 
 
 UPLOADED = ("specs.parquet", "rejects.parquet")  # what the workers and the finalize step read from OUT/plan

@@ -142,6 +142,8 @@ def finalize(out: str, cfg: SentenceConfig, summary: dict, *, wall: float, shard
         "padding_baseline_fill": round(tot["padding_useful"] / tot["padding_rows"], 4) if tot["padding_rows"] else None,
         "padding_baseline": "batches of 8 sequences in arrival order, each padded to its longest",
         "left_out": sum(reasons.values()), "left_out_by_reason": dict(sorted(reasons.items())),
+        # transcripts in another script than their row's language says (kept; plans before it: none)
+        "script_mismatch": summary.get("script_mismatch", {}),
         "tasks": dict(sorted(counts["tasks"].items())), "relations": dict(sorted(counts["relations"].items())),
         "modality_share": {k: round(v / total_rows, 4) for k, v in sorted(counts["modality_rows"].items())},
         "wall_seconds": round(wall, 2), "timings": dict(timings, finalize=round(time.time() - t_fin, 3)),
