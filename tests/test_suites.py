@@ -459,3 +459,6 @@ def test_fleurs_language_folder_as_shipped(demo_root, tmp_path):
     (root / "test.tsv").write_text("1\tonly\tthree\n")
     with pytest.raises(SuiteError, match="line 1: expected 7"):
         build("fleurs-test", root, tmp_path / "s2")
+    (root / "test.tsv").write_text("1\t../../etc/passwd\tx\tx\tx\t1\tMALE\n")  # never read outside the folder
+    with pytest.raises(SuiteError, match="line 1: the file name .* is a path"):
+        build("fleurs-test", root, tmp_path / "s3")

@@ -8,9 +8,9 @@ words)."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
+
+from .textnorm import HAN
 
 PITCH_BANDS_HZ = {"low": (50.0, 120.0), "medium": (120.0, 200.0), "high": (200.0, 400.0)}
 # words per second depends on word length as well as tempo: the bands are wide, their edges
@@ -72,9 +72,6 @@ def instruction(attrs: dict[str, str]) -> str:
     return f"Say it {RATE_WORDS[attrs['rate']]} in {PITCH_WORDS[attrs['pitch']]} voice."
 
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK ideographs (Mandarin characters)
-
-
 def measure(wav: np.ndarray, sr: int, text: str | None) -> dict:
     """The data engine's prosody measures of one utterance: f0_hz, speech_s, words_per_s (with a
     transcript) and their bands; a measure that cannot be taken is `prosody_error` (the item is
@@ -84,9 +81,9 @@ def measure(wav: np.ndarray, sr: int, text: str | None) -> dict:
         out["f0_hz"] = round(median_f0(wav, sr), 2)
         out["pitch"] = band("pitch", out["f0_hz"])
         out["speech_s"] = round(speech_seconds(wav, sr), 3)
-        han = len(_HAN.findall(text or ""))
+        han = len(HAN.findall(text or ""))
         if han:  # Mandarin: a character is a syllable; the rate bands are English words/s, so none here
-            rest = len(_HAN.sub(" ", text).split())
+            rest = len(HAN.sub(" ", text).split())
             out["syllables_per_s"] = round((han + rest) / out["speech_s"], 3)
             return out
         words = len((text or "").split())

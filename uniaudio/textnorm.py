@@ -4,6 +4,8 @@ exact transformation is in NORMALIZERS (the metric card quotes it)."""
 
 from __future__ import annotations
 
+import re
+
 NORMALIZERS = {
     "whisper-english": "openai-whisper's EnglishTextNormalizer (Open ASR Leaderboard): lower-case, bracketed and "
                        "filler words removed, British -> American spellings, numbers written as digits "
@@ -20,6 +22,14 @@ NORMALIZERS = {
               "transcripts first converted to simplified characters (zhconv 'zh-cn')",
     "none": "whitespace collapsed, nothing else",
 }
+
+
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK ideographs (Mandarin characters)
+
+
+def primary_language(language: str) -> str:
+    """A language tag's primary subtag, lower-cased: zh-CN, zh_cn, ZH -> zh."""
+    return language.split("-")[0].split("_")[0].lower()
 
 
 class NormalizerError(RuntimeError):

@@ -40,12 +40,14 @@ PROTOCOLS = {p.name: p for p in (
              {"wer": {"normalizer": "seed-tts-eval", "language": "zh", "asr_backend": "funasr",
                       "asr_model": "paraformer-zh"},
               "sim": {"backend": "wavlm-large-ecapa"}}),
-    Protocol("aishell-cer", "Mandarin CER as the AISHELL recipes score it (characters, punctuation and spaces "
-             "removed, full-width to half-width, transcripts to simplified characters); the `wer` value reads "
-             "characters too (Seed-TTS-eval's zh rule)", "AISHELL-1 recipes (Kaldi / ESPnet / WeNet compute-cer)",
+    Protocol("aishell-cer", "Mandarin CER on characters, the usual AISHELL-1 rule (punctuation and spaces removed, "
+             "full-width to half-width, transcripts to simplified characters; not yet checked against a recipe's "
+             "own scorer); the `wer` value reads characters too (Seed-TTS-eval's zh rule)",
+             "AISHELL-1 recipes (Kaldi / ESPnet / WeNet compute-cer)",
              {"cer": {"normalizer": "zh-cer", "language": "zh"}, "wer": {"normalizer": "seed-tts-eval", "language": "zh"}}),
-    Protocol("fleurs", "WER and CER after Whisper's BasicTextNormalizer, as Whisper's paper scores FLEURS (CER is "
-             "the figure for languages written without spaces)", "openai/whisper (its multilingual evaluation)",
+    Protocol("fleurs", "WER and CER after Whisper's BasicTextNormalizer, the normaliser Whisper's paper names for "
+             "its multilingual FLEURS figures (CER is the figure for languages written without spaces; not yet "
+             "checked against Whisper's evaluation code)", "openai/whisper (its multilingual evaluation)",
              {"wer": {"normalizer": "whisper-basic"}, "cer": {"normalizer": "whisper-basic"}}),
     Protocol("audioldm-eval", "audioldm_eval's EvaluationHelper(16000) with backbone='cnn14' as its README runs it: "
              "FAD on VGGish embeddings (no PCA, no activation, 16 kHz), KL(reference || generated) of softmaxed "

@@ -16,13 +16,14 @@ import os
 import pickle
 import re
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from .. import audio, prosody, storage
+from .. import audio, prosody, storage, textnorm
 from ..manifest import PLANNED_REJECT
-from .config import CHECK_NORMALIZER
+from .config import CHECK_NORMALIZER, ASRSpec
 from .member_spans import MemberSpans, read_order
 from .plan import reject_row
 from .shards import sample_key, unchanged, write_tar
@@ -128,11 +129,7 @@ def _near_key(item: dict) -> None:
         m["near_key"] = hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-DEFAULT_ASR = {"backend": "faster-whisper", "model": "tiny.en", "language": "en", "options": {}}  # = ASRSpec()
-
-
-def _primary(language: str) -> str:
-    return language.split("-")[0].split("_")[0].lower()
+DEFAULT_ASR = asdict(ASRSpec())  # the measure step's ASR when the config sets none
 
 
 def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tuple[str, str, str] | None:
@@ -148,7 +145,7 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
     spec = task.get("asr") or DEFAULT_ASR
     auto = spec["language"] == "auto"
     lang = row.get("language") or (None if auto else "en")
-    same = auto or _primary(lang) == _primary(spec["language"])
+    same = auto or textnorm.primary_language(lang) == textnorm.primary_language(spec["language"])
     model = f"{spec['model']} ({spec['backend']})"
     if "words" in measure and not same and not needs_text:  # timings only: the row stays, without them
         m["words_error"] = f"language {row['language']!r}: the word aligner ({model}) is set to {spec['language']!r}"
@@ -163,13 +160,13 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
                 lang, prob = _asr(device, spec).detect_language(x[0])
                 m.update(language_detected=lang, language_prob=round(prob, 4))
             if "words" in measure:  # the speech_edit sentences cut a word out by these
-                heard, words = _asr(device, spec).transcribe_words(x, language=_primary(lang))[0]
+                heard, words = _asr(device, spec).transcribe_words(x, language=textnorm.primary_language(lang))[0]
                 m["words"] = [list(w) for w in words]
             else:
-                heard = _asr(device, spec).transcribe(x, language=_primary(lang))[0]
+                heard = _asr(device, spec).transcribe(x, language=textnorm.primary_language(lang))[0]
         except Exception as e:  # noqa: BLE001 - one item's ASR failure is that item's, the run goes on
             return "asr_failed", f"{type(e).__name__}: {e}", stage
-        m.update(asr_text=heard, asr_model=model, asr_language=_primary(lang))
+        m.update(asr_text=heard, asr_model=model, asr_language=textnorm.primary_language(lang))
         if check:
             rule = _check_rule(lang)
             wer = _wer(text, heard, *rule)
@@ -199,7 +196,7 @@ def _check_rule(language: str) -> tuple[str, str]:
     """(normaliser, language) the transcript check compares texts with: Whisper's English rule for
     English; for Mandarin, Seed-TTS-eval's zh rule (every character a word: the rate is a CER);
     Whisper's basic rule for other languages."""
-    lang = _primary(language)
+    lang = textnorm.primary_language(language)
     return (CHECK_NORMALIZER, "en") if lang == "en" else ("seed-tts-eval", "zh") if lang == "zh" \
         else ("whisper-basic", lang)
 
@@ -207,8 +204,6 @@ def _check_rule(language: str) -> tuple[str, str]:
 def _wer(ref: str, hyp: str, normalizer: str = CHECK_NORMALIZER, language: str = "en") -> float | None:
     """WER of an ASR pass against the row's transcript, both normalised; None when the
     transcript normalises to nothing (no words to compare)."""
-    from .. import textnorm
-
     norm = textnorm.text_normalizer(normalizer, language)
     ref_n, hyp_n = norm(ref), norm(textnorm.hypothesis_rule(normalizer, language)(hyp))
     if not ref_n.split():

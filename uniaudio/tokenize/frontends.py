@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..textnorm import HAN, primary_language
+
 
 class FrontEndError(ValueError):
     """A text that a front end cannot take, or a front end that cannot run here."""
@@ -47,18 +49,17 @@ def zh_pinyin(text: str) -> str:
     return " ".join(lazy_pinyin(zh_chars(text), style=Style.TONE3, neutral_tone_with_five=True))
 
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 
 def script_mismatch(text: str, language: str) -> bool:
     """A transcript in another script than its language: Mandarin without a single Han character,
     or an English one holding Han characters (a mislabelled row; counted by the sentence stage)."""
-    lang = language.split("-")[0].split("_")[0].lower()
+    lang = primary_language(language)
     if lang == "zh":
-        return not _HAN.search(text)
+        return not HAN.search(text)
     if lang == "en":
-        return bool(_HAN.search(text)) or not _LATIN.search(text)
+        return bool(HAN.search(text)) or not _LATIN.search(text)
     return False
 
 
@@ -69,6 +70,5 @@ DEFAULT = {"en": "plain", "zh": "zh-chars"}
 def for_language(frontends: dict[str, str], language: str | None, default_language: str = "en"):
     """The front end configured for a row's language (None: the default language's), or None when
     that language has none. Language tags compare by their primary subtag (zh-CN -> zh)."""
-    lang = (language or default_language).split("-")[0].split("_")[0].lower()
-    name = frontends.get(lang)
+    name = frontends.get(primary_language(language or default_language))
     return FRONT_ENDS[name] if name else None

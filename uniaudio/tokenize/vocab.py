@@ -144,10 +144,11 @@ class Vocabulary:
         return targets
 
     def audio_range(self) -> Range:
-        """The one audio codec range (K = its codebooks) the row layouts are built for."""
-        # the content codes ("semantic", vc's condition) have codebooks too but are token rows
-        audio = [r for r in self.ranges.values()
-                 if (r.codebooks > 1 or r.name.startswith("audio")) and r.name != "semantic"]
+        """The one audio codec range (K = its codebooks) the row layouts are built for: the range
+        named `audio`, else the one range with several codebooks (other multi-codebook ranges of a
+        vocabulary with an `audio` range, such as vc's content codes, are token rows)."""
+        audio = [r for r in self.ranges.values() if r.name.startswith("audio")] or \
+            [r for r in self.ranges.values() if r.codebooks > 1]
         if len(audio) != 1:
             raise ValueError(f"row layouts need exactly one audio range, the vocabulary has {[r.name for r in audio]}")
         return audio[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ... import audio
+from ... import audio, storage
 from ...manifest import Record
 from .base import BuildContext, Built, Suite, SuiteError, register
 
@@ -27,14 +27,17 @@ def language_of(folder: str) -> str:
 def parse_tsv(path: Path) -> list[tuple[str, str, str, str]]:
     """(id, file name, raw transcription, gender) per line, or SuiteError naming the first bad line."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(storage.read_text(str(path)).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) != FIELDS or not parts[1].strip():
             raise SuiteError(f"{path} line {n}: expected {FIELDS} tab-separated fields (id, file name, raw "
                              f"transcription, transcription, phonemes, samples, gender); got {len(parts)}")
-        out.append((parts[0].strip(), parts[1].strip(), parts[2].strip(), parts[6].strip()))
+        name = parts[1].strip()
+        if Path(name).name != name or name in (".", ".."):  # a list from elsewhere names files, not paths
+            raise SuiteError(f"{path} line {n}: the file name {name!r} is a path; FLEURS lists bare wav names")
+        out.append((parts[0].strip(), name, parts[2].strip(), parts[6].strip()))
     return out
 
 
