@@ -27,6 +27,11 @@ NORMALIZERS = {
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK ideographs (Mandarin characters)
 
 
+def collapse_spaces(text: str) -> str:
+    """Whitespace runs to one space, ends stripped (the `none` normaliser, the `plain` front end)."""
+    return " ".join(text.split())
+
+
 def primary_language(language: str) -> str:
     """A language tag's primary subtag, lower-cased: zh-CN, zh_cn, ZH -> zh."""
     return language.split("-")[0].split("_")[0].lower()
@@ -94,7 +99,7 @@ def text_normalizer(name: str, language: str = "en"):
         drop = str.maketrans("", "", punctuation + string.punctuation)
         return lambda s: "".join(unicodedata.normalize("NFKC", s).translate(drop).split())
     if name == "none":
-        return lambda s: " ".join(s.split())
+        return collapse_spaces
     raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")
 
 

@@ -17,15 +17,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..textnorm import HAN, primary_language
+from ..textnorm import HAN, collapse_spaces, primary_language
 
 
 class FrontEndError(ValueError):
     """A text that a front end cannot take, or a front end that cannot run here."""
 
 
-def plain(text: str) -> str:
-    return " ".join(text.split())
+plain = collapse_spaces  # the text as written, whitespace collapsed
 
 
 def zh_chars(text: str) -> str:
