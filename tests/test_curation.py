@@ -277,3 +277,28 @@ def test_measure_actor_pool_writes_what_the_shard_task_writes(tmp_path, demo_roo
     assert dups and why and index and all(r == "speech_rate" for r in why.values())
     with pytest.raises(ConfigError, match="ray.num_gpus.*unknown stage 'decode'"):
         config(tmp_path / "x", [{"manifest": str(path)}], ray={"num_gpus": {"decode": 1}})
+
+
+@pytest.mark.slow
+def test_language_id_with_a_real_multilingual_whisper(tiny_multilingual_whisper):
+    """`asr.language: auto` on a real multilingual Whisper that faster-whisper loads from a folder
+    as it loads large-v3 (a tiny CTranslate2 conversion built here; its identification is planted
+    on zh): a row without a language is identified as zh with its probability and transcribed in
+    zh; a row that names its language keeps it; the English-only offline model refuses to guess."""
+    import numpy as np
+
+    from uniaudio.pipeline import stages
+    from uniaudio.transcribers import FasterWhisper
+
+    spec = {"backend": "faster-whisper", "model": str(tiny_multilingual_whisper), "language": "auto", "options": {}}
+    task = {"measure": ["asr"], "filters": {}, "asr": spec}
+    noise = (np.random.default_rng(0).standard_normal(32000) * 0.1).astype(np.float32)
+    unknown, french = ({"row": {"text": None, "language": lang}, "wav": noise} for lang in (None, "fr"))
+    assert stages._measure(unknown, task, 16000) is None
+    m = unknown["measures"]
+    assert m["language_detected"] == "zh" and 0.9 < m["language_prob"] <= 1.0 and m["asr_language"] == "zh"
+    assert m["asr_model"] == f"{tiny_multilingual_whisper} (faster-whisper)"
+    assert stages._measure(french, task, 16000) is None
+    assert "language_detected" not in french["measures"] and french["measures"]["asr_language"] == "fr"
+    with pytest.raises(RuntimeError, match="English-only"):
+        FasterWhisper().detect_language(noise)
