@@ -12,7 +12,7 @@ import importlib
 import json
 from pathlib import Path
 
-from .. import audio, storage
+from .. import audio, storage, textnorm
 from .tasks import TASKS, Task, output_file, row_value
 
 
@@ -89,6 +89,10 @@ class WhisperTiny(System):
         asr = FasterWhisper()
 
         def one(r):
+            lang = textnorm.primary_language(r.get("language") or "en")
+            if lang != "en":  # never a transcript in the wrong language scored as if it were one
+                raise ValueError(f"Whisper tiny.en is English-only and this item is {r['language']!r}: score a "
+                                 "multilingual ASR (--system pkg.module:Class, or a folder of its transcripts)")
             wav, _ = audio.load(r["path"], 16000)
             output_file(outdir, r["id"], ".txt").write_text(asr.transcribe([wav])[0])
 
@@ -96,19 +100,27 @@ class WhisperTiny(System):
 
 
 class Espeak(System):
-    """TTS baseline: espeak-ng, one fixed voice (it ignores the speaker prompt and, for
-    instruct_tts, the instruction). For svs it speaks the lyrics (no melody); for speech_edit
-    it speaks the edited transcript anew (the words right, the original voice lost)."""
+    """TTS baseline: espeak-ng, one fixed voice per language (it ignores the speaker prompt and,
+    for instruct_tts, the instruction): `voice` for English, `cmn-latn-pinyin` for Mandarin, espeak-ng's voice
+    of that name for another language (an item in a language espeak-ng lacks fails with its
+    reason). For svs it speaks the lyrics (no melody); for speech_edit it speaks the edited
+    transcript anew (the words right, the original voice lost)."""
     name, tasks = "espeak", ("tts", "instruct_tts", "svs", "speech_edit")
+    VOICES = {"zh": "cmn-latn-pinyin"}  # espeak-ng's name where it is not the language's own code (its
+    # plain `cmn` reads the pinyin it makes of characters as English on Debian's 1.51)
 
     def __init__(self, voice: str = "en-us"):
         self.voice = voice
+
+    def voice_for(self, language: str | None) -> str:
+        lang = textnorm.primary_language(language or "en")
+        return self.voice if lang == "en" else self.VOICES.get(lang, lang)
 
     def produce(self, task, rows, outdir):
         from ..demo.tools import espeak
 
         def one(r):
-            wav, sr = espeak(r["text"].lower(), self.voice)
+            wav, sr = espeak(r["text"].lower(), self.voice_for(r.get("language")))
             audio.save(output_file(outdir, r["id"], ".wav"), wav, sr)
 
         self.each(rows, one)

@@ -1,11 +1,11 @@
-"""Mandarin speech in AISHELL-1's layout, spoken by espeak-ng's `cmn` voice: the demo's second
-language (issue 43).
+"""Mandarin speech in AISHELL-1's layout, spoken by espeak-ng's Mandarin voice (`cmn-latn-pinyin`):
+the demo's second language (issue 43).
 
     DIR/data_aishell/wav/{train,test}/SPK/BAC009SPKWNNNN.wav
     DIR/data_aishell/transcript/aishell_transcript_v0.8.txt   (id, then the words, space-separated)
 
 Sentences are drawn from small word lists (who, when, what) with numbers written as characters,
-as AISHELL's transcripts have them; each speaker is the cmn voice with a variant, pitch and rate
+as AISHELL's transcripts have them; each speaker is that voice with a variant, pitch and rate
 of its own. Pinyin (with tone numbers) is written beside the transcript in `pinyin.txt`."""
 
 from __future__ import annotations
@@ -34,17 +34,21 @@ class Speaker:
     split: str
 
 
-SPEAKERS = (Speaker("S0002", "cmn+m3", 40, 150, "train"), Speaker("S0003", "cmn+f2", 70, 140, "train"),
-            Speaker("S0004", "cmn+m1", 25, 160, "train"), Speaker("S0764", "cmn+f4", 60, 150, "test"))
+# espeak-ng's Mandarin voice is `cmn-latn-pinyin`: Debian's 1.51 `cmn` turns characters into pinyin
+# and reads that as English ("ming2" -> "ming two"). Speeds give 4-5 syllables/s, read Mandarin's pace.
+VOICE = "cmn-latn-pinyin"
+SPEAKERS = (Speaker("S0002", f"{VOICE}+m3", 40, 210, "train"), Speaker("S0003", f"{VOICE}+f2", 70, 200, "train"),
+            Speaker("S0004", f"{VOICE}+m1", 25, 230, "train"), Speaker("S0764", f"{VOICE}+f4", 60, 215, "test"))
 
 
 def plan(seed: int, scale: float = 1.0) -> list[tuple[Speaker, str, str]]:
-    """(speaker, id, words) of each utterance: the words space-separated, as the transcript file has them."""
+    """(speaker, id, words) of each utterance: the words space-separated, as the transcript file has them.
+    The test speaker says three times as much as a training one: the `demo-zh` suite's items."""
     rng = random.Random(f"mandarin-{seed}")
     n = max(2, round(4 * scale))
     out = []
     for s in SPEAKERS:
-        for k in range(n):
+        for k in range(n * (3 if s.split == "test" else 1)):
             words = [rng.choice(WHO), rng.choice(WHEN), rng.choice(WHAT)]
             out.append((s, f"BAC009{s.id}W{k + 121:04d}", " ".join(words)))
     return out
