@@ -3,6 +3,7 @@ speech): item rules, list files read exactly, missing items named, builds never 
 scored end to end with their name and version on the leaderboard."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -462,3 +463,41 @@ def test_fleurs_language_folder_as_shipped(demo_root, tmp_path):
     (root / "test.tsv").write_text("1\t../../etc/passwd\tx\tx\tx\t1\tMALE\n")  # never read outside the folder
     with pytest.raises(SuiteError, match="line 1: the file name .* is a path"):
         build("fleurs-test", root, tmp_path / "s3")
+
+
+@pytest.mark.slow
+def test_demo_zh_suite_asr_and_tts_scored_by_cer(demo_root, tmp_path, tiny_multilingual_whisper):
+    """`--suite demo-zh`: the demo's held-out Mandarin speaker as asr and tts items, built from the
+    demo suite's corpora. asr: CER on characters (references 0, another item's text > 0.3), the
+    English-only baseline refuses zh items with the reason; tts: Paraformer-zh's CER (the preset's
+    ASR; without FunASR each item is NaN with the install step), or a multilingual faster-whisper
+    told zh (a tiny real model here: its transcripts are empty, so every character is deleted)."""
+    from uniaudio.benchmark.runner import run
+
+    root = tmp_path / "bench"
+    (root / "demo").mkdir(parents=True)
+    (root / "demo" / "corpora").symlink_to(demo_root)
+    results = run(None, "ground-truth", "demo-zh", root, tmp_path / "r", progress=False)  # --task all: its two
+    assert [r["task"] for r in results] == ["asr", "tts"] and all(r["protocol"]["name"] == "demo-zh" for r in results)
+    rows = manifest.read_rows(root / "demo-zh" / "tts.parquet")
+    prompts = [json.loads(r["extra"])["prompt_id"] for r in rows]  # the same speaker, another utterance
+    assert len(rows) >= 6 and all(r["language"] == "zh" and p != r["id"] and p.split("W")[0] == r["id"].split("W")[0]
+                                  for r, p in zip(rows, prompts))
+    assert results[0]["metrics"]["cer"]["value"]["cer"] == 0.0
+    assert results[1]["metrics"]["wer"]["items_failed"] == len(rows)
+    assert "pip install funasr" in _item_errors(tmp_path / "r", "tts", "ground-truth")
+    asr = {r["system"]: r for r in run(["asr"], None, "demo-zh", root, tmp_path / "r", progress=False,
+                                        all_builtins=True)}
+    assert asr["shuffled"]["metrics"]["cer"]["value"]["cer"] > 0.3
+    assert asr["whisper-tiny"]["metrics"]["cer"]["items_failed"] == len(rows)
+    assert "English-only" in _item_errors(tmp_path / "r", "asr", "whisper-tiny")
+    (tts,) = run(["tts"], "espeak", "demo-zh", root, tmp_path / "r", progress=False, metric_options={
+        "wer": {"asr_backend": "faster-whisper", "asr_model": str(tiny_multilingual_whisper)}})
+    wer = tts["metrics"]["wer"]  # espeak-ng's Mandarin voice spoke every item; the tiny model heard nothing
+    assert wer["items_failed"] == 0 and wer["value"]["wer"] == 1.0 and wer["card"]["asr"]["language"] == "zh"
+
+
+def _item_errors(out: Path, task: str, system: str) -> str:
+    return "\n".join(json.dumps(json.loads(line)["errors"], ensure_ascii=False)
+                     for p in out.rglob("items.jsonl") if task in p.parts and system in p.parts
+                     for line in p.read_text().splitlines())

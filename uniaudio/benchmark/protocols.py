@@ -40,11 +40,19 @@ PROTOCOLS = {p.name: p for p in (
              {"wer": {"normalizer": "seed-tts-eval", "language": "zh", "asr_backend": "funasr",
                       "asr_model": "paraformer-zh"},
               "sim": {"backend": "wavlm-large-ecapa"}}),
-    Protocol("aishell-cer", "Mandarin CER on characters, the usual AISHELL-1 rule (punctuation and spaces removed, "
-             "full-width to half-width, transcripts to simplified characters; not yet checked against a recipe's "
-             "own scorer); the `wer` value reads characters too (Seed-TTS-eval's zh rule)",
-             "AISHELL-1 recipes (Kaldi / ESPnet / WeNet compute-cer)",
+    Protocol("aishell-cer", "Mandarin CER on characters as WeNet's AISHELL-1 recipe scores it (tools/compute-cer.py: "
+             "the same counts on 12 checked pairs), plus folds it lacks: every punctuation mark removed, full-width "
+             "to half-width, transcripts to simplified characters; the `wer` value reads characters too "
+             "(Seed-TTS-eval's zh rule)",
+             "AISHELL-1 recipes (WeNet tools/compute-cer.py; Kaldi / ESPnet compute the same character rate)",
              {"cer": {"normalizer": "zh-cer", "language": "zh"}, "wer": {"normalizer": "seed-tts-eval", "language": "zh"}}),
+    Protocol("demo-zh", "the demo's Mandarin set: asr by CER on characters (the aishell-cer rule); tts by the CER "
+             "of Paraformer-zh's transcript after Seed-TTS-eval's zh rule (its test-zh setting; NaN with the fetch step "
+             "where FunASR or its model is missing); SIM, UTMOS and DNSMOS as offline-defaults",
+             "uniaudio (the demo), with Seed-TTS-eval's zh ASR and text rule",
+             {"cer": {"normalizer": "zh-cer", "language": "zh"},
+              "wer": {"normalizer": "seed-tts-eval", "language": "zh", "asr_backend": "funasr",
+                      "asr_model": "paraformer-zh"}}, paper_setting=False),
     Protocol("fleurs", "WER and CER after Whisper's BasicTextNormalizer, the normaliser Whisper's paper names for "
              "its multilingual FLEURS figures (CER is the figure for languages written without spaces; not yet "
              "checked against Whisper's evaluation code)", "openai/whisper (its multilingual evaluation)",

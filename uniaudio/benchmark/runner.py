@@ -361,11 +361,11 @@ def save_aggregate(result: dict, dest: Path) -> None:
     atomic_write_text(dest, json.dumps(result, indent=2, default=float))
 
 
-def run(task_names: list[str], system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
+def run(task_names: list[str] | None, system_spec: str | None, suite: str, data_root: Path | None, out: Path, *,
         resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
         all_builtins: bool = False, after_task=None, protocol: str | None = None, seeds: int = 1,
         system_options: dict | None = None) -> list[dict]:
-    """Score `system_spec` on each task; with no system, each task's baseline, or with
+    """Score `system_spec` on each task (None: every task the suite has); with no system, each task's baseline, or with
     `all_builtins` every built-in system that applies (floors, ceilings, baselines).
     `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out).
     `protocol`: a preset of `protocols.PROTOCOLS` (default: the suite card's, else the offline
@@ -380,6 +380,8 @@ def run(task_names: list[str], system_spec: str | None, suite: str, data_root: P
     from .suites import load as load_suite
 
     suite_dir = load_suite(suite, data_root, progress=progress, tasks=task_names)
+    if task_names is None:  # `--task all`: every task the suite has a test set for
+        task_names = [t for t in TASKS if (suite_dir / f"{t}.parquet").exists()]
     options, record = protocols.resolve(protocol, read_card(suite_dir), metric_options)
     pool = MetricPool(options, record)
     for name in task_names:

@@ -84,8 +84,8 @@ def benchmark_run(task: str, system: str | None, suite: str, data_root: Path | N
     from ..benchmark.runner import run
     from ..benchmark.tasks import TASKS
 
-    names = list(TASKS) if task == "all" else [t.strip() for t in task.split(",")]
-    bad = [n for n in names if n not in TASKS]
+    names = None if task == "all" else [t.strip() for t in task.split(",")]  # all: the suite's tasks
+    bad = [n for n in names or () if n not in TASKS]
     if bad:
         raise click.BadParameter(f"unknown task(s) {bad}; known: {', '.join(TASKS)}, all", param_hint="--task")
     from ..config import yaml_load

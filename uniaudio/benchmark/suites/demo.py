@@ -24,13 +24,13 @@ def find_ljspeech_mini() -> Path | None:
 
 def build_demo(root: Path, *, seed: int = 0, progress: bool = False, tasks: list[str] | None = None) -> Path:
     """Write {root}/demo/{task}.parquet, each task's test set from its own demo builder
-    (`Task.demo`), once; reused after. A task registered after the suite was built (a plugin, a
-    new version's task) gets its set on first use: `tasks` names the ones needed (None: all)."""
+    (`Task.demo`), once; reused after. A task's set is written on its first use: `tasks` names the
+    ones needed (None: all; []: the corpora alone)."""
     from ...demo import build_demo as build_corpora
 
     suite = root / "demo"
     marker = suite / f".{SUITE_VERSION}"
-    wanted = [t for t in (tasks or TASKS) if TASKS[t].demo is not None]
+    wanted = [t for t in (TASKS if tasks is None else tasks) if TASKS[t].demo is not None]
     if marker.exists():
         missing = [t for t in wanted if not (suite / f"{t}.parquet").exists()]
         if missing:
@@ -44,10 +44,25 @@ def build_demo(root: Path, *, seed: int = 0, progress: bool = False, tasks: list
     corpora = suite / "corpora"
     if not (corpora / "demo.json").exists():
         build_corpora(corpora, seed=seed, scale=1.0, progress=progress)
-    _write_sets(DemoSuite(suite, corpora, seed, find_ljspeech_mini()),
-                [t for t in TASKS if TASKS[t].demo is not None], progress)
-    marker.touch()
+    _write_sets(DemoSuite(suite, corpora, seed, find_ljspeech_mini()), wanted, progress)
+    marker.touch()  # the others are written when a run first asks for them (above)
     return suite
+
+
+def build_demo_zh(root: Path, *, progress: bool = False) -> Path:
+    """{root}/demo-zh: the `demo-zh` suite (asr, tts) from the demo suite's Mandarin corpus, once;
+    rebuilt when its version or the demo corpora change (a cache, like `demo`)."""
+    from .base import SUITES, build, read_card
+
+    corpora = build_demo(root, progress=progress, tasks=[]) / "corpora"
+    out = root / "demo-zh"
+    card = read_card(out)
+    if card and card.get("version") == SUITES["demo-zh"].version and \
+            card.get("source_root") == str((corpora / "aishell").resolve()):
+        return out
+    shutil.rmtree(out, ignore_errors=True)  # ours: a cache, never a user's folder
+    build("demo-zh", corpora / "aishell", out)
+    return out
 
 
 def _write_sets(ctx: DemoSuite, names: list[str], progress: bool) -> None:
