@@ -107,3 +107,26 @@ def test_text_front_ends_per_language():
     assert script_mismatch("hello world", "zh") and script_mismatch("你好 world", "en")
     assert not script_mismatch("你好 ABC", "zh") and not script_mismatch("hello", "en-US")
     assert script_mismatch("12 34", "en") and not script_mismatch("bonjour", "fr")
+
+
+def test_espeak_phoneme_front_ends(monkeypatch):
+    """`espeak-VOICE`: espeak-ng's phonemes in the voice's language: Mandarin through its pinyin
+    voice (numbers read as characters first, tones as digits), English through en-us; a voice
+    espeak-ng lacks is refused when the config loads, naming the field; a voice that switches
+    language inside the text (Debian's 1.51 `cmn` reads its pinyin as English) is an error that
+    names the voice to use, never English phones for a Mandarin row."""
+    from uniaudio.config import ConfigError, from_dict
+    from uniaudio.pipeline.sentences.config import SentenceConfig
+    from uniaudio.tokenize import frontends, phonemes
+
+    zh = frontends.get("espeak-cmn-latn-pinyin")
+    got = zh("他买了3本书").split(" ")
+    assert "|" in got and any(p[-1] in "12345" for p in got) and zh("三本") == zh("3本")  # tones: digits
+    assert frontends.get("espeak-en-us")("hello world") == "h ə l oʊ | w ɜː l d"
+    with pytest.raises(frontends.FrontEndError, match="no voice 'xx-nowhere'"):
+        frontends.get("espeak-xx-nowhere")
+    with pytest.raises(ConfigError, match="text_frontends.zh.*no voice"):
+        from_dict(SentenceConfig, {"tokens": "x", "output": "y", "text_frontends": {"zh": "espeak-xx-nowhere"}})
+    monkeypatch.setattr(phonemes, "phonemize", lambda texts, voice: [["(en)", "m", "ɪ", "ŋ", "(cmn)"]])
+    with pytest.raises(frontends.FrontEndError, match="another language.*espeak-cmn-latn-pinyin"):
+        frontends.get("espeak-cmn")("小明")

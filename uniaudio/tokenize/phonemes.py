@@ -36,7 +36,9 @@ def _backend(language: str):
     from phonemizer.backend import EspeakBackend
 
     if language not in _BACKENDS:
-        _BACKENDS[language] = EspeakBackend(language, preserve_punctuation=False, with_stress=False)
+        # words_mismatch: Mandarin has no spaces, so its word count never matches (a warning per call)
+        _BACKENDS[language] = EspeakBackend(language, preserve_punctuation=False, with_stress=False,
+                                            words_mismatch="ignore")
     return _BACKENDS[language]
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...config import ConfigError, to_dict
-from ...tokenize.frontends import DEFAULT as FRONTEND_DEFAULT, FRONT_ENDS
+from ...tokenize import frontends
+from ...tokenize.frontends import DEFAULT as FRONTEND_DEFAULT
 from ..cluster import RaySpec
 
 # task -> the relation between source rows it is built from (recorded on every segment)
@@ -89,8 +90,10 @@ class SentenceConfig:
         if self.interleave_max < 2:
             raise ConfigError("interleave_max", "must be >= 2 (one utterance has no neighbour)")
         for lang, name in self.text_frontends.items():
-            if name not in FRONT_ENDS:
-                raise ConfigError(f"text_frontends.{lang}", f"unknown front end {name!r}; known: {', '.join(FRONT_ENDS)}")
+            try:
+                frontends.get(name)
+            except frontends.FrontEndError as e:
+                raise ConfigError(f"text_frontends.{lang}", str(e)) from None
         if self.text_tokenizer != "train" and not Path(self.text_tokenizer).is_file():
             raise ConfigError("text_tokenizer", f"'train' or an existing tokenizer.json, got {self.text_tokenizer!r}")
         if self.text_vocab_size < 300:
