@@ -90,15 +90,22 @@ def test_floor_and_ceiling_on_instructed_speech(tmp_path, demo_root):
     assert math.isnan(b["values"]["attributes"]) and "unknown attribute 'timbre'" in b["errors"]["attributes"]
 
 
-def test_mandarin_rate_is_syllables_and_gets_no_english_band():
-    """A Mandarin transcript's rate is characters (syllables) per second of speech; the rate bands
-    are English words per second, so a zh row gets no rate band (no instruction is written from a
-    wrong one) and the speech-rate filter, which reads words/s, leaves it alone."""
+def test_mandarin_rate_is_syllables_with_its_own_bands():
+    """A Mandarin transcript's rate is characters (syllables) per second of speech, banded by the
+    Mandarin bands (English words/s bands would call every Mandarin row slow or fast); the
+    speech-rate filter, which reads words/s, leaves it alone. The attributes metric counts the
+    same way."""
     from uniaudio import prosody
+    from uniaudio.benchmark import metrics as M
 
     t = np.arange(32000) / 16000
     wav = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)  # 2 s of voiced sound
     zh = prosody.measure(wav, 16000, "小明 周末 买了三本新书")
-    assert zh["syllables_per_s"] == pytest.approx(10 / zh["speech_s"]) and "rate" not in zh and "words_per_s" not in zh
+    assert zh["syllables_per_s"] == pytest.approx(10 / zh["speech_s"]) and "words_per_s" not in zh
+    assert zh["rate"] == prosody.band("rate", zh["syllables_per_s"], prosody.RATE_BANDS_SPS_ZH) == "normal"
+    assert prosody.band("rate", zh["syllables_per_s"]) == "fast"  # what the English bands would say
+    (r,) = M.get("attributes").score([M.Sample("a", ref_text="小明周末买了三本新书", hyp_audio=wav,
+                                               attributes={"rate": "normal"})])
+    assert r["attributes"] == 1.0 and r["attributes_rate_sps"] == pytest.approx(zh["syllables_per_s"], rel=0.01)
     en = prosody.measure(wav, 16000, "hello there world")
     assert en["words_per_s"] == pytest.approx(3 / en["speech_s"]) and en["rate"]
