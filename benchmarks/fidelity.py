@@ -9,6 +9,7 @@ a virtualenv of its own (its pins may clash with ours), so this is a benchmark s
     python benchmarks/fidelity.py --against fadtk           # FAD on the same embeddings vs fadtk's functions
     python benchmarks/fidelity.py --against unispeech [--reference SEED_TTS_EVAL_CHECKOUT]  # SIM model
     python benchmarks/fidelity.py --against seed-tts-eval [--reference SEED_TTS_EVAL_CHECKOUT]  # text rule, zh + en
+    python benchmarks/fidelity.py --against wenet-cer [--reference WENET_CHECKOUT]  # aishell-cer vs compute-cer.py
 
 lm-eval: MMLU log-likelihoods of lm-evaluation-harness's `hf` model (HFLM.loglikelihood, the
 installed release) vs `uniaudio.benchmark.tasks.mmlu.HFCausalLM`, on the packaged 15-question
@@ -29,7 +30,7 @@ import numpy as np
 
 REFERENCE = {"lm-eval": ["lm_eval[hf]==0.4.*", "torch==2.13.0"],
              "torchmetrics": [], "jiwer": [],  # uniaudio's dev / bench dependencies already
-             "unispeech": [], "speechmos": [], "seed-tts-eval": [],
+             "unispeech": [], "speechmos": [], "seed-tts-eval": [], "wenet-cer": [],
              "fadtk": ["fadtk==1.*"]}  # its wheel only (--no-deps): its top imports torchaudio, CUDA torch  # plain torch files from seed-tts-eval (benchmarks/fidelity_unispeech.py)
 
 
@@ -264,7 +265,8 @@ def main() -> None:
     ap.add_argument("--venv", type=Path, default=None, help="The reference's virtualenv (made if missing; "
                     "default: a new one under the system temp folder, kept for the next run)")
     ap.add_argument("--reference", type=Path, default=None, help="unispeech, seed-tts-eval: a seed-tts-eval "
-                    "checkout to read UniSpeech's files / run_wer.py from (default: fetched at the pinned commit)")
+                    "checkout to read UniSpeech's files / run_wer.py from; wenet-cer: a wenet checkout (its "
+                    "tools/compute-cer.py); default: fetched at the pinned commit")
     args = ap.parse_args()
     venv = args.venv or Path(tempfile.gettempdir()) / f"uniaudio-fidelity-{args.against}"
     if args.against == "lm-eval":
@@ -281,6 +283,10 @@ def main() -> None:
         from fidelity_seed_text import run as run_seed_text
 
         run_seed_text(args.reference, venv)
+    elif args.against == "wenet-cer":
+        from fidelity_wenet_cer import run as run_wenet_cer
+
+        run_wenet_cer(args.reference, venv)
     elif args.against == "torchmetrics":
         against_torchmetrics()
     else:

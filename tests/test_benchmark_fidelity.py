@@ -305,6 +305,25 @@ def test_seed_tts_eval_zh_rule_on_tricky_strings(ref, hyp, cer):
     assert got["wer"] == pytest.approx(cer)
 
 
+@pytest.mark.parametrize("ref,hyp,counts", [
+    ("一二线城市虽然也处于调整中", "一二线城市也处于调整中", (13, 0, 2, 0)),
+    ("但因为聚集了过多公共资源", "但是因为聚集了过多的公共资源", (12, 0, 0, 2)),
+    ("我用iPhone打电话", "我用IPHONE打电话", (11, 0, 0, 0)),  # compute-cer is case-insensitive
+    ("今天天气很好", "今天<unk>天气很好", (6, 0, 0, 0)),  # its tags are not speech
+    ("《红楼梦》是一本书", "红楼梦是一部书", (7, 1, 0, 0)),
+])
+def test_aishell_cer_is_wenet_compute_cer(ref, hyp, counts):
+    """The aishell-cer preset's CER counts (N, S, D, I) are what WeNet's tools/compute-cer.py (its
+    AISHELL-1 recipe's scorer) prints for these pairs (benchmarks/fidelity.py --against wenet-cer:
+    12 pairs, difference 0; where our rule folds more, e.g. traditional characters, it says so)."""
+    from uniaudio.benchmark import metrics as M
+    from uniaudio.benchmark.protocols import PROTOCOLS
+
+    (got,) = M.get("cer", **PROTOCOLS["aishell-cer"].metric_options["cer"]).score([M.Sample("x", ref_text=ref,
+                                                                                             hyp_text=hyp)])
+    assert (got["cer_N"], got["cer_S"], got["cer_D"], got["cer_I"]) == counts
+
+
 def test_seed_tts_eval_zh_preset_names_paraformer_and_is_nan_without_it():
     """The zh suites' preset: CER by Paraformer-zh through FunASR. Without FunASR (or its model
     offline) each item is NaN with what to install or fetch, never another ASR's number."""

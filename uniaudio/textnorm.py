@@ -17,13 +17,15 @@ NORMALIZERS = {
                      "zh hypotheses first converted to simplified characters (zhconv 'zh-cn', on the ASR output "
                      "only, as run_wer.py does); full-width letters and digits are kept, as there; its reported "
                      "WER is the per-utterance mean (wer_utt_mean here)",
-    "zh-cer": "Mandarin CER as AISHELL recipes score it: NFKC (full-width forms to half-width), every mark of "
-              "zhon's Chinese punctuation and Python's string.punctuation removed, all whitespace removed; "
-              "transcripts first converted to simplified characters (zhconv 'zh-cn')",
+    "zh-cer": "Mandarin CER as AISHELL recipes score it (WeNet's tools/compute-cer.py): <tags> dropped, Latin "
+              "letters case-folded, NFKC (full-width forms to half-width), every mark of zhon's Chinese punctuation "
+              "and Python's string.punctuation removed, all whitespace removed; transcripts first converted to "
+              "simplified characters (zhconv 'zh-cn')",
     "none": "whitespace collapsed, nothing else",
 }
 
 
+_TAG = re.compile(r"<[^<>]*>")  # <unk>, <noise>: markup in Kaldi / WeNet transcripts, not speech
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK ideographs (Mandarin characters)
 
 
@@ -97,7 +99,9 @@ def text_normalizer(name: str, language: str = "en"):
         except ImportError:
             raise NormalizerError("the zh-cer normaliser needs zhon's punctuation set: pip install zhon") from None
         drop = str.maketrans("", "", punctuation + string.punctuation)
-        return lambda s: "".join(unicodedata.normalize("NFKC", s).translate(drop).split())
+        # compute-cer.py strips <unk>-style tags and upper-cases (case-insensitive by default);
+        # the width, punctuation and traditional-character folds are ours on top of it
+        return lambda s: "".join(_TAG.sub("", unicodedata.normalize("NFKC", s)).lower().translate(drop).split())
     if name == "none":
         return collapse_spaces
     raise KeyError(f"unknown normalizer {name!r}: {', '.join(NORMALIZERS)}")
