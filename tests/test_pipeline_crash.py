@@ -105,8 +105,9 @@ def test_kill_driver_and_resume(out, corpus, tmp_path):
 
 
 def test_kill_driver_with_curation_stages_on(tmp_path, corpus):
-    """Segmentation, the DNSMOS measure and dedup on: after kill -9 and a resume, every planned
-    segment is in exactly one shard or in rejects, finished shards untouched, the funnel whole."""
+    """Segmentation, a measure (prosody: the measure step's path at a fraction of DNSMOS's time) and
+    dedup on: after kill -9 and a resume, every planned segment is in exactly one shard or in
+    rejects, finished shards untouched, the funnel whole."""
     from pipeline_helpers import plan_rows
 
     from uniaudio.pipeline.recipes import records
@@ -116,7 +117,7 @@ def test_kill_driver_with_curation_stages_on(tmp_path, corpus):
     manifest.write_manifest(first, sorted(records("librispeech", corpus), key=lambda r: r.id)[:16])
     cfg = tmp_path / "curate.yaml"
     cfg.write_text(json.dumps({"inputs": [{"manifest": str(first), "name": "ls"}], "output": out,
-                               "segment": {"min_seconds": 1.0, "longer_than": 0}, "measure": ["dnsmos"],
+                               "segment": {"min_seconds": 1.0, "longer_than": 0}, "measure": ["prosody"],
                                "dedup": True}))
     cmd = [str(BIN / "uniaudio"), "pipeline", "run", str(cfg), "--shard-samples", "2", "--num-cpus", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,8 +141,7 @@ def test_kill_driver_with_curation_stages_on(tmp_path, corpus):
     funnel = {f["stage"]: f for f in report["funnel"]}
     assert funnel["segment"]["items_out"] == funnel["plan"]["items_in"] == len(segments) > 0
     assert funnel["tokenize"]["items_out"] == len(ids) and report["duplicates"] == 0
-    assert all("dnsmos_ovrl" in json.loads(r["measures"]) for r in pq.read_table(Path(out) / "index.parquet")
-               .to_pylist())
+    assert all("f0_hz" in json.loads(r["measures"]) for r in pq.read_table(Path(out) / "index.parquet").to_pylist())
 
 
 def _busy_ray_workers() -> list[int]:
