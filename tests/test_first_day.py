@@ -108,7 +108,7 @@ def test_run_sh_flags_and_the_readme_config_plan_the_same(tmp_path, demo_root, m
     script = (REPO / "run.sh").read_text()
     flags = [f.split(":", 1) for f in
              __import__("re").findall(r'--input "([a-z]+:\$dir/corpora/[A-Za-z]+)"', script)]
-    assert [r for r, _ in flags] == ["librispeech", "audiocaps", "musiccaps"]
+    assert [r for r, _ in flags] == ["librispeech", "audiocaps", "musiccaps", "aishell"]
     monkeypatch.chdir(tmp_path)
     cfg = yaml.safe_load((REPO / "configs/demo-pipeline.yaml").read_text())
     from_flags = dict(cfg, inputs=[{"recipe": r, "root": root.replace("$dir", "demo-data")} for r, root in flags])
@@ -120,13 +120,13 @@ def test_run_sh_flags_and_the_readme_config_plan_the_same(tmp_path, demo_root, m
 def test_run_sh_demo_then_readme_command_resumes(tmp_path, demo_root):
     """The CLI in the order the README gives it: run.sh's pipeline call, then the README's."""
     corpora = tmp_path / "demo-data" / "corpora"
-    for name in ("LibriSpeech", "audiocaps", "musiccaps"):
+    for name in ("LibriSpeech", "audiocaps", "musiccaps", "aishell"):
         shutil.copytree(demo_root / name, corpora / name)
     shutil.copytree(REPO / "configs", tmp_path / "configs")
     base = ["uniaudio", "pipeline", "run", "configs/demo-pipeline.yaml", "--tokenizer", "mulaw", "--num-cpus", "2"]
     first = cli(*base, "--out", "demo-data/shards", "--input", "librispeech:demo-data/corpora/LibriSpeech",
                 "--input", "audiocaps:demo-data/corpora/audiocaps", "--input", "musiccaps:demo-data/corpora/musiccaps",
-                cwd=tmp_path)
+                "--input", "aishell:demo-data/corpora/aishell", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     second = cli(*base, cwd=tmp_path)
     assert second.returncode == 0, second.stderr

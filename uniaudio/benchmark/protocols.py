@@ -47,8 +47,8 @@ PROTOCOLS = {p.name: p for p in (
              "AISHELL-1 recipes (WeNet tools/compute-cer.py; Kaldi / ESPnet compute the same character rate)",
              {"cer": {"normalizer": "zh-cer", "language": "zh"}, "wer": {"normalizer": "seed-tts-eval", "language": "zh"}}),
     Protocol("demo-zh", "the demo's Mandarin set: asr by CER on characters (the aishell-cer rule); tts by the CER "
-             "of Paraformer-zh's transcript after Seed-TTS-eval's zh rule (its test-zh setting; NaN with the fetch step "
-             "where FunASR or its model is missing); SIM, UTMOS and DNSMOS as offline-defaults",
+             "of Paraformer-zh's transcript after Seed-TTS-eval's zh rule (its test-zh setting; NaN with the fetch "
+             "step where FunASR or its model is missing); SIM, UTMOS and DNSMOS as offline-defaults",
              "uniaudio (the demo), with Seed-TTS-eval's zh ASR and text rule",
              {"cer": {"normalizer": "zh-cer", "language": "zh"},
               "wer": {"normalizer": "seed-tts-eval", "language": "zh", "asr_backend": "funasr",

@@ -365,8 +365,9 @@ def run(task_names: list[str] | None, system_spec: str | None, suite: str, data_
         resume: bool = False, progress: bool = True, metric_options: dict[str, dict] | None = None,
         all_builtins: bool = False, after_task=None, protocol: str | None = None, seeds: int = 1,
         system_options: dict | None = None) -> list[dict]:
-    """Score `system_spec` on each task (None: every task the suite has); with no system, each task's baseline, or with
-    `all_builtins` every built-in system that applies (floors, ceilings, baselines).
+    """Score `system_spec` on each task (None: every task the suite has); with no system, each
+    task's baseline, or with `all_builtins` every built-in system that applies (floors, ceilings,
+    baselines).
     `after_task()` is called after each scored (task, system) (the CLI publishes an s3:// out).
     `protocol`: a preset of `protocols.PROTOCOLS` (default: the suite card's, else the offline
     defaults); `metric_options` override it and are recorded as such. `seeds`: a system that samples

@@ -38,17 +38,19 @@ class Speaker:
 # and reads that as English ("ming2" -> "ming two"). Speeds give 4-5 syllables/s, read Mandarin's pace.
 VOICE = "cmn-latn-pinyin"
 SPEAKERS = (Speaker("S0002", f"{VOICE}+m3", 40, 210, "train"), Speaker("S0003", f"{VOICE}+f2", 70, 200, "train"),
-            Speaker("S0004", f"{VOICE}+m1", 25, 230, "train"), Speaker("S0764", f"{VOICE}+f4", 60, 215, "test"))
+            Speaker("S0004", f"{VOICE}+m1", 25, 230, "train"), Speaker("S0764", f"{VOICE}+f4", 60, 215, "test"),
+            Speaker("S0765", f"{VOICE}+m7", 30, 205, "test"))
 
 
 def plan(seed: int, scale: float = 1.0) -> list[tuple[Speaker, str, str]]:
     """(speaker, id, words) of each utterance: the words space-separated, as the transcript file has them.
-    The test speaker says three times as much as a training one: the `demo-zh` suite's items."""
+    A test speaker says twice as much as a training one: the `demo-zh` suite's items (two voices, so
+    a shuffled floor hands out another voice)."""
     rng = random.Random(f"mandarin-{seed}")
     n = max(2, round(4 * scale))
     out = []
     for s in SPEAKERS:
-        for k in range(n * (3 if s.split == "test" else 1)):
+        for k in range(n * (2 if s.split == "test" else 1)):
             words = [rng.choice(WHO), rng.choice(WHEN), rng.choice(WHAT)]
             out.append((s, f"BAC009{s.id}W{k + 121:04d}", " ".join(words)))
     return out

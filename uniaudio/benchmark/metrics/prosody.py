@@ -2,9 +2,10 @@
 the instruction asked for? Measured from the audio (`uniaudio/prosody.py`, the same measures the
 data engine writes instructions from): median F0 of the voiced frames (librosa's pYIN, 50-500 Hz)
 against the requested pitch band, and speaking rate (words of the requested text per second of
-speech; syllables, i.e. characters, for a Mandarin text, against the Mandarin bands; speech = the non-silent intervals at 35 dB below the peak, in frames of 1024 samples)
-against the requested rate band. The bands are part of the protocol and printed in the metric card;
-an instruction that names an attribute or a value outside them is an error (NaN + reason)."""
+speech, or syllables, i.e. characters, for a Mandarin text; speech = the non-silent intervals at
+35 dB below the peak, in frames of 1024 samples) against the requested rate band (Mandarin's own).
+The bands are part of the protocol and printed in the metric card; an instruction that names an
+attribute or a value outside them is an error (NaN + reason)."""
 
 from __future__ import annotations
 

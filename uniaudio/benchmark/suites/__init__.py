@@ -20,8 +20,8 @@ for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("base", "demo"):
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["SUITES", "SUITE_VERSION", "Suite", "SuiteError", "build", "build_demo", "build_demo_zh", "card_line", "default_root",
-           "find_ljspeech_mini", "load", "read_card"]
+__all__ = ["SUITES", "SUITE_VERSION", "Suite", "SuiteError", "build", "build_demo", "build_demo_zh", "card_line",
+           "default_root", "find_ljspeech_mini", "load", "read_card"]
 
 
 def default_root() -> Path:
@@ -44,5 +44,5 @@ def load(suite: str, data_root: Path | None, progress: bool = False, tasks: list
     if suite in SUITES:
         raise FileNotFoundError(f"{suite} is a published suite: build it from your copy of the corpus first, "
                                 f"`uniaudio benchmark suite build {suite} --root CORPUS --out DIR`, then --suite DIR")
-    raise FileNotFoundError(f"unknown suite {suite!r}: 'demo', 'demo-zh', a suite folder (`benchmark suite build`) or an s3:// "
-                            "prefix holding {task}.parquet test sets")
+    raise FileNotFoundError(f"unknown suite {suite!r}: 'demo', 'demo-zh', a suite folder (`benchmark suite build`) "
+                            "or an s3:// prefix holding {task}.parquet test sets")

@@ -11,20 +11,25 @@ LAYOUT = ("AISHELL-1 as openslr ships it, the per-speaker tarballs untarred: ROO
           "and ROOT/data_aishell/transcript/aishell_transcript_v0.8.txt")
 
 
-def _test(ctx: BuildContext) -> Built:
+def test_rows(ctx: BuildContext, corpus: str, layout: str = LAYOUT) -> list[Record]:
+    """Every test utterance with a transcript line of an AISHELL-1-layout folder, by id, as `corpus`."""
     from ...pipeline.recipes import RecipeError, records
     from ...pipeline.recipes.common import REJECT_KEY
 
     base = ctx.root / "data_aishell" if (ctx.root / "data_aishell").is_dir() else ctx.root
     ctx.check_layout((base / "transcript" / "aishell_transcript_v0.8.txt").is_file() and (base / "wav" / "test").is_dir(),
-                     LAYOUT)
+                     layout)
     try:
         rows = [r for r in records("aishell", ctx.root, split="test") if REJECT_KEY not in r.extra]
     except (RecipeError, FileNotFoundError) as e:
-        raise SuiteError(f"{ctx.root}: {e} (expected {LAYOUT})") from None
+        raise SuiteError(f"{ctx.root}: {e} (expected {layout})") from None
     if not rows:
-        raise SuiteError(f"{ctx.root} holds no test utterance with a transcript (expected {LAYOUT})")
-    return Built({"asr": sorted((Record(**{**r.__dict__, "corpus": "aishell1"}) for r in rows), key=lambda r: r.id)})
+        raise SuiteError(f"{ctx.root} holds no test utterance with a transcript (expected {layout})")
+    return sorted((Record(**{**r.__dict__, "corpus": corpus}) for r in rows), key=lambda r: r.id)
+
+
+def _test(ctx: BuildContext) -> Built:
+    return Built({"asr": test_rows(ctx, "aishell1")})
 
 
 register(Suite("aishell1-test", ("asr",), "1", "AISHELL-1 test (openslr SLR33)", LAYOUT,

@@ -11,8 +11,9 @@ from pathlib import Path
 from ... import manifest
 from ..tasks import TASKS, DemoSuite
 
-SUITE_VERSION = "demo-11"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
-# 10: svs, speech_edit; 11: plausible sentences, held-out voices the offline ASR reads
+SUITE_VERSION = "demo-12"  # 5: paths relative to the suite folder (any cwd); 6: dereverb; 7: instruct_tts; 8-9: sound_edit;
+# 10: svs, speech_edit; 11: plausible sentences, held-out voices the offline ASR reads; 12: corpora with
+# Mandarin in espeak-ng's cmn-latn-pinyin voice (demo-zh's items)
 
 
 def find_ljspeech_mini() -> Path | None:

@@ -7,15 +7,20 @@ from ...manifest import Record
 from .base import DemoSuite, Task, metric, register
 
 
-def demo(s: DemoSuite) -> list[Record]:
-    """Each test utterance, prompted by another utterance of the same speaker."""
+def prompted(by_speaker: dict[str, list[Record]]) -> list[Record]:
+    """Each utterance, prompted by the speaker's next utterance (`extra.prompt_path`, `prompt_id`)."""
     out = []
-    for spk_utts in s.by_speaker.values():
+    for spk_utts in by_speaker.values():
         for i, r in enumerate(spk_utts):
             prompt = spk_utts[(i + 1) % len(spk_utts)]
             extra = {**r.extra, "prompt_path": prompt.path, "prompt_id": prompt.id}
             out.append(Record(**{**r.__dict__, "extra": extra}))
     return out
+
+
+def demo(s: DemoSuite) -> list[Record]:
+    """Each test utterance, prompted by another utterance of the same speaker."""
+    return prompted(s.by_speaker)
 
 
 TASK = register(Task("tts", "audio", (metric("wer"), metric("sim"), metric("utmos"), metric("dnsmos")),
