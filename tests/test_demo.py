@@ -38,7 +38,7 @@ def test_librispeech_layout(demo_root):
 
 def test_every_file_opens_with_soundfile_and_soxi(demo_root):
     files = audio_files(demo_root)
-    assert len(files) == 32 + 12 + 8 + 4 + 11 + 12  # LibriSpeech, audiocaps, musiccaps, long, songs, Mandarin
+    assert len(files) == 32 + 12 + 8 + 4 + 11 + 21  # LibriSpeech, audiocaps, musiccaps, long, songs, Mandarin
     for f in files:
         info = sf.info(f)
         assert info.frames > 0

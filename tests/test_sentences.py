@@ -179,7 +179,7 @@ def test_fill_report_and_padding_baseline(sent_out):
     assert r["rows"] + r["waste_rows"] == r["bundles"] * 2048
     assert r["sequences"] + r["left_out"] == r["sequences_planned"] + r["left_out_by_reason"].get("no_prompt", 0) \
         + sum(r["left_out_by_reason"].get(k, 0) for k in ("empty_transcript", "no_caption", "no_word_timings",
-                                                          "no_content_codes", "no_score"))
+                                                          "no_enrollment", "no_content_codes", "no_score"))
     assert set(r["relations"]) == {"transcript", "same_speaker", "consecutive", "caption", "text", "noisy_of",
                                    "reverberant_of", "mixture_of", "event_edit", "measured_style", "score",
                                    "masked_word", "content_of"}

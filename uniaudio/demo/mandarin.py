@@ -4,7 +4,8 @@ the demo's second language (issue 43).
     DIR/data_aishell/wav/{train,test}/SPK/BAC009SPKWNNNN.wav
     DIR/data_aishell/transcript/aishell_transcript_v0.8.txt   (id, then the words, space-separated)
 
-Sentences are drawn from small word lists (who, when, what) with numbers written as characters,
+Sentences are drawn from small word lists (who, when, how, what: 3-4 s each, long enough to be a
+3 s speaker prompt) with numbers written as characters,
 as AISHELL's transcripts have them; each speaker is that voice with a variant, pitch and rate
 of its own. Pinyin (with tone numbers) is written beside the transcript in `pinyin.txt`."""
 
@@ -20,7 +21,8 @@ from .speech import SAMPLE_RATE, headroom
 from .tools import require, run
 
 WHO = ("小明", "我的朋友", "老师", "妈妈", "那位医生", "这个学生", "他的哥哥", "我们")
-WHEN = ("今天", "昨天下午", "早上", "周末", "晚上")
+WHEN = ("今天上午", "昨天下午", "星期天早上", "这个周末", "昨天晚上")
+HOW = ("和朋友一起", "一个人安静地", "很高兴地", "跟家里人一起", "又一次")
 WHAT = ("在公园里散步", "买了三本新书", "做了一顿晚饭", "打开了窗户", "喝了两杯茶", "去了北京", "看了一部电影",
         "写了一封长信", "坐火车回家", "学习中文")
 
@@ -51,7 +53,7 @@ def plan(seed: int, scale: float = 1.0) -> list[tuple[Speaker, str, str]]:
     out = []
     for s in SPEAKERS:
         for k in range(n * (2 if s.split == "test" else 1)):
-            words = [rng.choice(WHO), rng.choice(WHEN), rng.choice(WHAT)]
+            words = [rng.choice(WHO), rng.choice(WHEN), rng.choice(HOW), rng.choice(WHAT)]
             out.append((s, f"BAC009{s.id}W{k + 121:04d}", " ".join(words)))
     return out
 
