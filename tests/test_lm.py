@@ -536,8 +536,10 @@ def test_a_checkpoint_trained_on_the_simulated_pairs_serves_their_tasks(sent_out
         t = res["task"]
         assert res["system_card"]["kind"] == "LMCheckpoint"
         assert len(list((tmp_path / "bench" / "outputs" / "lm-ckpt-lm" / t).glob("*.wav"))) == n.get(t, 1), t
-        score = {"sound_edit": "lsd", "instruct_tts": "wer", "svs": "mcd", "speech_edit": "wer", "vc": "dnsmos"}.get(
-            t, "si_sdr")  # any score: the point is the line
+        # any score: the point is the line. WER, not a metric with a minimum length: a 2-step model may
+        # end a clip after 0.26 s, and MCD / DNSMOS then say so (NaN with that reason) for that item
+        score = {"sound_edit": "lsd", "instruct_tts": "wer", "svs": "wer", "speech_edit": "wer", "vc": "wer"}.get(
+            t, "si_sdr")
         assert res["metrics"][score]["items_scored"] == n.get(t, 1), t
         assert sum(res["system_card"]["generation_stops"][t].values()) == n.get(t, 1)
     # in-context: each item after one solved item of the same set, in one auditory sentence; the row says so
