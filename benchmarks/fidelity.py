@@ -190,6 +190,31 @@ def against_jiwer() -> None:
             nr, nh = [m.normalize(r) for r in refs], [m.normalize(h) for h in hyps]
             theirs = (jiwer.wer if name == "wer" else jiwer.cer)(nr, nh)
             print(f"{name} {norm:16s} ours {ours:.6f}  jiwer {theirs:.6f}  |diff| {abs(ours - theirs):.1e}")
+    # the `fleurs` preset: Whisper's notebook recipe (its normaliser on every reference and
+    # transcript, then jiwer over the two lists) on FLEURS-like lines in five languages
+    from whisper.normalizers import BasicTextNormalizer
+
+    from uniaudio.benchmark.protocols import PROTOCOLS
+
+    basic = BasicTextNormalizer()
+    print(f"{len(FLEURS_PAIRS)} FLEURS-like lines (fr, de, es, zh, ja), preset fleurs vs Whisper's notebook recipe")
+    for name in ("wer", "cer"):
+        m = M.get(name, **PROTOCOLS["fleurs"].metric_options[name])
+        rows = m.score([M.Sample(str(i), ref_text=r, hyp_text=h) for i, (r, h) in enumerate(FLEURS_PAIRS)])
+        ours = m.aggregate(rows)[name]
+        theirs = (jiwer.wer if name == "wer" else jiwer.cer)([basic(r) for r, _ in FLEURS_PAIRS],
+                                                             [basic(h) for _, h in FLEURS_PAIRS])
+        print(f"{name} fleurs           ours {ours:.6f}  notebook recipe {theirs:.6f}  |diff| {abs(ours - theirs):.1e}")
+
+
+FLEURS_PAIRS = [  # (raw transcription as FLEURS ships it, an ASR's output)
+    ("L'été dernier, nous sommes allés à Paris.", "l'été dernier nous sommes allé a paris"),
+    ("Der Zug kommt um 8:15 Uhr an!", "der zug kommt um acht uhr fünfzehn an"),
+    ("¿Dónde está la estación de tren?", "donde esta la estación del tren"),
+    ("今天是2024年12月6日，天气很好。", "今天是二零二四年十二月六日天气很好"),
+    ("東京は日本の首都です。", "東京は日本の首都です"),
+    ("Ça coûte 20 € — trop cher !", "ça coûte vingt euros trop cher"),
+]
 
 
 def against_speechmos() -> None:

@@ -324,6 +324,26 @@ def test_aishell_cer_is_wenet_compute_cer(ref, hyp, counts):
     assert (got["cer_N"], got["cer_S"], got["cer_D"], got["cer_I"]) == counts
 
 
+def test_fleurs_preset_is_whispers_notebook_recipe():
+    """The `fleurs` preset's corpus WER and CER equal Whisper's notebook recipe: its
+    BasicTextNormalizer on every reference and transcript, then jiwer over the two lists
+    (benchmarks/fidelity.py --against jiwer: 6 lines in five languages, difference 0)."""
+    import jiwer
+    from whisper.normalizers import BasicTextNormalizer
+
+    from uniaudio.benchmark import metrics as M
+    from uniaudio.benchmark.protocols import PROTOCOLS
+
+    pairs = [("L'été dernier, nous sommes allés à Paris.", "l'été dernier nous sommes allé a paris"),
+             ("今天是2024年12月6日，天气很好。", "今天是二零二四年十二月六日天气很好"),
+             ("Ça coûte 20 € — trop cher !", "ça coûte vingt euros trop cher")]
+    basic = BasicTextNormalizer()
+    for name, rate in (("wer", jiwer.wer), ("cer", jiwer.cer)):
+        m = M.get(name, **PROTOCOLS["fleurs"].metric_options[name])
+        ours = m.aggregate(m.score([M.Sample(str(i), ref_text=r, hyp_text=h) for i, (r, h) in enumerate(pairs)]))
+        assert ours[name] == pytest.approx(rate([basic(r) for r, _ in pairs], [basic(h) for _, h in pairs]))
+
+
 def test_seed_tts_eval_zh_preset_names_paraformer_and_is_nan_without_it():
     """The zh suites' preset: CER by Paraformer-zh through FunASR. Without FunASR (or its model
     offline) each item is NaN with what to install or fetch, never another ASR's number."""
