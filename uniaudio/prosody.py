@@ -1,10 +1,10 @@
 """Speaking style measured from audio, and the words that name it: median F0 (librosa's pYIN over
 voiced frames, 50-500 Hz) and speaking rate (words per second of speech, syllables for Mandarin;
-speech = the non-silent intervals 35 dB below the peak). One definition for the two places that must agree: the data
-engine's `measure: [prosody]` step, whose bands become the instructions of instruct_tts training
-sentences, and the benchmark's `attributes` metric, which checks an instructed output against the
-same bands (Parler-TTS's Data-Speech annotates corpora the same way: binned measurements, then
-words)."""
+speech = the non-silent intervals 35 dB below the peak). One definition for the two places that
+must agree: the data engine's `measure: [prosody]` step, whose bands become the instructions of
+instruct_tts training sentences, and the benchmark's `attributes` metric, which checks an
+instructed output against the same bands (Parler-TTS's Data-Speech annotates corpora the same way:
+binned measurements, then words)."""
 
 from __future__ import annotations
 

@@ -96,6 +96,7 @@ FRONT_ENDS = {"plain": plain, "zh-chars": zh_chars, "zh-pinyin": zh_pinyin}
 DEFAULT = {"en": "plain", "zh": "zh-chars"}
 
 
+@functools.lru_cache(maxsize=None)  # once per name: the sentence stage asks for every row
 def get(name: str):
     """The front end of a configured name: one of FRONT_ENDS, or `espeak-VOICE` with a voice
     espeak-ng has (checked here, so a config naming a missing voice fails when it is loaded)."""
