@@ -63,7 +63,8 @@ def theirs(script: Path, pairs: list[tuple[str, str]]) -> list[dict]:
                              capture_output=True, text=True, check=True).stdout
     found = [dict(zip("NCSDI", map(int, m))) for m in re.findall(r"N=(\d+) C=(\d+) S=(\d+) D=(\d+) I=(\d+)", out)]
     if len(found) < len(pairs):
-        raise RuntimeError(f"compute-cer.py printed {len(found)} utterance lines for {len(pairs)} pairs:\n{out[-2000:]}")
+        raise RuntimeError(f"compute-cer.py printed {len(found)} utterance lines for {len(pairs)} pairs:\n"
+                           f"{out[-2000:]}")
     return found[:len(pairs)]  # its last such line is the overall one
 
 
