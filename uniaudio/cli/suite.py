@@ -20,7 +20,8 @@ def suite_list() -> None:
     """The suites `suite build` makes: tasks, source, item rule, published item counts."""
     from ..benchmark.suites import SUITES
 
-    click.echo("demo: every task, built offline from the demo corpora (the default --suite)")
+    click.echo("demo: every task, built offline from the demo corpora (the default --suite); "
+               "`--suite demo-zh` builds demo-zh (below) from the same corpora")
     for s in SUITES.values():
         counts = ", ".join(f"{t} {n:,}" for t, n in s.published_items.items())
         click.echo(f"{s.name} ({', '.join(s.tasks)}): {s.source}\n  items: {s.rule}"
