@@ -296,3 +296,18 @@ def test_language_id_with_a_real_multilingual_whisper(tiny_multilingual_whisper)
     assert "language_detected" not in french["measures"] and french["measures"]["asr_language"] == "fr"
     with pytest.raises(RuntimeError, match="English-only"):
         FasterWhisper().detect_language(noise)
+
+
+def test_transcript_check_rules_are_checked_when_the_config_loads(monkeypatch):
+    """A zh (or auto) transcript check needs Seed-TTS-eval's zh rule (zhon, zhconv: the bench
+    extra): a node without them is told when the config loads, not by a crash on its first zh row."""
+    import sys
+
+    zh = {"backend": "faster-whisper", "model": "large-v3", "language": "zh", "options": {}}
+    config(Path("x"), [{"recipe": "folder", "root": "x"}], measure=["transcript_check"], asr=zh)  # all here
+    monkeypatch.setitem(sys.modules, "zhconv", None)  # as on a core-only install
+    for language in ("zh", "auto"):
+        with pytest.raises(ConfigError, match="measure.*transcript_check.*zhconv"):
+            config(Path("x"), [{"recipe": "folder", "root": "x"}], measure=["transcript_check"],
+                   asr=dict(zh, language=language))
+    config(Path("x"), [{"recipe": "folder", "root": "x"}], measure=["transcript_check"])  # English needs neither

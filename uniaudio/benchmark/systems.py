@@ -103,8 +103,8 @@ class Espeak(System):
     """TTS baseline: espeak-ng, one fixed voice per language (it ignores the speaker prompt and,
     for instruct_tts, the instruction): `voice` for English, `cmn-latn-pinyin` for Mandarin,
     espeak-ng's voice of that name for another language (an item in a language espeak-ng lacks
-    fails with its reason). For svs it speaks the lyrics (no melody); for speech_edit it speaks the edited
-    transcript anew (the words right, the original voice lost)."""
+    fails with its reason). For svs it speaks the lyrics (no melody); for speech_edit it speaks
+    the edited transcript anew (the words right, the original voice lost)."""
     name, tasks = "espeak", ("tts", "instruct_tts", "svs", "speech_edit")
     VOICES = {"zh": "cmn-latn-pinyin"}  # espeak-ng's name where it is not the language's own code (its
     # plain `cmn` reads the pinyin it makes of characters as English on Debian's 1.51)

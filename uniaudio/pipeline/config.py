@@ -116,6 +116,17 @@ class ASRSpec:
             raise ConfigError("asr.language", "auto (language identification) runs on faster-whisper's Whisper")
 
 
+def check_rule(language: str) -> tuple[str, str]:
+    """(normaliser, language) the transcript check compares texts with: Whisper's English rule for
+    English; for Mandarin, Seed-TTS-eval's zh rule (every character a word: the rate is a CER);
+    Whisper's basic rule for other languages."""
+    from .. import textnorm
+
+    lang = textnorm.primary_language(language)
+    return (CHECK_NORMALIZER, "en") if lang == "en" else ("seed-tts-eval", "zh") if lang == "zh" \
+        else ("whisper-basic", lang)
+
+
 @dataclass
 class ShardSpec:
     max_samples: int = 500
@@ -176,12 +187,16 @@ class PipelineConfig:
             raise ConfigError("filters.speech_rate", "filters by the prosody measure: add `prosody` to `measure`")
         if self.filters.max_wer is not None and "transcript_check" not in self.measure:
             raise ConfigError("filters.max_wer", "filters by the transcript check: add `transcript_check` to `measure`")
-        if "transcript_check" in self.measure:
-            from .. import textnorm
-            try:
-                textnorm.text_normalizer(CHECK_NORMALIZER)
-            except textnorm.NormalizerError as e:
-                raise ConfigError("measure", f"transcript_check: {e}") from None
+        if "transcript_check" in self.measure:  # every rule the configured language(s) can need, here
+            from .. import textnorm  # and not on the first zh row of a cluster node without the bench extra
+
+            language = (self.asr or ASRSpec()).language
+            for lang in (("en", "zh", "other") if language == "auto" else (language,)):
+                try:
+                    textnorm.text_normalizer(*check_rule(lang))
+                    textnorm.hypothesis_rule(*check_rule(lang))
+                except textnorm.NormalizerError as e:
+                    raise ConfigError("measure", f"transcript_check: {e}") from None
         if "words" in self.measure and self.asr is not None and self.asr.backend != "faster-whisper":
             raise ConfigError("asr.backend", "word timings (measure: words) come from faster-whisper's word timestamps")
         if self.filters.min_dnsmos is not None and "dnsmos" not in self.measure:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .. import audio, prosody, storage, textnorm
 from ..manifest import PLANNED_REJECT
-from .config import CHECK_NORMALIZER, ASRSpec
+from .config import CHECK_NORMALIZER, ASRSpec, check_rule
 from .member_spans import MemberSpans, read_order
 from .plan import reject_row
 from .shards import sample_key, unchanged, write_tar
@@ -168,7 +168,7 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
             return "asr_failed", f"{type(e).__name__}: {e}", stage
         m.update(asr_text=heard, asr_model=model, asr_language=textnorm.primary_language(lang))
         if check:
-            rule = _check_rule(lang)
+            rule = check_rule(lang)
             wer = _wer(text, heard, *rule)
             m.update(asr_wer=None if wer is None else round(wer, 4), asr_wer_normalizer=rule[0])
             bound = filters.get("max_wer")
@@ -190,15 +190,6 @@ def _measure(item: dict, task: dict, sr: int, device: str | None = None) -> tupl
     if m:
         item.setdefault("measures", {}).update(m)
     return None
-
-
-def _check_rule(language: str) -> tuple[str, str]:
-    """(normaliser, language) the transcript check compares texts with: Whisper's English rule for
-    English; for Mandarin, Seed-TTS-eval's zh rule (every character a word: the rate is a CER);
-    Whisper's basic rule for other languages."""
-    lang = textnorm.primary_language(language)
-    return (CHECK_NORMALIZER, "en") if lang == "en" else ("seed-tts-eval", "zh") if lang == "zh" \
-        else ("whisper-basic", lang)
 
 
 def _wer(ref: str, hyp: str, normalizer: str = CHECK_NORMALIZER, language: str = "en") -> float | None:
