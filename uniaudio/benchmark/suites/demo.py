@@ -58,11 +58,12 @@ def build_demo_zh(root: Path, *, progress: bool = False) -> Path:
     corpora = build_demo(root, progress=progress, tasks=[]) / "corpora"
     out = root / "demo-zh"
     card = read_card(out)
-    if card and card.get("version") == SUITES["demo-zh"].version and \
+    if card and card.get("version") == SUITES["demo-zh"].version and (out / f".{SUITE_VERSION}").exists() and \
             card.get("source_root") == str((corpora / "aishell").resolve()):
-        return out
+        return out  # built from these corpora (a new demo version rebuilds them: then this too)
     shutil.rmtree(out, ignore_errors=True)  # ours: a cache, never a user's folder
     build("demo-zh", corpora / "aishell", out)
+    (out / f".{SUITE_VERSION}").touch()
     return out
 
 
